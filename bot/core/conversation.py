@@ -1,0 +1,302 @@
+"""The conversation engine: one ``Incoming`` in, a list of ``Reply`` out.
+
+For every update it
+1. takes the user's lock (one update of a user at a time, users in parallel);
+2. opens one transaction: loads the identity, locks its conversation state, loads the person;
+3. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
+   reply that picks an option of the pending menu (``2`` or its label typed without
+   diacritics), free text for the current step, or an attachment;
+4. runs the handler, remembers the menu it showed (so a later "2" can pick from it),
+   saves the state and commits; or, on an unexpected error, rolls back, logs it with the
+   update id and answers a short apology. Progress is never half-written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core.i18n import Catalog, Translate
+from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
+from bot.core.text import fold
+from bot.curriculum import LessonLibrary
+from storage.db import SessionFactory
+from storage.models import ConversationState, Identity, Person
+from storage.people import get_or_create_identity, get_person, lock_state
+
+log = logging.getLogger(__name__)
+
+MAX_ACTION_BYTES = 64  # Telegram's callback-data limit; anything longer is forged
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What handlers may use; built once by the composition root."""
+
+    lessons: LessonLibrary
+    catalog: Catalog
+    clock: Clock = field(default_factory=SystemClock)
+
+
+class Context:
+    """One update being handled: what came in, who sent it, and the replies so far."""
+
+    def __init__(
+        self,
+        *,
+        incoming: Incoming,
+        session: AsyncSession,
+        identity: Identity,
+        person: Person | None,
+        state: ConversationState,
+        services: Services,
+        capabilities: Capabilities,
+        now: datetime,
+    ) -> None:
+        self.incoming = incoming
+        self.session = session
+        self.identity = identity
+        self.person = person
+        self.state = state
+        self.services = services
+        self.capabilities = capabilities
+        self.now = now
+        self.args: tuple[str, ...] = ()
+        self.replies: list[Reply] = []
+        self.erased = False  # the identity was deleted: nothing of it may be saved again
+
+    @property
+    def t(self) -> Translate:
+        return self.services.catalog.translator(self.person.locale if self.person else None)
+
+    @property
+    def lessons(self) -> LessonLibrary:
+        return self.services.lessons
+
+    @property
+    def data(self) -> dict:
+        return self.state.data
+
+    def say(self, text: str, *, replace: bool = False) -> None:
+        self.replies.append(Text(text, replace=replace))
+
+    def ask(
+        self,
+        text: str,
+        options: Iterable[Option | tuple[str, str] | tuple[str, str, tuple[str, ...]]],
+        *,
+        columns: int = 1,
+        replace: bool = False,
+    ) -> None:
+        opts = tuple(o if isinstance(o, Option) else Option(*o) for o in options)
+        self.replies.append(Menu(text, opts, columns=columns, replace=replace))
+
+    def goto(self, step: str, **data: object) -> None:
+        """Move to ``step`` with fresh step data (a new dict, so the JSON column is saved)."""
+        self.state.step = step
+        self.state.data = dict(data)
+
+    def pending_options(self) -> list[Option]:
+        """The options of the last menu shown, which a typed reply may pick from."""
+        menu = self.state.menu or {}
+        return [Option(o[0], o[1], tuple(o[2]) if len(o) > 2 else ()) for o in menu.get("options", [])]
+
+
+Handler = Callable[[Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    needs_person: bool = True
+
+
+@dataclass
+class Fallbacks:
+    """Where input goes that no route takes. All of them must answer kindly."""
+
+    text: Handler
+    attachment: Handler
+    unknown_command: Handler
+    stale_action: Handler
+    needs_start: Handler
+
+
+class Router:
+    """Routes in an explicit order: commands, actions (by prefix), steps, then fallbacks."""
+
+    def __init__(self, fallbacks: Fallbacks) -> None:
+        self.fallbacks = fallbacks
+        self._commands: dict[str, Route] = {}
+        self._actions: dict[str, Route] = {}
+        self._steps: dict[str, Route] = {}
+
+    def command(self, name: str, handler: Handler, *, needs_person: bool = True) -> None:
+        self._commands[name.lower()] = Route(handler, needs_person)
+
+    def action(self, prefix: str, handler: Handler, *, needs_person: bool = True) -> None:
+        if ":" in prefix:
+            raise ValueError("an action prefix has no ':'")
+        self._actions[prefix] = Route(handler, needs_person)
+
+    def step(self, step: str, handler: Handler, *, needs_person: bool = False) -> None:
+        self._steps[str(step)] = Route(handler, needs_person)
+
+    @property
+    def commands(self) -> list[str]:
+        return list(self._commands)
+
+    def resolve(self, ctx: Context) -> Route:
+        incoming = ctx.incoming
+        if incoming.attachment:
+            return Route(self.fallbacks.attachment, needs_person=False)
+        if incoming.action is not None:
+            return self._resolve_action(ctx, incoming.action)
+        if incoming.start_param is not None and not incoming.text:
+            ctx.args = (incoming.start_param,)
+            return self._commands.get("start") or Route(self.fallbacks.unknown_command, False)
+        text = (incoming.text or "").strip()
+        if text.startswith("/") and len(text) > 1:
+            name, _, rest = text[1:].partition(" ")
+            name = fold(name.split("@", 1)[0]).replace(" ", "_")
+            ctx.args = tuple(rest.split())
+            return self._commands.get(name) or Route(self.fallbacks.unknown_command, needs_person=False)
+        chosen = self._menu_choice(ctx, text)
+        if chosen is not None:
+            return self._resolve_action(ctx, chosen)
+        route = self._steps.get(ctx.state.step)
+        return route or Route(self.fallbacks.text, needs_person=False)
+
+    def _resolve_action(self, ctx: Context, action: str) -> Route:
+        prefix, _, rest = action.partition(":")
+        route = self._actions.get(prefix)
+        if route is None or len(action.encode("utf-8")) > MAX_ACTION_BYTES:
+            return Route(self.fallbacks.stale_action, needs_person=False)
+        ctx.args = tuple(rest.split(":")) if rest else ()
+        return route
+
+    @staticmethod
+    def _menu_choice(ctx: Context, text: str) -> str | None:
+        """The action of the pending menu option the user's text picks, if any."""
+        options = ctx.pending_options()
+        if not options or not text or len(text) > 200:
+            return None
+        if ctx.capabilities.numbered_menus and text.isdigit():
+            number = int(text)
+            return options[number - 1].action if 1 <= number <= len(options) else None
+        typed = fold(text)
+        if not typed:
+            return None
+        for option in options:
+            if fold(option.label) == typed or any(fold(alias) == typed for alias in option.aliases):
+                return option.action
+        return None
+
+
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Conversation:
+    """Handles updates from every channel with the same handlers."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        sessions: SessionFactory,
+        services: Services,
+        reraise: bool = False,
+    ) -> None:
+        self.router = router
+        self.sessions = sessions
+        self.services = services
+        self.reraise = reraise  # tests set it, so an unexpected error fails the test
+        self._locks = KeyedLocks()
+
+    async def handle(self, incoming: Incoming, capabilities: Capabilities) -> Sequence[Reply]:
+        try:
+            async with self._locks.hold(incoming.key):
+                return await self._handle(incoming, capabilities)
+        except Exception:
+            if self.reraise:
+                raise
+            # The text of the update is personal data; the ids are enough to find it.
+            log.exception("update %s on %s failed", incoming.update_id, incoming.channel)
+            return [Text(self.services.catalog.text("error.apology"))]
+
+    async def _handle(self, incoming: Incoming, capabilities: Capabilities) -> list[Reply]:
+        now = self.services.clock.now()
+        async with self.sessions() as session, session.begin():
+            identity = await get_or_create_identity(
+                session, channel=incoming.channel, external_id=incoming.external_id, now=now
+            )
+            assert identity.id is not None
+            state = await lock_state(session, identity_id=identity.id, now=now)
+            person = await get_person(session, person_id=identity.person_id)
+            ctx = Context(
+                incoming=incoming,
+                session=session,
+                identity=identity,
+                person=person,
+                state=state,
+                services=self.services,
+                capabilities=capabilities,
+                now=now,
+            )
+            route = self.router.resolve(ctx)
+            if route.needs_person and ctx.person is None:
+                route = Route(self.router.fallbacks.needs_start, needs_person=False)
+            await route.handler(ctx)
+            if not ctx.erased:
+                self._remember_menu(ctx)
+                state.updated_at = now
+                session.add(state)
+                if ctx.person is not None:
+                    ctx.person.last_active_at = now
+                    session.add(ctx.person)
+            return ctx.replies
+
+    @staticmethod
+    def _remember_menu(ctx: Context) -> None:
+        menus = [r for r in ctx.replies if isinstance(r, Menu)]
+        if menus:
+            ctx.state.menu = {"options": [[o.label, o.action, list(o.aliases)] for o in menus[-1].options]}
+        elif ctx.replies:
+            ctx.state.menu = None

@@ -1,0 +1,59 @@
+"""Text helpers: matching replies typed without diacritics, splitting long text, bars."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[^\w\s]", re.UNICODE)
+
+
+def fold(text: str) -> str:
+    """Lower case, no diacritics, no punctuation or emoji, single spaces.
+
+    ``fold("Đồng ý!") == fold("dong y") == "dong y"``: residents may type without
+    diacritics (or with a keyboard that adds them oddly).
+    """
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    stripped = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    stripped = _NOT_WORD.sub(" ", stripped.casefold())
+    return _SPACES.sub(" ", stripped).strip()
+
+
+def clean_line(text: str, *, limit: int) -> str:
+    """One line of user-given text: no control characters, single spaces, at most ``limit``."""
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C" or c == " ")
+    return _SPACES.sub(" ", text).strip()[:limit].strip()
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split text into pieces of at most ``limit`` characters, preferring paragraph, then
+    line, then word boundaries, so a long message stays readable on channels with a cap."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[: limit + 1]
+        cut = -1
+        for separator in ("\n\n", "\n", " "):
+            cut = window.rfind(separator)
+            if cut > 0:
+                break
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def progress_bar(done: int, total: int, *, width: int = 10) -> str:
+    """``▓▓▓▓░░░░░░ 4/10``: readable on every channel, even without images."""
+    filled = 0 if total <= 0 else round(width * done / total)
+    if done and not filled:
+        filled = 1  # any progress shows
+    filled = min(filled, width)
+    return f"{'▓' * filled}{'░' * (width - filled)} {done}/{total}"

@@ -1,0 +1,141 @@
+"""The quiz after a lesson: one question at a time, instant feedback, then the score.
+
+An answer's action names the lesson, the attempt and the question
+(``ans:<lesson>:<attempt>:<question>:<option>``), so an answer pressed twice, an old
+button from an earlier attempt, or forged data is recognised and never counted again.
+"""
+
+from __future__ import annotations
+
+from bot.core.conversation import Context
+from bot.curriculum import Lesson
+from handlers import menu
+from handlers.fallback import stale_action
+from handlers.common import int_arg
+from handlers.steps import Step
+from storage.progress import answers_of_attempt, get_progress, record_answer, record_result, start_lesson
+
+
+async def start_quiz(ctx: Context) -> None:
+    """``quiz:<lesson>``: a new attempt, first question."""
+    assert ctx.person is not None and ctx.person.id is not None
+    lesson = ctx.lessons.get(ctx.args[0]) if ctx.args else None
+    if lesson is None:
+        await stale_action(ctx)
+        return
+    progress = await start_lesson(
+        ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, lesson_version=lesson.version, now=ctx.now
+    )
+    progress.attempts += 1
+    progress.updated_at = ctx.now
+    ctx.session.add(progress)
+    ctx.goto(Step.QUIZ, lesson=lesson.id, attempt=progress.attempts, question=0)
+    ctx.say(ctx.t("quiz.intro", count=len(lesson.quiz.questions), pass_mark=lesson.quiz.pass_mark))
+    _ask(ctx, lesson, progress.attempts, 0)
+
+
+def _question_text(ctx: Context, lesson: Lesson, number: int) -> str:
+    question = lesson.quiz.questions[number]
+    return ctx.t("quiz.question", number=number + 1, total=len(lesson.quiz.questions), text=question.text)
+
+
+def _ask(ctx: Context, lesson: Lesson, attempt: int, number: int) -> None:
+    question = lesson.quiz.questions[number]
+    options = [(text, f"ans:{lesson.id}:{attempt}:{number}:{i}") for i, text in enumerate(question.options)]
+    ctx.ask(_question_text(ctx, lesson, number), options)
+
+
+async def answer(ctx: Context) -> None:
+    """``ans:<lesson>:<attempt>:<question>:<option>``."""
+    assert ctx.person is not None and ctx.person.id is not None
+    lesson = ctx.lessons.get(ctx.args[0]) if ctx.args else None
+    attempt = int_arg(ctx, 1, low=1)
+    number = int_arg(ctx, 2, high=len(lesson.quiz.questions)) if lesson else None
+    choice = (
+        int_arg(ctx, 3, high=len(lesson.quiz.questions[number].options))
+        if lesson is not None and number is not None
+        else None
+    )
+    if lesson is None or attempt is None or number is None or choice is None or len(ctx.args) != 4:
+        await stale_action(ctx)
+        return
+
+    data = ctx.data
+    current = (
+        ctx.state.step == Step.QUIZ
+        and data.get("lesson") == lesson.id
+        and data.get("attempt") == attempt
+        and data.get("question") == number
+    )
+    if not current:
+        answered = await answers_of_attempt(
+            ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, attempt=attempt
+        )
+        question_id = lesson.quiz.questions[number].id
+        key = "quiz.already_answered" if any(a.question_id == question_id for a in answered) else "common.stale"
+        ctx.say(ctx.t(key))
+        options = ctx.pending_options()
+        if options:
+            ctx.ask(ctx.t("fallback.choose_again"), options)
+        else:
+            await menu.show_main_menu(ctx)
+        return
+
+    question = lesson.quiz.questions[number]
+    correct = choice == question.answer_index
+    await record_answer(
+        ctx.session,
+        person_id=ctx.person.id,
+        lesson_id=lesson.id,
+        lesson_version=lesson.version,
+        attempt=attempt,
+        question_id=question.id,
+        choice=choice,
+        correct=correct,
+        now=ctx.now,
+    )
+    if correct:
+        feedback = ctx.t("quiz.correct", explanation=question.explanation)
+    else:
+        feedback = ctx.t(
+            "quiz.wrong", answer=question.options[question.answer_index], explanation=question.explanation
+        )
+    chosen = ctx.t("quiz.your_choice", choice=question.options[choice])
+    # Replace the question (and its buttons) with the answer given: it reads like a worksheet.
+    ctx.say(f"{_question_text(ctx, lesson, number)}\n\n{chosen}\n{feedback}", replace=True)
+
+    if number + 1 < len(lesson.quiz.questions):
+        ctx.goto(Step.QUIZ, lesson=lesson.id, attempt=attempt, question=number + 1)
+        _ask(ctx, lesson, attempt, number + 1)
+    else:
+        await _finish(ctx, lesson, attempt)
+
+
+async def _finish(ctx: Context, lesson: Lesson, attempt: int) -> None:
+    assert ctx.person is not None and ctx.person.id is not None
+    t = ctx.t
+    answers = await answers_of_attempt(ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, attempt=attempt)
+    score = sum(1 for a in answers if a.correct)
+    total = len(lesson.quiz.questions)
+    passed = score >= lesson.quiz.pass_mark
+    progress = await get_progress(ctx.session, person_id=ctx.person.id, lesson_id=lesson.id)
+    assert progress is not None
+    record_result(progress, score=score, passed=passed, lesson_version=lesson.version, now=ctx.now)
+    ctx.session.add(progress)
+    ctx.goto(Step.MENU)
+    if not passed:
+        ctx.ask(
+            t("quiz.failed", score=score, total=total, pass_mark=lesson.quiz.pass_mark),
+            [(t("quiz.retry"), f"quiz:{lesson.id}"), (t("quiz.review"), f"lesson:{lesson.id}"), (t("menu.back"), "menu")],
+        )
+        return
+    text = t("quiz.passed", score=score, total=total, title=lesson.title)
+    if lesson.links:
+        text += "\n\n" + t("quiz.links") + "\n" + "\n".join(f"• {link.title}: {link.url}" for link in lesson.links)
+    following = ctx.lessons.after(lesson.id)
+    options: list[tuple[str, str]] = []
+    if following is not None:
+        options.append((t("quiz.next_lesson", title=following.title), f"lesson:{following.id}"))
+    options.append((t("menu.progress"), "progress"))
+    options.append((t("menu.back"), "menu"))
+    ctx.ask(text, options)

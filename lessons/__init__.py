@@ -1,0 +1,1 @@
+"""Lesson content: one YAML file per lesson. Read README.md in this folder before editing."""

@@ -1,0 +1,1 @@
+"""Alembic migrations (``hocvuso db upgrade``; ``hocvuso db revision`` for developers)."""

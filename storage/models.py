@@ -1,0 +1,165 @@
+"""The tables (SQLModel). Times are UTC; names follow docs/architecture.md §Data model.
+Enumerations are stored as their readable values (``completed``), not as numbers.
+
+Relationships are not declared: queries load what they need explicitly, so nothing is
+ever loaded lazily under asyncio (which would raise ``MissingGreenlet``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+def _time(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class GroupKind(StrEnum):
+    """Residential groups are self-managed community units, not administrative levels."""
+
+    TO_DAN_PHO = "to-dan-pho"
+    KHU_PHO = "khu-pho"
+    THON = "thon"
+    AP = "ap"
+
+
+class Ward(SQLModel, table=True):
+    """A xã / phường / đặc khu: the ward that runs the programme."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    name: str = Field(max_length=120)
+
+
+class ResidentGroup(SQLModel, table=True):
+    """A tổ dân phố / khu phố / thôn / ấp. ``code`` is unique across the database because
+    join links (``g_<code>``) name it alone."""
+
+    __tablename__ = "resident_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    ward_id: int = Field(sa_column=Column(Integer, ForeignKey("ward.id"), nullable=False, index=True))
+    name: str = Field(max_length=120)
+    kind: GroupKind = Field(default=GroupKind.TO_DAN_PHO, sa_type=String(16))
+    target_percent: int = Field(default=80)
+
+
+class Person(SQLModel, table=True):
+    """A resident (or leader, admin). Created only once consent is given.
+
+    After a deletion request the row stays as an anonymous tombstone (no name, no channel
+    identity) so the group's anonymous completion counts stay right.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str | None = Field(default=None, max_length=64)
+    group_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("resident_group.id"), index=True)
+    )
+    locale: str = Field(default="vi", max_length=8)
+    consent_at: datetime | None = _time()
+    consent_version: str | None = Field(default=None, max_length=16)
+    reminder_hour: int = Field(default=19)
+    reminders_on: bool = Field(default=True)
+    created_at: datetime | None = _time(nullable=False)
+    last_active_at: datetime | None = _time()
+    deleted_at: datetime | None = _time()
+
+
+class Identity(SQLModel, table=True):
+    """One account on one channel: ``(channel, external_id)``. A person may have several."""
+
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("person.id", ondelete="SET NULL"), index=True)
+    )
+    channel: str = Field(max_length=16)
+    external_id: str = Field(max_length=64)
+    blocked_at: datetime | None = _time()
+    created_at: datetime | None = _time(nullable=False)
+
+
+class ProgressStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+
+
+class LessonProgress(SQLModel, table=True):
+    """A person's progress on one lesson. A completion keeps the lesson version it was
+    earned on, its score and the number of quiz attempts."""
+
+    __tablename__ = "lesson_progress"
+    __table_args__ = (UniqueConstraint("person_id", "lesson_id", name="uq_progress_person_lesson"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id"), nullable=False, index=True))
+    lesson_id: str = Field(max_length=32, index=True)
+    lesson_version: int
+    status: ProgressStatus = Field(default=ProgressStatus.IN_PROGRESS, sa_type=String(16))
+    score: int | None = None
+    attempts: int = Field(default=0)
+    started_at: datetime | None = _time(nullable=False)
+    completed_at: datetime | None = _time(index=True)
+    updated_at: datetime | None = _time(nullable=False)
+    assisted_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
+
+
+class QuizAnswer(SQLModel, table=True):
+    """One answer to one question in one attempt; unique, so a double press counts once."""
+
+    __tablename__ = "quiz_answer"
+    __table_args__ = (
+        UniqueConstraint("person_id", "lesson_id", "attempt", "question_id", name="uq_answer_once"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    lesson_id: str = Field(max_length=32)
+    lesson_version: int
+    attempt: int
+    question_id: str = Field(max_length=8)
+    choice: int
+    correct: bool
+    at: datetime | None = _time(nullable=False)
+
+
+class ConversationState(SQLModel, table=True):
+    """Where one identity's conversation stands: any process can continue it."""
+
+    __tablename__ = "conversation_state"
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("identity.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    step: str = Field(default="new", max_length=32)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    menu: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    updated_at: datetime | None = _time(nullable=False)
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what to what. ``actor`` is ``person:<id>`` or ``cli``; no personal data."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    actor: str = Field(max_length=32)
+    action: str = Field(max_length=48, index=True)
+    target: str = Field(default="", max_length=64)
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime | None = _time(nullable=False, index=True)

@@ -1,0 +1,107 @@
+"""Lesson progress and quiz answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import LessonProgress, ProgressStatus, QuizAnswer
+
+
+async def progress_of(session: AsyncSession, *, person_id: int) -> dict[str, LessonProgress]:
+    query = select(LessonProgress).where(LessonProgress.person_id == person_id)
+    return {p.lesson_id: p for p in (await session.exec(query)).all()}
+
+
+async def get_progress(session: AsyncSession, *, person_id: int, lesson_id: str) -> LessonProgress | None:
+    query = select(LessonProgress).where(
+        LessonProgress.person_id == person_id, LessonProgress.lesson_id == lesson_id
+    )
+    return (await session.exec(query)).first()
+
+
+async def start_lesson(
+    session: AsyncSession, *, person_id: int, lesson_id: str, lesson_version: int, now: datetime
+) -> LessonProgress:
+    """The progress row for a lesson, created as *in progress* on first opening."""
+    progress = await get_progress(session, person_id=person_id, lesson_id=lesson_id)
+    if progress is None:
+        progress = LessonProgress(
+            person_id=person_id,
+            lesson_id=lesson_id,
+            lesson_version=lesson_version,
+            started_at=now,
+            updated_at=now,
+        )
+        session.add(progress)
+        await session.flush()
+    return progress
+
+
+async def answers_of_attempt(
+    session: AsyncSession, *, person_id: int, lesson_id: str, attempt: int
+) -> Sequence[QuizAnswer]:
+    query = select(QuizAnswer).where(
+        QuizAnswer.person_id == person_id, QuizAnswer.lesson_id == lesson_id, QuizAnswer.attempt == attempt
+    )
+    return (await session.exec(query)).all()
+
+
+async def record_answer(
+    session: AsyncSession,
+    *,
+    person_id: int,
+    lesson_id: str,
+    lesson_version: int,
+    attempt: int,
+    question_id: str,
+    choice: int,
+    correct: bool,
+    now: datetime,
+) -> QuizAnswer:
+    answer = QuizAnswer(
+        person_id=person_id,
+        lesson_id=lesson_id,
+        lesson_version=lesson_version,
+        attempt=attempt,
+        question_id=question_id,
+        choice=choice,
+        correct=correct,
+        at=now,
+    )
+    session.add(answer)
+    await session.flush()
+    return answer
+
+
+def record_result(
+    progress: LessonProgress, *, score: int, passed: bool, lesson_version: int, now: datetime
+) -> bool:
+    """Apply a finished quiz to the progress row; returns True if it is a new completion.
+
+    A completion is never taken away: a lower score on a later attempt keeps the earlier
+    completion, its score and the version it was earned on.
+    """
+    progress.updated_at = now
+    already = progress.status == ProgressStatus.COMPLETED
+    if passed and (not already or lesson_version > progress.lesson_version):
+        progress.status = ProgressStatus.COMPLETED
+        progress.score = score
+        progress.lesson_version = lesson_version
+        progress.completed_at = now
+        return not already
+    if already and lesson_version != progress.lesson_version:
+        return False  # a failed attempt on another version leaves the completion as earned
+    progress.score = max(score, progress.score or 0)
+    return False
+
+
+async def count_completed(session: AsyncSession, *, person_id: int) -> int:
+    query = select(func.count()).where(
+        LessonProgress.person_id == person_id, LessonProgress.status == ProgressStatus.COMPLETED
+    )
+    return (await session.exec(query)).one()
