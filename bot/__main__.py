@@ -190,9 +190,12 @@ def groups_import(file: Annotated[Path, typer.Argument(help="Tệp CSV: ward_cod
     if settings.is_sqlite:
         _migrate(settings)
     from bot.group_import import GroupImportError, import_file
+    from storage.migrate import SchemaNotCurrentError
 
     try:
         summary = asyncio.run(import_file(settings.database_url, data, source=file.name))
+    except SchemaNotCurrentError:
+        raise _fail(catalog.text("cli.schema_not_current")) from None
     except GroupImportError as exc:
         lines = [catalog.text("cli.import_failed", file=file.name, count=len(exc.errors))]
         lines += [f"  {error}" for error in exc.errors]

@@ -116,6 +116,8 @@ class SecretFilter(logging.Filter):
         if any(s in message for s in self._secrets):
             record.msg, record.args = self._scrub(message), None
         if record.exc_info and not record.exc_text:
-            # Tracebacks may quote a request URL; format once here so the handler uses our text.
-            record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
+            # Tracebacks may quote a request URL: format it here so handlers print our text.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._scrub(record.exc_text)
         return True

@@ -73,7 +73,7 @@ def parse_groups_csv(data: bytes | str) -> tuple[list[GroupRow], list[RowError]]
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(data, newline=""), dialect)
+    reader = csv.reader(io.StringIO(data, newline=""), dialect, strict=True)
     rows: list[GroupRow] = []
     errors: list[RowError] = []
     try:
@@ -201,12 +201,15 @@ async def import_file(database_url: str, data: bytes, *, source: str, actor: str
     from datetime import UTC
 
     from storage.db import create_engine, session_factory
+    from storage.migrate import SchemaNotCurrentError, schema_is_current
 
     rows, errors = parse_groups_csv(data)
     if errors:
         raise GroupImportError(errors)
     engine = create_engine(database_url)
     try:
+        if not await schema_is_current(engine):
+            raise SchemaNotCurrentError()
         async with session_factory(engine)() as session, session.begin():
             return await import_groups(session, rows=rows, actor=actor, now=datetime.now(UTC), source=source)
     finally:

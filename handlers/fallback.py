@@ -7,7 +7,7 @@ forged button data: none of it changes anything, and the pending options are sho
 from __future__ import annotations
 
 from bot.core.conversation import Context
-from handlers import menu
+from handlers import menu, onboarding
 
 
 async def _offer_again(ctx: Context, text: str) -> None:
@@ -22,6 +22,10 @@ async def _offer_again(ctx: Context, text: str) -> None:
 
 
 async def unexpected_text(ctx: Context) -> None:
+    if ctx.person is None and not ctx.pending_options():
+        # Someone new who wrote "xin chào" instead of /start: greet them properly.
+        await onboarding.start(ctx)
+        return
     key = "fallback.use_options" if ctx.pending_options() else "fallback.not_understood"
     await _offer_again(ctx, ctx.t(key))
 

@@ -100,9 +100,11 @@ async def continue_onboarding(
             ctx.goto(Step.ASK_NAME, group_code=group_code)
             ctx.say(ctx.t("onboarding.ask_name"))
         return
-    if person.group_id is None and await count_groups(ctx.session) > 0:
-        await choose_group(ctx, group_code=group_code)
-        return
+    if person.group_id is None:
+        if await count_groups(ctx.session) > 0:
+            await choose_group(ctx, group_code=group_code)
+            return
+        greeting = greeting or ctx.t("onboarding.no_groups")
     await menu.show_main_menu(ctx, greeting)
 
 

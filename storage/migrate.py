@@ -6,8 +6,15 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import ensure_sqlite_directory
+
+
+class SchemaNotCurrentError(Exception):
+    """The database lacks migrations: run ``hocvuso db upgrade`` first."""
 
 
 def alembic_config(database_url: str) -> Config:
@@ -26,3 +33,20 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 def revision(database_url: str, message: str, *, autogenerate: bool = True) -> None:
     """For developers: write a new migration comparing the models with the database."""
     command.revision(alembic_config(database_url), message=message, autogenerate=autogenerate)
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def schema_is_current(engine: AsyncEngine) -> bool:
+    """Whether the database has every migration applied (checked before CLI commands on
+    PostgreSQL, where upgrading is a deliberate deployment step)."""
+    try:
+        async with engine.connect() as connection:
+            current = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except DBAPIError:
+        return False
+    return current == head_revision()

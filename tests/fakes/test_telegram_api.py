@@ -28,8 +28,17 @@ def keyboard(*pairs: tuple[str, str]) -> InlineKeyboardMarkup:
                                                  for t, d in pairs])
 
 
+class FastCloseSession(AiohttpSession):
+    """AiohttpSession.close() sleeps 0.25 s to let TLS connections close; plain HTTP to
+    127.0.0.1 has none, and skipping it keeps this file fast."""
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
 def make_bot(tg: FakeTelegram, **kwargs) -> Bot:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(tg.url))
+    session = FastCloseSession(api=TelegramAPIServer.from_base(tg.url))
     return Bot(tg.token, session=session, **kwargs)
 
 
@@ -139,6 +148,10 @@ async def test_blocked_user_and_other_faults(tg, bot):
     with pytest.raises(TelegramBadRequest, match="hooked"):
         await bot.send_message(USER, "boom")
     assert tg.sent_count(USER) == 1
+    tg.latency(0.05, 0.05)
+    started = asyncio.get_running_loop().time()
+    await bot.send_chat_action(USER, "typing")
+    assert asyncio.get_running_loop().time() - started >= 0.05
 
 
 async def test_error_ratio_is_reproducible(tg, bot):
@@ -195,6 +208,45 @@ async def test_long_poll_returns_when_an_update_is_pushed(tg, bot):
     assert await bot.get_updates(offset=update_id + 1, timeout=0) == []
     await bot.set_my_commands([BotCommand(command="start", description="Bắt đầu")])
     assert tg.commands[("default", "")] == [{"command": "start", "description": "Bắt đầu"}]
+
+
+async def test_pushed_updates_parse_and_allowed_updates_filter(tg, bot):
+    tg.push_sticker(USER)
+    tg.push_photo(USER, caption="ảnh")
+    tg.push_voice(USER)
+    tg.push_raw({"message": {"message_id": 99, "date": 0, "text": "raw",
+                             "chat": {"id": USER, "type": "private", "first_name": "Lan"}}})
+    blocked_id = tg.push_my_chat_member(USER, "kicked")
+    assert USER in tg.blocked_users
+    updates = await bot.get_updates(timeout=0)
+    assert updates[0].message.sticker.is_animated is False
+    assert updates[1].message.photo[-1].width == 800 and updates[1].message.caption == "ảnh"
+    assert updates[2].message.voice.duration == 3 and updates[3].message.text == "raw"
+    assert updates[4].my_chat_member.new_chat_member.status == "kicked"
+    with pytest.raises(TelegramForbiddenError):
+        await bot.send_message(USER, "still there?")
+    tg.push_my_chat_member(USER, "member")
+    tg.push_text(USER, "hello again")
+    # aiogram asks only for the update types it has handlers for; others are dropped.
+    updates = await bot.get_updates(offset=blocked_id + 1, timeout=0, allowed_updates=["message"])
+    assert [u.message.text for u in updates] == ["hello again"]
+    assert tg.pending_updates() == 0 and USER not in tg.blocked_users
+
+
+async def test_callback_query_can_be_answered_once(tg, bot):
+    await bot.send_message(USER, "Q", reply_markup=keyboard(("A", "q:a")))
+    tg.push_callback(USER, "q:a")
+    [update] = await bot.get_updates(timeout=0)
+    query = update.callback_query
+    assert query.message.text == "Q" and query.data == "q:a" and query.from_user.id == USER
+    assert await bot.answer_callback_query(query.id, text="Đã ghi nhận")
+    assert tg.answered_callbacks == {query.id}
+    with pytest.raises(TelegramBadRequest, match="query is too old"):
+        await bot.answer_callback_query(query.id)
+    with pytest.raises(TelegramBadRequest, match="query ID is invalid"):
+        await bot.answer_callback_query("123")
+    await bot.edit_message_reply_markup(chat_id=USER, message_id=query.message.message_id)
+    assert tg.buttons(USER) == [] and tg.last_message(USER).edited == 1
 
 
 async def test_wait_for_timeout_dumps_calls(tg, bot):

@@ -1,0 +1,172 @@
+"""The lesson library: the shipped lessons are valid, every rule of the validator catches
+its broken fixture naming file and field, and every lesson can be learnt end to end."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from bot.__main__ import App, cli
+from bot.core.messages import Menu, Text
+from bot.core.render import numbered_menu
+from bot.curriculum import Competence, LessonLibrary, check_directory, default_lessons_dir
+from bot.curriculum.schema import CARD_MAX
+from storage.models import LessonProgress, ProgressStatus
+from tests.support import NUMBERED, Chat, join, pass_lesson
+
+BROKEN = Path(__file__).parent / "broken"
+TELEGRAM_TEXT, ZALO_TEXT, CALLBACK_BYTES = 4096, 2000, 64
+
+# One fixture per rule: (field named in the error, words of the message).
+RULES = {
+    "broken-yaml": ("dòng", "YAML không đọc được"),
+    "not-a-mapping": ("(cả tệp)", "tệp phải là một bài học"),
+    "missing-title": ("title", "thiếu trường bắt buộc"),
+    "unknown-field": ("titel", "không có trong định dạng"),
+    "wrong-schema": ("schema", "phiên bản định dạng"),
+    "version-zero": ("version", "lớn hơn hoặc bằng 1"),
+    "title-too-long": ("title", "dài quá 80 ký tự"),
+    "bad-competence": ("competence", "phải là một trong"),
+    "too-few-cards": ("cards", "cần từ 3 đến 6 thẻ"),
+    "too-many-cards": ("cards", "cần từ 3 đến 6 thẻ"),
+    "card-too-long": ("cards[1].text", f"dài quá {CARD_MAX} ký tự"),
+    "two-questions": ("quiz.questions", "cần đúng 3 câu hỏi"),
+    "four-options": ("quiz.questions[0].options", "cần đúng 3 lựa chọn"),
+    "answer-out-of-range": ("quiz.questions[1].answer", "đáp án phải là số từ 1 đến 3"),
+    "duplicate-options": ("quiz.questions[2].options[1]", "lựa chọn bị trùng"),
+    "missing-explanation": ("quiz.questions[0].explanation", "thiếu trường bắt buộc"),
+    "explanation-too-long": ("quiz.questions[0].explanation", "dài quá 200 ký tự"),
+    "option-too-long": ("quiz.questions[0].options[0]", "dài quá 100 ký tự"),
+    "duplicate-question-id": ("quiz.questions[1].id", "bị trùng"),
+    "pass-mark-too-high": ("quiz.pass_mark", "điểm đạt phải từ 1 đến 3"),
+    "http-link": ("links[0].url", "https://"),
+    "no-sources": ("sources", "phải liệt kê nguồn"),
+    "unknown-source": ("cards[0].sources", "nguồn 'Z9' không có"),
+    "no-diacritics": ("cards[0].text", "tiếng Việt có dấu"),
+    "bad-id": ("id", "sai dạng"),
+    "id-too-long": ("id", "dài quá 32 ký tự"),
+    "file-name-differs": ("id", "tên tệp phải là another-id.yaml"),
+}
+
+
+def test_every_rule_has_a_broken_fixture() -> None:
+    assert sorted(p.stem for p in BROKEN.glob("*.yaml")) == sorted(RULES)
+
+
+@pytest.mark.parametrize("name", sorted(RULES))
+def test_the_check_fails_on_each_broken_lesson_naming_file_and_field(tmp_path: Path, name: str) -> None:
+    shutil.copy(BROKEN / f"{name}.yaml", tmp_path)
+    result = CliRunner().invoke(cli, ["lessons", "check", str(tmp_path)])
+    assert result.exit_code == 1
+    field, words = RULES[name]
+    expected_prefix = f"{name}.yaml: {field}"
+    lines = [line for line in result.output.splitlines() if line.startswith(expected_prefix)]
+    assert lines and any(words in line for line in lines), result.output
+
+
+def test_the_check_passes_on_the_shipped_lessons() -> None:
+    result = CliRunner().invoke(cli, ["lessons", "check"])
+    assert result.exit_code == 0, result.output
+    assert "Tất cả 13 bài học" in result.output
+
+
+def test_rules_across_files_duplicate_id_and_order(tmp_path: Path) -> None:
+    source = default_lessons_dir() / "b01-binh-dan-hoc-vu-so.yaml"
+    shutil.copy(source, tmp_path / source.name)
+    (tmp_path / "copy.yaml").write_text(source.read_text(encoding="utf-8").replace(
+        "id: b01-binh-dan-hoc-vu-so", "id: copy"), encoding="utf-8")
+    _, errors = check_directory(tmp_path)
+    assert [str(e) for e in errors] == ["copy.yaml: order: thứ tự 10 trùng với b01-binh-dan-hoc-vu-so.yaml"]
+
+
+def test_the_library_is_ordered_tagged_and_sourced(library: LessonLibrary) -> None:
+    lessons = list(library)
+    assert len(lessons) == 13
+    assert library.first.id == "b01-binh-dan-hoc-vu-so"
+    assert [lesson.order for lesson in lessons] == sorted(lesson.order for lesson in lessons)
+    assert {lesson.competence for lesson in lessons} <= set(Competence)
+    for lesson in lessons:
+        assert 3 <= len(lesson.cards) <= 6 and len(lesson.quiz.questions) == 3
+        assert lesson.quiz.pass_mark == 2
+        cited = {ref for card in lesson.cards for ref in card.sources} | {
+            ref for q in lesson.quiz.questions for ref in q.sources
+        }
+        assert cited and cited <= {s.id for s in lesson.sources}, lesson.id
+        assert all(link.url.startswith("https://") for link in lesson.links)
+
+
+def test_no_lesson_presents_the_replaced_decree_as_current(library: LessonLibrary) -> None:
+    for lesson in library:
+        for card in lesson.cards:
+            if "13/2023" in card.text:
+                assert "356" in card.text, f"{lesson.id}: NĐ 13/2023 mentioned without its replacement"
+
+
+async def test_every_lesson_renders_within_the_channel_limits(ward: App) -> None:
+    """Each card and question as the handlers render them, on buttons and numbered channels."""
+    for capabilities, limit in ((None, TELEGRAM_TEXT), (NUMBERED, ZALO_TEXT)):
+        chat = Chat(ward.conversation, user=f"limits-{limit}", **({"capabilities": capabilities} if capabilities else {}))
+        await join(chat)
+        for lesson in ward.lessons:
+            for question in lesson.quiz.questions:
+                assert all(len(o) <= 100 for o in question.options)
+            await pass_lesson(chat, lesson)
+        for reply in chat.history:
+            assert isinstance(reply, Text | Menu)
+            shown = numbered_menu(reply, ward.catalog.translator(None)) if isinstance(reply, Menu) and capabilities else reply.text
+            assert len(shown) <= limit, shown[:80]
+            if isinstance(reply, Menu):
+                assert all(len(o.action.encode("utf-8")) <= CALLBACK_BYTES for o in reply.options)
+
+
+async def test_every_lesson_end_to_end_all_right_completes_all_wrong_offers_retry(ward: App) -> None:
+    right = Chat(ward.conversation, user="right")
+    wrong = Chat(ward.conversation, user="wrong")
+    await join(right)
+    await join(wrong)
+    for lesson in ward.lessons:
+        replies = await pass_lesson(right, lesson)
+        assert "hoàn thành" in replies[-1].text and f"{len(lesson.quiz.questions)}/{len(lesson.quiz.questions)}" in replies[-1].text
+        for card in lesson.cards:
+            assert any(card.text in r.text for r in right.history if isinstance(r, Menu))
+        replies = await pass_lesson(wrong, lesson, correct=0)
+        assert isinstance(replies[-1], Menu)
+        assert [o.action for o in replies[-1].options][:2] == [f"quiz:{lesson.id}", f"lesson:{lesson.id}"]
+    async with ward.sessions() as session:
+        rows = (await session.exec(select(LessonProgress))).all()
+    by_status = {(r.status, r.person_id) for r in rows}
+    assert len([r for r in rows if r.status == ProgressStatus.COMPLETED]) == 13
+    assert len([r for r in rows if r.status == ProgressStatus.IN_PROGRESS]) == 13
+    assert len(by_status) == 2
+    await right.send("/tiendo")
+    assert "▓▓▓▓▓▓▓▓▓▓ 13/13" in right.last_text
+    await right.press("Về menu")
+    await right.press("Học tiếp")
+    assert "hoàn thành cả 13 bài học" in right.last_text
+
+
+async def test_a_completion_on_an_older_version_stays_counted_and_shows_it(ward: App, library: LessonLibrary) -> None:
+    chat = Chat(ward.conversation)
+    await join(chat)
+    lesson = library.first
+    await pass_lesson(chat, lesson)
+    newer = lesson.model_copy(update={"version": lesson.version + 1})  # the officer bumped the version
+    services = ward.conversation.services
+    ward.conversation.services = replace(
+        services, lessons=LessonLibrary([newer if item.id == lesson.id else item for item in library])
+    )
+    await chat.send("/tiendo")
+    assert "1/13" in chat.last_text and f"[hoàn thành ở phiên bản {lesson.version}]" in chat.last_text
+    await pass_lesson(chat, newer, correct=0)  # failing the new text keeps the old completion
+    async with ward.sessions() as session:
+        [row] = (await session.exec(select(LessonProgress))).all()
+    assert (row.status, row.lesson_version, row.score) == (ProgressStatus.COMPLETED, lesson.version, 3)
+    await pass_lesson(chat, newer)
+    async with ward.sessions() as session:
+        [row] = (await session.exec(select(LessonProgress))).all()
+    assert (row.status, row.lesson_version) == (ProgressStatus.COMPLETED, newer.version)

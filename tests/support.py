@@ -1,0 +1,104 @@
+"""Test helpers: a manual clock and a chat harness that talks to the conversation engine
+the way an adapter does (push a message, read the replies)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.core.conversation import Conversation
+from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
+
+BUTTONS = Capabilities(buttons=True, edit=True, text_limit=4096)
+NUMBERED = Capabilities(buttons=False, edit=False, text_limit=2000)
+
+
+class ManualClock:
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, **delta: float) -> None:
+        self._now += timedelta(**delta)
+
+
+@dataclass
+class Chat:
+    """One user of one channel. ``press`` finds an option of the last menu by its label."""
+
+    conversation: Conversation
+    user: str = "1001"
+    name: str | None = "Lan Nguyễn"
+    channel: str = "test"
+    capabilities: Capabilities = BUTTONS
+
+    def __post_init__(self) -> None:
+        self.history: list[Reply] = []
+        self._updates = 0
+
+    async def _handle(self, **kwargs: object) -> list[Reply]:
+        self._updates += 1
+        incoming = Incoming(
+            channel=self.channel, external_id=self.user, display_name=self.name,
+            update_id=str(self._updates), **kwargs,  # type: ignore[arg-type]
+        )
+        replies = list(await self.conversation.handle(incoming, self.capabilities))
+        self.history += replies
+        return replies
+
+    async def send(self, text: str) -> list[Reply]:
+        return await self._handle(text=text)
+
+    async def action(self, action: str) -> list[Reply]:
+        return await self._handle(action=action)
+
+    async def attach(self, kind: str) -> list[Reply]:
+        return await self._handle(attachment=kind)
+
+    @property
+    def menu(self) -> Menu:
+        menus = [r for r in self.history if isinstance(r, Menu)]
+        assert menus, "no menu was shown"
+        return menus[-1]
+
+    def option(self, label: str) -> Option:
+        """The option of the last menu whose label contains ``label``."""
+        matches = [o for o in self.menu.options if label in o.label]
+        assert len(matches) == 1, f"{label!r} matches {[o.label for o in self.menu.options]}"
+        return matches[0]
+
+    async def press(self, label: str) -> list[Reply]:
+        return await self.action(self.option(label).action)
+
+    @property
+    def last_text(self) -> str:
+        return self.history[-1].text if isinstance(self.history[-1], Text | Menu) else ""
+
+    def texts(self, replies: Sequence[Reply] | None = None) -> str:
+        return "\n---\n".join(r.text for r in (replies if replies is not None else self.history) if isinstance(r, Text | Menu))
+
+
+async def join(chat: Chat, *, group_code: str | None = "DEMO-TDP03") -> None:
+    """Start, consent, keep the channel name and confirm the group from the join link."""
+    await chat.send(f"/start g_{group_code}" if group_code else "/start")
+    await chat.press("Đồng ý")
+    await chat.press("Đúng rồi")  # the name
+    if group_code:
+        await chat.press("Đúng rồi")  # the group
+
+
+async def pass_lesson(chat: Chat, lesson, *, correct: int | None = None) -> list[Reply]:  # type: ignore[no-untyped-def]
+    """Open a lesson, read every card, answer: all right, or only ``correct`` right."""
+    await chat.action(f"lesson:{lesson.id}")
+    for _ in range(len(lesson.cards) - 1):
+        await chat.press("Tiếp")
+    await chat.press("Làm bài kiểm tra")
+    replies: list[Reply] = []
+    good = len(lesson.quiz.questions) if correct is None else correct
+    for i, question in enumerate(lesson.quiz.questions):
+        pick = question.answer_index if i < good else (question.answer_index + 1) % len(question.options)
+        replies = await chat.action(chat.menu.options[pick].action)
+    return replies

@@ -1,0 +1,154 @@
+"""Bad input never crashes and never corrupts progress: it gets a kind answer in Vietnamese."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sqlmodel import select
+
+from bot.__main__ import App
+from bot.core.messages import Incoming, Text
+from storage.models import LessonProgress, QuizAnswer
+from tests.support import BUTTONS, NUMBERED, Chat, join
+
+
+async def _snapshot(app: App) -> tuple[list, list]:
+    async with app.sessions() as session:
+        progress = [(p.lesson_id, p.status, p.score, p.attempts) for p in (await session.exec(select(LessonProgress))).all()]
+        answers = [(a.lesson_id, a.attempt, a.question_id, a.choice) for a in (await session.exec(select(QuizAnswer))).all()]
+    return progress, answers
+
+
+@pytest.fixture
+async def learner(ward: App) -> Chat:
+    """A resident in the middle of the first lesson's quiz (question 2 of 3)."""
+    chat = Chat(ward.conversation)
+    await join(chat)
+    lesson = ward.lessons.first
+    await chat.action(f"quiz:{lesson.id}")
+    await chat.action(chat.menu.options[lesson.quiz.questions[0].answer_index].action)
+    return chat
+
+
+async def test_free_text_where_a_button_is_expected_shows_the_options_again(ward: App, learner: Chat) -> None:
+    before = await _snapshot(ward)
+    options = learner.menu.options
+    replies = await learner.send("tôi không biết bấm nút nào")
+    assert "Bạn hãy chọn một mục bên dưới nhé" in replies[-1].text
+    assert learner.menu.options == options
+    assert await _snapshot(ward) == before
+
+
+@pytest.mark.parametrize("kind", ["sticker", "photo", "voice", "video", "location", "other"])
+async def test_attachments_get_a_text_only_answer(ward: App, learner: Chat, kind: str) -> None:
+    before = await _snapshot(ward)
+    replies = await learner.attach(kind)
+    assert "chỉ đọc được tin nhắn chữ" in replies[-1].text
+    assert await _snapshot(ward) == before
+
+
+async def test_a_5000_character_message_is_handled(ward: App, learner: Chat) -> None:
+    before = await _snapshot(ward)
+    replies = await learner.send("a" * 5000)
+    assert replies and all(len(r.text) < 4096 for r in replies if isinstance(r, Text))
+    await learner.send("/doiten")
+    replies = await learner.send("Lan " * 1250)
+    assert "Tên hơi dài" in replies[-1].text
+    assert await _snapshot(ward) == before
+
+
+async def test_unknown_command(ward: App, learner: Chat) -> None:
+    replies = await learner.send("/abc xyz")
+    assert "chưa biết lệnh này" in replies[-1].text and "/trogiup" in replies[-1].text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "ans:b01-binh-dan-hoc-vu-so:1:1:9",  # option out of range
+        "ans:b01-binh-dan-hoc-vu-so:1:7:0",  # question out of range
+        "ans:b01-binh-dan-hoc-vu-so:x:1:0",  # not a number
+        "ans:no-such-lesson:1:1:0",
+        "ans:b01-binh-dan-hoc-vu-so:1:1:0:extra",
+        "card:b01-binh-dan-hoc-vu-so:99",
+        "lesson:../../etc/passwd",
+        "group:set:999999",
+        "nonsense",
+        "",
+        "ans:" + "x" * 200,
+        "quiz:",
+    ],
+)
+async def test_forged_callback_data_is_refused(ward: App, learner: Chat, data: str) -> None:
+    before = await _snapshot(ward)
+    replies = await learner.action(data)
+    assert replies, "every update gets an answer"
+    assert await _snapshot(ward) == before
+
+
+async def test_an_answer_pressed_twice_is_recorded_once(ward: App) -> None:
+    chat = Chat(ward.conversation)
+    await join(chat)
+    lesson = ward.lessons.first
+    await chat.action(f"quiz:{lesson.id}")
+    first = chat.menu.options[0].action
+    await chat.action(first)
+    replies = await chat.action(first)  # the same button again
+    assert "đã trả lời câu này rồi" in replies[0].text
+    _, answers = await _snapshot(ward)
+    assert len(answers) == 1
+
+
+async def test_an_old_button_from_a_previous_attempt_is_stale(ward: App) -> None:
+    chat = Chat(ward.conversation)
+    await join(chat)
+    lesson = ward.lessons.first
+    await chat.action(f"quiz:{lesson.id}")
+    old_question_1 = chat.menu.options[1].action
+    await chat.action(f"quiz:{lesson.id}")  # a second attempt starts
+    before = await _snapshot(ward)
+    replies = await chat.action(old_question_1)
+    assert "Nút này đã cũ" in replies[0].text
+    assert await _snapshot(ward) == before
+
+
+async def test_buttons_pressed_before_joining_ask_to_start(ward: App) -> None:
+    chat = Chat(ward.conversation)
+    replies = await chat.action(f"lesson:{ward.lessons.first.id}")
+    assert "Mình chưa có thông tin của bạn" in replies[0].text
+    assert chat.option("Đồng ý").action == "consent:yes"
+
+
+async def test_numbered_channel_free_text_gets_a_number_hint(ward: App) -> None:
+    chat = Chat(ward.conversation, capabilities=NUMBERED)
+    await join(chat)
+    replies = await chat.send("cái gì đây")
+    assert "Gõ số từ 1 đến 4" in replies[-1].text
+
+
+async def test_an_unexpected_error_is_logged_with_the_update_id_and_apologised_for(
+    ward: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chat = Chat(ward.conversation)
+    await join(chat)
+    before = await _snapshot(ward)
+    ward.conversation.reraise = False
+
+    async def broken(ctx):  # type: ignore[no-untyped-def]
+        from storage.progress import start_lesson
+
+        await start_lesson(ctx.session, person_id=ctx.person.id, lesson_id="b01-binh-dan-hoc-vu-so",
+                           lesson_version=1, now=ctx.now)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("handlers.lessons.continue_learning", broken)
+    from handlers import build_router
+
+    ward.conversation.router = build_router()
+    incoming = Incoming(channel="test", external_id=chat.user, action="next", update_id="777")
+    with caplog.at_level(logging.ERROR):
+        replies = await ward.conversation.handle(incoming, BUTTONS)
+    assert [r.text for r in replies] == [ward.catalog.text("error.apology")]
+    assert any("777" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert await _snapshot(ward) == before, "the half-done work was rolled back"

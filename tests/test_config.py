@@ -1,0 +1,84 @@
+"""Settings: names stable for operators, wrong values fail at start in one line, tokens secret."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import DEFAULT_DATABASE_URL, SecretFilter, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "123456789:AAF-secret-token-value"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "DATABASE_URL", "TIMEZONE", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.telegram_bot_token is None
+    assert str(settings.telegram_api_url) == "https://api.telegram.org/"
+    assert settings.database_url == DEFAULT_DATABASE_URL == "sqlite+aiosqlite:///data/hocvuso.db"
+    assert settings.timezone == "Asia/Ho_Chi_Minh" and settings.log_level == "INFO"
+
+
+def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"TELEGRAM_BOT_TOKEN={TOKEN}\nTIMEZONE=Asia/Bangkok\n", encoding="utf-8")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("TELEGRAM_API_URL", "http://127.0.0.1:8081")
+    settings = load_settings()
+    assert settings.telegram_bot_token is not None and settings.telegram_bot_token.get_secret_value() == TOKEN
+    assert settings.timezone == "Asia/Bangkok" and settings.log_level == "DEBUG"
+    assert str(settings.telegram_api_url).startswith("http://127.0.0.1:8081")
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("TIMEZONE", "Mars/Olympus", "TIMEZONE"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
+        ("TELEGRAM_BOT_TOKEN", "not-a-token", "TELEGRAM_BOT_TOKEN"),
+        ("TELEGRAM_API_URL", "ftp:/nowhere", "TELEGRAM_API_URL"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+    ],
+)
+def test_a_wrong_setting_fails_in_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert expected in message and "\n" not in message
+
+
+def test_the_command_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TIMEZONE": "Nowhere/Town", "HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "TIMEZONE" in out.stderr and "Lỗi cấu hình" in out.stderr
+
+
+def test_blank_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "  ")
+    assert load_settings().telegram_bot_token is None
+
+
+def test_secret_filter_scrubs_messages_and_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("test.secrets")
+    caplog.handler.addFilter(SecretFilter([TOKEN]))
+    with caplog.at_level(logging.INFO, logger="test.secrets"):
+        logger.info("calling https://api.telegram.org/bot%s/getMe", TOKEN)
+        try:
+            raise RuntimeError(f"failed https://api.telegram.org/bot{TOKEN}/sendMessage")
+        except RuntimeError:
+            logger.exception("request failed")
+    assert TOKEN not in caplog.text and "bot***/getMe" in caplog.text and "bot***/sendMessage" in caplog.text
