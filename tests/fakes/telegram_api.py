@@ -550,11 +550,9 @@ class FakeTelegram:
         """Text or caption after parse_mode, checked against Telegram's length limit."""
         text, mode = params.get(key) or "", (params.get("parse_mode") or "").lower()
         entities = params.get("entities" if key == "text" else "caption_entities")
-        if entities:
-            pass
-        elif mode == "html":
+        if mode == "html" and not entities:      # explicit entities win over parse_mode
             text, entities = render_html(text)
-        elif mode not in ("", "markdown", "markdownv2"):
+        elif mode not in ("", "html", "markdown", "markdownv2"):
             raise bad(f"unsupported parse_mode {params['parse_mode']!r}")
         if key == "text" and not text.strip():
             raise bad("message text is empty")

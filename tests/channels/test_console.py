@@ -1,0 +1,55 @@
+"""The same journey through the terminal chat, driven by piped stdin like a script."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.curriculum import LessonLibrary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_chat(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "chat"], input="\n".join(lines) + "\n", cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_path: Path, library: LessonLibrary) -> None:
+    lesson = library.first
+    lines = ["c", "1", "Bà Tư", "3", "1"]  # demo data, consent, name, Tổ dân phố 3, Học tiếp
+    lines += ["1"] * (len(lesson.cards) - 1)  # Tiếp ▶ through the cards
+    lines += ["1"]  # Làm bài kiểm tra
+    lines += [str(q.answer) for q in lesson.quiz.questions]  # options are numbered from 1, like answers
+    lines += ["/tiendo"]
+    result = _run_chat(tmp_path, lines)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Đã nạp dữ liệu mẫu: 10 tổ dân phố." in out
+    assert "1. ✅ Đồng ý\n2. Không đồng ý\n\n(Gõ 1 hoặc 2 rồi gửi.)" in out
+    assert "Cảm ơn Bà Tư! Bạn đã tham gia Tổ dân phố 3, Phường Mẫu." in out
+    assert out.count("✅ Đúng rồi!") == 3 and "hoàn thành bài" in out
+    assert f"▓░░░░░░░░░ 1/{len(library)}" in out
+    assert out.rstrip().endswith("Tạm biệt! Tiến độ học của bạn đã được lưu.")
+
+    db = sqlite3.connect(tmp_path / "chat.db")
+    rows = db.execute(
+        "SELECT p.display_name, g.code, lp.lesson_id, lp.status, lp.score, lp.attempts, lp.lesson_version "
+        "FROM lesson_progress lp JOIN person p ON p.id = lp.person_id JOIN resident_group g ON g.id = p.group_id"
+    ).fetchall()
+    assert rows == [("Bà Tư", "DEMO-TDP03", lesson.id, "completed", 3, 1, lesson.version)]
+    assert db.execute("SELECT channel, external_id FROM identity").fetchall() == [("console", "terminal")]
+
+
+def test_declining_the_demo_and_ending_input_at_once(tmp_path: Path) -> None:
+    result = _run_chat(tmp_path, ["k"])
+    assert result.returncode == 0, result.stderr
+    assert "Không nạp dữ liệu mẫu" in result.stdout and "hocvuso groups import" in result.stdout
+    assert "Bạn có đồng ý không?" in result.stdout

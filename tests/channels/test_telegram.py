@@ -1,0 +1,142 @@
+"""End to end over Telegram: the real aiogram adapter polls a fake Bot API server on
+127.0.0.1 (tests/fakes/telegram_api.py) and a resident goes through the whole journey."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlmodel import select
+
+from bot.__main__ import App
+from bot.channels.telegram import TelegramChannel
+from handlers import COMMANDS
+from storage.models import Identity, LessonProgress, Person, ProgressStatus, ResidentGroup
+from tests.fakes.telegram_api import FakeTelegram
+
+USER = 424242
+
+
+class Resident:
+    """Drives one Telegram user: type, press a button by its label, wait for the bot."""
+
+    def __init__(self, tg: FakeTelegram, user_id: int = USER) -> None:
+        self.tg, self.user_id = tg, user_id
+
+    async def settle(self) -> None:
+        await self.tg.wait_idle(self.user_id, quiet=0.3, timeout=10)
+
+    async def send(self, text: str, **user: str) -> None:
+        self.tg.push_text(self.user_id, text, **user)
+        await self.settle()
+
+    async def press(self, label: str) -> None:
+        matches = [data for text, data in self.tg.buttons(self.user_id) if label in text]
+        assert len(matches) == 1, f"{label!r} among {self.tg.buttons(self.user_id)}"
+        self.tg.push_callback(self.user_id, matches[0])
+        await self.settle()
+
+    @property
+    def last(self) -> str:
+        message = self.tg.last_message(self.user_id)
+        assert message is not None
+        return message.text
+
+
+@pytest.fixture
+async def telegram(ward: App) -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as tg:
+        channel = TelegramChannel(
+            token=tg.token, api_url=tg.url, conversation=ward.conversation, catalog=ward.catalog, commands=COMMANDS
+        )
+        polling = asyncio.create_task(channel.run_polling(polling_timeout=1, handle_signals=False))
+        try:
+            await tg.wait_for(lambda t: t.calls_to("getUpdates"), timeout=10)
+            yield tg
+        finally:
+            await channel.stop()
+            await asyncio.wait_for(polling, timeout=10)
+            await channel.close()
+
+
+async def test_the_whole_journey_over_telegram(ward: App, telegram: FakeTelegram) -> None:
+    tg = telegram
+    lesson = ward.lessons.first
+    # The command menu is registered with Vietnamese descriptions.
+    [commands] = tg.commands.values()
+    described = {c["command"]: c["description"] for c in commands}
+    assert described["tiendo"] == "Xem tiến độ học của tôi" and "xoadulieu" in described
+
+    lan = Resident(tg)
+    await lan.send("/start g_DEMO-TDP03", first_name="Lan", last_name="Nguyễn")
+    assert "Bạn có đồng ý không?" in lan.last
+    await lan.press("Đồng ý")
+    assert "Lan Nguyễn" in lan.last
+    await lan.press("Đúng rồi")
+    assert "Tổ dân phố 3, Phường Mẫu" in lan.last
+    await lan.press("Đúng rồi")
+    await lan.press("Học tiếp")
+    card_message = tg.last_message(USER)
+    assert card_message is not None and lesson.cards[0].text in card_message.text
+    for number in range(1, len(lesson.cards)):
+        await lan.press("Tiếp")
+        assert lesson.cards[number].text in lan.last
+    # The cards were turned in place: one message, edited.
+    assert tg.last_message(USER).message_id == card_message.message_id
+    assert len(tg.calls_to("editMessageText")) == len(lesson.cards) - 1
+    await lan.press("Làm bài kiểm tra")
+    for question in lesson.quiz.questions:
+        assert question.text in lan.last
+        await lan.press(question.options[question.answer_index])
+        answered = [m for m in tg.chat(USER) if question.text in m.text and "Bạn chọn" in m.text]
+        assert answered and "✅ Đúng rồi" in answered[-1].text and not any(answered[-1].buttons)
+    assert "hoàn thành" in lan.last and "3/3" in lan.last
+    await lan.send("/tiendo")
+    assert f"1/{len(ward.lessons)}" in lan.last and "▓" in lan.last
+
+    # Every pressed button was answered (the spinner stopped), every call succeeded.
+    assert len(tg.answered_callbacks) == len(tg.calls_to("answerCallbackQuery")) > 10
+    assert all(c.status == 200 for c in tg.calls), tg.dump_calls(50)
+
+    async with ward.sessions() as session:
+        identity = (await session.exec(select(Identity).where(Identity.channel == "telegram"))).one()
+        assert identity.external_id == str(USER)
+        person = await session.get(Person, identity.person_id)
+        group = await session.get(ResidentGroup, person.group_id)
+        [progress] = (await session.exec(select(LessonProgress))).all()
+    assert (person.display_name, group.code) == ("Lan Nguyễn", "DEMO-TDP03")
+    assert (progress.person_id, progress.lesson_id, progress.status, progress.score) == (
+        person.id, lesson.id, ProgressStatus.COMPLETED, 3
+    )
+
+
+async def test_bad_input_over_telegram(ward: App, telegram: FakeTelegram) -> None:
+    tg = telegram
+    lan = Resident(tg)
+    await lan.send("/start")
+    await lan.press("Đồng ý")
+    await lan.press("Đúng rồi")
+    await lan.press("Tổ dân phố 1")
+    tg.push_sticker(USER)
+    await lan.settle()
+    assert "chỉ đọc được tin nhắn chữ" in lan.last
+    tg.push_voice(USER)
+    await lan.settle()
+    assert "chỉ đọc được tin nhắn chữ" in lan.last
+    await lan.send("x" * 5000)
+    assert "chọn một mục" in lan.last
+    await lan.send("/khonglenh")
+    assert "chưa biết lệnh này" in lan.last
+    tg.push_callback(USER, "ans:b01-binh-dan-hoc-vu-so:9:9:9", forged=True)
+    await lan.settle()
+    assert "Nút này đã cũ" in lan.last
+    await lan.send("/xoadulieu")
+    await lan.press("Xóa dữ liệu")
+    assert "Đã xóa" in lan.last
+    await lan.send("chào")
+    assert "Bạn có đồng ý không?" in lan.last
+    assert all(c.status == 200 for c in tg.calls), tg.dump_calls(50)
+    async with ward.sessions() as session:
+        [person] = (await session.exec(select(Person))).all()
+    assert person.deleted_at is not None and person.display_name is None
