@@ -621,6 +621,8 @@ class FakeTelegram:
     _api_logOut = _api_close
 
     async def _api_getUpdates(self, p: dict[str, Any]) -> Any:
+        """Long poll: answer at once if updates are pending, else wait up to
+        min(timeout, max_poll_timeout) s and answer as soon as one is pushed."""
         # A newer getUpdates terminates an older one, as in production (two pollers = a bug).
         self._poll_generation += 1
         generation = self._poll_generation
@@ -679,7 +681,7 @@ class FakeTelegram:
         scope = p.get("scope") or {}
         target = ":".join(str(scope[k]) for k in ("chat_id", "user_id") if k in scope)
         kind = scope.get("type", "default")
-        return (f"{kind.removesuffix('_member')}:{target}" if target else kind), p.get("language_code") or ""
+        return (f"{kind}:{target}" if target else kind), p.get("language_code") or ""
 
     async def _api_setMyCommands(self, p: dict[str, Any]) -> Any:
         if not isinstance(p.get("commands"), list):

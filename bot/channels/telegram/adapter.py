@@ -92,7 +92,7 @@ class TelegramChannel:
             self.bot,
             polling_timeout=polling_timeout,
             handle_signals=handle_signals,
-            allowed_updates=["message", "callback_query", "my_chat_member"],
+            allowed_updates=["message", "callback_query"],
         )
 
     async def stop(self) -> None:
