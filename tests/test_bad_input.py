@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -10,6 +11,7 @@ from sqlmodel import select
 from bot.__main__ import App
 from bot.core.messages import Incoming, Text
 from storage.models import LessonProgress, QuizAnswer
+from tests.conftest import seed_demo_groups
 from tests.support import BUTTONS, NUMBERED, Chat, join
 
 
@@ -152,3 +154,21 @@ async def test_an_unexpected_error_is_logged_with_the_update_id_and_apologised_f
     assert [r.text for r in replies] == [ward.catalog.text("error.apology")]
     assert any("777" in r.getMessage() and r.exc_info for r in caplog.records)
     assert await _snapshot(ward) == before, "the half-done work was rolled back"
+
+
+async def test_updates_of_one_user_are_handled_one_at_a_time(any_app: App) -> None:
+    """Five presses of the same answer arriving together (five tasks): the per-user lock
+    orders them, so each later one sees the first and the answer is recorded once."""
+    ward = any_app
+    await seed_demo_groups(ward)
+    chat = Chat(ward.conversation)
+    await join(chat)
+    lesson = ward.lessons.first
+    await chat.action(f"quiz:{lesson.id}")
+    action = chat.menu.options[0].action
+    incoming = Incoming(channel=chat.channel, external_id=chat.user, action=action)
+    results = await asyncio.gather(*(ward.conversation.handle(incoming, BUTTONS) for _ in range(5)))
+    texts = [replies[0].text for replies in results]
+    assert sum("đã trả lời câu này rồi" in t for t in texts) == 4
+    _, answers = await _snapshot(ward)
+    assert len(answers) == 1

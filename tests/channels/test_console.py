@@ -53,3 +53,15 @@ def test_declining_the_demo_and_ending_input_at_once(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Không nạp dữ liệu mẫu" in result.stdout and "hocvuso groups import" in result.stdout
     assert "Bạn có đồng ý không?" in result.stdout
+
+
+def test_run_without_a_token_opens_the_terminal_chat_saying_so_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    result = subprocess.run([sys.executable, "-m", "bot", "run"], input="k\n", cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("Chưa đặt TELEGRAM_BOT_TOKEN: mở trò chuyện trong cửa sổ dòng lệnh")
+    assert "Bạn có đồng ý không?" in result.stdout
+    assert (tmp_path / "run.db").exists()  # migrated on start
