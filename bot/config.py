@@ -7,6 +7,7 @@ Tokens are :class:`~pydantic.SecretStr`, so they never appear in ``repr`` or log
 from __future__ import annotations
 
 import logging
+from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,11 +34,52 @@ class Settings(BaseSettings):
     timezone: Annotated[str, NoDecode] = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
-    @field_validator("telegram_bot_token", mode="before")
+    # Proactive delivery (outbox) and reminders.
+    quiet_hours: Annotated[str, NoDecode] = Field(
+        default="21:00-07:00", description="local hours when nothing is sent unasked (HH:MM-HH:MM)"
+    )
+    reminder_inactive_days: int = Field(default=2, ge=1, le=60)
+    reminder_max_unanswered: int = Field(default=3, ge=1, le=10)
+    telegram_rate: float = Field(default=28.0, gt=0, le=1000, description="messages/s across chats")
+    telegram_chat_interval: float = Field(default=1.0, ge=0, le=60, description="seconds between two to one chat")
+    outbox_lease_seconds: int = Field(default=60, ge=1, le=3600)
+    sender_concurrency: int = Field(default=8, ge=1, le=256, description="requests in flight per sender")
+
+    # Zalo Bot Platform.
+    zalo_bot_token: SecretStr | None = None
+    zalo_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://bot-api.zaloplatforms.com"))
+    zalo_webhook_secret: SecretStr | None = None
+    zalo_rate: float = Field(default=5.0, gt=0, le=100, description="messages/s; Zalo publishes no limit")
+
+    # Zalo Official Account (OA) Open API.
+    zalo_oa_id: str | None = None
+    zalo_oa_app_id: str | None = None
+    zalo_oa_app_secret: SecretStr | None = None
+    zalo_oa_secret_key: SecretStr | None = None
+    zalo_oa_refresh_token: SecretStr | None = None
+    zalo_oa_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://openapi.zalo.me"))
+    zalo_oauth_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://oauth.zaloapp.com"))
+
+    # The bot's own web endpoint (webhooks, images served for Zalo).
+    public_base_url: AnyHttpUrl | None = None
+    web_host: str = "0.0.0.0"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+
+    @field_validator(
+        "telegram_bot_token", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
+        "zalo_oa_app_secret", "zalo_oa_secret_key", "zalo_oa_refresh_token", "public_base_url",
+        mode="before",
+    )
     @classmethod
-    def _blank_token_is_none(cls, value: object) -> object:
-        # `TELEGRAM_BOT_TOKEN=` in a .env file means "no token", not an invalid one.
+    def _blank_is_none(cls, value: object) -> object:
+        # `TELEGRAM_BOT_TOKEN=` in a .env file means "not set", not an invalid value.
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        parse_quiet_hours(value)
+        return value
 
     @field_validator("telegram_bot_token")
     @classmethod
@@ -77,9 +119,24 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def quiet(self) -> tuple[time, time]:
+        return parse_quiet_hours(self.quiet_hours)
+
     def secrets(self) -> list[str]:
         """Secret values to scrub from every log line."""
-        return [s.get_secret_value() for s in (self.telegram_bot_token,) if s is not None]
+        values = [getattr(self, name) for name, field in type(self).model_fields.items()
+                  if field.annotation in (SecretStr, SecretStr | None)]
+        return [v.get_secret_value() for v in values if v is not None]
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """``"21:00-07:00"`` → (21:00, 07:00); the window may cross midnight; equal ends = none."""
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-", 1))
+    except ValueError:
+        raise ValueError("expected HH:MM-HH:MM, e.g. 21:00-07:00") from None
+    return start, end
 
 
 class SettingsError(Exception):

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -69,6 +69,8 @@ class Person(SQLModel, table=True):
     consent_version: str | None = Field(default=None, max_length=16)
     reminder_hour: int = Field(default=19)
     reminders_on: bool = Field(default=True)
+    reminders_unanswered: int = Field(default=0)  # reset by any message from the person
+    last_reminded_at: datetime | None = _time()
     created_at: datetime | None = _time(nullable=False)
     last_active_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
@@ -87,6 +89,7 @@ class Identity(SQLModel, table=True):
     external_id: str = Field(max_length=64)
     blocked_at: datetime | None = _time()
     created_at: datetime | None = _time(nullable=False)
+    last_seen_at: datetime | None = _time()  # last update from the user (Zalo OA's 7-day window)
 
 
 class ProgressStatus(StrEnum):
@@ -163,3 +166,91 @@ class AuditLog(SQLModel, table=True):
     target: str = Field(default="", max_length=64)
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     at: datetime | None = _time(nullable=False, index=True)
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+
+class Outbox(SQLModel, table=True):
+    """A message the bot sends without being asked (reminder, broadcast, nudge, digest).
+
+    One sender per channel drains it: claim with a lease, send, mark. ``dedupe_key`` makes
+    every producer idempotent: planning the same message twice inserts it once.
+    """
+
+    __table_args__ = (
+        Index("ix_outbox_claim", "channel", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    identity_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("identity.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    channel: str = Field(max_length=16)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    due_at: datetime | None = _time(nullable=False)
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(16))
+    attempts: int = Field(default=0)
+    lease_until: datetime | None = _time()
+    last_error: str | None = Field(default=None, max_length=300)
+    sent_at: datetime | None = _time()
+    dedupe_key: str = Field(max_length=96, unique=True)
+    broadcast_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("broadcast.id"), index=True)
+    )
+    created_at: datetime | None = _time(nullable=False)
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    CANCELLED = "cancelled"
+
+
+class Broadcast(SQLModel, table=True):
+    """Campaign news for an audience, sent now or at a scheduled time (via the outbox)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    author: str = Field(max_length=32)
+    text: str = Field(max_length=4000)
+    image: str | None = Field(default=None, max_length=300)
+    audience: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    scheduled_at: datetime | None = _time(nullable=False)
+    status: BroadcastStatus = Field(default=BroadcastStatus.SCHEDULED, sa_type=String(16))
+    recipients: int | None = None
+    created_at: datetime | None = _time(nullable=False)
+    queued_at: datetime | None = _time()
+
+
+class LinkCode(SQLModel, table=True):
+    """A short-lived code (``/lienket``) that joins a second channel identity to a person."""
+
+    __tablename__ = "link_code"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True)
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False))
+    created_at: datetime | None = _time(nullable=False)
+    expires_at: datetime | None = _time(nullable=False)
+    used_at: datetime | None = _time()
+
+
+class ChannelToken(SQLModel, table=True):
+    """Rotating credentials of a channel (the Zalo OA access and refresh tokens), kept in the
+    database so every process and every restart uses the newest pair."""
+
+    __tablename__ = "channel_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=32, unique=True)  # e.g. "zalo_oa:<oa id>"
+    access_token: str | None = Field(default=None, max_length=1024)
+    refresh_token: str | None = Field(default=None, max_length=1024)
+    expires_at: datetime | None = _time()
+    updated_at: datetime | None = _time(nullable=False)

@@ -1,0 +1,1 @@
+"""Proactive delivery: the outbox, its sender per channel, the rate limiter, quiet hours."""

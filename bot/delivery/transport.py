@@ -1,0 +1,84 @@
+"""The port between the outbox sender and a channel: deliver one message, say what happened.
+
+Each channel adapter provides a ``Transport``; the sender owns pacing, retries and the
+bookkeeping, so a channel only maps its API's answers onto a :class:`Delivery`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.core.messages import Capabilities, Menu, Option, Text
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What an outbox row says: text, optional options (buttons / numbered lines), an image."""
+
+    text: str
+    options: tuple[Option, ...] = ()
+    image: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"text": self.text}
+        if self.options:
+            payload["options"] = [[o.label, o.action] for o in self.options]
+        if self.image:
+            payload["image"] = self.image
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> OutboundMessage:
+        options = tuple(Option(str(label), str(action)) for label, action in payload.get("options", []))
+        return cls(text=str(payload.get("text", "")), options=options, image=payload.get("image"))
+
+    def as_reply(self) -> Text | Menu:
+        return Menu(self.text, self.options) if self.options else Text(self.text)
+
+
+class Result(StrEnum):
+    SENT = "sent"  # the API accepted it
+    RETRY_AFTER = "retry_after"  # rate limited: pause every send, requeue, no attempt counted
+    BLOCKED = "blocked"  # the user blocked the bot: never again
+    FAILED = "failed"  # a permanent error for this message (4xx): give up with the reason
+    TRANSIENT = "transient"  # 5xx, timeout, network: retry later with backoff
+    NOT_ALLOWED = "not_allowed"  # the channel's rules forbid it now (e.g. outside a Zalo OA window)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Who a row goes to, as the sender knows them."""
+
+    external_id: str
+    last_seen_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    result: Result
+    retry_after: float = 0.0
+    reason: str = ""
+
+
+SENT = Delivery(Result.SENT)
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How fast a channel may be sent to (messages per second across chats, and the least
+    interval between two messages to the same chat)."""
+
+    per_second: float
+    per_chat_interval: float = 1.0
+    burst: int = 1
+
+
+class Transport(Protocol):
+    channel: str
+    capabilities: Capabilities
+    pacing: Pacing
+
+    async def deliver(self, recipient: Recipient, message: OutboundMessage) -> Delivery: ...
