@@ -12,6 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import ConversationState, Identity, Person, QuizAnswer
 
 
+async def find_identity(session: AsyncSession, *, channel: str, external_id: str) -> Identity | None:
+    query = select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
+    return (await session.exec(query)).first()
+
+
 async def get_or_create_identity(
     session: AsyncSession, *, channel: str, external_id: str, now: datetime
 ) -> Identity:
@@ -20,10 +25,10 @@ async def get_or_create_identity(
     Two processes may see the same new user at once; the unique constraint decides and
     the loser reads the winner's row.
     """
-    query = select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
-    identity = (await session.exec(query)).first()
+    identity = await find_identity(session, channel=channel, external_id=external_id)
     if identity is not None:
         return identity
+    query = select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
     identity = Identity(channel=channel, external_id=external_id, created_at=now)
     try:
         async with session.begin_nested():

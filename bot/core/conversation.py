@@ -29,7 +29,7 @@ from bot.core.text import fold
 from bot.curriculum import LessonLibrary
 from storage.db import SessionFactory
 from storage.models import ConversationState, Identity, Person
-from storage.people import get_or_create_identity, get_person, lock_state
+from storage.people import find_identity, get_or_create_identity, get_person, lock_state
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,15 @@ class Conversation:
             log.exception("update %s on %s failed", incoming.update_id, incoming.channel)
             return [Text(self.services.catalog.text("error.apology"))]
 
+    async def set_blocked(self, channel: str, external_id: str, *, blocked: bool) -> None:
+        """The channel told us the user blocked (or unblocked) the bot."""
+        now = self.services.clock.now()
+        async with self.sessions() as session, session.begin():
+            identity = await find_identity(session, channel=channel, external_id=external_id)
+            if identity is not None:
+                identity.blocked_at = now if blocked else None
+                session.add(identity)
+
     async def _handle(self, incoming: Incoming, capabilities: Capabilities) -> list[Reply]:
         now = self.services.clock.now()
         async with self.sessions() as session, session.begin():
@@ -268,6 +277,8 @@ class Conversation:
                 session, channel=incoming.channel, external_id=incoming.external_id, now=now
             )
             assert identity.id is not None
+            identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
+            identity.blocked_at = None  # whoever writes to the bot has not blocked it
             state = await lock_state(session, identity_id=identity.id, now=now)
             person = await get_person(session, person_id=identity.person_id)
             ctx = Context(
@@ -288,8 +299,10 @@ class Conversation:
                 self._remember_menu(ctx)
                 state.updated_at = now
                 session.add(state)
+                session.add(identity)
                 if ctx.person is not None:
                     ctx.person.last_active_at = now
+                    ctx.person.reminders_unanswered = 0  # they came back: reminders may resume
                     session.add(ctx.person)
             return ctx.replies
 

@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramFor
 from aiogram.types import (
     BotCommand,
     CallbackQuery,
+    ChatMemberUpdated,
     FSInputFile,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -79,6 +80,7 @@ class TelegramChannel:
         self.dispatcher = Dispatcher()
         self.dispatcher.message.register(self._on_message)
         self.dispatcher.callback_query.register(self._on_callback)
+        self.dispatcher.my_chat_member.register(self._on_membership)
 
     async def set_commands(self) -> None:
         """Register the command menu with Vietnamese descriptions (``setMyCommands``)."""
@@ -92,7 +94,7 @@ class TelegramChannel:
             self.bot,
             polling_timeout=polling_timeout,
             handle_signals=handle_signals,
-            allowed_updates=["message", "callback_query"],
+            allowed_updates=["message", "callback_query", "my_chat_member"],
         )
 
     async def stop(self) -> None:
@@ -141,6 +143,13 @@ class TelegramChannel:
         )
         replies = await self._conversation.handle(incoming, CAPABILITIES)
         await self.render(message.chat.id, replies, pressed=message.message_id)
+
+    async def _on_membership(self, update: ChatMemberUpdated) -> None:
+        """In a private chat this arrives only when the user blocks or unblocks the bot."""
+        if update.chat.type != "private":
+            return
+        blocked = update.new_chat_member.status == "kicked"
+        await self._conversation.set_blocked(CHANNEL, str(update.from_user.id), blocked=blocked)
 
     # -- sending -----------------------------------------------------------------------
 

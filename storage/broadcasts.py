@@ -1,0 +1,157 @@
+"""Broadcasts: an audience, a text, a time; queued into the outbox when due."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import (
+    Broadcast,
+    BroadcastStatus,
+    Identity,
+    LessonProgress,
+    Outbox,
+    OutboxStatus,
+    Person,
+    ProgressStatus,
+    ResidentGroup,
+)
+from storage.outbox import enqueue, outbox_row
+
+
+class AudienceError(ValueError):
+    """The audience text names nothing we know; ``str()`` says what is wrong, in Vietnamese."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    person_id: int
+    identity_id: int
+    channel: str
+
+
+def parse_audience(text: str, *, lesson_ids: set[str]) -> dict[str, Any]:
+    """``all`` · ``group:CODE[,CODE…]`` · ``not-completed:LESSON`` → the stored audience."""
+    kind, _, rest = text.strip().partition(":")
+    kind = kind.lower()
+    if kind == "all" and not rest:
+        return {"kind": "all"}
+    if kind == "group" and rest:
+        codes = sorted({c.strip() for c in rest.split(",") if c.strip()})
+        if codes:
+            return {"kind": "groups", "codes": codes}
+    if kind == "not-completed" and rest:
+        if rest not in lesson_ids:
+            raise AudienceError(f"không có bài học '{rest}'")
+        return {"kind": "not_completed", "lesson": rest}
+    raise AudienceError(f"đối tượng '{text}' không hợp lệ: dùng all, group:MÃ_TỔ hoặc not-completed:MÃ_BÀI")
+
+
+async def check_groups_exist(session: AsyncSession, *, audience: dict[str, Any]) -> None:
+    if audience.get("kind") != "groups":
+        return
+    known = set((await session.exec(select(ResidentGroup.code).where(col(ResidentGroup.code).in_(audience["codes"])))).all())
+    unknown = [c for c in audience["codes"] if c not in known]
+    if unknown:
+        raise AudienceError("không có tổ " + ", ".join(unknown))
+
+
+async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list[Recipient]:
+    """Consenting, not deleted people of the audience, each through one reachable identity
+    (the one they used most recently), so a person on two channels gets the news once."""
+    query = (
+        select(Person.id, Identity.id, Identity.channel, Identity.last_seen_at)
+        .join(Identity, col(Identity.person_id) == Person.id)
+        .where(
+            col(Person.deleted_at).is_(None),
+            col(Person.consent_at).is_not(None),
+            col(Identity.blocked_at).is_(None),
+        )
+    )
+    kind = audience.get("kind")
+    if kind == "groups":
+        groups = select(ResidentGroup.id).where(col(ResidentGroup.code).in_(audience["codes"]))
+        query = query.where(col(Person.group_id).in_(groups))
+    elif kind == "not_completed":
+        done = select(LessonProgress.person_id).where(
+            LessonProgress.lesson_id == audience["lesson"], LessonProgress.status == ProgressStatus.COMPLETED
+        )
+        query = query.where(col(Person.id).not_in(done))
+    elif kind != "all":
+        raise AudienceError(f"đối tượng '{kind}' chưa hỗ trợ")
+    chosen: dict[int, tuple[datetime | None, int, str]] = {}
+    for person_id, identity_id, channel, seen in (await session.exec(query)).all():
+        best = chosen.get(person_id)
+        key = (seen.timestamp() if seen else 0.0, identity_id)
+        if best is None or key > ((best[0].timestamp() if best[0] else 0.0), best[1]):
+            chosen[person_id] = (seen, identity_id, channel)
+    return [Recipient(p, i, c) for p, (_, i, c) in sorted(chosen.items())]
+
+
+async def create_broadcast(
+    session: AsyncSession,
+    *,
+    author: str,
+    text: str,
+    audience: dict[str, Any],
+    scheduled_at: datetime,
+    now: datetime,
+    image: str | None = None,
+) -> Broadcast:
+    broadcast = Broadcast(
+        author=author, text=text, image=image, audience=audience, scheduled_at=scheduled_at, created_at=now
+    )
+    session.add(broadcast)
+    await session.flush()
+    return broadcast
+
+
+async def due_broadcasts(session: AsyncSession, *, now: datetime) -> Sequence[Broadcast]:
+    query = select(Broadcast).where(
+        Broadcast.status == BroadcastStatus.SCHEDULED, col(Broadcast.scheduled_at) <= now
+    ).order_by(col(Broadcast.scheduled_at))
+    return (await session.exec(query.with_for_update(skip_locked=True))).all()
+
+
+async def queue_broadcast(session: AsyncSession, *, broadcast: Broadcast, now: datetime, due_at: datetime) -> int:
+    """Turn a due broadcast into one outbox row per recipient. Idempotent: run again after a
+    crash, it adds only the rows that are missing (dedupe key per broadcast and person)."""
+    assert broadcast.id is not None
+    payload: dict[str, Any] = {"text": broadcast.text}
+    if broadcast.image:
+        payload["image"] = broadcast.image
+    people = await recipients(session, audience=broadcast.audience)
+    rows = [
+        outbox_row(
+            kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload=payload, due_at=due_at,
+            dedupe_key=f"broadcast:{broadcast.id}:{r.person_id}", now=now, broadcast_id=broadcast.id,
+        )
+        for r in people
+    ]
+    await enqueue(session, rows)
+    broadcast.status = BroadcastStatus.QUEUED
+    broadcast.recipients = len(people)
+    broadcast.queued_at = now
+    session.add(broadcast)
+    return len(people)
+
+
+async def cancel_broadcast(session: AsyncSession, *, broadcast_id: int) -> bool:
+    """Cancel a scheduled broadcast, or what is still pending of a queued one."""
+    broadcast = await session.get(Broadcast, broadcast_id)
+    if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
+        return False
+    broadcast.status = BroadcastStatus.CANCELLED
+    session.add(broadcast)
+    await session.exec(  # type: ignore[call-overload]
+        update(Outbox)
+        .where(Outbox.broadcast_id == broadcast_id, Outbox.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.CANCELLED.value)
+    )
+    return True

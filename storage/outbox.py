@@ -1,0 +1,213 @@
+"""The outbox: messages to send without being asked, claimed with a lease, marked once.
+
+Every state change is a single-row UPDATE guarded by the expected status, so a slow
+sender whose lease ran out cannot overwrite what another sender did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Identity, Outbox, OutboxStatus, Person, ResidentGroup
+
+INSERT_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    identity_id: int
+    external_id: str
+    last_seen_at: datetime | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def outbox_row(
+    *,
+    kind: str,
+    identity_id: int,
+    channel: str,
+    payload: dict[str, Any],
+    due_at: datetime,
+    dedupe_key: str,
+    now: datetime,
+    broadcast_id: int | None = None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "identity_id": identity_id,
+        "channel": channel,
+        "payload": payload,
+        "due_at": due_at,
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "dedupe_key": dedupe_key,
+        "broadcast_id": broadcast_id,
+        "created_at": now,
+    }
+
+
+async def enqueue(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
+    """Insert rows, skipping any whose ``dedupe_key`` exists: producers are idempotent."""
+    rows = list(rows)
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    inserted = 0
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        statement = insert(Outbox).values(chunk).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = await session.exec(statement)  # type: ignore[call-overload]
+        inserted += max(result.rowcount or 0, 0)
+    return inserted
+
+
+async def claim_due(
+    session: AsyncSession, *, channel: str, now: datetime, lease_until: datetime, limit: int
+) -> list[Claimed]:
+    """Lease up to ``limit`` due rows of a channel: pending and due, or sending with an
+    expired lease (a sender died holding them). ``SKIP LOCKED`` lets several senders claim
+    on PostgreSQL without waiting for each other; SQLite serialises writers instead."""
+    due = (
+        select(Outbox.id)
+        .where(
+            Outbox.channel == channel,
+            or_(
+                and_(Outbox.status == OutboxStatus.PENDING, Outbox.due_at <= now),
+                and_(Outbox.status == OutboxStatus.SENDING, col(Outbox.lease_until) < now),
+            ),
+        )
+        .order_by(col(Outbox.due_at), col(Outbox.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(Outbox)
+        .where(col(Outbox.id).in_(due))
+        .values(status=OutboxStatus.SENDING.value, lease_until=lease_until)
+        .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts)
+    )
+    rows = (await session.exec(statement)).all()  # type: ignore[call-overload]
+    if not rows:
+        return []
+    identities = {
+        i.id: i
+        for i in (
+            await session.exec(select(Identity).where(col(Identity.id).in_([r.identity_id for r in rows])))
+        ).all()
+    }
+    claimed = [
+        Claimed(r.id, r.identity_id, identities[r.identity_id].external_id,
+                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts)
+        for r in rows
+        if r.identity_id in identities
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+async def _set(session: AsyncSession, outbox_id: int, **values: Any) -> bool:
+    statement = (
+        update(Outbox)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING)
+        .values(lease_until=None, **values)
+    )
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount)
+
+
+async def mark_sent(session: AsyncSession, *, outbox_id: int, now: datetime) -> bool:
+    return await _set(session, outbox_id, status=OutboxStatus.SENT.value, sent_at=now, last_error=None)
+
+
+async def mark_failed(session: AsyncSession, *, outbox_id: int, reason: str) -> bool:
+    return await _set(session, outbox_id, status=OutboxStatus.FAILED.value, last_error=reason[:300])
+
+
+async def mark_blocked(session: AsyncSession, *, outbox_id: int, identity_id: int, now: datetime, reason: str) -> None:
+    """The user blocked the bot: flag the identity and stop everything queued for it."""
+    await _set(session, outbox_id, status=OutboxStatus.BLOCKED.value, last_error=reason[:300])
+    await session.exec(  # type: ignore[call-overload]
+        update(Identity).where(Identity.id == identity_id, col(Identity.blocked_at).is_(None)).values(blocked_at=now)
+    )
+    await session.exec(  # type: ignore[call-overload]
+        update(Outbox)
+        .where(Outbox.identity_id == identity_id, Outbox.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.BLOCKED.value, last_error="người dùng đã chặn bot")
+    )
+
+
+async def requeue(session: AsyncSession, *, outbox_id: int, due_at: datetime) -> bool:
+    """Back to pending without counting an attempt (rate limited, or never tried)."""
+    return await _set(session, outbox_id, status=OutboxStatus.PENDING.value, due_at=due_at)
+
+
+async def retry_later(session: AsyncSession, *, outbox_id: int, due_at: datetime, reason: str) -> bool:
+    """A transient failure: count the attempt and try again at ``due_at``."""
+    return await _set(
+        session, outbox_id, status=OutboxStatus.PENDING.value, due_at=due_at,
+        attempts=Outbox.attempts + 1, last_error=reason[:300],
+    )
+
+
+async def unblock(session: AsyncSession, *, identity_id: int) -> None:
+    """The user wrote again (or unblocked the bot): proactive messages may reach them again."""
+    await session.exec(  # type: ignore[call-overload]
+        update(Identity).where(Identity.id == identity_id).values(blocked_at=None)
+    )
+
+
+@dataclass
+class DeliveryReport:
+    totals: dict[str, int]
+    by_group: dict[str, dict[str, int]]
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+
+REPORT_STATUSES = ("sent", "blocked", "failed", "pending")
+
+
+def _bucket(status: str) -> str:
+    return "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else status
+
+
+async def delivery_report(session: AsyncSession, *, broadcast_id: int) -> DeliveryReport:
+    """Sent / blocked / failed / pending, overall and per residential group (read straight
+    from the outbox; "pending" includes rows being sent right now)."""
+    query = (
+        select(ResidentGroup.name, ResidentGroup.code, Outbox.status, func.count())
+        .select_from(Outbox)
+        .join(Identity, col(Identity.id) == Outbox.identity_id)
+        .outerjoin(Person, col(Person.id) == Identity.person_id)
+        .outerjoin(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+        .where(Outbox.broadcast_id == broadcast_id)
+        .group_by(ResidentGroup.name, ResidentGroup.code, Outbox.status)
+    )
+    totals = dict.fromkeys(REPORT_STATUSES, 0)
+    by_group: dict[str, dict[str, int]] = {}
+    for name, code, status, count in (await session.exec(query)).all():
+        bucket = _bucket(status)
+        totals[bucket] = totals.get(bucket, 0) + count
+        row = by_group.setdefault(f"{name} ({code})" if code else "", dict.fromkeys(REPORT_STATUSES, 0))
+        row[bucket] = row.get(bucket, 0) + count
+    return DeliveryReport(totals, dict(sorted(by_group.items())))
+
+
+async def rows_of(session: AsyncSession, *, kind: str | None = None) -> Sequence[Outbox]:
+    query = select(Outbox).order_by(col(Outbox.id))
+    if kind is not None:
+        query = query.where(Outbox.kind == kind)
+    return (await session.exec(query)).all()
