@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +23,7 @@ from bot.config import SecretFilter, Settings, SettingsError, load_settings
 from bot.core.conversation import Clock, Conversation, Services, SystemClock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, LessonLibraryError, check_directory, default_lessons_dir, load_library
+from bot.delivery.quiet import QuietHours
 from storage.db import SessionFactory, create_engine, session_factory
 
 log = logging.getLogger("bot")
@@ -34,9 +38,11 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Cơ sở dữ liệu.", no_args_is_help=True)
 groups_cli = typer.Typer(help="Tổ dân phố / thôn.", no_args_is_help=True)
 lessons_cli = typer.Typer(help="Bài học.", no_args_is_help=True)
+broadcast_cli = typer.Typer(help="Thông báo tới người dân (gửi qua hàng đợi, ngoài giờ yên lặng).", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(groups_cli, name="groups")
 cli.add_typer(lessons_cli, name="lessons")
+cli.add_typer(broadcast_cli, name="broadcast")
 
 
 @dataclass
@@ -61,9 +67,21 @@ def build_app(settings: Settings, *, clock: Clock | None = None, lessons: Lesson
     library = lessons or load_library()
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    services = Services(lessons=library, catalog=catalog, clock=clock or SystemClock())
+    quiet = quiet_hours(settings)
+    # Offer only reminder hours outside the quiet hours.
+    hours = tuple(h for h in Services.reminder_hours if not quiet.contains(_today_at(settings, h)))
+    services = Services(lessons=library, catalog=catalog, clock=clock or SystemClock(), reminder_hours=hours)
     conversation = Conversation(router=build_router(), sessions=sessions, services=services)
     return App(settings, engine, sessions, catalog, library, conversation)
+
+
+def quiet_hours(settings: Settings) -> QuietHours:
+    start, end = settings.quiet
+    return QuietHours(settings.zone, start, end)
+
+
+def _today_at(settings: Settings, hour: int) -> datetime:
+    return datetime.now(settings.zone).replace(hour=hour, minute=0, second=0, microsecond=0)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -89,7 +107,7 @@ def _configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     if settings.log_level != "DEBUG":
         # Libraries narrate every step at INFO; operators need their warnings only.
-        for name in ("alembic", "aiosqlite", "asyncio"):
+        for name in ("alembic", "aiosqlite", "asyncio", "apscheduler"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -106,19 +124,29 @@ def _app(settings: Settings) -> App:
         raise _fail("Bài học có lỗi, hãy sửa rồi chạy lại:\n" + str(exc)) from None
 
 
+class Role(StrEnum):
+    ALL = "all"  # receive, handle, send, schedule: one process does everything
+    WORKER = "worker"  # only the outbox senders and the scheduler
+
+
 @cli.command()
-def run() -> None:
+def run(
+    role: Annotated[Role, typer.Option(help="all: mọi việc trong một tiến trình; worker: chỉ gửi tin và lập lịch")] = Role.ALL,
+) -> None:
     """Chạy bot: Telegram nếu có TELEGRAM_BOT_TOKEN, nếu không thì trò chuyện trong cửa sổ dòng lệnh."""
     settings = _settings()
     if settings.is_sqlite:
         _migrate(settings)  # one machine, one file: keep the schema current on every start
     app = _app(settings)
     if settings.telegram_bot_token is None:
+        if role == Role.WORKER:
+            raise _fail(app.catalog.text("cli.worker_needs_channel"))
         typer.echo(app.catalog.text("cli.no_token", database=settings.database_url))
         asyncio.run(_chat(app))
-    else:
+        return
+    if role == Role.ALL:
         typer.echo(app.catalog.text("cli.telegram_polling", api=str(settings.telegram_api_url).rstrip("/")))
-        asyncio.run(_telegram(app))
+    asyncio.run(_serve(app, role=role))
 
 
 @cli.command()
@@ -143,22 +171,64 @@ async def _chat(app: App) -> None:
         await app.close()
 
 
-async def _telegram(app: App) -> None:
+async def _serve(app: App, *, role: Role) -> None:
+    """Channels (role all), one outbox sender per channel, and the scheduler, until a signal."""
     from bot.channels.telegram import TelegramChannel
+    from bot.channels.telegram.transport import TelegramTransport
+    from bot.delivery.sender import Sender
+    from bot.delivery.transport import Pacing
+    from bot.reminders import ReminderPolicy, record_reminder_sent
+    from bot.scheduling import Producers, build_scheduler
     from handlers import COMMANDS
 
-    assert app.settings.telegram_bot_token is not None
-    channel = TelegramChannel(
-        token=app.settings.telegram_bot_token.get_secret_value(),
-        api_url=str(app.settings.telegram_api_url),
+    settings = app.settings
+    assert settings.telegram_bot_token is not None
+    telegram = TelegramChannel(
+        token=settings.telegram_bot_token.get_secret_value(),
+        api_url=str(settings.telegram_api_url),
         conversation=app.conversation,
         catalog=app.catalog,
         commands=COMMANDS,
     )
+    clock = app.conversation.services.clock
+    quiet = quiet_hours(settings)
+    transports = [TelegramTransport(telegram.bot, pacing=Pacing(settings.telegram_rate, settings.telegram_chat_interval))]
+    senders = [
+        Sender(
+            sessions=app.sessions, transport=t, clock=clock, quiet=quiet,
+            lease_seconds=settings.outbox_lease_seconds, concurrency=settings.sender_concurrency,
+            after_sent={"reminder": record_reminder_sent},
+        )
+        for t in transports
+    ]
+    producers = Producers(
+        sessions=app.sessions, clock=clock, quiet=quiet, lessons=app.lessons, catalog=app.catalog,
+        policy=ReminderPolicy(zone=settings.zone, quiet=quiet, inactive_days=settings.reminder_inactive_days,
+                              max_unanswered=settings.reminder_max_unanswered),
+        on_queued=lambda: [s.wake() for s in senders],
+    )
+    scheduler = build_scheduler(producers, zone=settings.zone)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = [asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders]
+    if role == Role.ALL:
+        tasks.append(asyncio.create_task(telegram.run_polling(handle_signals=False), name="telegram-polling"))
+    scheduler.start()
     try:
-        await channel.run_polling()
+        done, _ = await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task in tasks and task.exception():
+                raise task.exception()  # type: ignore[misc]
     finally:
-        await channel.close()
+        scheduler.shutdown(wait=False)
+        for sender in senders:
+            sender.stop()
+        if role == Role.ALL:
+            await telegram.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await telegram.close()
         await app.close()
 
 
@@ -224,6 +294,112 @@ def lessons_check(
     if errors:
         raise _fail(catalog.text("cli.lessons_failed", count=len(errors), folder=str(folder)))
     typer.echo(catalog.text("cli.lessons_ok", count=len(lessons), folder=str(folder)))
+
+
+async def _with_session(settings: Settings, work):  # type: ignore[no-untyped-def]
+    """Run ``work(session)`` in one transaction on a schema that is current."""
+    from storage.migrate import SchemaNotCurrentError, schema_is_current
+
+    engine = create_engine(settings.database_url)
+    try:
+        if not await schema_is_current(engine):
+            raise SchemaNotCurrentError()
+        async with session_factory(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+def _run_work(settings: Settings, work):  # type: ignore[no-untyped-def]
+    from storage.migrate import SchemaNotCurrentError
+
+    if settings.is_sqlite:
+        _migrate(settings)
+    try:
+        return asyncio.run(_with_session(settings, work))
+    except SchemaNotCurrentError:
+        raise _fail(Catalog.load().text("cli.schema_not_current")) from None
+
+
+@broadcast_cli.command("send")
+def broadcast_send(
+    text: Annotated[str, typer.Option("--text", help="Nội dung thông báo")],
+    to: Annotated[str, typer.Option("--to", help="all | group:MÃ_TỔ[,MÃ_TỔ] | not-completed:MÃ_BÀI")],
+    at: Annotated[str | None, typer.Option("--at", help="Giờ gửi theo giờ địa phương, ví dụ '2026-11-25 08:00'")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Ảnh .jpg/.png gửi kèm")] = None,
+) -> None:
+    """Lên lịch một thông báo: gửi ngay hoặc vào giờ đã chọn (tin chờ qua giờ yên lặng)."""
+    from datetime import UTC
+
+    from bot.broadcasting import BroadcastError, parse_time, schedule
+
+    settings = _settings()
+    catalog = Catalog.load()
+    lessons = load_library()
+    try:
+        when = parse_time(at, zone=settings.zone) if at else None
+    except BroadcastError as exc:
+        raise _fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await schedule(
+            session, author="cli", text=text, audience_text=to, lesson_ids={l.id for l in lessons},
+            now=datetime.now(UTC), quiet=quiet_hours(settings), at=when, image=image,
+        )
+
+    try:
+        done = _run_work(settings, work)
+    except BroadcastError as exc:
+        raise _fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
+    local = done.sends_at.astimezone(settings.zone).strftime("%H:%M %d/%m/%Y")
+    key = "cli.broadcast_queued" if done.recipients is not None else "cli.broadcast_scheduled"
+    typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.recipients or 0, when=local))
+
+
+@broadcast_cli.command("status")
+def broadcast_status(broadcast_id: Annotated[int, typer.Argument(help="Số thông báo")]) -> None:
+    """Kết quả gửi: đã gửi / bị chặn / lỗi / đang chờ, tổng và theo từng tổ."""
+    from bot.broadcasting import format_report
+    from storage.models import Broadcast
+    from storage.outbox import delivery_report
+
+    settings = _settings()
+    catalog = Catalog.load()
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None:
+            return None
+        return format_report(catalog, broadcast, await delivery_report(session, broadcast_id=broadcast_id),
+                             zone=settings.zone)
+
+    text = _run_work(settings, work)
+    if text is None:
+        raise _fail(catalog.text("cli.broadcast_unknown", id=broadcast_id))
+    typer.echo(text)
+
+
+@broadcast_cli.command("cancel")
+def broadcast_cancel(broadcast_id: Annotated[int, typer.Argument(help="Số thông báo")]) -> None:
+    """Hủy một thông báo đã lên lịch (hoặc phần chưa gửi của nó)."""
+    from datetime import UTC
+
+    from storage import audit
+    from storage.broadcasts import cancel_broadcast
+
+    settings = _settings()
+    catalog = Catalog.load()
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        cancelled = await cancel_broadcast(session, broadcast_id=broadcast_id)
+        if cancelled:
+            audit.record(session, actor="cli", action="broadcast.cancel", target=f"broadcast:{broadcast_id}",
+                         now=datetime.now(UTC))
+        return cancelled
+
+    if not _run_work(settings, work):
+        raise _fail(catalog.text("cli.broadcast_unknown", id=broadcast_id))
+    typer.echo(catalog.text("cli.broadcast_cancelled", id=broadcast_id))
 
 
 def main() -> None:

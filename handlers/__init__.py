@@ -7,7 +7,7 @@ current step; whatever none of them takes goes to ``handlers.fallback``.
 from __future__ import annotations
 
 from bot.core.conversation import Fallbacks, Router
-from handlers import fallback, help, lessons, menu, onboarding, privacy, progress, quiz
+from handlers import fallback, help, lessons, linking, menu, onboarding, privacy, progress, quiz, reminders
 from handlers.steps import Step
 
 # Commands shown in the channel's command menu, in this order, with their catalogue key.
@@ -16,9 +16,13 @@ COMMANDS: list[tuple[str, str]] = [
     ("baihoc", "command.baihoc"),
     ("tiendo", "command.tiendo"),
     ("menu", "command.menu"),
+    ("nhacnho", "command.nhacnho"),
+    ("dung", "command.dung"),
+    ("batdau", "command.batdau"),
     ("trogiup", "command.trogiup"),
     ("doiten", "command.doiten"),
     ("doito", "command.doito"),
+    ("lienket", "command.lienket"),
     ("xoadulieu", "command.xoadulieu"),
     ("start", "command.start"),
 ]
@@ -36,7 +40,6 @@ def build_router() -> Router:
     )
     # Commands.
     router.command("start", onboarding.start, needs_person=False)
-    router.command("batdau", onboarding.start, needs_person=False)
     router.command("menu", menu.open_menu)
     router.command("hoc", lessons.continue_learning)
     router.command("baihoc", lessons.list_lessons)
@@ -46,6 +49,10 @@ def build_router() -> Router:
     router.command("doiten", onboarding.ask_name)
     router.command("doito", onboarding.change_group)
     router.command("xoadulieu", privacy.ask_erase, needs_person=False)
+    router.command("lienket", linking.start_linking, needs_person=False)
+    router.command("nhacnho", reminders.show_reminders)
+    router.command("dung", reminders.stop_reminders)
+    router.command("batdau", reminders.resume_reminders)
     # Actions: the payloads of options shown by the handlers.
     router.action("begin", onboarding.start, needs_person=False)
     router.action("consent", onboarding.answer_consent, needs_person=False)
@@ -61,7 +68,10 @@ def build_router() -> Router:
     router.action("ans", quiz.answer)
     router.action("progress", progress.show_progress)
     router.action("erase", privacy.answer_erase, needs_person=False)
+    router.action("link", linking.link_action, needs_person=False)
+    router.action("reminders", reminders.reminders_action)
     # Free text in a step that expects it.
     router.step(Step.ASK_NAME, onboarding.receive_name, needs_person=True)
     router.step(Step.CHOOSE_GROUP, onboarding.search_group, needs_person=True)
+    router.step(Step.LINK_CODE, linking.receive_code)
     return router

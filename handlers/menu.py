@@ -12,6 +12,7 @@ def main_options(t: Translate) -> list[tuple[str, str]]:
         (t("menu.continue"), "next"),
         (t("menu.lessons"), "lessons:0"),
         (t("menu.progress"), "progress"),
+        (t("menu.reminders"), "reminders"),
         (t("menu.help"), "help"),
     ]
 

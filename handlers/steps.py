@@ -13,3 +13,5 @@ class Step(StrEnum):
     LESSON = "lesson"
     QUIZ = "quiz"
     CONFIRM_ERASE = "confirm_erase"
+    LINK_CODE = "link_code"
+    LINK_CONFIRM = "link_confirm"

@@ -52,6 +52,8 @@ class Services:
     lessons: LessonLibrary
     catalog: Catalog
     clock: Clock = field(default_factory=SystemClock)
+    # Hours a resident may choose for reminders (the composition root leaves out quiet hours).
+    reminder_hours: tuple[int, ...] = (7, 9, 12, 17, 19, 20)
 
 
 class Context:

@@ -71,6 +71,7 @@ class Sender:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._abort_batch = False
+        self.rounds = 0  # loop iterations, for monitoring and tests
 
     @property
     def channel(self) -> str:
@@ -85,40 +86,51 @@ class Sender:
         self._wake.set()
 
     async def run(self) -> None:
+        """Keep up to ``batch_size`` rows claimed and moving until :meth:`stop`.
+
+        Rows are claimed again as soon as half the window is free, so the channel is never
+        idle between batches; the rate limiter, not the batch size, sets the pace."""
         log.info("sender for %s started", self.channel)
+        tasks: set[asyncio.Task[None]] = set()
         while not self._stop.is_set():
+            self.rounds += 1
             try:
                 now = self.clock.now()
                 if self.quiet.contains(now):
-                    await self._idle((self.quiet.next_allowed(now) - now).total_seconds())
+                    await self._wait(tasks, (self.quiet.next_allowed(now) - now).total_seconds())
                     continue
-                if await self.drain_once() == 0:
-                    await self._idle(self.idle_seconds)
+                room = self.batch_size - len(tasks)
+                claimed = await self._claim(now, room) if room * 2 >= self.batch_size else []
+                for row in claimed:
+                    task = asyncio.create_task(self._send(row))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if not tasks:
+                    self._abort_batch = False
+                await self._wait(tasks, self.idle_seconds if not claimed else 0.05)
             except Exception:
                 # The database may be briefly unavailable; never let the loop die.
                 log.exception("sender for %s failed a round; retrying", self.channel)
-                await self._idle(self.idle_seconds * 5)
+                await self._wait(tasks, self.idle_seconds * 5)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
         log.info("sender for %s stopped", self.channel)
 
-    async def _idle(self, seconds: float) -> None:
-        self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, min(seconds, 60.0)))
-        except TimeoutError:
-            pass
-
-    async def drain_once(self) -> int:
-        """Claim one batch and send it; returns how many rows were claimed."""
-        now = self.clock.now()
+    async def _claim(self, now: datetime, limit: int) -> list[outbox.Claimed]:
         async with self.sessions() as session, session.begin():
-            claimed = await outbox.claim_due(
-                session, channel=self.channel, now=now, lease_until=now + self.lease, limit=self.batch_size
+            return await outbox.claim_due(
+                session, channel=self.channel, now=now, lease_until=now + self.lease, limit=limit
             )
-        if not claimed:
-            return 0
-        self._abort_batch = False
-        await asyncio.gather(*(self._send(row) for row in claimed))
-        return len(claimed)
+
+    async def _wait(self, tasks: set[asyncio.Task[None]], seconds: float) -> None:
+        """Until a send finishes, someone calls :meth:`wake`, or ``seconds`` pass."""
+        self._wake.clear()
+        waiter = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({waiter, *tasks}, timeout=max(0.01, min(seconds, 60.0)),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
 
     async def _send(self, row: outbox.Claimed) -> None:
         message = OutboundMessage.from_payload(row.payload)

@@ -18,6 +18,16 @@ from tests.fakes.telegram_api import FakeTelegram
 USER = 424242
 
 
+async def _wait_blocked(app: App, *, blocked: bool) -> None:
+    for _ in range(200):
+        async with app.sessions() as session:
+            identity = (await session.exec(select(Identity).where(Identity.channel == "telegram"))).one()
+        if (identity.blocked_at is not None) == blocked:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"identity.blocked_at never became {'set' if blocked else 'empty'}")
+
+
 class Resident:
     """Drives one Telegram user: type, press a button by its label, wait for the bot."""
 
@@ -131,6 +141,11 @@ async def test_bad_input_over_telegram(ward: App, telegram: FakeTelegram) -> Non
     tg.push_callback(USER, "ans:b01-binh-dan-hoc-vu-so:9:9:9", forged=True)
     await lan.settle()
     assert "Nút này đã cũ" in lan.last
+    tg.push_my_chat_member(USER, status="kicked")  # Lan blocks the bot…
+    await tg.wait_for(lambda t: t.pending_updates() == 0)
+    await _wait_blocked(ward, blocked=True)
+    tg.push_my_chat_member(USER, status="member")  # …and unblocks it: reachable again
+    await _wait_blocked(ward, blocked=False)
     await lan.send("/xoadulieu")
     await lan.press("Xóa dữ liệu")
     assert "Đã xóa" in lan.last
@@ -140,3 +155,31 @@ async def test_bad_input_over_telegram(ward: App, telegram: FakeTelegram) -> Non
     async with ward.sessions() as session:
         [person] = (await session.exec(select(Person))).all()
     assert person.deleted_at is not None and person.display_name is None
+
+
+async def test_hocvuso_run_answers_on_telegram_and_stops_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The composition root as an operator starts it: `hocvuso run` with a token."""
+    import os
+    import signal
+    import sys
+
+    async with FakeTelegram() as tg:
+        env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+               "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.url, "LOG_LEVEL": "INFO"}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            # A long poll is recorded only when it returns; the command menu is set just before polling.
+            await tg.wait_for(lambda t: t.commands and t.waiting_pollers, timeout=60)
+            tg.push_text(USER, "/start")
+            await tg.wait_for(lambda t: t.last_message(USER) is not None, timeout=30)
+            assert "Bạn có đồng ý không?" in tg.last_message(USER).text
+            assert tg.commands, "setMyCommands was called"
+        finally:
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    assert "long polling" in stdout.decode()
+    assert tg.token not in stderr.decode() and tg.token not in stdout.decode()

@@ -98,7 +98,10 @@ class TelegramChannel:
         )
 
     async def stop(self) -> None:
-        await self.dispatcher.stop_polling()
+        try:
+            await self.dispatcher.stop_polling()
+        except RuntimeError:
+            pass  # polling had not started (or already stopped)
 
     async def close(self) -> None:
         await self.bot.session.close()

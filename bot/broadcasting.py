@@ -1,0 +1,106 @@
+"""Composing, scheduling and reporting broadcasts: one service for the CLI and the chat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.core.i18n import Catalog
+from bot.delivery.quiet import QuietHours
+from storage import audit
+from storage.broadcasts import AudienceError, check_groups_exist, create_broadcast, parse_audience, queue_broadcast
+from storage.models import Broadcast
+from storage.outbox import DeliveryReport
+
+TEXT_MAX = 4000  # one Telegram message (4,096) with room to spare; Zalo splits at 2,000
+IMAGE_TYPES = {".jpg", ".jpeg", ".png"}
+IMAGE_MAX_BYTES = 10 * 1024 * 1024  # Telegram's photo limit
+STATUS_TEXT = {
+    "scheduled": "broadcast.status_scheduled",
+    "queued": "broadcast.status_queued",
+    "cancelled": "broadcast.status_cancelled",
+}
+
+
+class BroadcastError(ValueError):
+    """Something in the request is wrong; ``str()`` says what, in Vietnamese."""
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    broadcast: Broadcast
+    recipients: int | None  # known once queued (immediately for "now")
+    sends_at: datetime
+
+
+def parse_time(text: str, *, zone: ZoneInfo) -> datetime:
+    """``2026-11-25 08:00`` (the ward's time) or an ISO time with an offset."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("T", " "))
+    except ValueError:
+        raise BroadcastError(f"thời gian '{text}' không đúng dạng NĂM-THÁNG-NGÀY GIỜ:PHÚT, ví dụ 2026-11-25 08:00") from None
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+def check_image(path: str | None) -> str | None:
+    if path is None:
+        return None
+    file = Path(path)
+    if not file.is_file():
+        raise BroadcastError(f"không tìm thấy ảnh {path}")
+    if file.suffix.lower() not in IMAGE_TYPES or file.stat().st_size > IMAGE_MAX_BYTES:
+        raise BroadcastError("ảnh phải là tệp .jpg hoặc .png, nhỏ hơn 10 MB")
+    return str(file.resolve())
+
+
+async def schedule(
+    session: AsyncSession,
+    *,
+    author: str,
+    text: str,
+    audience_text: str,
+    lesson_ids: set[str],
+    now: datetime,
+    quiet: QuietHours,
+    at: datetime | None = None,
+    image: str | None = None,
+) -> Scheduled:
+    """Validate and store a broadcast; queue it at once when it is due now."""
+    text = text.strip()
+    if not text:
+        raise BroadcastError("nội dung thông báo đang trống")
+    if len(text) > TEXT_MAX:
+        raise BroadcastError(f"nội dung dài {len(text)} ký tự, tối đa {TEXT_MAX}")
+    try:
+        audience = parse_audience(audience_text, lesson_ids=lesson_ids)
+        await check_groups_exist(session, audience=audience)
+    except AudienceError as exc:
+        raise BroadcastError(str(exc)) from None
+    when = max(at or now, now)
+    broadcast = await create_broadcast(
+        session, author=author, text=text, audience=audience, scheduled_at=when, now=now, image=check_image(image)
+    )
+    audit.record(session, actor=author, action="broadcast.create", target=f"broadcast:{broadcast.id}", now=now,
+                 details={"audience": audience, "scheduled_at": when.isoformat()})
+    sends_at = quiet.next_allowed(when)
+    recipients = None
+    if when <= now:
+        recipients = await queue_broadcast(session, broadcast=broadcast, now=now, due_at=sends_at)
+    return Scheduled(broadcast, recipients, sends_at)
+
+
+def format_report(catalog: Catalog, broadcast: Broadcast, report: DeliveryReport, *, zone: ZoneInfo) -> str:
+    t = catalog.translator(None)
+    when = (broadcast.scheduled_at or datetime.min).astimezone(zone).strftime("%H:%M %d/%m/%Y")
+    lines = [t("broadcast.report_head", id=broadcast.id, status=t(STATUS_TEXT[broadcast.status]),
+               recipients=broadcast.recipients if broadcast.recipients is not None else "?", when=when)]
+    lines.append(t("broadcast.report_line", label=t("broadcast.total"), **report.totals))
+    if report.by_group:
+        lines.append(t("broadcast.by_group"))
+        for group, counts in report.by_group.items():
+            lines.append("  " + t("broadcast.report_line", label=group or t("broadcast.no_group"), **counts))
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""Zalo: the Bot Platform adapter and the Official Account adapter, their outbox
+transports, and :func:`build_zalo_channels`, which builds what the settings configure.
+
+Modules: ``client`` (Bot API over httpx), ``bot_platform`` (the Bot adapter), ``oa_client``
+(OA API and token rotation), ``oa`` (the OA adapter), ``render`` (replies → Zalo sends),
+``transport`` (outbox transports), ``dispatch`` (dedupe, per-chat ordering).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bot.channels.zalo.bot_platform import ZaloBotChannel
+from bot.channels.zalo.client import ZaloBotClient, ZaloBotError
+from bot.channels.zalo.oa import ZaloOAChannel
+from bot.channels.zalo.oa_client import OATokens, ZaloOAClient, ZaloOAError
+from bot.channels.zalo.transport import ZaloBotTransport, ZaloOATransport
+from bot.config import Settings
+from bot.core.conversation import Clock, Conversation, SystemClock
+from bot.core.i18n import Catalog
+from bot.delivery.transport import Pacing
+from bot.media import MediaStore
+from storage.db import SessionFactory
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = [
+    "ZaloBotChannel", "ZaloBotClient", "ZaloBotError", "ZaloBotTransport", "ZaloChannels", "ZaloOAChannel",
+    "ZaloOAClient", "ZaloOAError", "ZaloOATransport", "build_zalo_channels",
+]
+
+DEFAULT_MEDIA_DIR = Path("data/media")
+
+
+@dataclass
+class ZaloChannels:
+    """The configured Zalo channels, their outbox transports and the media they publish."""
+
+    channels: list[ZaloBotChannel | ZaloOAChannel] = field(default_factory=list)
+    transports: list[ZaloBotTransport | ZaloOATransport] = field(default_factory=list)
+    media: MediaStore | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.channels)
+
+    def __iter__(self) -> Iterator[ZaloBotChannel | ZaloOAChannel]:
+        return iter(self.channels)
+
+    @property
+    def needs_web(self) -> bool:
+        """Whether the web endpoint must listen: an OA (webhook only), a Bot webhook, or
+        images published for Zalo to fetch."""
+        return any(
+            isinstance(c, ZaloOAChannel) or (isinstance(c, ZaloBotChannel) and c.uses_webhook)
+            for c in self.channels
+        ) or bool(self.media and self.media.serves_urls)
+
+    def web_app(self) -> web.Application:
+        """An aiohttp application with the webhook routes, ``/media`` and ``/healthz``."""
+        from bot.web import create_web_app
+
+        return create_web_app(channels=self.channels, media=self.media)
+
+    async def run(self) -> None:
+        """Receive on every channel until :meth:`stop` (polling or waiting for webhooks)."""
+        await asyncio.gather(*(channel.run() for channel in self.channels))
+
+    async def stop(self) -> None:
+        for channel in self.channels:
+            await channel.stop()
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+
+def build_zalo_channels(
+    settings: Settings,
+    *,
+    conversation: Conversation,
+    catalog: Catalog,
+    sessions: SessionFactory,
+    clock: Clock | None = None,
+    media_dir: Path = DEFAULT_MEDIA_DIR,
+) -> ZaloChannels:
+    """Build the Bot Platform channel if ``ZALO_BOT_TOKEN`` is set, and the OA channel if
+    ``ZALO_OA_ID``, ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``
+    are. The Bot channel uses its webhook when ``ZALO_WEBHOOK_SECRET`` and
+    ``PUBLIC_BASE_URL`` are both set, else long polling."""
+    clock = clock or SystemClock()
+    public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
+    media = MediaStore(media_dir, public_base_url=public)
+    result = ZaloChannels(media=media)
+
+    if settings.zalo_bot_token is not None:
+        client = ZaloBotClient(token=settings.zalo_bot_token.get_secret_value(), api_url=str(settings.zalo_api_url))
+        secret = settings.zalo_webhook_secret.get_secret_value() if settings.zalo_webhook_secret else None
+        bot = ZaloBotChannel(
+            client=client,
+            conversation=conversation,
+            catalog=catalog,
+            media=media,
+            webhook_secret=secret,
+            webhook_url=f"{public}{ZaloBotChannel.webhook_path}" if public and secret else None,
+        )
+        result.channels.append(bot)
+        pacing = Pacing(per_second=settings.zalo_rate, per_chat_interval=1.0)
+        result.transports.append(ZaloBotTransport(client=client, catalog=catalog, pacing=pacing, media=media))
+
+    oa_secrets = (settings.zalo_oa_app_secret, settings.zalo_oa_secret_key)
+    if settings.zalo_oa_id and settings.zalo_oa_app_id and all(s is not None for s in oa_secrets):
+        assert settings.zalo_oa_app_secret is not None and settings.zalo_oa_secret_key is not None
+        http = httpx.AsyncClient(timeout=15.0)
+        seed = settings.zalo_oa_refresh_token.get_secret_value() if settings.zalo_oa_refresh_token else None
+        tokens = OATokens(
+            sessions=sessions, http=http, oauth_url=str(settings.zalo_oauth_url), oa_id=settings.zalo_oa_id,
+            app_id=settings.zalo_oa_app_id, app_secret=settings.zalo_oa_app_secret.get_secret_value(),
+            seed_refresh_token=seed, clock=clock,
+        )
+        oa_client = ZaloOAClient(api_url=str(settings.zalo_oa_api_url), tokens=tokens, http=http)
+        result.channels.append(ZaloOAChannel(
+            client=oa_client, conversation=conversation, catalog=catalog, sessions=sessions,
+            oa_id=settings.zalo_oa_id, app_id=settings.zalo_oa_app_id,
+            secret_key=settings.zalo_oa_secret_key.get_secret_value(), media=media, clock=clock,
+        ))
+        # Conservative: the OA app limit (~4,000 calls/min) is shared with every other call.
+        pacing = Pacing(per_second=settings.zalo_rate, per_chat_interval=1.0)
+        result.transports.append(
+            ZaloOATransport(client=oa_client, catalog=catalog, pacing=pacing, media=media, clock=clock)
+        )
+    return result

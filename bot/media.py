@@ -1,0 +1,80 @@
+"""Files the bot publishes on its own web endpoint (``GET /media/<name>``).
+
+Zalo takes images by URL only, so an image reply is copied here under an unguessable
+name and sent as ``{PUBLIC_BASE_URL}/media/<name>``. A name is a keyed hash of the file's
+content (the key is a random salt kept in the folder): the same picture keeps one name
+across restarts, and nobody can guess a name without the salt. Only names of that exact
+shape are ever served, so a request cannot walk out of the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{32}\.[a-z0-9]{1,5}$")
+SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".xlsx", ".csv", ".txt"}
+CONTENT_TYPES = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+    ".webp": "image/webp", ".pdf": "application/pdf", ".csv": "text/csv", ".txt": "text/plain",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+class MediaStore:
+    """A folder of published files and the base URL they are reachable at (if any)."""
+
+    def __init__(self, folder: Path, *, public_base_url: str | None = None) -> None:
+        self.folder = folder
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+
+    @property
+    def serves_urls(self) -> bool:
+        """Whether the outside world can fetch what is published (PUBLIC_BASE_URL is set)."""
+        return self.public_base_url is not None
+
+    def _salt(self) -> bytes:
+        path = self.folder / ".salt"
+        if not path.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(secrets.token_bytes(32))
+            path.chmod(0o600)
+        return path.read_bytes()
+
+    def _publish(self, source: Path) -> str:
+        data = source.read_bytes()
+        digest = hashlib.sha256(self._salt() + data).digest()
+        suffix = source.suffix.lower() if source.suffix.lower() in SUFFIXES else ".bin"
+        name = base64.urlsafe_b64encode(digest).decode()[:32] + suffix
+        target = self.folder / name
+        if not target.exists():
+            tmp = self.folder / f".{name}.{secrets.token_hex(4)}"
+            shutil.copyfile(source, tmp)
+            tmp.replace(target)  # atomic: a reader never sees half a file
+        return name
+
+    async def publish(self, source: Path) -> str:
+        """Copy ``source`` into the folder (once) and return its public name."""
+        return await asyncio.to_thread(self._publish, source)
+
+    async def url_for(self, source: Path) -> str | None:
+        """The public URL of ``source``, or None when no PUBLIC_BASE_URL is configured."""
+        if self.public_base_url is None:
+            return None
+        return f"{self.public_base_url}/media/{await self.publish(source)}"
+
+    def resolve(self, name: str) -> Path | None:
+        """The file published under ``name``, or None (unknown or malformed name)."""
+        if not NAME.fullmatch(name):
+            return None
+        path = self.folder / name
+        return path if path.is_file() else None
+
+    @staticmethod
+    def content_type(name: str) -> str:
+        return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")

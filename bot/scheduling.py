@@ -1,0 +1,73 @@
+"""APScheduler 3.11, in memory: the clock that turns due work into outbox rows.
+
+The database holds all state; jobs are idempotent (dedupe keys), so a restart, a missed
+tick or a tick run twice loses and duplicates nothing. APScheduler's persistent job stores
+are not used: they block the event loop and cannot be shared between processes.
+
+Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminders. Later
+jobs (leaders' weekly digest, …) are added to the same scheduler with deterministic ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.core.conversation import Clock
+from bot.core.i18n import Catalog
+from bot.curriculum import LessonLibrary
+from bot.delivery.quiet import QuietHours
+from bot.reminders import ReminderPolicy, plan_reminders
+from storage.broadcasts import due_broadcasts, queue_broadcast
+from storage.db import SessionFactory
+
+log = logging.getLogger(__name__)
+
+# Late jobs still run, once: no misfire window (the default of 1 s silently skips a job that
+# is late because the loop was busy), coalesce missed runs, never two runs of one job at once.
+JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+
+
+@dataclass
+class Producers:
+    """What the jobs need; built by the composition root."""
+
+    sessions: SessionFactory
+    clock: Clock
+    quiet: QuietHours
+    policy: ReminderPolicy
+    lessons: LessonLibrary
+    catalog: Catalog
+    on_queued: Callable[[], None] = lambda: None
+
+
+async def tick(producers: Producers) -> dict[str, int]:
+    """Queue due broadcasts and today's due reminders; wake the senders if anything came."""
+    now = producers.clock.now()
+    counts = {"broadcast_rows": 0, "reminders": 0}
+    async with producers.sessions() as session, session.begin():
+        for broadcast in await due_broadcasts(session, now=now):
+            due = producers.quiet.next_allowed(max(broadcast.scheduled_at or now, now))
+            counts["broadcast_rows"] += await queue_broadcast(session, broadcast=broadcast, now=now, due_at=due)
+    async with producers.sessions() as session, session.begin():
+        counts["reminders"] = await plan_reminders(
+            session, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog
+        )
+    if any(counts.values()):
+        log.info("queued %s broadcast rows and %s reminders", counts["broadcast_rows"], counts["reminders"])
+        producers.on_queued()
+    return counts
+
+
+def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float = 5.0) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=zone, job_defaults=JOB_DEFAULTS)
+    scheduler.add_job(
+        tick, "interval", seconds=tick_seconds, id="outbox-tick", args=[producers],
+        next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    return scheduler

@@ -1,0 +1,174 @@
+"""One person, several channels: link codes, and merging two people into one.
+
+A consented person asks for a short code on one channel; the same human sends it from
+another channel, and that channel's identity joins the person. If the identity already
+had a person of its own, the two are merged so that no completion is lost.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import ConversationState, Identity, LessonProgress, LinkCode, Person, ProgressStatus, QuizAnswer
+
+# No 0/O, 1/I/L, 5/S or 8/B: a code read aloud or copied by hand from one phone to the other.
+ALPHABET = "ACDEFGHJKMNPQRTUVWXY234679"
+CODE_LENGTH = 6  # 26**6 ≈ 309 million codes, each alive for 10 minutes
+CODE_TTL = timedelta(minutes=10)
+
+
+def normalise_code(typed: str) -> str:
+    """What a resident typed ("abc 123", "ABC-123") as a stored code."""
+    return "".join(c for c in typed.upper() if c.isalnum())
+
+
+async def create_code(session: AsyncSession, *, person_id: int, now: datetime) -> LinkCode:
+    """A new single-use code for ``person_id``; the person's older unused codes and every
+    expired code are deleted (only the newest code a person was shown works)."""
+    await session.exec(delete(LinkCode).where(LinkCode.expires_at < now))
+    await session.exec(delete(LinkCode).where(LinkCode.person_id == person_id, LinkCode.used_at.is_(None)))
+    while True:
+        code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        row = LinkCode(code=code, person_id=person_id, created_at=now, expires_at=now + CODE_TTL)
+        try:
+            async with session.begin_nested():
+                session.add(row)
+        except IntegrityError:
+            continue  # that code is taken (used, or someone else's): draw again
+        return row
+
+
+async def usable_code(session: AsyncSession, *, code: str, now: datetime) -> LinkCode | None:
+    """The unused, unexpired code of a person who still exists, locked for this transaction
+    (two identities sending the same code at once: the second one finds it used)."""
+    query = (
+        select(LinkCode)
+        .where(LinkCode.code == normalise_code(code), LinkCode.used_at.is_(None), LinkCode.expires_at > now)
+        .with_for_update()
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    person = await session.get(Person, row.person_id)
+    return row if person is not None and person.deleted_at is None else None
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    moved_lessons: int
+    combined_lessons: int
+    moved_identities: int
+
+
+def _combine(keep: LessonProgress, other: LessonProgress) -> None:
+    """Fold ``other`` into ``keep`` (same lesson): a completion is never lost; of two
+    completions the better score and the earlier completion time are kept."""
+    keep_done = keep.status == ProgressStatus.COMPLETED
+    other_done = other.status == ProgressStatus.COMPLETED
+    if other_done and not keep_done:
+        keep.status, keep.score, keep.completed_at = other.status, other.score, other.completed_at
+        keep.lesson_version, keep.assisted_by = other.lesson_version, other.assisted_by
+    elif other_done and keep_done:
+        keep.score = max(keep.score or 0, other.score or 0)
+        keep.completed_at = min(t for t in (keep.completed_at, other.completed_at) if t is not None)
+        keep.lesson_version = max(keep.lesson_version, other.lesson_version)
+    elif not keep_done:
+        scores = [s for s in (keep.score, other.score) if s is not None]
+        keep.score = max(scores) if scores else None
+    keep.attempts = max(keep.attempts, other.attempts)
+    keep.started_at = min(t for t in (keep.started_at, other.started_at) if t is not None)
+    keep.updated_at = max(t for t in (keep.updated_at, other.updated_at) if t is not None)
+
+
+async def merge_people(session: AsyncSession, *, keep_id: int, other_id: int, now: datetime) -> MergeSummary:
+    """Move everything of person ``other_id`` to ``keep_id``; ``other_id`` becomes an
+    anonymous tombstone (as after an erasure, but its data lives on in ``keep_id``).
+
+    Per lesson: a row only the other has moves over; two rows are combined (see
+    :func:`_combine`; attempts = the larger count). Quiz answers move too, except an
+    answer whose (lesson, attempt, question) the kept person already has — the unique key
+    allows one. Every answer's attempt stays ≤ the merged count, so the next attempt
+    (count + 1) collides with nothing; an attempt in progress must be abandoned
+    (:func:`leave_step`).
+    """
+    keep = await session.get(Person, keep_id)
+    other = await session.get(Person, other_id)
+    assert keep is not None and other is not None and keep_id != other_id
+    ours = {p.lesson_id: p for p in (await session.exec(
+        select(LessonProgress).where(LessonProgress.person_id == keep_id))).all()}
+    theirs = (await session.exec(select(LessonProgress).where(LessonProgress.person_id == other_id))).all()
+    moved = combined = 0
+    for row in theirs:
+        mine = ours.get(row.lesson_id)
+        if mine is None:
+            row.person_id = keep_id
+            session.add(row)
+            moved += 1
+        else:
+            _combine(mine, row)
+            session.add(mine)
+            await session.delete(row)
+            combined += 1
+    await session.flush()
+
+    taken = set((await session.exec(
+        select(QuizAnswer.lesson_id, QuizAnswer.attempt, QuizAnswer.question_id).where(QuizAnswer.person_id == keep_id)
+    )).all())
+    for answer in (await session.exec(select(QuizAnswer).where(QuizAnswer.person_id == other_id))).all():
+        if (answer.lesson_id, answer.attempt, answer.question_id) in taken:
+            await session.delete(answer)
+        else:
+            answer.person_id = keep_id
+            session.add(answer)
+    await session.exec(update(LessonProgress).where(LessonProgress.assisted_by == other_id).values(assisted_by=keep_id))
+    identities = await session.exec(update(Identity).where(Identity.person_id == other_id).values(person_id=keep_id))
+    await session.exec(delete(LinkCode).where(LinkCode.person_id == other_id))
+
+    # What the kept person lacks, the other may have: a name, a group.
+    keep.display_name = keep.display_name or other.display_name
+    keep.group_id = keep.group_id if keep.group_id is not None else other.group_id
+    session.add(keep)
+    # The tombstone keeps no group: its completions now count for the kept person.
+    other.display_name, other.group_id = None, None
+    other.consent_at, other.consent_version = None, None
+    other.reminders_on, other.last_active_at, other.deleted_at = False, None, now
+    session.add(other)
+    await session.flush()
+    return MergeSummary(moved_lessons=moved, combined_lessons=combined, moved_identities=identities.rowcount or 0)
+
+
+async def link_identity(session: AsyncSession, *, identity: Identity, code: LinkCode, now: datetime) -> MergeSummary | None:
+    """Attach ``identity`` to the code's person, merging its own person if it had one;
+    the code is used up. Returns the merge summary, or None if nothing had to be merged."""
+    code.used_at = now
+    session.add(code)
+    target = code.person_id
+    previous = identity.person_id
+    summary = None
+    if previous is not None and previous != target:
+        person = await session.get(Person, previous)
+        if person is not None and person.deleted_at is None:
+            summary = await merge_people(session, keep_id=target, other_id=previous, now=now)
+    identity.person_id = target
+    session.add(identity)
+    await session.flush()
+    return summary
+
+
+async def leave_step(session: AsyncSession, *, person_id: int, step: str, to: str) -> None:
+    """Move every conversation of the person that stands at ``step`` to ``to`` (its step
+    data and pending menu dropped). After a merge an unfinished quiz attempt is abandoned:
+    its buttons turn stale instead of mixing answers of two attempts with one number."""
+    ids = select(Identity.id).where(Identity.person_id == person_id)
+    await session.exec(
+        update(ConversationState)
+        .where(ConversationState.identity_id.in_(ids), ConversationState.step == step)
+        .values(step=to, data={}, menu=None)
+    )

@@ -1,0 +1,240 @@
+"""One ``Driver`` per channel: a resident who types and chooses, over the real adapter.
+
+A journey is written once against :class:`Driver` and runs over every channel:
+
+- ``send(text)``: the resident types a message; returns when the bot has answered.
+- ``choose(label)``: the resident picks the option whose label is (or uniquely contains)
+  ``label`` — a button press on Telegram, the option's number typed on numbered channels
+  (terminal chat, Zalo), exactly as a resident would.
+- ``last_text()``: the bot's latest message as the resident sees it now.
+
+Only the network peer is fake (FakeTelegram, FakeZaloBot); the adapters, the engine and
+the database run for real. Adding a channel = one more Driver and one more entry in
+``open_driver``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from bot.__main__ import App
+from bot.channels.console import ConsoleChannel
+from bot.channels.telegram import TelegramChannel
+from bot.channels.zalo import ZaloBotChannel, ZaloBotClient
+from handlers import COMMANDS
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.zalo_bot_api import FakeZaloBot
+
+CHANNELS = ("console", "telegram", "zalo")
+_OPTION = re.compile(r"^(\d+)\. (.*)$")
+
+
+class Driver(Protocol):
+    channel: str  # Identity.channel of this resident
+    external_id: str
+    display_name: str | None  # what the channel tells the bot, None if nothing
+
+    async def send(self, text: str) -> None: ...
+
+    async def choose(self, label: str) -> None: ...
+
+    def last_text(self) -> str: ...
+
+
+def pick(labels: list[str], label: str) -> int:
+    """Index of the option named ``label``: an exact match, else the only one containing it."""
+    if label in labels:
+        return labels.index(label)
+    matches = [i for i, text in enumerate(labels) if label in text]
+    assert len(matches) == 1, f"{label!r} among {labels}"
+    return matches[0]
+
+
+def numbered_options(text: str) -> list[str]:
+    """The option labels of a numbered menu (``bot.core.render.numbered_menu``): the block of
+    "N. label" lines between a blank line and the blank line before the hint."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) < 4 or lines[-2] != "":
+        return []
+    options: list[str] = []
+    index = len(lines) - 3
+    while index >= 0 and (match := _OPTION.match(lines[index])):
+        options.insert(0, match.group(2))
+        index -= 1
+    numbered = [_OPTION.match(line) for line in lines[index + 1 : len(lines) - 2]]
+    if index < 0 or lines[index] != "" or [int(m.group(1)) for m in numbered if m] != list(range(1, len(options) + 1)):
+        return []
+    return options
+
+
+class NumberedDriver:
+    """Shared by channels that show menus as numbered lines: choose = type the number."""
+
+    messages: list[str]
+
+    async def send(self, text: str) -> None:
+        raise NotImplementedError
+
+    def last_text(self) -> str:
+        assert self.messages, "the bot has said nothing yet"
+        return self.messages[-1]
+
+    async def choose(self, label: str) -> None:
+        menus = [numbered_options(m) for m in self.messages if numbered_options(m)]
+        assert menus, "no menu was shown"
+        await self.send(str(pick(menus[-1], label) + 1))
+
+
+class _Lines(io.StringIO):
+    """stdout for the terminal chat that remembers each written block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.strip():
+            self.blocks.append(text.rstrip("\n"))
+        return super().write(text)
+
+
+class ConsoleDriver(NumberedDriver):
+    channel = "console"
+    display_name = None  # the terminal knows no name: the bot asks for it
+
+    def __init__(self, app: App, user: str) -> None:
+        self.external_id = user
+        self._out = _Lines()
+        self._chat = ConsoleChannel(conversation=app.conversation, catalog=app.catalog,
+                                    stdin=io.StringIO(), stdout=self._out, user_id=user)
+
+    @property
+    def messages(self) -> list[str]:  # type: ignore[override]
+        return self._out.blocks
+
+    async def send(self, text: str) -> None:
+        await self._chat.send(text)  # the reply is written before this returns
+
+
+class Handled:
+    """An outer middleware on the real aiogram Dispatcher that notes each update once its
+    handler (and so every reply it sent) is done: waiting on it needs no timing guess."""
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self._changed = asyncio.Event()
+
+    async def __call__(self, handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        try:
+            return await handler(event, data)
+        finally:
+            self.ids.add(event.update_id)
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    async def wait(self, update_id: int, timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while update_id not in self.ids:
+                await self._changed.wait()
+
+
+class TelegramDriver:
+    channel = "telegram"
+
+    def __init__(self, tg: FakeTelegram, handled: Handled, user: int, name: str) -> None:
+        self.tg, self.handled, self.user = tg, handled, user
+        self.external_id = str(user)
+        self.first, _, self.last = name.partition(" ")
+        self.display_name = name
+
+    async def send(self, text: str) -> None:
+        update_id = self.tg.push_text(self.user, text, first_name=self.first, last_name=self.last or None)
+        await self.handled.wait(update_id)
+
+    async def choose(self, label: str) -> None:
+        buttons = self.tg.buttons(self.user)
+        index = pick([text for text, _ in buttons], label)
+        await self.handled.wait(self.tg.push_callback(self.user, buttons[index][1] or ""))
+
+    def last_text(self) -> str:
+        message = self.tg.last_message(self.user)
+        assert message is not None, "the bot has said nothing yet"
+        return message.text
+
+
+class ZaloDriver(NumberedDriver):
+    channel = "zalo"
+
+    def __init__(self, zalo: FakeZaloBot, bot: ZaloBotChannel, user: str, name: str) -> None:
+        self.zalo, self.bot = zalo, bot
+        self.external_id = user
+        self.display_name = name
+
+    @property
+    def messages(self) -> list[str]:  # type: ignore[override]
+        return [m.text for m in self.zalo.chat(self.external_id)]
+
+    async def send(self, text: str) -> None:
+        self.zalo.push_text(self.external_id, text, display_name=self.display_name)
+        await settle(self.zalo, self.bot)
+
+
+async def settle(zalo: FakeZaloBot, bot: ZaloBotChannel) -> None:
+    """Until the bot has taken every queued update and finished answering it: no timing
+    guess, the adapter's own counters say so."""
+    await zalo.wait_for(
+        lambda: zalo.pending == 0 and bot.received >= zalo.handed_out and bot.tasks.in_flight == 0, timeout=10
+    )
+
+
+@asynccontextmanager
+async def telegram_server(app: App) -> AsyncIterator[tuple[FakeTelegram, Handled]]:
+    async with FakeTelegram() as tg:
+        channel = TelegramChannel(token=tg.token, api_url=tg.url, conversation=app.conversation,
+                                  catalog=app.catalog, commands=COMMANDS)
+        handled = Handled()
+        channel.dispatcher.update.outer_middleware(handled)
+        polling = asyncio.create_task(channel.run_polling(polling_timeout=1, handle_signals=False))
+        try:
+            await tg.wait_for(lambda t: t.calls_to("getUpdates"), timeout=10)
+            yield tg, handled
+        finally:
+            await channel.stop()
+            await asyncio.wait_for(polling, timeout=10)
+            await channel.close()
+
+
+@asynccontextmanager
+async def zalo_server(app: App) -> AsyncIterator[tuple[FakeZaloBot, ZaloBotChannel]]:
+    async with FakeZaloBot() as zalo:
+        bot = ZaloBotChannel(client=ZaloBotClient(token=zalo.token, api_url=zalo.url),
+                             conversation=app.conversation, catalog=app.catalog, retry_delay=0.01,
+                             backoff=(0.01, 0.1))
+        polling = asyncio.create_task(bot.run_polling(poll_timeout=1))
+        try:
+            await zalo.wait_for(lambda: zalo.waiting_polls > 0)
+            yield zalo, bot
+        finally:
+            await bot.stop()
+            await asyncio.wait_for(polling, timeout=10)
+            await bot.close()
+
+
+@asynccontextmanager
+async def open_driver(kind: str, app: App, *, user: int = 424242, name: str = "Lan Nguyễn") -> AsyncIterator[Driver]:
+    """A resident on channel ``kind`` (one of CHANNELS), with its fake server running."""
+    if kind == "console":
+        yield ConsoleDriver(app, f"terminal-{user}")
+    elif kind == "telegram":
+        async with telegram_server(app) as (tg, handled):
+            yield TelegramDriver(tg, handled, user, name)
+    elif kind == "zalo":
+        async with zalo_server(app) as (zalo, bot):
+            yield ZaloDriver(zalo, bot, f"{user:020x}", name)
+    else:
+        raise ValueError(kind)

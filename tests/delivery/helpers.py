@@ -1,0 +1,61 @@
+"""Seeding residents and running the real sender against the fake Bot API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.channels.telegram.transport import TelegramTransport
+from bot.core.conversation import SystemClock
+from bot.delivery.quiet import QuietHours
+from bot.delivery.sender import Sender
+from bot.delivery.transport import Pacing
+from storage.db import SessionFactory
+from storage.models import Identity, Person
+from storage.outbox import enqueue, outbox_row
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+NO_QUIET = QuietHours(ZONE, time(0), time(0))
+FIRST_USER = 7_000_000
+
+
+async def seed_residents(sessions: SessionFactory, count: int, *, group_id: int | None = None,
+                         now: datetime | None = None) -> list[int]:
+    """``count`` consenting residents with a Telegram identity each; returns identity ids."""
+    now = now or datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        people = [Person(display_name=f"Cư dân {i}", group_id=group_id, consent_at=now, consent_version="t",
+                         created_at=now, last_active_at=now) for i in range(count)]
+        session.add_all(people)
+        await session.flush()
+        identities = [Identity(person_id=p.id, channel="telegram", external_id=str(FIRST_USER + i), created_at=now,
+                               last_seen_at=now) for i, p in enumerate(people)]
+        session.add_all(identities)
+        await session.flush()
+        return [i.id for i in identities]  # type: ignore[misc]
+
+
+async def queue_messages(sessions: SessionFactory, identity_ids: list[int], *, text: str = "Thông báo",
+                         kind: str = "broadcast", options: list[list[str]] | None = None) -> None:
+    now = datetime.now(UTC)
+    payload = {"text": text, **({"options": options} if options else {})}
+    async with sessions() as session, session.begin():
+        await enqueue(session, [
+            outbox_row(kind=kind, identity_id=i, channel="telegram", payload=payload, due_at=now,
+                       dedupe_key=f"test:{kind}:{i}", now=now)
+            for i in identity_ids
+        ])
+
+
+def telegram_sender(sessions: SessionFactory, tg, *, per_second: float = 200.0, concurrency: int = 8,  # type: ignore[no-untyped-def]
+                    **kwargs) -> Sender:
+    bot = Bot(tg.token, session=AiohttpSession(api=TelegramAPIServer.from_base(tg.url)))
+    transport = TelegramTransport(bot, pacing=Pacing(per_second, per_chat_interval=1.0))
+    kwargs.setdefault("backoff_seconds", 0.05)
+    kwargs.setdefault("idle_seconds", 0.05)
+    return Sender(sessions=sessions, transport=transport, clock=kwargs.pop("clock", SystemClock()),
+                  quiet=kwargs.pop("quiet", NO_QUIET), concurrency=concurrency, **kwargs)

@@ -1,0 +1,100 @@
+"""The real outbox sender against the fake Bot API: 429 storms, 5xx, blocked users."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+
+from sqlmodel import select
+
+from bot.__main__ import App
+from storage.models import ConversationState, Identity, Outbox, OutboxStatus
+from tests.delivery.helpers import FIRST_USER, queue_messages, seed_residents, telegram_sender
+from tests.fakes.telegram_api import FakeTelegram
+
+
+async def _drain(sender, sessions, *, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Run the sender until no row is pending or sending."""
+    task = asyncio.create_task(sender.run())
+    try:
+        async def settled() -> None:
+            while True:
+                async with sessions() as session:
+                    open_rows = (await session.exec(select(Outbox).where(
+                        Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))).all()  # type: ignore[attr-defined]
+                if not open_rows:
+                    return
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(settled(), timeout)
+    finally:
+        sender.stop()
+        await task
+        await sender.transport.bot.session.close()
+
+
+async def _rows(sessions) -> list[Outbox]:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        return list((await session.exec(select(Outbox))).all())
+
+
+async def test_storm_of_429_502_and_blocked_users_every_reachable_recipient_gets_exactly_one(app: App) -> None:
+    count = 300
+    identities = await seed_residents(app.sessions, count)
+    await queue_messages(app.sessions, identities)
+    async with FakeTelegram() as tg:
+        for i in range(count):
+            tg.add_user(FIRST_USER + i)
+        blocked = {FIRST_USER + i for i in range(0, count, 50)}  # 2 %
+        tg.blocked_users |= blocked
+        tg.rate_limit(30, retry_after=1)  # the fake answers 429 above 30 messages/s
+        tg.error_ratio(0.10, status=502, seed=7)  # and 502 to a tenth of the sends
+        sender = telegram_sender(app.sessions, tg, per_second=200)  # faster than allowed, on purpose
+        await _drain(sender, app.sessions)
+        statuses = Counter(c.status for c in tg.calls_to("sendMessage"))
+        per_chat = {FIRST_USER + i: tg.sent_count(FIRST_USER + i) for i in range(count)}
+
+    assert statuses[429] > 0 and statuses[502] > 0 and statuses[403] == len(blocked)  # the storm happened
+    assert {chat: n for chat, n in per_chat.items() if chat not in blocked and n != 1} == {}
+    assert all(per_chat[chat] == 0 for chat in blocked)
+    rows = await _rows(app.sessions)
+    by_status = Counter(r.status for r in rows)
+    assert by_status == {OutboxStatus.SENT: count - len(blocked), OutboxStatus.BLOCKED: len(blocked)}
+    # A 429 never counts as an attempt; a 502 does.
+    assert sum(r.attempts for r in rows) == statuses[502]
+    async with app.sessions() as session:
+        flagged = {int(i.external_id) for i in (await session.exec(select(Identity))).all() if i.blocked_at}
+    assert flagged == blocked
+    print(f"\nsends: {dict(statuses)}; delivered {count - len(blocked)}/{count}, blocked {len(blocked)}")
+
+
+async def test_permanent_and_exhausted_failures_keep_their_reason(app: App) -> None:
+    identities = await seed_residents(app.sessions, 3)
+    await queue_messages(app.sessions, identities)
+    async with FakeTelegram() as tg:
+        tg.add_user(FIRST_USER)  # the second and third never wrote to the bot: "chat not found"
+        tg.add_user(FIRST_USER + 2)
+        tg.on_request = lambda method, params: (  # the first resident's sends always fail with 502
+            {"error_code": 502, "description": "Bad Gateway"} if params.get("chat_id") == FIRST_USER else None
+        )
+        sender = telegram_sender(app.sessions, tg, max_attempts=3)
+        await _drain(sender, app.sessions)
+    rows = {r.identity_id: r for r in await _rows(app.sessions)}
+    first, second, third = (rows[i] for i in identities)
+    assert first.status == OutboxStatus.FAILED and first.attempts == 2 and "hết lượt thử" in (first.last_error or "")
+    assert second.status == OutboxStatus.FAILED and "chat not found" in (second.last_error or "")
+    assert third.status == OutboxStatus.SENT
+
+
+async def test_a_message_with_options_arrives_with_buttons_and_becomes_the_pending_menu(app: App) -> None:
+    [identity] = await seed_residents(app.sessions, 1)
+    async with app.sessions() as session, session.begin():
+        session.add(ConversationState(identity_id=identity, step="menu", data={}, updated_at=datetime.now(UTC)))
+    await queue_messages(app.sessions, [identity], text="Nhắc học", options=[["📖 Học tiếp", "next"]])
+    async with FakeTelegram() as tg:
+        tg.add_user(FIRST_USER)
+        await _drain(telegram_sender(app.sessions, tg), app.sessions)
+        assert tg.buttons(FIRST_USER) == [("📖 Học tiếp", "next")]
+    async with app.sessions() as session:
+        state = (await session.exec(select(ConversationState))).one()
+    assert state.menu == {"options": [["📖 Học tiếp", "next", []]]}
