@@ -98,3 +98,31 @@ async def test_a_message_with_options_arrives_with_buttons_and_becomes_the_pendi
     async with app.sessions() as session:
         state = (await session.exec(select(ConversationState))).one()
     assert state.menu == {"options": [["📖 Học tiếp", "next", []]]}
+
+
+async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import struct
+    import zlib
+
+    def png() -> bytes:  # a valid 1×1 PNG, written by hand to need no imaging library here
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+    image = tmp_path / "ngay-hoi.png"
+    image.write_bytes(png())
+    [identity] = await seed_residents(app.sessions, 1)
+    now = datetime.now(UTC)
+    from storage.outbox import enqueue, outbox_row
+
+    async with app.sessions() as session, session.begin():
+        await enqueue(session, [outbox_row(kind="broadcast", identity_id=identity, channel="telegram",
+                                           payload={"text": "Mời bà con dự Ngày hội", "image": str(image)},
+                                           due_at=now, dedupe_key="img", now=now)])
+    async with FakeTelegram() as tg:
+        tg.add_user(FIRST_USER)
+        await _drain(telegram_sender(app.sessions, tg), app.sessions)
+        [message] = tg.chat(FIRST_USER)
+    assert message.kind == "photo" and message.text == "Mời bà con dự Ngày hội"
+    assert message.upload is not None and message.upload.filename == "ngay-hoi.png"
