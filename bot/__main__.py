@@ -138,14 +138,17 @@ def run(
     if settings.is_sqlite:
         _migrate(settings)  # one machine, one file: keep the schema current on every start
     app = _app(settings)
-    if settings.telegram_bot_token is None:
+    has_zalo = settings.zalo_bot_token is not None or settings.zalo_oa_id is not None
+    if settings.telegram_bot_token is None and not has_zalo:
         if role == Role.WORKER:
             raise _fail(app.catalog.text("cli.worker_needs_channel"))
         typer.echo(app.catalog.text("cli.no_token", database=settings.database_url))
         asyncio.run(_chat(app))
         return
-    if role == Role.ALL:
+    if role == Role.ALL and settings.telegram_bot_token is not None:
         typer.echo(app.catalog.text("cli.telegram_polling", api=str(settings.telegram_api_url).rstrip("/")))
+    if role == Role.ALL and has_zalo:
+        typer.echo(app.catalog.text("cli.zalo_receiving"))
     asyncio.run(_serve(app, role=role))
 
 
@@ -172,27 +175,35 @@ async def _chat(app: App) -> None:
 
 
 async def _serve(app: App, *, role: Role) -> None:
-    """Channels (role all), one outbox sender per channel, and the scheduler, until a signal."""
-    from bot.channels.telegram import TelegramChannel
-    from bot.channels.telegram.transport import TelegramTransport
+    """The configured channels (role all), one outbox sender per channel, the scheduler and,
+    when Zalo needs it, the web endpoint — until SIGINT/SIGTERM."""
+    from bot.channels.zalo import build_zalo_channels
     from bot.delivery.sender import Sender
-    from bot.delivery.transport import Pacing
+    from bot.delivery.transport import Pacing, Transport
     from bot.reminders import ReminderPolicy, record_reminder_sent
     from bot.scheduling import Producers, build_scheduler
+    from bot.web import start_web
     from handlers import COMMANDS
 
     settings = app.settings
-    assert settings.telegram_bot_token is not None
-    telegram = TelegramChannel(
-        token=settings.telegram_bot_token.get_secret_value(),
-        api_url=str(settings.telegram_api_url),
-        conversation=app.conversation,
-        catalog=app.catalog,
-        commands=COMMANDS,
-    )
     clock = app.conversation.services.clock
     quiet = quiet_hours(settings)
-    transports = [TelegramTransport(telegram.bot, pacing=Pacing(settings.telegram_rate, settings.telegram_chat_interval))]
+    transports: list[Transport] = []
+    telegram = None
+    if settings.telegram_bot_token is not None:
+        from bot.channels.telegram import TelegramChannel
+        from bot.channels.telegram.transport import TelegramTransport
+
+        telegram = TelegramChannel(
+            token=settings.telegram_bot_token.get_secret_value(), api_url=str(settings.telegram_api_url),
+            conversation=app.conversation, catalog=app.catalog, commands=COMMANDS,
+        )
+        transports.append(
+            TelegramTransport(telegram.bot, pacing=Pacing(settings.telegram_rate, settings.telegram_chat_interval))
+        )
+    zalo = build_zalo_channels(settings, conversation=app.conversation, catalog=app.catalog,
+                               sessions=app.sessions, clock=clock)
+    transports.extend(zalo.transports)
     senders = [
         Sender(
             sessions=app.sessions, transport=t, clock=clock, quiet=quiet,
@@ -212,23 +223,40 @@ async def _serve(app: App, *, role: Role) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    tasks = [asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders]
+
+    web = None
+    receiving: list[asyncio.Task] = []  # type: ignore[type-arg]
     if role == Role.ALL:
-        tasks.append(asyncio.create_task(telegram.run_polling(handle_signals=False), name="telegram-polling"))
+        if zalo.needs_web:
+            web = await start_web(zalo.web_app(), host=settings.web_host, port=settings.web_port)
+        if telegram is not None:
+            receiving.append(asyncio.create_task(telegram.run_polling(handle_signals=False), name="telegram"))
+        if zalo:
+            receiving.append(asyncio.create_task(zalo.run(), name="zalo"))
+    sending = [asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders]
     scheduler.start()
     try:
-        done, _ = await asyncio.wait([asyncio.create_task(stop.wait()), *tasks], return_when=asyncio.FIRST_COMPLETED)
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *receiving, *sending], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
         for task in done:
-            if task in tasks and task.exception():
+            if task is not waiter and not task.cancelled() and task.exception():
                 raise task.exception()  # type: ignore[misc]
     finally:
+        # Stop receiving first (answers in hand are finished), then sending, then close clients.
         scheduler.shutdown(wait=False)
+        if telegram is not None:
+            await telegram.stop()
+        await zalo.stop()
+        await asyncio.gather(*receiving, return_exceptions=True)
         for sender in senders:
             sender.stop()
-        if role == Role.ALL:
-            await telegram.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await telegram.close()
+        await asyncio.gather(*sending, return_exceptions=True)
+        if telegram is not None:
+            await telegram.close()
+        await zalo.close()
+        if web is not None:
+            await web.cleanup()
         await app.close()
 
 

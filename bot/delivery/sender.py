@@ -72,6 +72,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._abort_batch = False
         self.rounds = 0  # loop iterations, for monitoring and tests
+        self._held: set[int] = set()  # rows this sender is working on (never start one twice)
 
     @property
     def channel(self) -> str:
@@ -102,6 +103,9 @@ class Sender:
                 room = self.batch_size - len(tasks)
                 claimed = await self._claim(now, room) if room * 2 >= self.batch_size else []
                 for row in claimed:
+                    if row.id in self._held:
+                        continue  # its lease ran out while it waited here: the claim renewed it
+                    self._held.add(row.id)
                     task = asyncio.create_task(self._send(row))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
@@ -133,6 +137,12 @@ class Sender:
             waiter.cancel()
 
     async def _send(self, row: outbox.Claimed) -> None:
+        try:
+            await self._deliver(row)
+        finally:
+            self._held.discard(row.id)
+
+    async def _deliver(self, row: outbox.Claimed) -> None:
         message = OutboundMessage.from_payload(row.payload)
         await self.limiter.acquire(row.identity_id)
         if self._abort_batch or self._stop.is_set():
@@ -171,7 +181,8 @@ class Sender:
             elif row.attempts + 1 >= self.max_attempts:
                 await outbox.mark_failed(session, outbox_id=row.id, reason=f"hết lượt thử: {delivery.reason}")
             else:
-                delay = min(self.backoff * 2**row.attempts, self.backoff_max)
+                # The channel may say when to come back (Zalo OA at night); else back off.
+                delay = delivery.retry_after or min(self.backoff * 2**row.attempts, self.backoff_max)
                 await outbox.retry_later(
                     session, outbox_id=row.id, due_at=now + timedelta(seconds=delay), reason=delivery.reason
                 )

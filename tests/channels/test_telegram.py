@@ -13,39 +13,35 @@ from bot.__main__ import App
 from bot.channels.telegram import TelegramChannel
 from handlers import COMMANDS
 from storage.models import Identity, LessonProgress, Person, ProgressStatus, ResidentGroup
+from tests.contract.drivers import Handled, telegram_server
 from tests.fakes.telegram_api import FakeTelegram
 
 USER = 424242
 
 
-async def _wait_blocked(app: App, *, blocked: bool) -> None:
-    for _ in range(200):
-        async with app.sessions() as session:
-            identity = (await session.exec(select(Identity).where(Identity.channel == "telegram"))).one()
-        if (identity.blocked_at is not None) == blocked:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"identity.blocked_at never became {'set' if blocked else 'empty'}")
+async def _blocked(app: App) -> bool:
+    async with app.sessions() as session:
+        identity = (await session.exec(select(Identity).where(Identity.channel == "telegram"))).one()
+    return identity.blocked_at is not None
 
 
 class Resident:
-    """Drives one Telegram user: type, press a button by its label, wait for the bot."""
+    """Drives one Telegram user: type, press a button by its label, and wait until the real
+    Dispatcher has finished handling that update (no timing guess)."""
 
-    def __init__(self, tg: FakeTelegram, user_id: int = USER) -> None:
-        self.tg, self.user_id = tg, user_id
+    def __init__(self, tg: FakeTelegram, handled: Handled, user_id: int = USER) -> None:
+        self.tg, self.handled, self.user_id = tg, handled, user_id
 
-    async def settle(self) -> None:
-        await self.tg.wait_idle(self.user_id, quiet=0.3, timeout=10)
+    async def settle(self, update_id: int) -> None:
+        await self.handled.wait(update_id)
 
     async def send(self, text: str, **user: str) -> None:
-        self.tg.push_text(self.user_id, text, **user)
-        await self.settle()
+        await self.settle(self.tg.push_text(self.user_id, text, **user))
 
     async def press(self, label: str) -> None:
         matches = [data for text, data in self.tg.buttons(self.user_id) if label in text]
         assert len(matches) == 1, f"{label!r} among {self.tg.buttons(self.user_id)}"
-        self.tg.push_callback(self.user_id, matches[0])
-        await self.settle()
+        await self.settle(self.tg.push_callback(self.user_id, matches[0]))
 
     @property
     def last(self) -> str:
@@ -55,30 +51,20 @@ class Resident:
 
 
 @pytest.fixture
-async def telegram(ward: App) -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as tg:
-        channel = TelegramChannel(
-            token=tg.token, api_url=tg.url, conversation=ward.conversation, catalog=ward.catalog, commands=COMMANDS
-        )
-        polling = asyncio.create_task(channel.run_polling(polling_timeout=1, handle_signals=False))
-        try:
-            await tg.wait_for(lambda t: t.calls_to("getUpdates"), timeout=10)
-            yield tg
-        finally:
-            await channel.stop()
-            await asyncio.wait_for(polling, timeout=10)
-            await channel.close()
+async def telegram(ward: App) -> AsyncIterator[tuple[FakeTelegram, Handled]]:
+    async with telegram_server(ward) as server:
+        yield server
 
 
-async def test_the_whole_journey_over_telegram(ward: App, telegram: FakeTelegram) -> None:
-    tg = telegram
+async def test_the_whole_journey_over_telegram(ward: App, telegram: tuple[FakeTelegram, Handled]) -> None:
+    tg, handled = telegram
     lesson = ward.lessons.first
     # The command menu is registered with Vietnamese descriptions.
     [commands] = tg.commands.values()
     described = {c["command"]: c["description"] for c in commands}
     assert described["tiendo"] == "Xem tiến độ học của tôi" and "xoadulieu" in described
 
-    lan = Resident(tg)
+    lan = Resident(tg, handled)
     await lan.send("/start g_DEMO-TDP03", first_name="Lan", last_name="Nguyễn")
     assert "Bạn có đồng ý không?" in lan.last
     await lan.press("Đồng ý")
@@ -121,31 +107,27 @@ async def test_the_whole_journey_over_telegram(ward: App, telegram: FakeTelegram
     )
 
 
-async def test_bad_input_over_telegram(ward: App, telegram: FakeTelegram) -> None:
-    tg = telegram
-    lan = Resident(tg)
+async def test_bad_input_over_telegram(ward: App, telegram: tuple[FakeTelegram, Handled]) -> None:
+    tg, handled = telegram
+    lan = Resident(tg, handled)
     await lan.send("/start")
     await lan.press("Đồng ý")
     await lan.press("Đúng rồi")
     await lan.press("Tổ dân phố 1")
-    tg.push_sticker(USER)
-    await lan.settle()
+    await lan.settle(tg.push_sticker(USER))
     assert "chỉ đọc được tin nhắn chữ" in lan.last
-    tg.push_voice(USER)
-    await lan.settle()
+    await lan.settle(tg.push_voice(USER))
     assert "chỉ đọc được tin nhắn chữ" in lan.last
     await lan.send("x" * 5000)
     assert "chọn một mục" in lan.last
     await lan.send("/khonglenh")
     assert "chưa biết lệnh này" in lan.last
-    tg.push_callback(USER, "ans:b01-binh-dan-hoc-vu-so:9:9:9", forged=True)
-    await lan.settle()
+    await lan.settle(tg.push_callback(USER, "ans:b01-binh-dan-hoc-vu-so:9:9:9", forged=True))
     assert "Nút này đã cũ" in lan.last
-    tg.push_my_chat_member(USER, status="kicked")  # Lan blocks the bot…
-    await tg.wait_for(lambda t: t.pending_updates() == 0)
-    await _wait_blocked(ward, blocked=True)
-    tg.push_my_chat_member(USER, status="member")  # …and unblocks it: reachable again
-    await _wait_blocked(ward, blocked=False)
+    await lan.settle(tg.push_my_chat_member(USER, status="kicked"))  # Lan blocks the bot…
+    assert await _blocked(ward)
+    await lan.settle(tg.push_my_chat_member(USER, status="member"))  # …and unblocks it
+    assert not await _blocked(ward)
     await lan.send("/xoadulieu")
     await lan.press("Xóa dữ liệu")
     assert "Đã xóa" in lan.last

@@ -49,7 +49,7 @@ async def test_sigkill_halfway_then_restart_delivers_to_everyone(tmp_path: Path)
         tg.latency(0.002, 0.01, seed=3)
         env = {
             **os.environ, "DATABASE_URL": url, "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.url,
-            "OUTBOX_LEASE_SECONDS": "2", "SENDER_CONCURRENCY": str(IN_FLIGHT), "TELEGRAM_RATE": "500",
+            "OUTBOX_LEASE_SECONDS": "5", "SENDER_CONCURRENCY": str(IN_FLIGHT), "TELEGRAM_RATE": "500",
             "TELEGRAM_CHAT_INTERVAL": "0", "QUIET_HOURS": "00:00-00:00", "LOG_LEVEL": "WARNING",
         }
         sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
