@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         default=AnyHttpUrl("https://api.telegram.org"),
         description="Bot API server base URL (official, or a local Bot API server)",
     )
+    telegram_bot_username: str | None = Field(
+        default=None, description="the bot's @username, for join links and QR codes (asked from getMe if empty)"
+    )
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL")
     timezone: Annotated[str, NoDecode] = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
@@ -66,7 +69,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=1, le=65535)
 
     @field_validator(
-        "telegram_bot_token", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
+        "telegram_bot_token", "telegram_bot_username", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
         "zalo_oa_app_secret", "zalo_oa_secret_key", "zalo_oa_refresh_token", "public_base_url",
         mode="before",
     )

@@ -74,6 +74,8 @@ class Person(SQLModel, table=True):
     created_at: datetime | None = _time(nullable=False)
     last_active_at: datetime | None = _time()
     deleted_at: datetime | None = _time()
+    # Set when a leader added this resident by name (someone without a smartphone).
+    added_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
 
 
 class Identity(SQLModel, table=True):
@@ -254,3 +256,52 @@ class ChannelToken(SQLModel, table=True):
     refresh_token: str | None = Field(default=None, max_length=1024)
     expires_at: datetime | None = _time()
     updated_at: datetime | None = _time(nullable=False)
+
+
+class RoleKind(StrEnum):
+    LEADER = "leader"  # of one residential group (a person may lead several)
+    ADMIN = "admin"  # of a ward (Phòng Văn hóa – Xã hội)
+
+
+class Role(SQLModel, table=True):
+    """A leader of a group or an admin of a ward. Checked from the database whenever a
+    leader or admin action runs."""
+
+    __table_args__ = (UniqueConstraint("person_id", "kind", "group_id", "ward_id", name="uq_role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True))
+    kind: RoleKind = Field(sa_type=String(16))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("resident_group.id")))
+    ward_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("ward.id")))
+    granted_by: str = Field(max_length=32)
+    granted_at: datetime | None = _time(nullable=False)
+
+
+class Invite(SQLModel, table=True):
+    """A single-use, expiring invitation (deep link ``ld_<code>``) to lead a group."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=24, unique=True)
+    kind: RoleKind = Field(default=RoleKind.LEADER, sa_type=String(16))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("resident_group.id")))
+    ward_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("ward.id")))
+    created_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
+    created_at: datetime | None = _time(nullable=False)
+    expires_at: datetime | None = _time(nullable=False)
+    used_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
+    used_at: datetime | None = _time()
+
+
+class HelpRequest(SQLModel, table=True):
+    """A resident's "ask for help" message, forwarded to their group's leaders."""
+
+    __tablename__ = "help_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True))
+    group_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("resident_group.id")))
+    text: str = Field(max_length=1000)
+    created_at: datetime | None = _time(nullable=False)
+    answered_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
+    answered_at: datetime | None = _time()
