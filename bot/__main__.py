@@ -285,15 +285,19 @@ def groups_import(file: Annotated[Path, typer.Argument(help="Tệp CSV: ward_cod
         data = file.read_bytes()
     except OSError as exc:
         raise _fail(catalog.text("cli.file_unreadable", file=str(file), error=exc.strerror or str(exc))) from None
-    if settings.is_sqlite:
-        _migrate(settings)
-    from bot.group_import import GroupImportError, import_file
-    from storage.migrate import SchemaNotCurrentError
+    from datetime import UTC
+
+    from bot.group_import import GroupImportError, import_groups, parse_groups_csv
+
+    rows, errors = parse_groups_csv(data)
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        if errors:
+            raise GroupImportError(errors)
+        return await import_groups(session, rows=rows, actor="cli", now=datetime.now(UTC), source=file.name)
 
     try:
-        summary = asyncio.run(import_file(settings.database_url, data, source=file.name))
-    except SchemaNotCurrentError:
-        raise _fail(catalog.text("cli.schema_not_current")) from None
+        summary = _run_work(settings, work)
     except GroupImportError as exc:
         lines = [catalog.text("cli.import_failed", file=file.name, count=len(exc.errors))]
         lines += [f"  {error}" for error in exc.errors]

@@ -195,22 +195,3 @@ class GroupImportError(Exception):
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
 
-
-async def import_file(database_url: str, data: bytes, *, source: str, actor: str = "cli") -> ImportSummary:
-    """Check a CSV file and import it in one transaction (used by the CLI and the demo)."""
-    from datetime import UTC
-
-    from storage.db import create_engine, session_factory
-    from storage.migrate import SchemaNotCurrentError, schema_is_current
-
-    rows, errors = parse_groups_csv(data)
-    if errors:
-        raise GroupImportError(errors)
-    engine = create_engine(database_url)
-    try:
-        if not await schema_is_current(engine):
-            raise SchemaNotCurrentError()
-        async with session_factory(engine)() as session, session.begin():
-            return await import_groups(session, rows=rows, actor=actor, now=datetime.now(UTC), source=source)
-    finally:
-        await engine.dispose()
