@@ -10,7 +10,7 @@ import asyncio
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -27,6 +27,7 @@ from bot.delivery.quiet import QuietHours
 from storage.db import SessionFactory, create_engine, session_factory
 
 log = logging.getLogger("bot")
+DEFAULT_FILES_DIR = Path("data/files")  # generated reports, charts, certificates, QR codes; admins' photos
 
 cli = typer.Typer(
     name="hocvuso",
@@ -43,6 +44,8 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(groups_cli, name="groups")
 cli.add_typer(lessons_cli, name="lessons")
 cli.add_typer(broadcast_cli, name="broadcast")
+admin_cli = typer.Typer(help="Cán bộ quản trị phường/xã.", no_args_is_help=True)
+cli.add_typer(admin_cli, name="admin")
 
 
 @dataclass
@@ -60,7 +63,10 @@ class App:
         await self.engine.dispose()
 
 
-def build_app(settings: Settings, *, clock: Clock | None = None, lessons: LessonLibrary | None = None) -> App:
+def build_app(
+    settings: Settings, *, clock: Clock | None = None, lessons: LessonLibrary | None = None,
+    files_dir: Path | None = None,
+) -> App:
     from handlers import build_router
 
     catalog = Catalog.load()
@@ -70,7 +76,10 @@ def build_app(settings: Settings, *, clock: Clock | None = None, lessons: Lesson
     quiet = quiet_hours(settings)
     # Offer only reminder hours outside the quiet hours.
     hours = tuple(h for h in Services.reminder_hours if not quiet.contains(_today_at(settings, h)))
-    services = Services(lessons=library, catalog=catalog, clock=clock or SystemClock(), reminder_hours=hours)
+    services = Services(
+        lessons=library, catalog=catalog, clock=clock or SystemClock(), reminder_hours=hours, zone=settings.zone,
+        quiet=quiet, files_dir=files_dir or DEFAULT_FILES_DIR, telegram_username=settings.telegram_bot_username,
+    )
     conversation = Conversation(router=build_router(), sessions=sessions, services=services)
     return App(settings, engine, sessions, catalog, library, conversation)
 
@@ -197,12 +206,17 @@ async def _serve(app: App, *, role: Role) -> None:
         telegram = TelegramChannel(
             token=settings.telegram_bot_token.get_secret_value(), api_url=str(settings.telegram_api_url),
             conversation=app.conversation, catalog=app.catalog, commands=COMMANDS,
+            files_dir=app.conversation.services.files_dir,
         )
+        if app.conversation.services.telegram_username is None:
+            # Join and invitation links need the bot's username; ask Telegram once.
+            me = await telegram.bot.me()
+            app.conversation.services = replace(app.conversation.services, telegram_username=me.username)
         transports.append(
             TelegramTransport(telegram.bot, pacing=Pacing(settings.telegram_rate, settings.telegram_chat_interval))
         )
     zalo = build_zalo_channels(settings, conversation=app.conversation, catalog=app.catalog,
-                               sessions=app.sessions, clock=clock)
+                               sessions=app.sessions, clock=clock, files_dir=app.conversation.services.files_dir)
     transports.extend(zalo.transports)
     senders = [
         Sender(
@@ -356,7 +370,7 @@ def _run_work(settings: Settings, work):  # type: ignore[no-untyped-def]
 @broadcast_cli.command("send")
 def broadcast_send(
     text: Annotated[str, typer.Option("--text", help="Nội dung thông báo")],
-    to: Annotated[str, typer.Option("--to", help="all | group:MÃ_TỔ[,MÃ_TỔ] | not-completed:MÃ_BÀI")],
+    to: Annotated[str, typer.Option("--to", help="all | group:MÃ_TỔ[,MÃ_TỔ] | not-completed:MÃ_BÀI | leaders[:MÃ_PHƯỜNG]")],
     at: Annotated[str | None, typer.Option("--at", help="Giờ gửi theo giờ địa phương, ví dụ '2026-11-25 08:00'")] = None,
     image: Annotated[str | None, typer.Option("--image", help="Ảnh .jpg/.png gửi kèm")] = None,
 ) -> None:
@@ -432,6 +446,192 @@ def broadcast_cancel(broadcast_id: Annotated[int, typer.Argument(help="Số thô
     if not _run_work(settings, work):
         raise _fail(catalog.text("cli.broadcast_unknown", id=broadcast_id))
     typer.echo(catalog.text("cli.broadcast_cancelled", id=broadcast_id))
+
+
+@cli.command()
+def report(
+    ward: Annotated[str, typer.Option("--ward", help="Mã phường/xã (như trong tệp nhập tổ)")],
+    out: Annotated[Path, typer.Option("--out", help="Tệp báo cáo .xlsx sẽ ghi")],
+    chart: Annotated[Path | None, typer.Option("--chart", help="Tệp biểu đồ .png sẽ ghi")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Ngày bắt đầu, NĂM-THÁNG-NGÀY")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Ngày kết thúc, NĂM-THÁNG-NGÀY (mặc định: hôm nay)")] = None,
+    period: Annotated[str | None, typer.Option("--period", help="6m (nửa năm chứa --to) | year | month | all")] = None,
+) -> None:
+    """Xuất báo cáo XLSX (và biểu đồ PNG) của một phường/xã cho một kỳ (báo cáo 6 tháng, năm)."""
+    from datetime import UTC
+
+    from bot.reports.exports import UnknownWard, ward_report
+    from bot.reports.period import PeriodError, Span, parse_day, report_period
+
+    settings = _settings()
+    catalog = Catalog.load()
+    try:
+        span = Span(period) if period is not None else None
+    except ValueError:
+        raise _fail(catalog.text("cli.period_unknown", value=period)) from None
+    try:
+        first = parse_day(date_from) if date_from else None
+        last = parse_day(date_to) if date_to else None
+        chosen = report_period(span=span, first=first, last=last, now=datetime.now(UTC), zone=settings.zone)
+    except PeriodError as exc:
+        raise _fail(catalog.text(exc.key, **exc.values)) from None
+    for target in [out, chart] if chart else [out]:
+        if target.is_dir() or not target.parent.is_dir():
+            raise _fail(catalog.text("cli.path_no_folder", file=str(target)))
+    lessons = load_library()
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await ward_report(session, ward_code=ward, lessons=lessons, start=chosen.start, end=chosen.end,
+                                 zone=settings.zone, chart=chart is not None)
+
+    try:
+        made = _run_work(settings, work)
+    except UnknownWard as exc:
+        raise _fail(catalog.text("cli.ward_unknown", code=exc.code, codes=", ".join(exc.known) or "—")) from None
+    for target, data in [(out, made.workbook), (chart, made.chart)]:
+        if target is not None and data is not None:
+            try:
+                target.write_bytes(data)
+            except OSError as exc:
+                error = exc.strerror or str(exc)
+                raise _fail(catalog.text("cli.path_unwritable", file=str(target), error=error)) from None
+    end = f"{chosen.end.astimezone(settings.zone):%d/%m/%Y}"
+    shown = (catalog.text("cli.period_range", start=f"{chosen.start.astimezone(settings.zone):%d/%m/%Y}", end=end)
+             if chosen.start else catalog.text("cli.period_up_to", end=end))
+    summary = catalog.text(
+        "cli.report_written", ward=made.ward.name, period=shown,
+        groups=len(made.stats), members=made.members, finished=made.finished, rate=f"{made.rate:.1f}", file=str(out),
+    )
+    typer.echo(summary + (catalog.text("cli.report_chart_written", file=str(chart)) if chart is not None else ""))
+
+
+async def _telegram_username(settings: Settings) -> str:
+    """TELEGRAM_BOT_USERNAME, or the bot's username from getMe (one call) when only the token is set."""
+    if settings.telegram_bot_username:
+        return settings.telegram_bot_username.lstrip("@")
+    if settings.telegram_bot_token is None:
+        raise LookupError("no username")
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    session = AiohttpSession(api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/")))
+    async with Bot(settings.telegram_bot_token.get_secret_value(), session=session) as bot:
+        me = await bot.get_me()
+    if not me.username:
+        raise LookupError("getMe gave no username")
+    return me.username
+
+
+@groups_cli.command("qr")
+def groups_qr(
+    out: Annotated[Path, typer.Option("--out", help="Thư mục ghi các tệp <mã tổ>.png")],
+    ward: Annotated[str | None, typer.Option("--ward", help="Chỉ các tổ của phường/xã này")] = None,
+) -> None:
+    """Tạo mã QR tham gia cho từng tổ (in dán ở bảng tin tổ dân phố / thôn)."""
+    from bot.reports.exports import UnknownWard, group_links
+    from bot.reports.qr import write_group_qr_codes
+
+    settings = _settings()
+    catalog = Catalog.load()
+    try:
+        username = asyncio.run(_telegram_username(settings))
+    except LookupError:
+        raise _fail(catalog.text("cli.qr_no_username")) from None
+    except Exception as exc:  # the network or the Bot API: say so, and how to avoid asking
+        raise _fail(catalog.text("cli.qr_getme_failed", error=type(exc).__name__)) from None
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return await group_links(session, ward_code=ward, telegram_username=username)
+
+    try:
+        links = _run_work(settings, work)
+    except UnknownWard as exc:
+        raise _fail(catalog.text("cli.ward_unknown", code=exc.code, codes=", ".join(exc.known) or "—")) from None
+    if not links:
+        raise _fail(catalog.text("cli.qr_no_groups"))
+    try:
+        written = write_group_qr_codes(links, out)
+    except OSError as exc:
+        raise _fail(catalog.text("cli.path_unwritable", file=str(out), error=exc.strerror or str(exc))) from None
+    typer.echo(catalog.text("cli.qr_written", count=len(written), folder=str(out)))
+
+
+@cli.command()
+def audit(
+    since: Annotated[str, typer.Option("--since", help="Từ ngày, NĂM-THÁNG-NGÀY (giờ địa phương)")],
+    until: Annotated[str | None, typer.Option("--until", help="Đến hết ngày, NĂM-THÁNG-NGÀY")] = None,
+) -> None:
+    """In nhật ký thao tác của quản trị viên và tổ trưởng, cũ nhất trước."""
+    import json
+    from datetime import UTC
+
+    from bot.reports.period import PeriodError, day_end, day_start, parse_day
+    from storage.report_data import audit_entries
+
+    settings = _settings()
+    catalog = Catalog.load()
+    zone = settings.zone
+    try:
+        first = parse_day(since)
+        last = parse_day(until) if until else None
+    except PeriodError as exc:
+        raise _fail(catalog.text(exc.key, **exc.values)) from None
+    start = day_start(first, zone)
+    end = day_end(last, zone) if last else datetime.now(UTC)
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        return list(await audit_entries(session, since=start, until=end))
+
+    entries = _run_work(settings, work)
+    shown = {"since": f"{first:%d/%m/%Y}", "until": f"{end.astimezone(zone):%H:%M %d/%m/%Y}"}
+    if not entries:
+        typer.echo(catalog.text("cli.audit_empty", **shown))
+        return
+    typer.echo(catalog.text("cli.audit_head", zone=zone.key, count=len(entries), **shown))
+    for entry in entries:
+        details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True) if entry.details else ""
+        typer.echo(f"{entry.at.astimezone(zone):%Y-%m-%d %H:%M:%S}  {entry.actor}  {entry.action}  "
+                   f"{entry.target or '-'}  {details}".rstrip())
+
+
+ADMIN_REFUSALS = {
+    "needs_start": "cli.admin_needs_start",
+    "ward_unknown": "cli.admin_ward_unknown",
+    "ward_required": "cli.admin_ward_required",
+}
+
+
+@admin_cli.command("add")
+def admin_add(
+    account: Annotated[str, typer.Argument(help="Tài khoản người đó đã dùng để mở bot, ví dụ telegram:123456789")],
+    ward: Annotated[str | None, typer.Option("--ward", help="Mã phường/xã (bỏ trống nếu chỉ có một)")] = None,
+) -> None:
+    """Cấp quyền cán bộ quản trị phường/xã cho một người đã mở bot và đồng ý (việc đầu tiên khi triển khai)."""
+    from datetime import UTC
+
+    from storage import audit
+    from storage.roles import RoleError, add_admin
+
+    settings = _settings()
+    catalog = Catalog.load()
+    channel, _, external_id = account.partition(":")
+    if not channel or not external_id:
+        raise _fail(catalog.text("cli.admin_bad_account", account=account))
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        now = datetime.now(UTC)
+        person, chosen, new = await add_admin(session, channel=channel, external_id=external_id, ward_code=ward, now=now)
+        if new:
+            audit.record(session, actor="cli", action="role.grant", target=f"person:{person.id}", now=now,
+                         details={"kind": "admin", "ward": chosen.id})
+        return person.display_name or account, chosen.name, new
+
+    try:
+        name, ward_name, new = _run_work(settings, work)
+    except RoleError as exc:
+        raise _fail(catalog.text(ADMIN_REFUSALS[exc.reason], **exc.values)) from None
+    typer.echo(catalog.text("cli.admin_added" if new else "cli.admin_already", name=name, ward=ward_name))
 
 
 def main() -> None:

@@ -68,8 +68,10 @@ async def schedule(
     quiet: QuietHours,
     at: datetime | None = None,
     image: str | None = None,
+    ward: str | None = None,
 ) -> Scheduled:
-    """Validate and store a broadcast; queue it at once when it is due now."""
+    """Validate and store a broadcast; queue it at once when it is due now. ``ward`` (a
+    ward's code) limits the audience to that ward (the chat's composer always gives it)."""
     text = text.strip()
     if not text:
         raise BroadcastError("nội dung thông báo đang trống")
@@ -77,6 +79,8 @@ async def schedule(
         raise BroadcastError(f"nội dung dài {len(text)} ký tự, tối đa {TEXT_MAX}")
     try:
         audience = parse_audience(audience_text, lesson_ids=lesson_ids)
+        if ward is not None:
+            audience["ward"] = ward
         await check_groups_exist(session, audience=audience)
     except AudienceError as exc:
         raise BroadcastError(str(exc)) from None

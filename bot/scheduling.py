@@ -4,8 +4,9 @@ The database holds all state; jobs are idempotent (dedupe keys), so a restart, a
 tick or a tick run twice loses and duplicates nothing. APScheduler's persistent job stores
 are not used: they block the event loop and cannot be shared between processes.
 
-Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminders. Later
-jobs (leaders' weekly digest, …) are added to the same scheduler with deterministic ids.
+Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminders;
+``leader-digest`` every Monday at 08:00 (``TIMEZONE``) queues the leaders' weekly digest, and
+the tick catches it up once after a restart within a day of that time.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
+from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
 from bot.reminders import ReminderPolicy, plan_reminders
 from storage.broadcasts import due_broadcasts, queue_broadcast
 from storage.db import SessionFactory
@@ -44,6 +47,7 @@ class Producers:
     lessons: LessonLibrary
     catalog: Catalog
     on_queued: Callable[[], None] = lambda: None
+    digest_week: str | None = None  # the ISO week whose digest this process has planned
 
 
 async def tick(producers: Producers) -> dict[str, int]:
@@ -58,10 +62,28 @@ async def tick(producers: Producers) -> dict[str, int]:
         counts["reminders"] = await plan_reminders(
             session, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog
         )
+    zone = producers.policy.zone
+    if producers.digest_week != week_of(now, zone) and digest_due(now, zone):
+        counts["digests"] = await send_digests(producers, wake=False)
     if any(counts.values()):
         log.info("queued %s broadcast rows and %s reminders", counts["broadcast_rows"], counts["reminders"])
         producers.on_queued()
     return counts
+
+
+async def send_digests(producers: Producers, *, wake: bool = True) -> int:
+    """Queue this week's leader digests (idempotent: one per leader and ISO week)."""
+    now = producers.clock.now()
+    zone = producers.policy.zone
+    async with producers.sessions() as session, session.begin():
+        queued = await plan_digests(session, now=now, zone=zone, quiet=producers.quiet,
+                                    lessons=producers.lessons, catalog=producers.catalog)
+    producers.digest_week = week_of(now, zone)
+    if queued:
+        log.info("queued %s leader digests", queued)
+        if wake:
+            producers.on_queued()
+    return queued
 
 
 def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float = 5.0) -> AsyncIOScheduler:
@@ -69,5 +91,9 @@ def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float
     scheduler.add_job(
         tick, "interval", seconds=tick_seconds, id="outbox-tick", args=[producers],
         next_run_time=datetime.now(UTC), replace_existing=True,
+    )
+    scheduler.add_job(
+        send_digests, CronTrigger(day_of_week="mon", hour=DIGEST_HOUR, minute=0, timezone=zone),
+        id="leader-digest", args=[producers], replace_existing=True,
     )
     return scheduler

@@ -7,7 +7,24 @@ current step; whatever none of them takes goes to ``handlers.fallback``.
 from __future__ import annotations
 
 from bot.core.conversation import Fallbacks, Router
-from handlers import fallback, help, lessons, linking, menu, onboarding, privacy, progress, quiz, reminders
+from handlers import (
+    admin,
+    assisted,
+    certificate,
+    composer,
+    fallback,
+    help,
+    leader,
+    lessons,
+    linking,
+    menu,
+    onboarding,
+    privacy,
+    progress,
+    quiz,
+    reminders,
+    support,
+)
 from handlers.steps import Step
 
 # Commands shown in the channel's command menu, in this order, with their catalogue key.
@@ -19,6 +36,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("nhacnho", "command.nhacnho"),
     ("dung", "command.dung"),
     ("batdau", "command.batdau"),
+    ("hotro", "command.hotro"),
     ("trogiup", "command.trogiup"),
     ("doiten", "command.doiten"),
     ("doito", "command.doito"),
@@ -26,6 +44,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("xoadulieu", "command.xoadulieu"),
     ("start", "command.start"),
 ]
+# Shown (in the help text, and where a channel has per-chat command menus) only to people
+# with the role; the handlers check the role again in any case.
+LEADER_COMMANDS: list[tuple[str, str]] = [("nhom", "command.nhom")]
+ADMIN_COMMANDS: list[tuple[str, str]] = [("quantri", "command.quantri")]
 
 
 def build_router() -> Router:
@@ -53,6 +75,9 @@ def build_router() -> Router:
     router.command("nhacnho", reminders.show_reminders)
     router.command("dung", reminders.stop_reminders)
     router.command("batdau", reminders.resume_reminders)
+    router.command("hotro", support.ask_for_help)
+    router.command("nhom", leader.open_group_menu)
+    router.command("quantri", admin.open_admin_menu)
     # Actions: the payloads of options shown by the handlers.
     router.action("begin", onboarding.start, needs_person=False)
     router.action("consent", onboarding.answer_consent, needs_person=False)
@@ -70,8 +95,18 @@ def build_router() -> Router:
     router.action("erase", privacy.answer_erase, needs_person=False)
     router.action("link", linking.link_action, needs_person=False)
     router.action("reminders", reminders.reminders_action)
+    router.action("cert", certificate.show_certificate)
+    router.action("hotro", support.support_action)
+    router.action("lead", leader.lead_action)
+    router.action("adm", admin.admin_action)
+    router.action("bc", composer.composer_action)
     # Free text in a step that expects it.
     router.step(Step.ASK_NAME, onboarding.receive_name, needs_person=True)
     router.step(Step.CHOOSE_GROUP, onboarding.search_group, needs_person=True)
     router.step(Step.LINK_CODE, linking.receive_code)
+    router.step(Step.HELP_TEXT, support.receive_request, needs_person=True)
+    router.step(Step.HELP_REPLY, support.receive_reply, needs_person=True)
+    router.step(Step.ASSIST_NAME, assisted.receive_name, needs_person=True)
+    router.step(Step.COMPOSE_TEXT, composer.receive_text, needs_person=True, media=True)
+    router.step(Step.COMPOSE_TIME, composer.receive_time, needs_person=True)
     return router

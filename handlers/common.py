@@ -1,8 +1,12 @@
-"""Small helpers shared by the features: argument parsing and paging."""
+"""Small helpers shared by the features: argument parsing, paging, generated files, local times."""
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
 from typing import TypeVar
 
 from bot.core.conversation import Context
@@ -10,6 +14,7 @@ from bot.core.conversation import Context
 T = TypeVar("T")
 
 PAGE_SIZE = 8  # options per page: a phone screen without scrolling
+FILES_KEPT_SECONDS = 24 * 3600
 
 
 def int_arg(ctx: Context, index: int, *, low: int = 0, high: int | None = None) -> int | None:
@@ -39,3 +44,23 @@ def page_count(items: Sequence[object]) -> int:
 def words(ctx: Context, key: str) -> tuple[str, ...]:
     """A comma-separated list of words from the catalogue (typed answers such as "có")."""
     return tuple(w.strip() for w in ctx.t(key).split(",") if w.strip())
+
+
+def write_file(ctx: Context, *, prefix: str, suffix: str, data: bytes) -> Path:
+    """A generated file (report, chart, certificate, QR code) under the files folder, with a
+    name nobody can guess; a reply carries its path to the adapter."""
+    folder = ctx.services.files_dir / "out"
+    folder.mkdir(parents=True, exist_ok=True)
+    # Sent files are not needed for long (Zalo serves its own copy): keep a day of them.
+    stale = time.time() - FILES_KEPT_SECONDS
+    for old in folder.iterdir():
+        if old.is_file() and old.stat().st_mtime < stale:
+            old.unlink(missing_ok=True)
+    path = folder / f"{prefix}-{secrets.token_urlsafe(9)}{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def local_time(ctx: Context, moment: datetime | None, fmt: str = "%H:%M %d/%m/%Y") -> str:
+    """A stored UTC time as the ward reads it."""
+    return moment.astimezone(ctx.services.zone).strftime(fmt) if moment is not None else "—"

@@ -1,8 +1,13 @@
-"""Help: what the bot does, how to use it, where to get a person's help."""
+"""Help: what the bot does, how to use it, where to get a person's help.
+
+Leaders and admins also read their own commands (``/nhom``, ``/quantri``); others never
+see them."""
 
 from __future__ import annotations
 
 from bot.core.conversation import Context
+from storage.models import RoleKind
+from storage.roles import roles_of
 
 
 async def show_help(ctx: Context) -> None:
@@ -11,5 +16,10 @@ async def show_help(ctx: Context) -> None:
     text = t("help.text", how=t(key))
     if ctx.person is None:
         ctx.ask(text, [(t("onboarding.begin"), "begin")])
-    else:
-        ctx.ask(text, [(t("menu.back"), "menu")])
+        return
+    kinds = {role.kind for role in await roles_of(ctx.session, person_id=ctx.person.id)}  # type: ignore[arg-type]
+    if RoleKind.LEADER in kinds:
+        text += "\n\n" + t("help.leader")
+    if RoleKind.ADMIN in kinds:
+        text += "\n\n" + t("help.admin")
+    ctx.ask(text, [(t("menu.back"), "menu")])

@@ -1,25 +1,42 @@
-"""The main menu: the place every journey returns to."""
+"""The main menu: the place every journey returns to.
+
+Leaders and admins see their own entries ("👥 Tổ của tôi", "🏛 Quản trị phường"); the roles
+are read from the database each time the menu is shown, and checked again when an entry
+is used.
+"""
 
 from __future__ import annotations
 
 from bot.core.conversation import Context
 from bot.core.i18n import Translate
 from handlers.steps import Step
+from storage.models import RoleKind
+from storage.roles import roles_of
 
 
-def main_options(t: Translate) -> list[tuple[str, str]]:
-    return [
+def main_options(t: Translate, *, leader: bool = False, admin: bool = False) -> list[tuple[str, str]]:
+    options = [
         (t("menu.continue"), "next"),
         (t("menu.lessons"), "lessons:0"),
         (t("menu.progress"), "progress"),
         (t("menu.reminders"), "reminders"),
+        (t("menu.ask_help"), "hotro"),
         (t("menu.help"), "help"),
     ]
+    if leader:
+        options.insert(3, (t("menu.my_group"), "lead"))
+    if admin:
+        options.insert(4 if leader else 3, (t("menu.admin"), "adm"))
+    return options
 
 
 async def show_main_menu(ctx: Context, text: str | None = None) -> None:
     ctx.goto(Step.MENU)
-    ctx.ask(text or ctx.t("menu.prompt"), main_options(ctx.t))
+    leader = admin = False
+    if ctx.person is not None and ctx.person.id is not None:
+        kinds = {role.kind for role in await roles_of(ctx.session, person_id=ctx.person.id)}
+        leader, admin = RoleKind.LEADER in kinds, RoleKind.ADMIN in kinds
+    ctx.ask(text or ctx.t("menu.prompt"), main_options(ctx.t, leader=leader, admin=admin))
 
 
 async def open_menu(ctx: Context) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bot.core.conversation import Context
 from bot.core.text import clean_line, fold
-from handlers import menu
+from handlers import invites, menu
 from handlers.common import PAGE_SIZE, int_arg, page_of, words
 from handlers.steps import Step
 from storage.groups import count_groups, find_group_by_code, get_group, get_ward, list_groups, list_wards
@@ -28,11 +28,13 @@ def _group_code_from(args: tuple[str, ...]) -> str | None:
 
 
 async def start(ctx: Context) -> None:
-    """``/start`` (optionally ``/start g_<group code>`` from a join link or QR code)."""
+    """``/start`` (optionally ``/start g_<group code>`` from a join link or QR code, or
+    ``/start ld_<code>`` from a leader invitation: consent first if new, then accept)."""
     t = ctx.t
     group_code = _group_code_from(ctx.args)
+    invite = invites.invite_code_from(ctx.args)
     if ctx.person is None:
-        ctx.goto(Step.CONSENT, group_code=group_code)
+        ctx.goto(Step.CONSENT, group_code=group_code, invite=invite)
         ctx.ask(
             t("onboarding.welcome"),
             [
@@ -40,6 +42,10 @@ async def start(ctx: Context) -> None:
                 (t("onboarding.consent_no"), "consent:no", words(ctx, "words.no")),
             ],
         )
+        return
+    if invite is not None:
+        await invites.accept(ctx, invite)
+        await continue_onboarding(ctx)
         return
     if group_code is not None:
         group = await find_group_by_code(ctx.session, code=group_code)
@@ -69,6 +75,7 @@ async def answer_consent(ctx: Context) -> None:
         ctx.say(t("onboarding.declined"))
         return
     group_code = ctx.data.get("group_code")
+    invite = ctx.data.get("invite")
     ctx.person = await create_person(
         ctx.session,
         identity=ctx.identity,
@@ -76,6 +83,8 @@ async def answer_consent(ctx: Context) -> None:
         locale="vi",
         now=ctx.now,
     )
+    if isinstance(invite, str):
+        await invites.accept(ctx, invite)
     await continue_onboarding(ctx, group_code=group_code)
 
 

@@ -40,4 +40,6 @@ async def show_progress(ctx: Context) -> None:
     options = [(t("menu.back"), "menu")]
     if done < len(ctx.lessons):
         options.insert(0, (t("menu.continue"), "next"))
+    else:
+        options.insert(0, (t("certificate.button"), "cert"))
     ctx.ask(head + "\n\n" + "\n".join(lines), options)

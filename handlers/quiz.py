@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from bot.core.conversation import Context
 from bot.curriculum import Lesson
-from handlers import menu
-from handlers.fallback import stale_action
+from handlers import certificate, menu
 from handlers.common import int_arg
+from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.progress import answers_of_attempt, get_progress, record_answer, record_result, start_lesson
 
@@ -120,7 +120,7 @@ async def _finish(ctx: Context, lesson: Lesson, attempt: int) -> None:
     passed = score >= lesson.quiz.pass_mark
     progress = await get_progress(ctx.session, person_id=ctx.person.id, lesson_id=lesson.id)
     assert progress is not None
-    record_result(progress, score=score, passed=passed, lesson_version=lesson.version, now=ctx.now)
+    new_completion = record_result(progress, score=score, passed=passed, lesson_version=lesson.version, now=ctx.now)
     ctx.session.add(progress)
     ctx.goto(Step.MENU)
     if not passed:
@@ -138,4 +138,9 @@ async def _finish(ctx: Context, lesson: Lesson, attempt: int) -> None:
         options.append((t("quiz.next_lesson", title=following.title), f"lesson:{following.id}"))
     options.append((t("menu.progress"), "progress"))
     options.append((t("menu.back"), "menu"))
+    if new_completion:
+        await ctx.session.flush()
+        image = await certificate.certificate_image(ctx)  # None while other lessons remain
+        if image is not None:
+            ctx.replies.append(image)  # before the menu, so the options stay the last thing shown
     ctx.ask(text, options)

@@ -15,3 +15,10 @@ class Step(StrEnum):
     CONFIRM_ERASE = "confirm_erase"
     LINK_CODE = "link_code"
     LINK_CONFIRM = "link_confirm"
+    ASSIST_NAME = "assist_name"  # a leader types the name of someone without a smartphone
+    HELP_TEXT = "help_text"  # a resident types what they need help with
+    HELP_REPLY = "help_reply"  # a leader (or admin) types the answer to a help request
+    COMPOSE_TEXT = "compose_text"  # an admin types a broadcast (or sends a photo)
+    COMPOSE_AUDIENCE = "compose_audience"
+    COMPOSE_CONFIRM = "compose_confirm"  # the preview was shown: confirm, then choose the time
+    COMPOSE_TIME = "compose_time"  # a typed "2026-11-25 08:00"

@@ -21,6 +21,9 @@ from storage.models import (
     Person,
     ProgressStatus,
     ResidentGroup,
+    Role,
+    RoleKind,
+    Ward,
 )
 from storage.outbox import enqueue, outbox_row
 
@@ -37,11 +40,15 @@ class Recipient:
 
 
 def parse_audience(text: str, *, lesson_ids: set[str]) -> dict[str, Any]:
-    """``all`` · ``group:CODE[,CODE…]`` · ``not-completed:LESSON`` → the stored audience."""
+    """``all`` · ``group:CODE[,CODE…]`` · ``not-completed:LESSON`` · ``leaders[:WARD]`` → the
+    stored audience. Any audience may also carry ``ward`` (a ward's code), which limits it to
+    that ward's groups: the chat's composer always sets it."""
     kind, _, rest = text.strip().partition(":")
     kind = kind.lower()
     if kind == "all" and not rest:
         return {"kind": "all"}
+    if kind == "leaders":
+        return {"kind": "leaders", "ward": rest.strip()} if rest.strip() else {"kind": "leaders"}
     if kind == "group" and rest:
         codes = sorted({c.strip() for c in rest.split(",") if c.strip()})
         if codes:
@@ -50,13 +57,24 @@ def parse_audience(text: str, *, lesson_ids: set[str]) -> dict[str, Any]:
         if rest not in lesson_ids:
             raise AudienceError(f"không có bài học '{rest}'")
         return {"kind": "not_completed", "lesson": rest}
-    raise AudienceError(f"đối tượng '{text}' không hợp lệ: dùng all, group:MÃ_TỔ hoặc not-completed:MÃ_BÀI")
+    raise AudienceError(
+        f"đối tượng '{text}' không hợp lệ: dùng all, group:MÃ_TỔ, not-completed:MÃ_BÀI hoặc leaders[:MÃ_PHƯỜNG]"
+    )
 
 
 async def check_groups_exist(session: AsyncSession, *, audience: dict[str, Any]) -> None:
+    """The groups (and the ward) an audience names exist; a group lies in the audience's ward."""
+    ward_id = None
+    if audience.get("ward"):
+        ward_id = (await session.exec(select(Ward.id).where(Ward.code == audience["ward"]))).first()
+        if ward_id is None:
+            raise AudienceError(f"không có phường {audience['ward']}")
     if audience.get("kind") != "groups":
         return
-    known = set((await session.exec(select(ResidentGroup.code).where(col(ResidentGroup.code).in_(audience["codes"])))).all())
+    query = select(ResidentGroup.code).where(col(ResidentGroup.code).in_(audience["codes"]))
+    if ward_id is not None:
+        query = query.where(ResidentGroup.ward_id == ward_id)
+    known = set((await session.exec(query)).all())
     unknown = [c for c in audience["codes"] if c not in known]
     if unknown:
         raise AudienceError("không có tổ " + ", ".join(unknown))
@@ -83,8 +101,16 @@ async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list
             LessonProgress.lesson_id == audience["lesson"], LessonProgress.status == ProgressStatus.COMPLETED
         )
         query = query.where(col(Person.id).not_in(done))
+    elif kind == "leaders":
+        leaders = select(Role.person_id).where(Role.kind == RoleKind.LEADER)
+        if audience.get("ward"):
+            # Leaders of the ward's groups, whichever group they live in themselves.
+            leaders = leaders.where(col(Role.group_id).in_(_ward_groups(audience["ward"])))
+        query = query.where(col(Person.id).in_(leaders))
     elif kind != "all":
         raise AudienceError(f"đối tượng '{kind}' chưa hỗ trợ")
+    if audience.get("ward") and kind != "leaders":
+        query = query.where(col(Person.group_id).in_(_ward_groups(audience["ward"])))
     chosen: dict[int, tuple[datetime | None, int, str]] = {}
     for person_id, identity_id, channel, seen in (await session.exec(query)).all():
         best = chosen.get(person_id)
@@ -92,6 +118,10 @@ async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list
         if best is None or key > ((best[0].timestamp() if best[0] else 0.0), best[1]):
             chosen[person_id] = (seen, identity_id, channel)
     return [Recipient(p, i, c) for p, (_, i, c) in sorted(chosen.items())]
+
+
+def _ward_groups(ward_code: str):  # type: ignore[no-untyped-def]
+    return select(ResidentGroup.id).join(Ward, col(Ward.id) == ResidentGroup.ward_id).where(Ward.code == ward_code)
 
 
 async def create_broadcast(

@@ -132,8 +132,9 @@ async def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
             yield url
 
 
-async def _make_app(url: str, clock: ManualClock, library: LessonLibrary) -> App:
-    app = build_app(Settings(database_url=url, _env_file=None), clock=clock, lessons=library)  # type: ignore[call-arg]
+async def _make_app(url: str, clock: ManualClock, library: LessonLibrary, files: Path) -> App:
+    app = build_app(Settings(database_url=url, _env_file=None), clock=clock, lessons=library,  # type: ignore[call-arg]
+                    files_dir=files)
     async with app.engine.begin() as conn:
         await conn.run_sync(SQLModel.metadata.create_all)
     app.conversation.reraise = True  # an unexpected error fails the test instead of apologising
@@ -141,15 +142,15 @@ async def _make_app(url: str, clock: ManualClock, library: LessonLibrary) -> App
 
 
 @pytest.fixture
-async def app(sqlite_url: str, clock: ManualClock, library: LessonLibrary) -> AsyncIterator[App]:
-    app = await _make_app(sqlite_url, clock, library)
+async def app(sqlite_url: str, clock: ManualClock, library: LessonLibrary, tmp_path: Path) -> AsyncIterator[App]:
+    app = await _make_app(sqlite_url, clock, library, tmp_path / "files")
     yield app
     await app.close()
 
 
 @pytest.fixture
-async def any_app(any_db_url: str, clock: ManualClock, library: LessonLibrary) -> AsyncIterator[App]:
-    app = await _make_app(any_db_url, clock, library)
+async def any_app(any_db_url: str, clock: ManualClock, library: LessonLibrary, tmp_path: Path) -> AsyncIterator[App]:
+    app = await _make_app(any_db_url, clock, library, tmp_path / "files")
     yield app
     await app.close()
 

@@ -126,7 +126,7 @@ async def test_numbered_channel_free_text_gets_a_number_hint(ward: App) -> None:
     chat = Chat(ward.conversation, capabilities=NUMBERED)
     await join(chat)
     replies = await chat.send("cái gì đây")
-    assert "Gõ số từ 1 đến 5" in replies[-1].text
+    assert "Gõ số từ 1 đến 6" in replies[-1].text
 
 
 async def test_an_unexpected_error_is_logged_with_the_update_id_and_apologised_for(

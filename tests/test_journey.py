@@ -40,7 +40,7 @@ async def test_resident_learns_a_lesson_end_to_end(any_app: App) -> None:
     await chat.press("Đúng rồi")
     assert "Tổ dân phố 3" in chat.last_text and "Phường Mẫu" in chat.last_text
     await chat.press("Đúng rồi")
-    assert [o.action for o in chat.menu.options] == ["next", "lessons:0", "progress", "reminders", "help"]
+    assert [o.action for o in chat.menu.options] == ["next", "lessons:0", "progress", "reminders", "hotro", "help"]
 
     await chat.press("Học tiếp")
     assert lesson.cards[0].text in chat.last_text

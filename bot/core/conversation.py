@@ -18,8 +18,10 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,6 +29,7 @@ from bot.core.i18n import Catalog, Translate
 from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
 from bot.core.text import fold
 from bot.curriculum import LessonLibrary
+from bot.delivery.quiet import QuietHours
 from storage.db import SessionFactory
 from storage.models import ConversationState, Identity, Person
 from storage.people import find_identity, get_or_create_identity, get_person, lock_state
@@ -34,6 +37,7 @@ from storage.people import find_identity, get_or_create_identity, get_person, lo
 log = logging.getLogger(__name__)
 
 MAX_ACTION_BYTES = 64  # Telegram's callback-data limit; anything longer is forged
+DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 
 
 class Clock(Protocol):
@@ -54,6 +58,14 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     # Hours a resident may choose for reminders (the composition root leaves out quiet hours).
     reminder_hours: tuple[int, ...] = (7, 9, 12, 17, 19, 20)
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_ZONE))
+    # Nothing is sent unasked in these local hours (nudges, help messages, broadcasts).
+    quiet: QuietHours = field(default_factory=lambda: QuietHours(ZoneInfo(DEFAULT_ZONE), time(21), time(7)))
+    # Where generated files (reports, charts, certificates, QR codes) and photos received
+    # from admins are written before a reply carries their path.
+    files_dir: Path = Path("data/files")
+    # For https://t.me/<bot>?start=… links; None until known (setting or getMe).
+    telegram_username: str | None = None
 
 
 class Context:
@@ -82,6 +94,7 @@ class Context:
         self.args: tuple[str, ...] = ()
         self.replies: list[Reply] = []
         self.erased = False  # the identity was deleted: nothing of it may be saved again
+        self.keep_media = False  # a handler took the photo in ``incoming.media``: keep the file
 
     @property
     def t(self) -> Translate:
@@ -148,6 +161,7 @@ class Router:
         self._commands: dict[str, Route] = {}
         self._actions: dict[str, Route] = {}
         self._steps: dict[str, Route] = {}
+        self._media_steps: set[str] = set()
 
     def command(self, name: str, handler: Handler, *, needs_person: bool = True) -> None:
         self._commands[name.lower()] = Route(handler, needs_person)
@@ -157,8 +171,12 @@ class Router:
             raise ValueError("an action prefix has no ':'")
         self._actions[prefix] = Route(handler, needs_person)
 
-    def step(self, step: str, handler: Handler, *, needs_person: bool = False) -> None:
+    def step(self, step: str, handler: Handler, *, needs_person: bool = False, media: bool = False) -> None:
+        """Free text in ``step`` goes to ``handler``; with ``media``, attachments do too
+        (``incoming.media`` holds the photo where the channel could fetch it)."""
         self._steps[str(step)] = Route(handler, needs_person)
+        if media:
+            self._media_steps.add(str(step))
 
     @property
     def commands(self) -> list[str]:
@@ -167,6 +185,8 @@ class Router:
     def resolve(self, ctx: Context) -> Route:
         incoming = ctx.incoming
         if incoming.attachment:
+            if ctx.state.step in self._media_steps:  # it says so itself if it got no file
+                return self._steps[ctx.state.step]
             return Route(self.fallbacks.attachment, needs_person=False)
         if incoming.action is not None:
             return self._resolve_action(ctx, incoming.action)
@@ -209,6 +229,12 @@ class Router:
             if fold(option.label) == typed or any(fold(alias) == typed for alias in option.aliases):
                 return option.action
         return None
+
+
+def _drop_media(incoming: Incoming) -> None:
+    """A photo nobody asked for is not kept: it may be personal."""
+    if incoming.media is not None:
+        incoming.media.unlink(missing_ok=True)
 
 
 class KeyedLocks:
@@ -257,6 +283,7 @@ class Conversation:
             async with self._locks.hold(incoming.key):
                 return await self._handle(incoming, capabilities)
         except Exception:
+            _drop_media(incoming)
             if self.reraise:
                 raise
             # The text of the update is personal data; the ids are enough to find it.
@@ -297,6 +324,8 @@ class Conversation:
             if route.needs_person and ctx.person is None:
                 route = Route(self.router.fallbacks.needs_start, needs_person=False)
             await route.handler(ctx)
+            if not ctx.keep_media:
+                _drop_media(incoming)
             if not ctx.erased:
                 self._remember_menu(ctx)
                 state.updated_at = now

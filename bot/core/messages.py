@@ -13,6 +13,9 @@ class Incoming:
     Exactly one of ``text``, ``action`` or ``attachment`` is normally set. ``action`` is
     the payload of a pressed option (untrusted: it is parsed and authorised again).
     ``attachment`` names a kind the bot does not read (``sticker``, ``photo``, ``voice``…).
+    ``media``: where the adapter could fetch a photo the user sent (a file it downloaded, with
+    its caption in ``text``), for the steps that take one (a broadcast's picture); the engine
+    deletes the file afterwards unless a handler kept it.
     """
 
     channel: str
@@ -24,6 +27,7 @@ class Incoming:
     start_param: str | None = None
     attachment: str | None = None
     update_id: str | None = None
+    media: Path | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -44,6 +44,10 @@ class Driver(Protocol):
     async def choose(self, label: str) -> None: ...
 
     def last_text(self) -> str: ...
+
+    def said(self, fragment: str) -> bool:
+        """Whether any message the bot sent this user so far contains ``fragment``."""
+        ...
 
 
 def pick(labels: list[str], label: str) -> int:
@@ -83,6 +87,9 @@ class NumberedDriver:
     def last_text(self) -> str:
         assert self.messages, "the bot has said nothing yet"
         return self.messages[-1]
+
+    def said(self, fragment: str) -> bool:
+        return any(fragment in message for message in self.messages)
 
     async def choose(self, label: str) -> None:
         menus = [numbered_options(m) for m in self.messages if numbered_options(m)]
@@ -166,6 +173,9 @@ class TelegramDriver:
         assert message is not None, "the bot has said nothing yet"
         return message.text
 
+    def said(self, fragment: str) -> bool:
+        return any(fragment in message.text for message in self.tg.chat(self.user))
+
 
 class ZaloDriver(NumberedDriver):
     channel = "zalo"
@@ -196,7 +206,8 @@ async def settle(zalo: FakeZaloBot, bot: ZaloBotChannel) -> None:
 async def telegram_server(app: App) -> AsyncIterator[tuple[FakeTelegram, Handled]]:
     async with FakeTelegram() as tg:
         channel = TelegramChannel(token=tg.token, api_url=tg.url, conversation=app.conversation,
-                                  catalog=app.catalog, commands=COMMANDS)
+                                  catalog=app.catalog, commands=COMMANDS,
+                                  files_dir=app.conversation.services.files_dir)
         handled = Handled()
         channel.dispatcher.update.outer_middleware(handled)
         polling = asyncio.create_task(channel.run_polling(polling_timeout=1, handle_signals=False))
@@ -214,7 +225,7 @@ async def zalo_server(app: App) -> AsyncIterator[tuple[FakeZaloBot, ZaloBotChann
     async with FakeZaloBot() as zalo:
         bot = ZaloBotChannel(client=ZaloBotClient(token=zalo.token, api_url=zalo.url),
                              conversation=app.conversation, catalog=app.catalog, retry_delay=0.01,
-                             backoff=(0.01, 0.1))
+                             backoff=(0.01, 0.1), files_dir=app.conversation.services.files_dir)
         polling = asyncio.create_task(bot.run_polling(poll_timeout=1))
         try:
             await zalo.wait_for(lambda: zalo.waiting_polls > 0)
@@ -228,13 +239,20 @@ async def zalo_server(app: App) -> AsyncIterator[tuple[FakeZaloBot, ZaloBotChann
 @asynccontextmanager
 async def open_driver(kind: str, app: App, *, user: int = 424242, name: str = "Lan Nguyễn") -> AsyncIterator[Driver]:
     """A resident on channel ``kind`` (one of CHANNELS), with its fake server running."""
+    async with open_drivers(kind, app, [(user, name)]) as (driver,):
+        yield driver
+
+
+@asynccontextmanager
+async def open_drivers(kind: str, app: App, people: Sequence[tuple[int, str]]) -> AsyncIterator[list[Driver]]:
+    """Several people (user number, name) on channel ``kind``, sharing one fake server."""
     if kind == "console":
-        yield ConsoleDriver(app, f"terminal-{user}")
+        yield [ConsoleDriver(app, f"terminal-{user}") for user, _ in people]
     elif kind == "telegram":
         async with telegram_server(app) as (tg, handled):
-            yield TelegramDriver(tg, handled, user, name)
+            yield [TelegramDriver(tg, handled, user, name) for user, name in people]
     elif kind == "zalo":
         async with zalo_server(app) as (zalo, bot):
-            yield ZaloDriver(zalo, bot, f"{user:020x}", name)
+            yield [ZaloDriver(zalo, bot, f"{user:020x}", name) for user, name in people]
     else:
         raise ValueError(kind)

@@ -16,7 +16,8 @@ NAME = "Lan Nguyễn"
 
 
 async def join_group(d: Driver, *, name: str = NAME, group_code: str = "DEMO-TDP03") -> None:
-    """Consent → name (the channel's, or typed where the channel gives none) → group."""
+    """Consent → name (the channel's, or typed where the channel gives none) → group
+    (a demo ward group ``DEMO-TDP0<n>``, "Tổ dân phố <n>")."""
     await d.send(f"/start g_{group_code}")
     assert "Bạn có đồng ý không?" in d.last_text()
     await d.choose("Đồng ý")
@@ -25,7 +26,7 @@ async def join_group(d: Driver, *, name: str = NAME, group_code: str = "DEMO-TDP
         await d.choose("Đúng rồi")
     else:
         await d.send(name)
-    assert "Tổ dân phố 3, Phường Mẫu" in d.last_text()
+    assert f"Tổ dân phố {int(group_code[-2:])}, Phường Mẫu" in d.last_text()
     await d.choose("Đúng rồi")
     assert "Cảm ơn" in d.last_text()
 

@@ -178,7 +178,8 @@ class FakeTelegram:
     update (or after :meth:`add_user`); sending anywhere else gives "chat not found".
     Message ids are per chat and shared by the user's and the bot's messages, as in Telegram.
     parse_mode=HTML is applied (and validated) like Telegram; Markdown modes are accepted
-    but stored unparsed. File downloads (``/file/bot<token>/...``) are not served: 404.
+    but stored unparsed. ``getFile`` and downloads (``/file/bot<token>/<file_path>``) serve
+    the bytes of photos pushed with ``push_photo(data=…)``; anything else is 400 / 404.
     """
 
     def __init__(self, token: str = "123456:TEST-TOKEN", *, bot_id: int = 123456,
@@ -197,6 +198,8 @@ class FakeTelegram:
         self.max_poll_timeout = 30.0
         self.keep_bytes = 64 * 1024
         self.waiting_pollers = 0                            # getUpdates calls waiting now
+        self.files: dict[str, bytes] = {}                   # file_id -> bytes (getFile, downloads)
+        self.downloads: list[str] = []                      # file paths downloaded
         self._users: dict[int, dict[str, Any]] = {}
         self._messages: dict[int, dict[int, BotMessage]] = defaultdict(dict)
         self._last_mid: dict[int, int] = defaultdict(int)
@@ -222,6 +225,7 @@ class FakeTelegram:
         """Listen on 127.0.0.1 (free port); return and remember the base URL."""
         app = web.Application(client_max_size=60 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         # handler_cancellation: when aiogram drops a long poll (stop_polling), the waiting
         # handler is cancelled instead of lingering until its timeout.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0,
@@ -293,9 +297,13 @@ class FakeTelegram:
                    "is_video": False, "emoji": "👍"}
         return self.push_raw({"message": self._user_message(user_id, sticker=sticker)})
 
-    def push_photo(self, user_id: int, caption: str | None = None) -> int:
+    def push_photo(self, user_id: int, caption: str | None = None, *, data: bytes | None = None) -> int:
+        """A photo from the user; with ``data``, its largest size can be downloaded."""
         extra = {"caption": caption} if caption else {}
         photo = self._photo_sizes(f"u{user_id}_{self._next_update_id}")
+        if data is not None:
+            photo[-1]["file_size"] = len(data)
+            self.files[photo[-1]["file_id"]] = data
         return self.push_raw({"message": self._user_message(user_id, photo=photo, **extra)})
 
     def push_voice(self, user_id: int, duration: int = 3) -> int:
@@ -611,7 +619,22 @@ class FakeTelegram:
         return [{"file_id": f"AgACphoto{seed}_{w}", "file_unique_id": f"AQAD{seed}{w}",
                  "width": w, "height": w * 3 // 4, "file_size": w * 60} for w in (90, 800)]
 
+    async def _download(self, request: web.Request) -> web.Response:
+        path = request.match_info["path"]
+        file_id = path.removeprefix("photos/").removesuffix(".jpg")
+        if request.match_info["token"] != self.token or file_id not in self.files:
+            return web.Response(status=404)
+        self.downloads.append(path)
+        return web.Response(body=self.files[file_id], content_type="image/jpeg")
+
     # ------------------------------------------------------------------ Bot API methods
+    async def _api_getFile(self, p: dict[str, Any]) -> Any:
+        file_id = p.get("file_id")
+        if file_id not in self.files:
+            raise bad("invalid file_id")
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(self.files[file_id]),
+                "file_path": f"photos/{file_id}.jpg"}
+
     async def _api_getMe(self, p: dict[str, Any]) -> Any:
         return self.bot_user
 

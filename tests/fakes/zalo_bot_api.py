@@ -84,12 +84,14 @@ class FakeZaloBot:
         self._changed = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self.files: dict[str, bytes] = {}  # what /files/<name> serves (the CDN of users' photos)
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/files/{name}", self._file)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -140,9 +142,19 @@ class FakeZaloBot:
         return self.push(self.event(user_id, "message.sticker.received", sticker="d063f44dc80821567819",
                                     url="https://zalo.example/sticker.webp"))
 
-    def push_image(self, user_id: str) -> dict[str, Any]:
-        return self.push(self.event(user_id, "message.image.received", photo_url="https://zalo.example/p.jpg",
-                                    caption=""))
+    def push_image(self, user_id: str, *, data: bytes | None = None, caption: str = "") -> dict[str, Any]:
+        """A photo from the user; with ``data``, its ``photo_url`` serves those bytes (as Zalo's
+        CDN would), else it points nowhere reachable."""
+        url = "https://zalo.example/p.jpg"
+        if data is not None:
+            name = f"p{next(self._message_ids)}.jpg"
+            self.files[name] = data
+            url = f"{self.url}/files/{name}"
+        return self.push(self.event(user_id, "message.image.received", photo_url=url, caption=caption))
+
+    async def _file(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["name"])
+        return web.Response(status=404) if data is None else web.Response(body=data, content_type="image/jpeg")
 
     def push_unsupported(self, user_id: str) -> dict[str, Any]:
         return self.push(self.event(user_id, "message.unsupported.received"))

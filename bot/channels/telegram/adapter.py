@@ -8,7 +8,9 @@ pressed (a lesson card turned in place). Long text is split at 4,096 characters.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -25,6 +27,7 @@ from aiogram.types import (
     Message,
     Update,
 )
+from aiohttp import ClientError
 
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
@@ -37,6 +40,7 @@ CHANNEL = "telegram"
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CAPABILITIES = Capabilities(buttons=True, edit=True, text_limit=TEXT_LIMIT)
+PHOTO_MAX_BYTES = 10 * 1024 * 1024  # as a broadcast photo may be; larger ones are not fetched
 
 # What an update that is not text tells us it carries, for a friendly "text only" answer.
 _ATTACHMENT_KINDS = (
@@ -71,12 +75,16 @@ class TelegramChannel:
         conversation: Conversation,
         catalog: Catalog,
         commands: Sequence[tuple[str, str]] = (),
+        files_dir: Path | None = None,
     ) -> None:
+        """``files_dir``: where a photo a user sends is downloaded for the engine
+        (``Incoming.media``); without it photos stay unread attachments."""
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
         self.bot = Bot(token, session=session, default=DefaultBotProperties(link_preview_is_disabled=True))
         self._conversation = conversation
         self._catalog = catalog
         self._commands = commands
+        self._files_dir = files_dir
         self.dispatcher = Dispatcher()
         self.dispatcher.message.register(self._on_message)
         self.dispatcher.callback_query.register(self._on_callback)
@@ -115,17 +123,39 @@ class TelegramChannel:
         attachment = None
         if message.text is None:
             attachment = next((k for k in _ATTACHMENT_KINDS if getattr(message, k, None)), "other")
+        media = await self._download_photo(message, event_update.update_id) if message.photo else None
         incoming = Incoming(
             channel=CHANNEL,
             external_id=str(user.id),
             display_name=_display_name(user),
             locale=user.language_code,
-            text=message.text,
+            text=message.text if media is None else message.caption,
             attachment=attachment,
             update_id=str(event_update.update_id),
+            media=media,
         )
         replies = await self._conversation.handle(incoming, CAPABILITIES)
         await self.render(message.chat.id, replies, pressed=None)
+
+    async def _download_photo(self, message: Message, update_id: int) -> Path | None:
+        """The largest size of a photo, saved under the files folder (the engine deletes it
+        unless a step takes it: an admin's broadcast photo)."""
+        if self._files_dir is None or not message.photo:
+            return None
+        largest = message.photo[-1]
+        if largest.file_size is not None and largest.file_size > PHOTO_MAX_BYTES:
+            return None
+        folder = self._files_dir / "in"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"tg-{secrets.token_urlsafe(12)}.jpg"
+        try:
+            await self.bot.download(largest.file_id, destination=path)
+        except (TelegramAPIError, ClientError, TimeoutError, OSError) as exc:
+            # The update is still handled, without the photo (the step says so).
+            log.info("photo of update %s not downloaded: %s", update_id, type(exc).__name__)
+            path.unlink(missing_ok=True)
+            return None
+        return path
 
     async def _on_callback(self, query: CallbackQuery, event_update: Update) -> None:
         # Answer first: the spinner on the button stops at once, whatever follows.

@@ -89,6 +89,7 @@ def build_zalo_channels(
     sessions: SessionFactory,
     clock: Clock | None = None,
     media_dir: Path = DEFAULT_MEDIA_DIR,
+    files_dir: Path | None = None,
 ) -> ZaloChannels:
     """Build the Bot Platform channel if ``ZALO_BOT_TOKEN`` is set, and the OA channel if
     ``ZALO_OA_ID``, ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``
@@ -109,6 +110,7 @@ def build_zalo_channels(
             media=media,
             webhook_secret=secret,
             webhook_url=f"{public}{ZaloBotChannel.webhook_path}" if public and secret else None,
+            files_dir=files_dir,
         )
         result.channels.append(bot)
         pacing = Pacing(per_second=settings.zalo_rate, per_chat_interval=1.0)

@@ -19,8 +19,10 @@ import contextlib
 import hmac
 import json
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.channels.zalo.client import RATE_LIMITED, ZaloBotClient, ZaloBotError
@@ -37,6 +39,7 @@ CHANNEL = "zalo"
 WEBHOOK_PATH = "/webhooks/zalo-bot"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 MAX_REPLY_WAIT = 10.0  # a resident waits for an answer: longer rate-limit pauses drop it
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 # What a non-text event carries, for the engine's friendly "text only" answer.
 ATTACHMENTS = {
@@ -60,6 +63,8 @@ class BotEvent:
     text: str | None
     attachment: str | None
     private: bool
+    photo_url: str | None = None  # an image event's picture, fetched for steps that take one
+    caption: str | None = None
 
 
 def unwrap(body: object) -> dict[str, Any] | None:
@@ -88,6 +93,8 @@ def parse_event(update: Mapping[str, Any]) -> BotEvent | None:
     display = next((str(sender[k]) for k in ("display_name", "first_name", "name") if sender.get(k)), None)
     text = message.get("text") if name == "message.text.received" else None
     attachment = None if name == "message.text.received" else ATTACHMENTS.get(name, "other")
+    photo_url = message.get("photo_url") if name == "message.image.received" else None
+    caption = message.get("caption") if name == "message.image.received" else None
     return BotEvent(
         name=name,
         message_id=str(message.get("message_id") or ""),
@@ -98,6 +105,8 @@ def parse_event(update: Mapping[str, Any]) -> BotEvent | None:
         text=str(text) if text is not None else None,
         attachment=attachment,
         private=str(chat.get("chat_type") or "PRIVATE").upper() == "PRIVATE",
+        photo_url=str(photo_url) if isinstance(photo_url, str) and photo_url.startswith(("https://", "http://")) else None,
+        caption=str(caption) if caption else None,
     )
 
 
@@ -123,8 +132,12 @@ class ZaloBotChannel:
         concurrency: int = 16,
         retry_delay: float = 1.0,
         backoff: tuple[float, float] = (1.0, 60.0),
+        files_dir: Path | None = None,
     ) -> None:
+        """``files_dir``: where a photo a user sends is downloaded for the engine
+        (``Incoming.media``); without it photos stay unread attachments."""
         self.client = client
+        self._files_dir = files_dir
         self._conversation = conversation
         self.t = catalog.translator(None)
         self.media = media
@@ -259,20 +272,38 @@ class ZaloBotChannel:
         if event.message_id and self._recent.seen((event.name, event.message_id)):
             log.debug("repeated Zalo event %s dropped", event.message_id)
             return
-        incoming = Incoming(
-            channel=CHANNEL,
-            external_id=event.user_id,
-            display_name=event.display_name,
-            text=event.text,
-            attachment=event.attachment,
-            update_id=f"zalo:{event.message_id}",
-        )
 
         async def work() -> None:
+            media = await self._download_photo(event) if event.photo_url else None
+            incoming = Incoming(
+                channel=CHANNEL,
+                external_id=event.user_id,
+                display_name=event.display_name,
+                text=event.text if media is None else event.caption,
+                attachment=event.attachment,
+                update_id=f"zalo:{event.message_id}",
+                media=media,
+            )
             replies = await self._conversation.handle(incoming, self.capabilities)
             await self.render(event.chat_id, replies)
 
         await self.tasks.start(event.chat_id, work)
+
+    async def _download_photo(self, event: BotEvent) -> Path | None:
+        """The picture of an image event, saved under the files folder (the engine deletes
+        it unless a step takes it: an admin's broadcast photo)."""
+        if self._files_dir is None or event.photo_url is None:
+            return None
+        folder = self._files_dir / "in"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"zl-{secrets.token_urlsafe(12)}.jpg"
+        try:
+            path.write_bytes(await self.client.download(event.photo_url, max_bytes=PHOTO_MAX_BYTES))
+        except (ZaloBotError, OSError) as exc:
+            log.info("photo of Zalo message %s not downloaded: %s", event.message_id, exc)
+            path.unlink(missing_ok=True)
+            return None
+        return path
 
     # -- sending ---------------------------------------------------------------------
 

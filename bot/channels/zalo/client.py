@@ -153,6 +153,22 @@ class ZaloBotClient:
     async def send_chat_action(self, chat_id: str, action: str = "typing") -> None:
         await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
 
+    async def download(self, url: str, *, max_bytes: int) -> bytes:
+        """A file Zalo points to (a user's photo). The token is not in such URLs; errors say
+        only the class of failure, never the URL."""
+        try:
+            async with self._http.stream("GET", url, timeout=self._timeout) as response:
+                if not response.is_success:
+                    raise ZaloBotError("download", response.status_code, "file not available")
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise ZaloBotError("download", 413, f"file larger than {max_bytes} bytes")
+                return bytes(data)
+        except httpx.HTTPError as exc:
+            raise ZaloBotError("download", 0, f"network error ({type(exc).__name__})") from None
+
     async def set_webhook(self, url: str, secret_token: str) -> dict[str, Any]:
         return await self.call("setWebhook", {"url": url, "secret_token": secret_token}) or {}
 

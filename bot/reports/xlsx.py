@@ -1,0 +1,221 @@
+"""The ward's XLSX report for a period (the 6-month and annual reports).
+
+Group numbers come from ``storage.stats.group_stats`` — the same numbers leaders and admins
+see in the chat. State numbers (members, started, completed the programme, rate) are as of
+the period's end; "in the period" counts lesson completions between its start and end
+(the difference of the statistics at both ends). Assisted completions are never mixed
+into self completions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from io import BytesIO
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.broadcasting import STATUS_TEXT
+from bot.core.i18n import Translate
+from bot.curriculum import LessonLibrary
+from bot.reports.sheets import Column, emphasise, put, write_table
+from bot.reports.wording import COMPETENCE_TEXT, audience_words, local_time, translator
+from storage.models import Broadcast, Ward
+from storage.outbox import DeliveryReport, delivery_report
+from storage.report_data import (
+    AssistedRow, Mark, ResidentRow, assisted_completions, residents_progress, ward_broadcasts,
+)
+from storage.stats import GroupStats, group_stats
+
+WEEK = timedelta(days=7)
+TICK = timedelta(microseconds=1)  # the instant just before the period starts
+PERCENT = "0.0"
+CHANGE = "+0.0;-0.0;0.0"
+COUNT = "0"
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Lesson completions, self and assisted, kept apart."""
+
+    self: int = 0
+    assisted: int = 0
+
+
+def _completions(stats: GroupStats, lesson_id: str | None = None) -> Counts:
+    counts = [stats.lessons[lesson_id]] if lesson_id else list(stats.lessons.values())
+    return Counts(sum(c.completed_self for c in counts), sum(c.completed_assisted for c in counts))
+
+
+def _in_period(now: Counts, before: Counts | None) -> Counts:
+    return now if before is None else Counts(now.self - before.self, now.assisted - before.assisted)
+
+
+def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
+    # Excel has no time zones: write the ward's wall-clock time.
+    return moment.astimezone(zone).replace(tzinfo=None) if moment is not None else None
+
+
+async def build_workbook(
+    session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
+    zone: ZoneInfo,
+) -> bytes:
+    """The report of the ward for [start, end] (``start`` None: from the beginning) as .xlsx bytes."""
+    ward = await session.get(Ward, ward_id)
+    if ward is None:
+        raise ValueError(f"no ward with id {ward_id}")
+    t = translator()
+    ids = [lesson.id for lesson in lessons]
+    at_end = await group_stats(session, lesson_ids=ids, since=end - WEEK, until=end, ward_id=ward_id)
+    before: dict[int, GroupStats] = {}
+    if start is not None:
+        just_before = start - TICK
+        earlier = await group_stats(session, lesson_ids=ids, since=just_before, until=just_before, ward_id=ward_id)
+        before = {s.group_id: s for s in earlier}
+    book = Workbook()
+    _groups_sheet(book.active, t, ward=ward, stats=at_end, before=before, start=start, end=end, zone=zone)
+    rows = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
+    _residents_sheet(book.create_sheet(), t, rows=rows, lessons=lessons, zone=zone)
+    _lessons_sheet(book.create_sheet(), t, lessons=lessons, stats=at_end, before=before, dated=start is not None)
+    assisted = await assisted_completions(session, ward_id=ward_id, start=start, end=end)
+    _assisted_sheet(book.create_sheet(), t, rows=assisted, lessons=lessons, zone=zone)
+    broadcasts = await ward_broadcasts(session, ward_id=ward_id, start=start, end=end)
+    reports = [await delivery_report(session, broadcast_id=b.id) for b in broadcasts]  # type: ignore[arg-type]
+    _broadcasts_sheet(book.create_sheet(), t, broadcasts=list(zip(broadcasts, reports, strict=True)), zone=zone)
+    buffer = BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo) -> str:
+    if start is None:
+        return t("report.period_to", end=local_time(end, zone))
+    return t("report.period", start=local_time(start, zone), end=local_time(end, zone))
+
+
+def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[GroupStats],
+                  before: dict[int, GroupStats], start: datetime | None, end: datetime, zone: ZoneInfo) -> None:
+    ws.title = t("report.sheet_groups")
+    meeting = sum(1 for s in stats if s.meets_target)
+    put(ws["A1"], t("report.title", ward=ward.name))
+    ws["A1"].font = Font(bold=True, size=14)
+    put(ws["A2"], _period(t, start, end, zone))
+    put(ws["A3"], t("report.generated", time=local_time(datetime.now(zone), zone), zone=zone.key))
+    put(ws["A4"], t("report.groups_meeting_target", count=meeting, total=len(stats)))
+    put(ws["A5"], t("report.definitions"))
+    columns = [
+        Column(t("report.col_group_code"), 14), Column(t("report.col_group_name"), 26),
+        Column(t("report.col_target"), 10, COUNT), Column(t("report.col_members"), 11, COUNT),
+        Column(t("report.col_started"), 11, COUNT), Column(t("report.col_finished"), 14, COUNT),
+        Column(t("report.col_rate"), 12, PERCENT), Column(t("report.col_meets_target"), 12),
+        Column(t("report.col_self_total"), 14, COUNT), Column(t("report.col_assisted_total"), 14, COUNT),
+        Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT),
+        Column(t("report.col_change"), 13, CHANGE),
+    ]
+    rows = []
+    for s in stats:
+        total = _completions(s)
+        period = _in_period(total, _completions(before[s.group_id]) if s.group_id in before else None)
+        rows.append([s.code, s.name, s.target_percent, s.members, s.started, s.finished, s.rate,
+                     t("report.yes_target") if s.meets_target else t("report.no_target"),
+                     total.self, total.assisted, period.self, period.assisted, s.change])
+    last = write_table(ws, columns=columns, rows=rows, top=7, freeze_columns=2)
+    members = sum(s.members for s in stats)
+    finished = sum(s.finished for s in stats)
+    members_before = sum(s.members_before for s in stats)
+    rate = 100.0 * finished / members if members else 0.0
+    rate_before = 100.0 * sum(s.finished_before for s in stats) / members_before if members_before else 0.0
+    totals = [0, 0, 0, 0]
+    for row in rows:
+        totals = [a + b for a, b in zip(totals, row[8:12], strict=True)]
+    total_row = [t("report.ward_total"), ward.name, None, members, sum(s.started for s in stats), finished, rate,
+                 None, *totals, rate - rate_before]
+    for index, (column, value) in enumerate(zip(columns, total_row, strict=True), 1):
+        cell = ws.cell(row=last + 1, column=index)
+        put(cell, value)
+        if column.number_format and isinstance(value, int | float):
+            cell.number_format = column.number_format
+    emphasise(ws, last + 1, len(columns))
+
+
+def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow], lessons: LessonLibrary,
+                     zone: ZoneInfo) -> None:
+    ws.title = t("report.sheet_residents")
+    columns = [
+        Column(t("report.col_name"), 24), Column(t("report.col_group_code"), 12),
+        Column(t("report.col_group_name"), 22),
+        Column(t("report.col_lessons_self"), 13, COUNT), Column(t("report.col_lessons_assisted"), 13, COUNT),
+        Column(t("report.col_in_progress"), 10, COUNT), Column(t("report.col_last_active"), 17),
+        Column(t("report.col_added_by_leader"), 12),
+    ] + [Column(t("report.col_lesson", order=n, title=lesson.title), 16) for n, lesson in enumerate(lessons, 1)]
+    words = {Mark.SELF: t("report.mark_self"), Mark.ASSISTED: t("report.mark_assisted"),
+             Mark.IN_PROGRESS: t("report.mark_in_progress")}
+    table = []
+    for row in rows:
+        marks = [words[row.marks[lesson.id]] if lesson.id in row.marks else "" for lesson in lessons]
+        table.append([row.name, row.group_code, row.group_name, row.count(Mark.SELF), row.count(Mark.ASSISTED),
+                      row.count(Mark.IN_PROGRESS), _local(row.last_active_at, zone),
+                      t("report.yes") if row.added_by_leader else t("report.no"), *marks])
+    write_table(ws, columns=columns, rows=table, freeze_columns=1)
+
+
+def _lessons_sheet(ws: Worksheet, t: Translate, *, lessons: LessonLibrary, stats: Sequence[GroupStats],
+                   before: dict[int, GroupStats], dated: bool) -> None:
+    ws.title = t("report.sheet_lessons")
+    columns = [
+        Column(t("report.col_order"), 8, COUNT), Column(t("report.col_lesson_id"), 18),
+        Column(t("report.col_lesson_title"), 40), Column(t("report.col_competence"), 30),
+        Column(t("report.col_version"), 10, COUNT), Column(t("report.col_lesson_started"), 12, COUNT),
+        Column(t("report.col_self_total"), 14, COUNT), Column(t("report.col_assisted_total"), 14, COUNT),
+        Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT),
+    ]
+    rows = []
+    for order, lesson in enumerate(lessons, 1):
+        total = Counts(sum(_completions(s, lesson.id).self for s in stats),
+                       sum(_completions(s, lesson.id).assisted for s in stats))
+        earlier = Counts(sum(_completions(s, lesson.id).self for s in before.values()),
+                         sum(_completions(s, lesson.id).assisted for s in before.values())) if dated else None
+        period = _in_period(total, earlier)
+        rows.append([order, lesson.id, lesson.title, t(COMPETENCE_TEXT[lesson.competence]), lesson.version,
+                     sum(s.lessons[lesson.id].started for s in stats), total.self, total.assisted,
+                     period.self, period.assisted])
+    write_table(ws, columns=columns, rows=rows, freeze_columns=3)
+
+
+def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow], lessons: LessonLibrary,
+                    zone: ZoneInfo) -> None:
+    ws.title = t("report.sheet_assisted")
+    columns = [Column(t("report.col_name"), 24), Column(t("report.col_group_code"), 12),
+               Column(t("report.col_group_name"), 22), Column(t("report.col_lesson_title"), 40),
+               Column(t("report.col_leader"), 24), Column(t("report.col_completed_at"), 17)]
+    erased = t("report.erased_person")
+    table = []
+    for row in rows:
+        lesson = lessons.get(row.lesson_id)
+        table.append([row.person_name or erased, row.group_code, row.group_name,
+                      lesson.title if lesson else row.lesson_id, row.leader_name or erased,
+                      _local(row.completed_at, zone)])
+    write_table(ws, columns=columns, rows=table, freeze_columns=1)
+
+
+def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[tuple[Broadcast, DeliveryReport]],
+                      zone: ZoneInfo) -> None:
+    ws.title = t("report.sheet_broadcasts")
+    columns = [Column(t("report.col_broadcast_id"), 8, COUNT), Column(t("report.col_broadcast_time"), 17),
+               Column(t("report.col_broadcast_status"), 14), Column(t("report.col_audience"), 30),
+               Column(t("report.col_broadcast_text"), 50), Column(t("report.col_recipients"), 11, COUNT),
+               Column(t("report.col_sent"), 10, COUNT), Column(t("report.col_blocked"), 10, COUNT),
+               Column(t("report.col_failed"), 10, COUNT), Column(t("report.col_pending"), 10, COUNT)]
+    table = []
+    for broadcast, report in broadcasts:
+        text = broadcast.text if len(broadcast.text) <= 200 else broadcast.text[:199] + "…"
+        table.append([broadcast.id, _local(broadcast.scheduled_at, zone), t(STATUS_TEXT[broadcast.status]),
+                      audience_words(broadcast.audience), text, broadcast.recipients,
+                      report.totals["sent"], report.totals["blocked"], report.totals["failed"],
+                      report.totals["pending"]])
+    write_table(ws, columns=columns, rows=table)

@@ -1,0 +1,214 @@
+"""``/quantri`` and "🏛 Quản trị phường": the ward admin's menu in the chat.
+
+Ward overview, the thi đua ranking of groups, reports (XLSX + chart) for a period, and —
+in their own modules — join links and leader invitations (``handlers.admin_groups``) and
+broadcasts (``handlers.composer``). Every number comes from ``storage.stats``, as in the
+leader's view and the XLSX report, so the chat and the reports agree.
+
+Actions (each checks again, from the database, that the person administers the ward):
+``adm`` · ``adm:w:<ward>`` (menu) · ``adm:ov:<ward>`` · ``adm:rk:<ward>`` ·
+``adm:rp:<ward>[:<period>]`` · ``adm:jl|jq|il|iv|ic|rv|ry:…`` (admin_groups) ·
+``adm:bl|br|bx:…`` (composer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, func, select
+
+from bot.core.conversation import Context
+from bot.core.messages import Document, Image
+from bot.core.text import progress_bar
+from handlers import admin_groups, authz, composer
+from handlers.common import write_file
+from handlers.fallback import stale_action
+from handlers.steps import Step
+from storage.models import ResidentGroup, Role, RoleKind, Ward
+from storage.roles import administered_wards
+from storage.stats import GroupStats, group_stats, ranking
+
+PERIODS = {  # action argument → catalogue key of its label
+    "month": "admin.period_month",
+    "6m": "admin.period_half",
+    "year": "admin.period_year",
+    "all": "admin.period_all",
+}
+MEDALS = ("🥇", "🥈", "🥉")
+
+
+async def open_admin_menu(ctx: Context) -> None:
+    """``/quantri`` and ``adm``: the menu of the one ward administered, or a choice."""
+    assert ctx.person is not None and ctx.person.id is not None
+    wards = await administered_wards(ctx.session, person_id=ctx.person.id)
+    if not wards:
+        await authz.refuse(ctx)
+        return
+    if len(wards) == 1:
+        show_menu(ctx, wards[0])
+        return
+    ctx.goto(Step.MENU)
+    ctx.ask(ctx.t("admin.choose_ward"), [(w.name, f"adm:w:{w.id}") for w in wards] + [(ctx.t("menu.back"), "menu")])
+
+
+def show_menu(ctx: Context, ward: Ward, text: str | None = None) -> None:
+    t = ctx.t
+    ctx.goto(Step.MENU)
+    ctx.ask(text or t("admin.menu", ward=ward.name), [
+        (t("admin.overview_button"), f"adm:ov:{ward.id}"),
+        (t("admin.ranking_button"), f"adm:rk:{ward.id}"),
+        (t("admin.compose_button"), f"bc:new:{ward.id}"),
+        (t("admin.broadcasts_button"), f"adm:bl:{ward.id}"),
+        (t("admin.report_button"), f"adm:rp:{ward.id}"),
+        (t("admin.join_links_button"), f"adm:jl:{ward.id}:0"),
+        (t("admin.invites_button"), f"adm:il:{ward.id}:0"),
+        (t("menu.back"), "menu"),
+    ])
+
+
+async def admin_action(ctx: Context) -> None:
+    """Dispatch ``adm:<verb>:…``; every verb authorises on its own."""
+    verb, count = (ctx.args[0] if ctx.args else ""), len(ctx.args)
+    if not ctx.args:
+        await open_admin_menu(ctx)
+    elif verb in ("w", "ov", "rk", "bl") and count == 2 or verb == "rp" and count in (2, 3):
+        ward = await authz.admin_ward(ctx)
+        if ward is None:
+            return
+        if verb == "w":
+            show_menu(ctx, ward)
+        elif verb == "ov":
+            await overview(ctx, ward)
+        elif verb == "rk":
+            await show_ranking(ctx, ward)
+        elif verb == "bl":
+            await composer.list_broadcasts(ctx, ward)
+        elif count == 2:
+            choose_period(ctx, ward)
+        else:
+            await send_report(ctx, ward, ctx.args[2])
+    elif verb in ("br", "bx", "by") and count == 2:
+        await composer.broadcast_action(ctx)
+    elif verb in admin_groups.VERBS:
+        await admin_groups.groups_action(ctx)
+    else:
+        await stale_action(ctx)
+
+
+async def _stats(ctx: Context, ward: Ward, *, until: datetime | None = None) -> list[GroupStats]:
+    end = until or ctx.now
+    return await group_stats(ctx.session, lesson_ids=[l.id for l in ctx.lessons], since=end - timedelta(days=7),
+                             until=until, ward_id=ward.id)
+
+
+def _back(ctx: Context, ward: Ward) -> list[tuple[str, str]]:
+    return [(ctx.t("admin.back"), f"adm:w:{ward.id}"), (ctx.t("menu.back"), "menu")]
+
+
+async def overview(ctx: Context, ward: Ward) -> None:
+    t = ctx.t
+    stats = await _stats(ctx, ward)
+    members = sum(s.members for s in stats)
+    finished = sum(s.finished for s in stats)
+    before = sum(s.finished_before for s in stats)
+    leaders = (await ctx.session.exec(
+        select(func.count(func.distinct(Role.person_id)), func.count(func.distinct(Role.group_id)))
+        .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward.id)
+    )).one()
+    rate = 100.0 * finished / members if members else 0.0
+    text = "\n".join([
+        t("admin.overview_head", ward=ward.name),
+        t("admin.overview_people", groups=len(stats), members=members, started=sum(s.started for s in stats)),
+        t("admin.overview_finished", bar=progress_bar(finished, members), rate=f"{rate:.0f}", lessons=len(ctx.lessons),
+          week=finished - before),
+        t("admin.overview_completions", own=sum(s.completions - s.assisted for s in stats),
+          assisted=sum(s.assisted for s in stats)),
+        t("admin.overview_targets", met=sum(1 for s in stats if s.meets_target), groups=len(stats)),
+        t("admin.overview_leaders", leaders=leaders[0], led=leaders[1], groups=len(stats)),
+    ])
+    authz.record(ctx, "admin.overview", f"ward:{ward.id}")
+    ctx.goto(Step.MENU)
+    ctx.ask(text, [(t("admin.ranking_button"), f"adm:rk:{ward.id}"), *_back(ctx, ward)])
+
+
+def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
+    t = ctx.t
+    lines = []
+    for place, s in enumerate(ranking(stats), 1):
+        medal = MEDALS[place - 1] if place <= len(MEDALS) and s.finished else f"{place}."
+        change = round(s.change)
+        trend = t("admin.trend_up", points=change) if change > 0 else (
+            t("admin.trend_down", points=-change) if change < 0 else t("admin.trend_same"))
+        target = t("admin.target_met") if s.meets_target else ""
+        lines.append(t("admin.ranking_line", medal=medal, group=s.name, rate=f"{s.rate:.0f}", target=s.target_percent,
+                       met=target, trend=trend, finished=s.finished, members=s.members))
+    return lines
+
+
+async def show_ranking(ctx: Context, ward: Ward) -> None:
+    t = ctx.t
+    stats = await _stats(ctx, ward)
+    lines = [t("admin.ranking_head", ward=ward.name), *ranking_lines(ctx, stats)]
+    if not stats:
+        lines.append(t("admin.no_groups"))
+    authz.record(ctx, "admin.ranking", f"ward:{ward.id}")
+    ctx.goto(Step.MENU)
+    ctx.ask("\n".join(lines), _back(ctx, ward))
+
+
+def choose_period(ctx: Context, ward: Ward) -> None:
+    t = ctx.t
+    ctx.goto(Step.MENU)
+    options = [(t(key), f"adm:rp:{ward.id}:{span}") for span, key in PERIODS.items()]
+    ctx.ask(t("admin.report_choose"), [*options, *_back(ctx, ward)])
+
+
+def period_start(span: str, now: datetime, ctx: Context) -> datetime | None:
+    """The first moment of the period, in the ward's time: this month, this half-year (the
+    6-month report), this year (the annual report); None for everything."""
+    local = now.astimezone(ctx.services.zone)
+    if span == "month":
+        first = local.replace(day=1)
+    elif span == "6m":
+        first = local.replace(month=1 if local.month <= 6 else 7, day=1)
+    elif span == "year":
+        first = local.replace(month=1, day=1)
+    else:
+        return None
+    return first.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def send_report(ctx: Context, ward: Ward, span: str) -> None:
+    """The XLSX workbook and the chart of the period, as a Document and an Image."""
+    from bot.reports.chart import completion_chart_png  # openpyxl and matplotlib load on demand
+    from bot.reports.xlsx import build_workbook
+
+    t = ctx.t
+    if span not in PERIODS:
+        await stale_action(ctx)
+        return
+    start, end = period_start(span, ctx.now, ctx), ctx.now
+    assert ward.id is not None
+    workbook = await build_workbook(ctx.session, ward_id=ward.id, lessons=ctx.lessons, start=start, end=end,
+                                    zone=ctx.services.zone)
+    stats = await _stats(ctx, ward, until=end)
+    day = end.astimezone(ctx.services.zone).strftime("%d/%m/%Y")
+    chart = await asyncio.to_thread(completion_chart_png, ranking(stats),
+                                    title=t("admin.chart_title", ward=ward.name, date=day))
+    stamp = end.astimezone(ctx.services.zone).strftime("%Y%m%d")
+    book_path = write_file(ctx, prefix=f"bao-cao-{ward.code}-{span}-{stamp}", suffix=".xlsx", data=workbook)
+    chart_path = write_file(ctx, prefix=f"bieu-do-{ward.code}-{stamp}", suffix=".png", data=chart)
+    members, finished = sum(s.members for s in stats), sum(s.finished for s in stats)
+    since = start.astimezone(ctx.services.zone).strftime("%d/%m/%Y") if start else t("admin.period_beginning")
+    summary = t("admin.report_caption", ward=ward.name, period=t(PERIODS[span]), start=since, end=day,
+                groups=len(stats), members=members, finished=finished,
+                rate=f"{100.0 * finished / members if members else 0.0:.0f}",
+                completions=sum(s.completions for s in stats), assisted=sum(s.assisted for s in stats))
+    ctx.replies.append(Document(book_path, summary))
+    ctx.replies.append(Image(chart_path, t("admin.chart_caption", ward=ward.name, date=day)))
+    authz.record(ctx, "admin.report", f"ward:{ward.id}", period=span)
+    ctx.goto(Step.MENU)
+    ctx.ask(t("admin.report_sent"), _back(ctx, ward))

@@ -1,0 +1,145 @@
+"""The admin's group tools: join links and their QR codes for the notice board, and leader
+invitations (single use, 7 days) with the group's current leaders, who can be removed.
+
+Actions (the ward of the group is checked against the admin's role on every one):
+``adm:jl:<ward>:<page>`` groups → ``adm:jq:<group>`` link + QR ·
+``adm:il:<ward>:<page>`` groups → ``adm:iv:<group>`` leaders → ``adm:ic:<group>`` a new
+invitation · ``adm:rv:<role>`` asks to confirm → ``adm:ry:<role>`` removes the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from bot.core.conversation import Context
+from bot.core.messages import Image
+from bot.links import group_link, invite_link
+from handlers import authz
+from handlers.common import int_arg, local_time, page_count, page_of, write_file
+from handlers.fallback import stale_action
+from handlers.steps import Step
+from storage.groups import get_group, get_ward, list_groups
+from storage.models import Person, ResidentGroup, Role, RoleKind, Ward
+from storage.roles import administers, create_invite, leader_roles, revoke
+
+VERBS = {"jl", "jq", "il", "iv", "ic", "rv", "ry"}
+
+
+async def groups_action(ctx: Context) -> None:
+    verb, count = ctx.args[0], len(ctx.args)
+    if verb in ("jl", "il") and count == 3:
+        ward = await authz.admin_ward(ctx)
+        if ward is not None:
+            await _choose_group(ctx, ward, verb, int_arg(ctx, 2) or 0)
+    elif verb in ("jq", "iv", "ic") and count == 2:
+        found = await authz.admin_group(ctx)
+        if found is None:
+            return
+        ward, group = found
+        if verb == "jq":
+            await join_link(ctx, ward, group)
+        elif verb == "iv":
+            await show_leaders(ctx, ward, group)
+        else:
+            await new_invite(ctx, ward, group)
+    elif verb in ("rv", "ry") and count == 2:
+        await _revoke(ctx, confirmed=verb == "ry")
+    else:
+        await stale_action(ctx)
+
+
+async def _choose_group(ctx: Context, ward: Ward, verb: str, page: int) -> None:
+    t = ctx.t
+    groups = await list_groups(ctx.session, ward_id=ward.id)
+    page = min(page, page_count(groups) - 1)
+    shown, has_prev, has_next = page_of(groups, page)
+    target = "jq" if verb == "jl" else "iv"
+    options = [(g.name, f"adm:{target}:{g.id}") for g in shown]
+    if has_prev:
+        options.append((t("common.page_prev"), f"adm:{verb}:{ward.id}:{page - 1}"))
+    if has_next:
+        options.append((t("common.page_next"), f"adm:{verb}:{ward.id}:{page + 1}"))
+    options.append((t("admin.back"), f"adm:w:{ward.id}"))
+    pages = page_count(groups)
+    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
+    key = "admin.join_choose" if verb == "jl" else "admin.invite_choose"
+    ctx.goto(Step.MENU)
+    ctx.ask(t(key, hint=hint), options)
+
+
+def _links(ctx: Context, make: Callable[..., str], code: str) -> tuple[str | None, str]:
+    """The Telegram deep link (when the bot's username is known) and what to send on Zalo."""
+    username = ctx.services.telegram_username
+    telegram = make(code, telegram_username=username) if username else None
+    return telegram, make(code, telegram_username=None, channel="zalo")
+
+
+async def join_link(ctx: Context, ward: Ward, group: ResidentGroup) -> None:
+    """The group's join link for every channel, and a QR code of it for the notice board."""
+    from bot.reports.qr import join_qr_png  # qrcode and PIL load on demand
+
+    t = ctx.t
+    telegram, zalo = _links(ctx, group_link, group.code)
+    text = t("admin.join_link", group=group.name, telegram=telegram or t("admin.no_telegram_link"), zalo=zalo)
+    png = await asyncio.to_thread(join_qr_png, telegram or zalo, caption=group.name)
+    path = write_file(ctx, prefix=f"qr-{group.code}", suffix=".png", data=png)
+    authz.record(ctx, "admin.join_link", f"group:{group.id}")
+    ctx.say(text)
+    ctx.replies.append(Image(path, t("admin.qr_caption", group=group.name)))
+    ctx.goto(Step.MENU)
+    ctx.ask(t("admin.join_more"), [(t("admin.join_other"), f"adm:jl:{ward.id}:0"), (t("admin.back"), f"adm:w:{ward.id}")])
+
+
+async def show_leaders(ctx: Context, ward: Ward, group: ResidentGroup, note: str = "", *, audit: bool = True) -> None:
+    assert group.id is not None
+    t = ctx.t
+    leaders = await leader_roles(ctx.session, group_id=group.id)
+    names = ", ".join(p.display_name or "" for _, p in leaders) or t("admin.no_leaders")
+    text = t("admin.leaders", group=group.name, names=names)
+    options = [(t("admin.invite_create"), f"adm:ic:{group.id}")]
+    options += [(t("admin.revoke_button", name=p.display_name or ""), f"adm:rv:{r.id}") for r, p in leaders]
+    options += [(t("admin.invite_other"), f"adm:il:{ward.id}:0"), (t("admin.back"), f"adm:w:{ward.id}")]
+    if audit:
+        authz.record(ctx, "admin.leaders", f"group:{group.id}")
+    ctx.goto(Step.MENU)
+    ctx.ask(f"{note}\n\n{text}" if note else text, options)
+
+
+async def new_invite(ctx: Context, ward: Ward, group: ResidentGroup) -> None:
+    """A single-use invitation link to lead ``group``, valid for 7 days."""
+    assert ctx.person is not None and ctx.person.id is not None and group.id is not None
+    t = ctx.t
+    invite = await create_invite(ctx.session, group_id=group.id, created_by=ctx.person.id, now=ctx.now)
+    telegram, zalo = _links(ctx, invite_link, invite.code)
+    authz.record(ctx, "admin.invite", f"group:{group.id}", invite=invite.id)
+    ctx.goto(Step.MENU)
+    ctx.ask(
+        t("admin.invite_made", group=group.name, telegram=telegram or t("admin.no_telegram_link"), zalo=zalo,
+          until=local_time(ctx, invite.expires_at)),
+        [(t("admin.invite_leaders"), f"adm:iv:{group.id}"), (t("admin.back"), f"adm:w:{ward.id}")],
+    )
+
+
+async def _revoke(ctx: Context, *, confirmed: bool) -> None:
+    """Remove a leader: ``rv`` asks, ``ry`` does it (only for a leader role in this admin's ward)."""
+    assert ctx.person is not None and ctx.person.id is not None
+    t = ctx.t
+    role_id = int_arg(ctx, 1, low=1)
+    role = await ctx.session.get(Role, role_id) if role_id is not None else None
+    group = await get_group(ctx.session, group_id=role.group_id) if role and role.group_id else None
+    ward = await get_ward(ctx.session, ward_id=group.ward_id) if group is not None else None
+    if (role is None or role.kind != RoleKind.LEADER or group is None or ward is None
+            or not await administers(ctx.session, person_id=ctx.person.id, ward_id=ward.id)):  # type: ignore[arg-type]
+        await authz.refuse(ctx)
+        return
+    leader = await ctx.session.get(Person, role.person_id)
+    name = leader.display_name if leader is not None and leader.display_name else ""
+    if not confirmed:
+        ctx.goto(Step.MENU)
+        ctx.ask(t("admin.revoke_confirm", name=name, group=group.name),
+                [(t("admin.revoke_yes"), f"adm:ry:{role.id}"), (t("admin.revoke_no"), f"adm:iv:{group.id}")])
+        return
+    await revoke(ctx.session, role_id=role.id)  # type: ignore[arg-type]
+    authz.record(ctx, "admin.revoke", f"group:{group.id}", person=role.person_id)
+    await show_leaders(ctx, ward, group, note=t("admin.revoked", name=name, group=group.name), audit=False)

@@ -1,0 +1,183 @@
+"""Assisted completion: a leader records that a resident completed a lesson in person with
+them — a resident of the group, or someone without a smartphone added by name only.
+
+Kept apart from self-completion everywhere (``lesson_progress.assisted_by`` = the leader):
+the dashboard, the digest and the reports count both and show them separately. A
+completion the resident earned themselves is never overwritten.
+
+Actions (the leader's role and the resident's group are checked on every one):
+``lead:as:<group>:<page>`` choose a resident · ``lead:an:<group>`` add by name (then the
+``assist_name`` step) · ``lead:al:<group>:<person>:<page>`` the lessons ·
+``lead:ac:<group>:<person>:<lesson number>`` record it.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from bot.core.conversation import Context
+from bot.core.text import clean_line, fold
+from handlers import authz
+from handlers.common import PAGE_SIZE, int_arg, page_count, page_of
+from handlers.fallback import stale_action
+from handlers.onboarding import CONSENT_VERSION
+from handlers.steps import Step
+from storage.groups import get_group
+from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup
+from storage.progress import get_progress, progress_of
+from storage.roles import leads
+from storage.stats import members_progress
+
+VERBS = {"as", "an", "al", "ac"}
+NAME_MAX = 64
+ASSISTED_CONSENT_PREFIX = "assisted-"  # consent given in person, to the leader
+
+
+async def assisted_action(ctx: Context) -> None:
+    verb = ctx.args[0]
+    shapes = {"as": 3, "an": 2, "al": 4, "ac": 4}
+    if len(ctx.args) != shapes[verb]:
+        await stale_action(ctx)
+        return
+    group = await authz.led_group(ctx)
+    if group is None:
+        return
+    if verb == "as":
+        await choose_resident(ctx, group, int_arg(ctx, 2) or 0)
+    elif verb == "an":
+        ask_name(ctx, group)
+    else:
+        person = await _member(ctx, group, int_arg(ctx, 2, low=1))
+        if person is None:
+            return
+        if verb == "al":
+            await choose_lesson(ctx, group, person, int_arg(ctx, 3) or 0)
+        else:
+            await record(ctx, group, person, int_arg(ctx, 3, low=1, high=len(ctx.lessons) + 1))
+
+
+async def _member(ctx: Context, group: ResidentGroup, person_id: int | None) -> Person | None:
+    """A named resident of this group other than the leader; else refuse (forged data)."""
+    person = await ctx.session.get(Person, person_id) if person_id is not None else None
+    if (person is None or person.group_id != group.id or person.deleted_at is not None
+            or person.id == ctx.person.id):  # type: ignore[union-attr]
+        await authz.refuse(ctx)
+        return None
+    return person
+
+
+async def choose_resident(ctx: Context, group: ResidentGroup, page: int) -> None:
+    t = ctx.t
+    assert group.id is not None and ctx.person is not None
+    members = [m for m in await members_progress(ctx.session, group_id=group.id, lesson_ids=[l.id for l in ctx.lessons])
+               if m.person_id != ctx.person.id]
+    page = min(page, page_count(members) - 1)
+    shown, has_prev, has_next = page_of(members, page)
+    total = len(ctx.lessons)
+    options = [(t("assisted.resident_option", name=m.display_name or "", done=m.completed, total=total),
+                f"lead:al:{group.id}:{m.person_id}:0") for m in shown]
+    if has_prev:
+        options.append((t("common.page_prev"), f"lead:as:{group.id}:{page - 1}"))
+    if has_next:
+        options.append((t("common.page_next"), f"lead:as:{group.id}:{page + 1}"))
+    options += [(t("assisted.add_by_name"), f"lead:an:{group.id}"), (t("leader.back_to_group"), f"lead:g:{group.id}")]
+    pages = page_count(members)
+    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
+    ctx.goto(Step.MENU)
+    ctx.ask(t("assisted.choose_resident", group=group.name, hint=hint), options)
+
+
+def ask_name(ctx: Context, group: ResidentGroup) -> None:
+    ctx.goto(Step.ASSIST_NAME, group=group.id)
+    ctx.ask(ctx.t("assisted.ask_name", group=group.name), [(ctx.t("assisted.cancel"), f"lead:g:{group.id}")])
+
+
+async def receive_name(ctx: Context) -> None:
+    """The typed name of someone without a smartphone: add them to the group (consent
+    given in person, recorded as such), then choose their lessons."""
+    assert ctx.person is not None and ctx.person.id is not None
+    t = ctx.t
+    group_id = ctx.data.get("group")
+    group = await get_group(ctx.session, group_id=group_id) if isinstance(group_id, int) else None
+    if group is None or group.id is None or not await leads(ctx.session, person_id=ctx.person.id, group_id=group.id):
+        await authz.refuse(ctx)  # the role was revoked meanwhile
+        return
+    name = clean_line(ctx.incoming.text or "", limit=NAME_MAX + 1)
+    if len(name) > NAME_MAX or not any(c.isalpha() for c in name):
+        ctx.ask(t("assisted.name_invalid", limit=NAME_MAX), [(t("assisted.cancel"), f"lead:g:{group.id}")])
+        return
+    # Typed twice (a slow network, a second visit): the same person, not a duplicate.
+    existing = (await ctx.session.exec(select(Person).where(
+        Person.group_id == group.id, col(Person.added_by).is_not(None), col(Person.deleted_at).is_(None)
+    ))).all()
+    person = next((p for p in existing if fold(p.display_name or "") == fold(name)), None)
+    if person is None:
+        person = Person(display_name=name, group_id=group.id, added_by=ctx.person.id, consent_at=ctx.now,
+                        consent_version=f"{ASSISTED_CONSENT_PREFIX}{CONSENT_VERSION}", reminders_on=False,
+                        created_at=ctx.now, last_active_at=ctx.now)
+        ctx.session.add(person)
+        await ctx.session.flush()
+        authz.record(ctx, "leader.add_person", f"person:{person.id}", group=group.id)
+        note = t("assisted.added", name=name, group=group.name)
+    else:
+        note = t("assisted.already_added", name=name)
+    await choose_lesson(ctx, group, person, 0, note=note)
+
+
+async def choose_lesson(ctx: Context, group: ResidentGroup, person: Person, page: int, *, note: str = "") -> None:
+    t = ctx.t
+    assert person.id is not None
+    lessons = list(ctx.lessons)
+    page = min(page, page_count(lessons) - 1)
+    progress = await progress_of(ctx.session, person_id=person.id)
+    shown, has_prev, has_next = page_of(lessons, page)
+    options = []
+    for lesson in shown:
+        row = progress.get(lesson.id)
+        done = row is not None and row.status == ProgressStatus.COMPLETED
+        mark = ("🤝" if row.assisted_by is not None else "✅") if done and row else "▫️"
+        number = ctx.lessons.position(lesson.id)
+        options.append((f"{mark} {number}. {lesson.title}", f"lead:ac:{group.id}:{person.id}:{number}"))
+    if has_prev:
+        options.append((t("common.page_prev"), f"lead:al:{group.id}:{person.id}:{page - 1}"))
+    if has_next:
+        options.append((t("common.page_next"), f"lead:al:{group.id}:{person.id}:{page + 1}"))
+    options += [(t("assisted.other_resident"), f"lead:as:{group.id}:0"),
+                (t("leader.back_to_group"), f"lead:g:{group.id}")]
+    pages = page_count(lessons)
+    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
+    text = t("assisted.choose_lesson", name=person.display_name or "", hint=hint)
+    ctx.goto(Step.MENU)
+    ctx.ask(f"{note}\n\n{text}" if note else text, options)
+
+
+async def record(ctx: Context, group: ResidentGroup, person: Person, number: int | None) -> None:
+    """Completed in person: a new completion marked as assisted by this leader. A lesson the
+    resident completed themselves (or that was already recorded) stays as it is."""
+    assert ctx.person is not None and person.id is not None
+    t = ctx.t
+    lesson = list(ctx.lessons)[number - 1] if number is not None else None
+    if lesson is None:
+        await stale_action(ctx)
+        return
+    row = await get_progress(ctx.session, person_id=person.id, lesson_id=lesson.id)
+    name = person.display_name or ""
+    if row is not None and row.status == ProgressStatus.COMPLETED:
+        key = "assisted.already_self" if row.assisted_by is None else "assisted.already_assisted"
+        note = t(key, name=name, title=lesson.title)
+    else:
+        if row is None:
+            row = LessonProgress(person_id=person.id, lesson_id=lesson.id, lesson_version=lesson.version,
+                                 started_at=ctx.now, updated_at=ctx.now)
+        row.status = ProgressStatus.COMPLETED
+        row.assisted_by = ctx.person.id
+        row.lesson_version = lesson.version
+        row.completed_at = ctx.now
+        row.updated_at = ctx.now
+        ctx.session.add(row)
+        person.last_active_at = ctx.now  # learning in person is activity: not "behind" today
+        ctx.session.add(person)
+        authz.record(ctx, "leader.assist", f"person:{person.id}", group=group.id, lesson=lesson.id)
+        note = t("assisted.recorded", name=name, title=lesson.title)
+    page = (ctx.lessons.position(lesson.id) - 1) // PAGE_SIZE
+    await choose_lesson(ctx, group, person, page, note=note)

@@ -1,0 +1,386 @@
+"""The broadcast composer in the chat, and the admin's view of broadcasts sent.
+
+text (± a photo) → audience (everyone / chosen groups / residents who have not completed
+lesson X / leaders only — always within the admin's ward) → a preview exactly as a
+resident will see it, with the number of recipients → confirm → now or at a chosen time
+(quick choices or a typed "2026-11-25 08:00") → queued by ``bot.broadcasting.schedule``,
+the same service as the CLI → the delivery report, and cancel.
+
+The draft lives in the conversation state (``ward``, ``text``, ``image``, ``aud``, ``sel``);
+every ``bc:`` action checks the step it belongs to and the admin's role again.
+Actions: ``bc:new:<ward>`` · ``bc:a[:all|g|nc|ld]`` · ``bc:t:<group>`` · ``bc:gp:<page>`` ·
+``bc:gd`` · ``bc:l:<n>`` · ``bc:lp:<page>`` · ``bc:ok`` · ``bc:at:now|<unix time>`` ·
+``bc:tm`` · ``bc:e`` · ``bc:x``; and ``adm:br|bx|by:<broadcast>`` (report, cancel).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import col, select
+
+from bot.broadcasting import TEXT_MAX, BroadcastError, format_report, parse_time, schedule
+from bot.core.conversation import Context
+from bot.core.messages import Image, Text
+from handlers import admin, authz
+from handlers.common import int_arg, local_time, page_count, page_of
+from handlers.fallback import stale_action
+from handlers.steps import Step
+from handlers.support import clean_message
+from storage.broadcasts import cancel_broadcast, parse_audience, recipients
+from storage.groups import list_groups
+from storage.models import Broadcast, BroadcastStatus, Ward
+from storage.outbox import delivery_report
+
+CAPTION_MAX = 1024  # Telegram sends a longer text after the photo, not as its caption
+LATEST_MAX = timedelta(days=90)
+BROADCASTS_SHOWN = 8
+DRAFT = ("ward", "text", "image", "aud", "sel", "ok")
+
+
+def _go(ctx: Context, step: Step, **changes: Any) -> None:
+    """Move to ``step`` keeping the draft (``goto`` starts fresh data)."""
+    draft = {k: ctx.data.get(k) for k in DRAFT if ctx.data.get(k) is not None}
+    ctx.goto(step, **{**draft, **changes})
+
+
+async def _ward(ctx: Context) -> Ward | None:
+    """The draft's ward, if this person still administers it; else refuse."""
+    ward_id = ctx.data.get("ward")
+    return await authz.administered(ctx, ward_id if isinstance(ward_id, int) else None)
+
+
+async def composer_action(ctx: Context) -> None:
+    args, verb = ctx.args, (ctx.args[0] if ctx.args else "")
+    if verb == "new" and len(args) == 2:
+        ward = await authz.admin_ward(ctx)
+        if ward is not None:
+            _drop_image(ctx)
+            ctx.goto(Step.COMPOSE_TEXT, ward=ward.id)
+            _ask_text(ctx)
+        return
+    drafting = ctx.state.step in (Step.COMPOSE_TEXT, Step.COMPOSE_AUDIENCE, Step.COMPOSE_CONFIRM, Step.COMPOSE_TIME)
+    if not drafting or not ctx.data.get("ward"):
+        await stale_action(ctx)  # an old button: no draft to act on
+        return
+    ward = await _ward(ctx)
+    if ward is None:
+        return
+    has_text = bool(ctx.data.get("text"))
+    if verb == "x" and len(args) == 1:
+        _drop_image(ctx)
+        admin.show_menu(ctx, ward, ctx.t("composer.cancelled"))
+    elif verb == "e" and len(args) == 1:
+        _go(ctx, Step.COMPOSE_TEXT)
+        _ask_text(ctx)
+    elif not has_text:
+        await stale_action(ctx)
+    elif verb == "a" and len(args) == 1:
+        _ask_audience(ctx)
+    elif verb == "a" and len(args) == 2 and args[1] in ("all", "ld"):
+        await _preview(ctx, ward, "all" if args[1] == "all" else "leaders")
+    elif verb == "a" and args[1:] == ("g",):
+        await _choose_groups(ctx, ward, 0, selected=[])
+    elif verb in ("t", "gp") and len(args) == 2 and ctx.state.step == Step.COMPOSE_AUDIENCE:
+        await _groups_step(ctx, ward, verb)
+    elif verb == "gd" and len(args) == 1 and ctx.state.step == Step.COMPOSE_AUDIENCE:
+        await _groups_done(ctx, ward)
+    elif verb == "a" and args[1:] == ("nc",):
+        _choose_lesson(ctx, 0)
+    elif verb == "lp" and len(args) == 2:
+        _choose_lesson(ctx, int_arg(ctx, 1) or 0)
+    elif verb == "l" and len(args) == 2:
+        number = int_arg(ctx, 1, low=1, high=len(ctx.lessons) + 1)
+        if number is None:
+            await stale_action(ctx)
+        else:
+            await _preview(ctx, ward, f"not-completed:{list(ctx.lessons)[number - 1].id}")
+    elif ctx.state.step not in (Step.COMPOSE_CONFIRM, Step.COMPOSE_TIME) or not ctx.data.get("aud"):
+        await stale_action(ctx)  # confirming needs the preview first
+    elif verb == "ok" and len(args) == 1:
+        _ask_time(ctx)
+    elif not ctx.data.get("ok"):
+        await stale_action(ctx)  # a time only after "Đồng ý, gửi" under the preview
+    elif verb == "tm" and len(args) == 1:
+        _go(ctx, Step.COMPOSE_TIME)
+        ctx.ask(ctx.t("composer.type_time"), [(ctx.t("composer.cancel"), "bc:x")])
+    elif verb == "at" and len(args) == 2:
+        await _at(ctx, ward, args[1])
+    else:
+        await stale_action(ctx)
+
+
+def _ask_text(ctx: Context) -> None:
+    ctx.ask(ctx.t("composer.ask_text", limit=TEXT_MAX), [(ctx.t("composer.cancel"), "bc:x")])
+
+
+def _drop_image(ctx: Context) -> None:
+    image = ctx.data.get("image")
+    if isinstance(image, str):
+        Path(image).unlink(missing_ok=True)
+
+
+async def receive_text(ctx: Context) -> None:
+    """The broadcast's text, or a photo (its caption, if any, is the text)."""
+    ward = await _ward(ctx)
+    if ward is None:
+        return
+    t = ctx.t
+    incoming = ctx.incoming
+    if incoming.attachment and incoming.media is None:
+        _go(ctx, Step.COMPOSE_TEXT)
+        ctx.ask(t("composer.photo_unsupported"), [(t("composer.cancel"), "bc:x")])
+        return
+    changes: dict[str, Any] = {}
+    if incoming.media is not None:
+        _drop_image(ctx)
+        ctx.keep_media = True
+        changes["image"] = str(incoming.media)
+    text = clean_message(incoming.text or "") if incoming.text else ctx.data.get("text") or ""
+    if len(incoming.text or "") > TEXT_MAX:
+        _go(ctx, Step.COMPOSE_TEXT, **changes)
+        ctx.ask(t("composer.too_long", length=len(incoming.text or ""), limit=TEXT_MAX), [(t("composer.cancel"), "bc:x")])
+        return
+    if not text:
+        _go(ctx, Step.COMPOSE_TEXT, **changes)
+        ctx.ask(t("composer.photo_needs_text"), [(t("composer.cancel"), "bc:x")])
+        return
+    _go(ctx, Step.COMPOSE_AUDIENCE, text=text, **changes)
+    _ask_audience(ctx)
+
+
+def _ask_audience(ctx: Context) -> None:
+    t = ctx.t
+    _go(ctx, Step.COMPOSE_AUDIENCE)
+    ctx.ask(t("composer.ask_audience"), [
+        (t("composer.audience_all"), "bc:a:all"),
+        (t("composer.audience_groups"), "bc:a:g"),
+        (t("composer.audience_not_completed"), "bc:a:nc"),
+        (t("composer.audience_leaders"), "bc:a:ld"),
+        (t("composer.edit_text"), "bc:e"),
+        (t("composer.cancel"), "bc:x"),
+    ])
+
+
+async def _choose_groups(ctx: Context, ward: Ward, page: int, *, selected: list[int], replace: bool = False) -> None:
+    t = ctx.t
+    groups = await list_groups(ctx.session, ward_id=ward.id)
+    page = min(page, page_count(groups) - 1)
+    shown, has_prev, has_next = page_of(groups, page)
+    options = [(f"{'✅' if g.id in selected else '▫️'} {g.name}", f"bc:t:{g.id}") for g in shown]
+    if has_prev:
+        options.append((t("common.page_prev"), f"bc:gp:{page - 1}"))
+    if has_next:
+        options.append((t("common.page_next"), f"bc:gp:{page + 1}"))
+    options += [(t("composer.groups_done", count=len(selected)), "bc:gd"), (t("composer.back_audience"), "bc:a")]
+    _go(ctx, Step.COMPOSE_AUDIENCE, sel=selected, page=page)
+    ctx.ask(t("composer.choose_groups"), options, replace=replace)
+
+
+async def _groups_step(ctx: Context, ward: Ward, verb: str) -> None:
+    """``bc:t:<group>`` toggles a group of this ward; ``bc:gp:<page>`` turns the page."""
+    selected = [g for g in ctx.data.get("sel") or [] if isinstance(g, int)]
+    page = ctx.data.get("page") if isinstance(ctx.data.get("page"), int) else 0
+    if verb == "gp":
+        page = int_arg(ctx, 1) or 0
+    else:
+        group_id = int_arg(ctx, 1, low=1)
+        ward_groups = {g.id for g in await list_groups(ctx.session, ward_id=ward.id)}
+        if group_id not in ward_groups:
+            await authz.refuse(ctx)  # a group of another ward, or none at all
+            return
+        selected = [g for g in selected if g != group_id] if group_id in selected else [*selected, group_id]
+    await _choose_groups(ctx, ward, page, selected=selected, replace=True)  # type: ignore[arg-type]
+
+
+async def _groups_done(ctx: Context, ward: Ward) -> None:
+    selected = {g for g in ctx.data.get("sel") or [] if isinstance(g, int)}
+    codes = [g.code for g in await list_groups(ctx.session, ward_id=ward.id) if g.id in selected]
+    if not codes:
+        page = ctx.data.get("page") if isinstance(ctx.data.get("page"), int) else 0
+        ctx.say(ctx.t("composer.no_group_chosen"))
+        await _choose_groups(ctx, ward, page, selected=[])  # type: ignore[arg-type]
+        return
+    await _preview(ctx, ward, "group:" + ",".join(codes))
+
+
+def _choose_lesson(ctx: Context, page: int) -> None:
+    t = ctx.t
+    lessons = list(ctx.lessons)
+    page = min(page, page_count(lessons) - 1)
+    shown, has_prev, has_next = page_of(lessons, page)
+    options = [(f"{ctx.lessons.position(l.id)}. {l.title}", f"bc:l:{ctx.lessons.position(l.id)}") for l in shown]
+    if has_prev:
+        options.append((t("common.page_prev"), f"bc:lp:{page - 1}"))
+    if has_next:
+        options.append((t("common.page_next"), f"bc:lp:{page + 1}"))
+    options.append((t("composer.back_audience"), "bc:a"))
+    _go(ctx, Step.COMPOSE_AUDIENCE)
+    ctx.ask(t("composer.choose_lesson"), options)
+
+
+def message_replies(text: str, image: str | None) -> list[Image | Text]:
+    """The broadcast as a resident receives it (the outbox transports send it this way)."""
+    if image is None:
+        return [Text(text)]
+    if len(text) <= CAPTION_MAX:
+        return [Image(Path(image), text)]
+    return [Image(Path(image)), Text(text)]
+
+
+def _audience_words(ctx: Context, audience: str) -> str:
+    kind, _, rest = audience.partition(":")
+    if kind == "group":
+        return ctx.t("composer.to_groups", codes=rest.replace(",", ", "))
+    if kind == "not-completed":
+        lesson = ctx.lessons.get(rest)
+        return ctx.t("composer.to_not_completed", title=lesson.title if lesson else rest)
+    return ctx.t("composer.to_leaders") if kind == "leaders" else ctx.t("composer.to_all")
+
+
+async def _preview(ctx: Context, ward: Ward, audience: str) -> None:
+    """The message exactly as residents will see it, and how many will get it."""
+    t = ctx.t
+    stored = parse_audience(audience, lesson_ids={l.id for l in ctx.lessons})
+    stored["ward"] = ward.code
+    count = len(await recipients(ctx.session, audience=stored))
+    _go(ctx, Step.COMPOSE_CONFIRM, aud=audience, ok=False)
+    ctx.say(t("composer.preview_head"))
+    ctx.replies.extend(message_replies(str(ctx.data["text"]), ctx.data.get("image")))
+    ctx.ask(t("composer.preview_count", count=count, audience=_audience_words(ctx, audience)), [
+        (t("composer.confirm"), "bc:ok"),
+        (t("composer.change_audience"), "bc:a"),
+        (t("composer.edit_text"), "bc:e"),
+        (t("composer.cancel"), "bc:x"),
+    ])
+
+
+def _ask_time(ctx: Context) -> None:
+    t = ctx.t
+    zone = ctx.services.zone
+    local = ctx.now.astimezone(zone)
+    choices = [(t("composer.send_now"), "bc:at:now")]
+    tonight = local.replace(hour=19, minute=0, second=0, microsecond=0)
+    if tonight > local:
+        choices.append((t("composer.send_tonight"), f"bc:at:{int(tonight.timestamp())}"))
+    tomorrow = (local + timedelta(days=1)).replace(hour=8, minute=0, second=0, microsecond=0)
+    choices.append((t("composer.send_tomorrow"), f"bc:at:{int(tomorrow.timestamp())}"))
+    choices += [(t("composer.send_other"), "bc:tm"), (t("composer.cancel"), "bc:x")]
+    _go(ctx, Step.COMPOSE_CONFIRM, ok=True)
+    ctx.ask(t("composer.ask_time"), choices)
+
+
+async def _at(ctx: Context, ward: Ward, value: str) -> None:
+    when = None
+    if value != "now":
+        if not value.isdigit() or len(value) > 12:
+            await stale_action(ctx)
+            return
+        when = datetime.fromtimestamp(int(value), UTC)
+    await _schedule(ctx, ward, when)
+
+
+async def receive_time(ctx: Context) -> None:
+    """A typed time: "2026-11-25 08:00" in the ward's time."""
+    ward = await _ward(ctx)
+    if ward is None:
+        return
+    try:
+        when = parse_time((ctx.incoming.text or "")[:40], zone=ctx.services.zone)
+    except BroadcastError:
+        _go(ctx, Step.COMPOSE_TIME)
+        ctx.ask(ctx.t("composer.time_invalid"), [(ctx.t("composer.cancel"), "bc:x")])
+        return
+    await _schedule(ctx, ward, when)
+
+
+async def _schedule(ctx: Context, ward: Ward, when: datetime | None) -> None:
+    t = ctx.t
+    if when is not None and not ctx.now - timedelta(minutes=1) <= when <= ctx.now + LATEST_MAX:
+        _go(ctx, Step.COMPOSE_TIME)
+        ctx.ask(t("composer.time_out_of_range", days=LATEST_MAX.days), [(t("composer.cancel"), "bc:x")])
+        return
+    try:
+        done = await schedule(
+            ctx.session, author=authz.actor(ctx), text=str(ctx.data["text"]), audience_text=str(ctx.data["aud"]),
+            lesson_ids={l.id for l in ctx.lessons}, now=ctx.now, quiet=ctx.services.quiet, at=when,
+            image=ctx.data.get("image"), ward=ward.code,
+        )
+    except BroadcastError as exc:
+        _go(ctx, Step.COMPOSE_CONFIRM)
+        ctx.ask(t("composer.failed", error=str(exc)), [(t("composer.edit_text"), "bc:e"), (t("composer.cancel"), "bc:x")])
+        return
+    broadcast = done.broadcast
+    sends_at = local_time(ctx, done.sends_at)
+    if done.recipients is not None:
+        text = t("composer.queued", id=broadcast.id, count=done.recipients, when=sends_at)
+    else:
+        text = t("composer.scheduled", id=broadcast.id, when=sends_at)
+    ctx.goto(Step.MENU)  # the draft is now a broadcast: its image file belongs to it
+    ctx.ask(text, [
+        (t("composer.report_button"), f"adm:br:{broadcast.id}"),
+        (t("composer.cancel_broadcast"), f"adm:bx:{broadcast.id}"),
+        (t("admin.back"), f"adm:w:{ward.id}"),
+    ])
+
+
+# -- broadcasts sent ------------------------------------------------------------------
+
+async def list_broadcasts(ctx: Context, ward: Ward) -> None:
+    """The ward's latest broadcasts made in the chat (the CLI's have no ward)."""
+    t = ctx.t
+    latest = (await ctx.session.exec(select(Broadcast).order_by(col(Broadcast.id).desc()).limit(200))).all()
+    mine = [b for b in latest if b.audience.get("ward") == ward.code][:BROADCASTS_SHOWN]
+    lines = [t("composer.list_head", ward=ward.name)] if mine else [t("composer.list_empty")]
+    for b in mine:
+        excerpt = b.text if len(b.text) <= 60 else b.text[:59] + "…"
+        lines.append(t("composer.list_line", id=b.id, when=local_time(ctx, b.scheduled_at),
+                       status=t(STATUS_KEYS[b.status]), text=excerpt))
+    authz.record(ctx, "admin.broadcasts", f"ward:{ward.id}")
+    ctx.goto(Step.MENU)
+    options = [(t("composer.report_of", id=b.id), f"adm:br:{b.id}") for b in mine]
+    ctx.ask("\n".join(lines), [*options, (t("admin.compose_button"), f"bc:new:{ward.id}"),
+                               (t("admin.back"), f"adm:w:{ward.id}")])
+
+
+STATUS_KEYS = {
+    BroadcastStatus.SCHEDULED: "broadcast.status_scheduled",
+    BroadcastStatus.QUEUED: "broadcast.status_queued",
+    BroadcastStatus.CANCELLED: "broadcast.status_cancelled",
+}
+
+
+async def broadcast_action(ctx: Context) -> None:
+    """``adm:br:<id>`` the delivery report · ``adm:bx:<id>`` asks · ``adm:by:<id>`` cancels."""
+    t = ctx.t
+    verb = ctx.args[0]
+    broadcast_id = int_arg(ctx, 1, low=1)
+    broadcast = await ctx.session.get(Broadcast, broadcast_id) if broadcast_id is not None else None
+    ward_code = broadcast.audience.get("ward") if broadcast is not None else None
+    found = (await ctx.session.exec(select(Ward.id).where(Ward.code == ward_code))).first() if ward_code else None
+    ward = await authz.administered(ctx, found)  # a broadcast of the CLI or another ward: refused
+    if broadcast is None or ward is None:
+        return
+    back = [(t("composer.list_button"), f"adm:bl:{ward.id}"), (t("admin.back"), f"adm:w:{ward.id}")]
+    ctx.goto(Step.MENU)
+    if verb == "bx":
+        ctx.ask(t("composer.cancel_confirm", id=broadcast.id),
+                [(t("composer.cancel_yes"), f"adm:by:{broadcast.id}"), *back])
+        return
+    if verb == "by":
+        if await cancel_broadcast(ctx.session, broadcast_id=broadcast.id):  # type: ignore[arg-type]
+            authz.record(ctx, "broadcast.cancel", f"broadcast:{broadcast.id}")
+        await ctx.session.refresh(broadcast)
+    else:
+        authz.record(ctx, "admin.broadcast_report", f"broadcast:{broadcast.id}")
+    report = await delivery_report(ctx.session, broadcast_id=broadcast.id)  # type: ignore[arg-type]
+    text = format_report(ctx.services.catalog, broadcast, report, zone=ctx.services.zone)
+    options = []
+    if broadcast.status != BroadcastStatus.CANCELLED and (
+            broadcast.status == BroadcastStatus.SCHEDULED or report.totals.get("pending")):
+        options.append((t("composer.cancel_broadcast"), f"adm:bx:{broadcast.id}"))
+    options.append((t("composer.refresh"), f"adm:br:{broadcast.id}"))
+    ctx.ask(text, [*options, *back])
+

@@ -1,0 +1,52 @@
+"""Reaching people unasked: through which account, and what they were sent lately.
+
+A person may have a Telegram and a Zalo account; a proactive message goes once, through
+the unblocked account they used most recently (as broadcasts and reminders do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import Identity, Outbox, OutboxStatus
+
+
+async def reachable(session: AsyncSession, *, person_ids: Iterable[int]) -> dict[int, Identity]:
+    """The account to write to, per person; people with no unblocked account are absent."""
+    ids = list(person_ids)
+    if not ids:
+        return {}
+    query = (
+        select(Identity)
+        .where(col(Identity.person_id).in_(ids), col(Identity.blocked_at).is_(None))
+        .order_by(col(Identity.last_seen_at).desc(), col(Identity.id).desc())
+    )
+    chosen: dict[int, Identity] = {}
+    for identity in (await session.exec(query)).all():
+        assert identity.person_id is not None
+        chosen.setdefault(identity.person_id, identity)
+    return chosen
+
+
+async def sent_since(session: AsyncSession, *, kind: str, person_ids: Iterable[int], since: datetime) -> set[int]:
+    """People with an outbox row of ``kind`` queued since ``since`` (sent, waiting or failed:
+    anything but cancelled), through any of their accounts."""
+    ids = list(person_ids)
+    if not ids:
+        return set()
+    query = (
+        select(Identity.person_id)
+        .join(Outbox, col(Outbox.identity_id) == Identity.id)
+        .where(
+            Outbox.kind == kind,
+            col(Identity.person_id).in_(ids),
+            col(Outbox.created_at) >= since,
+            Outbox.status != OutboxStatus.CANCELLED,
+        )
+        .distinct()
+    )
+    return {person_id for person_id in (await session.exec(query)).all() if person_id is not None}

@@ -1,0 +1,148 @@
+"""Queries behind the ward's XLSX report and the audit log, beyond the group numbers of
+``storage.stats`` (which every group number of the report comes from).
+
+"As of ``end``" follows ``storage.stats.group_stats(until=end)`` exactly: a progress row
+counts once it was started by ``end``, a completion once it was completed by ``end``, a
+person once created by ``end``. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import AuditLog, Broadcast, LessonProgress, Person, ProgressStatus, ResidentGroup, Ward
+
+
+class Mark(StrEnum):
+    """Where a resident stands on one lesson."""
+
+    SELF = "self"  # completed on their own
+    ASSISTED = "assisted"  # completed in person with a leader, who recorded it
+    IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True)
+class ResidentRow:
+    person_id: int
+    name: str
+    group_code: str
+    group_name: str
+    last_active_at: datetime | None
+    added_by_leader: bool
+    marks: dict[str, Mark] = field(default_factory=dict)  # lesson id → mark; absent = not started
+
+    def count(self, mark: Mark) -> int:
+        return sum(1 for m in self.marks.values() if m == mark)
+
+
+@dataclass(frozen=True)
+class AssistedRow:
+    person_name: str | None  # None: the resident has since deleted their data
+    group_code: str
+    group_name: str
+    lesson_id: str
+    leader_name: str | None  # None: the leader has since deleted their data
+    completed_at: datetime
+
+
+async def find_ward(session: AsyncSession, *, code: str) -> Ward | None:
+    return (await session.exec(select(Ward).where(Ward.code == code))).first()
+
+
+def _mark(row: LessonProgress, end: datetime) -> Mark | None:
+    if row.started_at is not None and row.started_at > end:
+        return None
+    if row.status == ProgressStatus.COMPLETED and row.completed_at is not None and row.completed_at <= end:
+        return Mark.SELF if row.assisted_by is None else Mark.ASSISTED
+    return Mark.IN_PROGRESS
+
+
+async def residents_progress(
+    session: AsyncSession, *, ward_id: int, lesson_ids: Sequence[str], end: datetime
+) -> list[ResidentRow]:
+    """Every named resident of the ward's groups (anonymous tombstones left out) with their
+    mark on each lesson as of ``end``, ordered by group code, then name."""
+    people = (await session.exec(
+        select(Person, ResidentGroup.code, ResidentGroup.name)
+        .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+        .where(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
+               col(Person.display_name).is_not(None))
+        .order_by(col(ResidentGroup.code), col(Person.display_name), col(Person.id))
+    )).all()
+    people = [p for p in people if p[0].created_at is None or p[0].created_at <= end]
+    ids = [person.id for person, _, _ in people]
+    marks: dict[int, dict[str, Mark]] = defaultdict(dict)
+    wanted = set(lesson_ids)
+    if ids:
+        rows = (await session.exec(select(LessonProgress).where(col(LessonProgress.person_id).in_(ids)))).all()
+        for row in rows:
+            mark = _mark(row, end) if row.lesson_id in wanted else None
+            if mark is not None:
+                marks[row.person_id][row.lesson_id] = mark
+    return [
+        ResidentRow(person_id=person.id, name=person.display_name or "", group_code=code,  # type: ignore[arg-type]
+                    group_name=name, last_active_at=person.last_active_at,
+                    added_by_leader=person.added_by is not None, marks=marks[person.id])  # type: ignore[index]
+        for person, code, name in people
+    ]
+
+
+async def assisted_completions(
+    session: AsyncSession, *, ward_id: int, start: datetime | None, end: datetime
+) -> list[AssistedRow]:
+    """Completions a leader recorded for residents of the ward, completed in [start, end],
+    oldest first."""
+    resident, leader = aliased(Person), aliased(Person)
+    query = (
+        select(resident.display_name, ResidentGroup.code, ResidentGroup.name, LessonProgress.lesson_id,
+               leader.display_name, LessonProgress.completed_at)
+        .select_from(LessonProgress)
+        .join(resident, resident.id == LessonProgress.person_id)
+        .join(ResidentGroup, col(ResidentGroup.id) == resident.group_id)
+        .outerjoin(leader, leader.id == LessonProgress.assisted_by)
+        .where(ResidentGroup.ward_id == ward_id, LessonProgress.status == ProgressStatus.COMPLETED,
+               col(LessonProgress.assisted_by).is_not(None), col(LessonProgress.completed_at) <= end)
+        .order_by(col(LessonProgress.completed_at), col(LessonProgress.id))
+    )
+    if start is not None:
+        query = query.where(col(LessonProgress.completed_at) >= start)
+    return [AssistedRow(*row) for row in (await session.exec(query)).all()]  # type: ignore[arg-type]
+
+
+async def ward_broadcasts(
+    session: AsyncSession, *, ward_id: int, start: datetime | None, end: datetime
+) -> list[Broadcast]:
+    """Broadcasts sent (or due) in [start, end] whose audience may reach the ward: not limited
+    to another ward (``audience["ward"]``), and, for a list of groups, naming one of its groups."""
+    query = select(Broadcast).where(col(Broadcast.scheduled_at) <= end)
+    if start is not None:
+        query = query.where(col(Broadcast.scheduled_at) >= start)
+    broadcasts = (await session.exec(query.order_by(col(Broadcast.scheduled_at), col(Broadcast.id)))).all()
+    ward = await session.get(Ward, ward_id)
+    codes = set((await session.exec(select(ResidentGroup.code).where(ResidentGroup.ward_id == ward_id))).all())
+
+    def reaches(audience: dict[str, object]) -> bool:
+        if audience.get("ward") and ward is not None and audience["ward"] != ward.code:
+            return False
+        named = set(audience.get("codes") or [])  # type: ignore[call-overload]
+        return audience.get("kind") != "groups" or bool(codes & named)
+
+    return [b for b in broadcasts if reaches(b.audience)]
+
+
+async def audit_entries(
+    session: AsyncSession, *, since: datetime, until: datetime | None = None
+) -> Sequence[AuditLog]:
+    """The audit log from ``since`` (inclusive) to ``until`` (inclusive), oldest first."""
+    query = select(AuditLog).where(col(AuditLog.at) >= since)
+    if until is not None:
+        query = query.where(col(AuditLog.at) <= until)
+    return (await session.exec(query.order_by(col(AuditLog.at), col(AuditLog.id)))).all()

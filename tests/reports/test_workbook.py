@@ -1,0 +1,227 @@
+"""The XLSX report: it opens with openpyxl, every number of every sheet matches the database
+(checked against known values, a naive recount of the rows, and storage.stats), periods
+filter, assisted completions stay apart from self completions, people's text is never a formula."""
+
+from __future__ import annotations
+
+import zipfile
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from openpyxl import load_workbook
+from openpyxl.workbook import Workbook
+from pytest import approx
+from sqlmodel import select
+
+from bot.reports.sheets import DATE_FORMAT
+from bot.reports.xlsx import build_workbook
+from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup, Ward
+from storage.outbox import delivery_report
+from storage.stats import group_stats, members_progress
+from tests.reports.conftest import AUGUST, MAY, Seed
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+SEPTEMBER = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
+SHEETS = ["Tổng hợp theo tổ", "Tiến độ người dân", "Bài học", "Hoàn thành có hỗ trợ", "Thông báo"]
+
+
+async def _workbook(seed: Seed, *, start: datetime | None, end: datetime) -> Workbook:
+    async with seed.app.sessions() as session:
+        ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
+        data = await build_workbook(session, ward_id=ward.id, lessons=seed.lessons, start=start, end=end,  # type: ignore[arg-type]
+                                    zone=ZONE)
+    return load_workbook(BytesIO(data))
+
+
+def _table(ws: Any, first: str) -> tuple[int, list[dict[str, Any]]]:
+    """The header row number and the rows under it (as header → value) up to an empty cell."""
+    top = next(row[0].row for row in ws.iter_rows() if row[0].value == first)
+    headers = [cell.value for cell in ws[top]]
+    rows = []
+    for values in ws.iter_rows(min_row=top + 1, values_only=True):
+        if values[0] is None:
+            break
+        rows.append(dict(zip(headers, values, strict=True)))
+    return top, rows
+
+
+async def _recount(seed: Seed, start: datetime | None, end: datetime) -> dict[str, dict[str, int]]:
+    """Group numbers recounted from the raw rows, independently of storage.stats."""
+    ids = {lesson.id for lesson in seed.lessons}
+    async with seed.app.sessions() as session:
+        groups = (await session.exec(select(ResidentGroup).join(Ward).where(Ward.code == "DEMO"))).all()
+        people = (await session.exec(select(Person))).all()
+        rows = (await session.exec(select(LessonProgress))).all()
+    result = {}
+    for group in groups:
+        members = [p for p in people if p.group_id == group.id and p.created_at <= end]  # type: ignore[operator]
+        mine = [r for r in rows if r.person_id in {p.id for p in members} and r.lesson_id in ids
+                and r.started_at <= end]  # type: ignore[operator]
+        done = [r for r in mine if r.status == ProgressStatus.COMPLETED and r.completed_at <= end]  # type: ignore[operator]
+        in_period = [r for r in done if start is None or r.completed_at >= start]  # type: ignore[operator]
+        finished = [p for p in members if {r.lesson_id for r in done if r.person_id == p.id} == ids]
+        result[group.code] = {
+            "members": len(members), "started": len({r.person_id for r in mine}), "finished": len(finished),
+            "self": sum(r.assisted_by is None for r in done), "assisted": sum(r.assisted_by is not None for r in done),
+            "self_period": sum(r.assisted_by is None for r in in_period),
+            "assisted_period": sum(r.assisted_by is not None for r in in_period),
+        }
+    return result
+
+
+def _group_row(row: dict[str, Any]) -> dict[str, int]:
+    return {"members": row["Thành viên"], "started": row["Đã bắt đầu học"], "finished": row["Hoàn thành chương trình"],
+            "self": row["Lượt hoàn thành bài – tự học (lũy kế)"],
+            "assisted": row["Lượt hoàn thành bài – có hỗ trợ (lũy kế)"],
+            "self_period": row["Lượt hoàn thành bài – tự học (trong kỳ)"],
+            "assisted_period": row["Lượt hoàn thành bài – có hỗ trợ (trong kỳ)"]}
+
+
+async def _check_groups_sheet(seed: Seed, book: Workbook, start: datetime | None, end: datetime) -> dict[str, dict]:  # type: ignore[type-arg]
+    _, rows = _table(book["Tổng hợp theo tổ"], "Mã tổ")
+    *groups, total = rows
+    recount = await _recount(seed, start, end)
+    assert {r["Mã tổ"]: _group_row(r) for r in groups} == recount
+    async with seed.app.sessions() as session:
+        ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
+        stats = await group_stats(session, lesson_ids=[lesson.id for lesson in seed.lessons],
+                                  since=end - timedelta(days=7), until=end, ward_id=ward.id)
+    for s, row in zip(stats, groups, strict=True):  # the chat's numbers and the report's agree
+        assert (row["Mã tổ"], row["Tổ dân phố / thôn"], row["Chỉ tiêu (%)"]) == (s.code, s.name, s.target_percent)
+        # Excel keeps 15 significant digits.
+        assert row["Tỷ lệ hoàn thành (%)"] == approx(s.rate) and row["Thay đổi 7 ngày (điểm %)"] == approx(s.change)
+        assert row["Đạt chỉ tiêu"] == ("Đạt" if s.meets_target else "Chưa đạt")
+    assert total["Mã tổ"] == "Tổng cộng"
+    for key in ("members", "started", "finished", "self", "assisted", "self_period", "assisted_period"):
+        assert _group_row(total)[key] == sum(g[key] for g in recount.values())
+    return {r["Mã tổ"]: r for r in rows}
+
+
+async def test_every_sheet_matches_the_database(seeded: Seed) -> None:
+    book = await _workbook(seeded, start=None, end=SEPTEMBER)
+    assert book.sheetnames == SHEETS
+    groups = await _check_groups_sheet(seeded, book, None, SEPTEMBER)
+    assert _group_row(groups["DEMO-TDP01"]) == {"members": 3, "started": 2, "finished": 1, "self": 4, "assisted": 1,
+                                                "self_period": 4, "assisted_period": 1}
+    assert _group_row(groups["DEMO-TDP02"]) == {"members": 2, "started": 2, "finished": 1, "self": 4, "assisted": 0,
+                                                "self_period": 4, "assisted_period": 0}  # Dũng's tombstone counts
+    assert _group_row(groups["DEMO-TDP03"]) == {"members": 1, "started": 1, "finished": 1, "self": 0, "assisted": 3,
+                                                "self_period": 0, "assisted_period": 3}
+    assert groups["DEMO-TDP01"]["Tỷ lệ hoàn thành (%)"] == approx(100 / 3) and groups["DEMO-TDP03"]["Đạt chỉ tiêu"] == "Đạt"
+    assert groups["Tổng cộng"]["Tỷ lệ hoàn thành (%)"] == 50.0
+    head = book["Tổng hợp theo tổ"]
+    assert "Phường Mẫu" in head["A1"].value and head["A2"].value == "Kỳ báo cáo: từ khi bắt đầu đến 10:00 01/09/2026"
+    assert head["A4"].value == "Số tổ đạt chỉ tiêu: 1/10"
+
+    _, residents = _table(book["Tiến độ người dân"], "Họ và tên")
+    by_name = {r["Họ và tên"]: r for r in residents}
+    assert set(by_name) == {"Hải", "An", "Bình", "Chi", "Em"}  # no tombstone, no other ward
+    l1, l2, l3 = (f"Bài {n}. {lesson.title}" for n, lesson in enumerate(seeded.lessons, 1))
+    binh = by_name["Bình"]
+    assert (binh["Số bài hoàn thành (tự học)"], binh["Số bài hoàn thành (có hỗ trợ)"], binh["Số bài đang học"]) == (1, 1, 1)
+    assert (binh[l1], binh[l2], binh[l3]) == ("✓", "✓ (hỗ trợ)", "đang học")
+    assert (by_name["Em"][l1], by_name["Em"]["Do tổ trưởng thêm"], by_name["Em"]["Số bài hoàn thành (có hỗ trợ)"]) == \
+        ("✓ (hỗ trợ)", "Có", 3)
+    assert by_name["Hải"][l1] is None and by_name["An"]["Do tổ trưởng thêm"] == "Không"
+    assert by_name["An"]["Hoạt động gần nhất"] == datetime(2026, 5, 4, 10, 0)  # local wall-clock time
+    async with seeded.app.sessions() as session:  # the leader's member list agrees
+        groups_of_ward = select(ResidentGroup).join(Ward).where(Ward.code == "DEMO")
+        for group in (await session.exec(groups_of_ward)).all():
+            for m in await members_progress(session, group_id=group.id, lesson_ids=[x.id for x in seeded.lessons]):  # type: ignore[arg-type]
+                row = by_name[m.display_name]  # type: ignore[index]
+                assert (row["Số bài hoàn thành (tự học)"] + row["Số bài hoàn thành (có hỗ trợ)"],
+                        row["Số bài hoàn thành (có hỗ trợ)"], row["Số bài đang học"]) == (m.completed, m.assisted, m.in_progress)
+
+    _, lessons = _table(book["Bài học"], "Thứ tự")
+    counts = [(r["Đã bắt đầu"], r["Lượt hoàn thành bài – tự học (lũy kế)"], r["Lượt hoàn thành bài – có hỗ trợ (lũy kế)"])
+              for r in lessons]
+    assert counts == [(5, 4, 1), (4, 2, 2), (4, 2, 1)]
+    assert [r["Mã bài"] for r in lessons] == [x.id for x in seeded.lessons] and lessons[0]["Phiên bản"] == 1
+    assert all(r["Lĩnh vực năng lực số"][0] in "123456" for r in lessons)
+    assert sum(c[1] for c in counts) == groups["Tổng cộng"]["Lượt hoàn thành bài – tự học (lũy kế)"]
+
+    _, assisted = _table(book["Hoàn thành có hỗ trợ"], "Họ và tên")
+    assert [(r["Họ và tên"], r["Mã tổ"], r["Bài học"], r["Tổ trưởng ghi nhận"]) for r in assisted] == \
+        [("Bình", "DEMO-TDP01", seeded.lessons.get(lessons[1]["Mã bài"]).title, "Hải")] + \
+        [("Em", "DEMO-TDP03", x.title, "Hải") for x in seeded.lessons]  # type: ignore[union-attr]
+    assert assisted[0]["Thời gian hoàn thành"] == datetime(2026, 5, 5, 10, 0)
+
+    _, broadcasts = _table(book["Thông báo"], "Số")
+    assert [r["Số"] for r in broadcasts] == [seeded.broadcasts["all"], seeded.broadcasts["behind"]]  # not KHAC's
+    first = broadcasts[0]
+    assert (first["Đối tượng"], first["Người nhận"], first["Đã gửi"], first["Bị chặn"], first["Lỗi"], first["Đang chờ"]) \
+        == ("Tất cả người dân", 4, 1, 1, 1, 1)
+    async with seeded.app.sessions() as session:
+        report = await delivery_report(session, broadcast_id=seeded.broadcasts["behind"])
+    assert [broadcasts[1][k] for k in ("Đã gửi", "Bị chặn", "Lỗi", "Đang chờ")] == \
+        [report.totals[k] for k in ("sent", "blocked", "failed", "pending")]
+    assert broadcasts[1]["Đối tượng"].startswith("Người chưa hoàn thành bài")
+
+
+async def test_cells_are_typed_and_the_header_is_bold_and_frozen(seeded: Seed) -> None:
+    book = await _workbook(seeded, start=None, end=SEPTEMBER)
+    groups = book["Tổng hợp theo tổ"]
+    top, _ = _table(groups, "Mã tổ")
+    assert groups.freeze_panes == f"C{top + 1}" and groups.cell(top, 1).font.b
+    assert groups.column_dimensions["B"].width == 26
+    row = top + 1
+    assert groups.cell(row, 4).data_type == "n" and isinstance(groups.cell(row, 4).value, int)
+    assert groups.cell(row, 7).number_format == "0.0"
+    for name in SHEETS[1:]:
+        ws = book[name]
+        assert ws.freeze_panes is not None and ws.cell(1, 1).font.b and ws.column_dimensions["A"].width > 5
+    dates = [c for c in book["Hoàn thành có hỗ trợ"]["F"][1:]]
+    assert dates and all(isinstance(c.value, datetime) and c.number_format == DATE_FORMAT for c in dates)
+    assert all(isinstance(c.value, datetime) for c in book["Thông báo"]["B"][1:])
+
+
+async def test_periods_filter_and_keep_assisted_apart(seeded: Seed) -> None:
+    h1_start, h1_end = datetime(2025, 12, 31, 17, tzinfo=UTC), datetime(2026, 6, 30, 17, tzinfo=UTC) - timedelta(microseconds=1)
+    first = await _workbook(seeded, start=h1_start, end=h1_end)
+    groups = await _check_groups_sheet(seeded, first, h1_start, h1_end)
+    assert _group_row(groups["DEMO-TDP02"])["members"] == 1 and _group_row(groups["DEMO-TDP03"])["members"] == 0
+    assert [r["Họ và tên"] for r in _table(first["Hoàn thành có hỗ trợ"], "Họ và tên")[1]] == ["Bình"]
+    assert [r["Số"] for r in _table(first["Thông báo"], "Số")[1]] == [seeded.broadcasts["all"]]
+    assert {r["Họ và tên"] for r in _table(first["Tiến độ người dân"], "Họ và tên")[1]} == {"Hải", "An", "Bình"}
+
+    h2_start = h1_end + timedelta(microseconds=1)
+    second = await _workbook(seeded, start=h2_start, end=SEPTEMBER)
+    groups = await _check_groups_sheet(seeded, second, h2_start, SEPTEMBER)
+    assert (_group_row(groups["DEMO-TDP01"])["self_period"], _group_row(groups["DEMO-TDP01"])["self"]) == (0, 4)
+    assert (_group_row(groups["DEMO-TDP02"])["self_period"], _group_row(groups["DEMO-TDP02"])["assisted_period"]) == (3, 0)
+    assert (_group_row(groups["DEMO-TDP03"])["self_period"], _group_row(groups["DEMO-TDP03"])["assisted_period"]) == (0, 3)
+    _, lessons = _table(second["Bài học"], "Thứ tự")
+    assert [(r["Lượt hoàn thành bài – tự học (trong kỳ)"], r["Lượt hoàn thành bài – có hỗ trợ (trong kỳ)"])
+            for r in lessons] == [(1, 1), (1, 1), (1, 1)]  # Chi on her own, Em with Hải
+    assert [r["Họ và tên"] for r in _table(second["Hoàn thành có hỗ trợ"], "Họ và tên")[1]] == ["Em"] * 3
+    assert [r["Số"] for r in _table(second["Thông báo"], "Số")[1]] == [seeded.broadcasts["behind"]]
+
+
+async def test_this_weeks_change(seeded: Seed) -> None:
+    book = await _workbook(seeded, start=None, end=AUGUST + timedelta(days=1))
+    groups = await _check_groups_sheet(seeded, book, None, AUGUST + timedelta(days=1))
+    # A week earlier TDP02 had only Dũng (0 %) and TDP03 nobody; now 1 of 2 and 1 of 1.
+    assert groups["DEMO-TDP02"]["Thay đổi 7 ngày (điểm %)"] == 50.0
+    assert groups["DEMO-TDP03"]["Thay đổi 7 ngày (điểm %)"] == 100.0
+    assert groups["DEMO-TDP01"]["Thay đổi 7 ngày (điểm %)"] == 0.0
+    assert groups["Tổng cộng"]["Thay đổi 7 ngày (điểm %)"] == approx(50.0 - 100 / 4)  # 3/6 now, 1/4 a week ago
+    assert MAY < AUGUST
+
+
+async def test_a_name_is_never_a_formula(seeded: Seed) -> None:
+    formula = '=HYPERLINK("http://example.invalid","x")'
+    async with seeded.app.sessions() as session, session.begin():
+        person = await session.get(Person, seeded.people["Hải"])
+        person.display_name = formula  # type: ignore[union-attr]
+        session.add(person)
+    async with seeded.app.sessions() as session:
+        ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
+        data = await build_workbook(session, ward_id=ward.id, lessons=seeded.lessons, start=None, end=SEPTEMBER,  # type: ignore[arg-type]
+                                    zone=ZONE)
+    _, residents = _table(load_workbook(BytesIO(data))["Tiến độ người dân"], "Họ và tên")
+    assert formula in [r["Họ và tên"] for r in residents]
+    with zipfile.ZipFile(BytesIO(data)) as archive:
+        sheets = [archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/")]
+    assert not any(b"<f>" in xml for xml in sheets)

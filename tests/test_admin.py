@@ -1,0 +1,294 @@
+"""The ward admin in the chat: overview and thi đua ranking, the broadcast composer
+(audiences, preview, time, report, cancel), reports as a Document and an Image, join links
+with their QR code, leader invitations and removal, and ``hocvuso admin add``."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import zxingcpp
+from PIL import Image as PILImage
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from bot.__main__ import App, cli
+from bot.core.messages import Document, Image, Menu, Text
+from storage.models import (
+    AuditLog,
+    Broadcast,
+    BroadcastStatus,
+    Identity,
+    Outbox,
+    OutboxStatus,
+    Person,
+    Role,
+    RoleKind,
+)
+from tests.staff import make_admin, make_leader, person_of, rows
+from tests.support import NUMBERED, Chat, ManualClock, join, pass_lesson
+
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+async def _admin(ward: App) -> Chat:
+    admin = Chat(ward.conversation, user="9000", name="Cán bộ Hà")
+    await join(admin, group_code="DEMO-TDP01")
+    await make_admin(ward, admin)
+    return admin
+
+
+async def _residents(ward: App) -> dict[str, Chat]:
+    """Lan (Tổ 3) completed lesson 1; Minh (Tổ 3) and Hoa (Tổ 5) did not; Ba leads Tổ 5."""
+    chats = {}
+    for user, name, code in (("1", "Lan", "DEMO-TDP03"), ("2", "Minh", "DEMO-TDP03"), ("3", "Hoa", "DEMO-TDP05"),
+                             ("4", "Ba", "DEMO-TDP05")):
+        chats[name] = Chat(ward.conversation, user=user, name=name)
+        await join(chats[name], group_code=code)
+    await pass_lesson(chats["Lan"], ward.lessons.first)
+    await make_leader(ward, chats["Ba"], "DEMO-TDP05")
+    return chats
+
+
+async def _names(ward: App, broadcast_id: int) -> list[str]:
+    async with ward.sessions() as session:
+        result = []
+        for row in (await session.exec(select(Outbox).where(Outbox.broadcast_id == broadcast_id))).all():
+            identity = await session.get(Identity, row.identity_id)
+            person = await session.get(Person, identity.person_id)
+            result.append(person.display_name)
+    return sorted(result)
+
+
+async def test_overview_and_ranking_use_the_same_numbers(ward: App) -> None:
+    admin = await _admin(ward)
+    await _residents(ward)
+    await admin.send("/quantri")
+    assert admin.last_text.startswith("🏛 Quản trị — Phường Mẫu")
+    await admin.press("Tổng quan")
+    text = admin.last_text
+    assert "10 tổ · 5 người dân tham gia · 1 người đã bắt đầu học" in text
+    assert "Lượt hoàn thành bài: 1 tự học · 0 học trực tiếp" in text
+    assert "Tổ trưởng dùng bot: 1 người, ở 1/10 tổ" in text
+    await admin.press("Thi đua")
+    lines = admin.last_text.split("\n")
+    assert lines[0] == "🏆 Thi đua giữa các tổ — Phường Mẫu"
+    ranked = [line for line in lines if "% (" in line]
+    assert len(ranked) == 10
+    # storage.stats.ranking: rate, then how near the target (nobody has finished: lower targets first)
+    assert ranked[0] == "1. Tổ dân phố Bắc Sơn: 0% (0/0) · chỉ tiêu 70% · không đổi trong tuần"
+    assert "Tổ dân phố 3: 0% (0/2) · chỉ tiêu 80% · không đổi trong tuần" in admin.last_text
+
+
+async def test_compose_a_broadcast_to_residents_who_have_not_completed_a_lesson(ward: App, clock: ManualClock) -> None:
+    admin = await _admin(ward)
+    await _residents(ward)
+    await admin.send("/quantri")
+    await admin.press("Soạn thông báo")
+    await admin.send("Mời bà con học bài 1 trước thứ Sáu.")
+    await admin.press("Người chưa hoàn thành một bài")
+    await admin.press(f"1. {ward.lessons.first.title}")
+    preview = admin.history[-3:]
+    assert isinstance(preview[0], Text) and "Xem trước" in preview[0].text
+    assert preview[1] == Text("Mời bà con học bài 1 trước thứ Sáu.")  # exactly what residents get
+    assert isinstance(preview[2], Menu) and "sẽ gửi tới 4 người" in preview[2].text  # Minh, Hoa, Ba, the admin
+    await admin.press("Đồng ý, gửi")
+    assert [o.label for o in admin.menu.options][:3] == ["Gửi ngay", "19:00 hôm nay", "08:00 sáng mai"]
+    await admin.press("Gửi ngay")
+    assert "Đã xếp hàng thông báo #1 cho 4 người" in admin.last_text
+    assert await _names(ward, 1) == ["Ba", "Cán bộ Hà", "Hoa", "Minh"]
+    [broadcast] = await rows(ward, Broadcast)
+    assert broadcast.audience == {"kind": "not_completed", "lesson": ward.lessons.first.id, "ward": "DEMO"}
+    assert broadcast.author == f"person:{(await person_of(ward, admin)).id}"
+    await admin.press("Kết quả gửi")
+    assert "Thông báo #1 — đã xếp hàng gửi, 4 người nhận" in admin.last_text
+    assert "đang chờ 4" in admin.last_text
+    await admin.press("Hủy thông báo")
+    await admin.press("Hủy thông báo")  # the confirmation
+    assert "đã hủy" in admin.last_text
+    assert {r.status for r in await rows(ward, Outbox)} == {OutboxStatus.CANCELLED}
+    actions = [a.action for a in await rows(ward, AuditLog)]
+    assert "broadcast.create" in actions and "broadcast.cancel" in actions
+
+
+async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: ManualClock) -> None:
+    admin = await _admin(ward)
+    await _residents(ward)
+    await admin.send("/quantri")
+    await admin.press("Soạn thông báo")
+    await admin.send("Họp tổ tối thứ Bảy.")
+    await admin.press("Chọn một số tổ")
+    await admin.press("Tổ dân phố 3")
+    await admin.press("Tổ dân phố 5")
+    await admin.press("Tổ dân phố 5")  # toggled off again
+    assert "✅ Tổ dân phố 3" in [o.label for o in admin.menu.options]
+    await admin.press("Xong (1 tổ)")
+    assert "sẽ gửi tới 2 người (các tổ DEMO-TDP03)" in admin.last_text
+    await admin.press("Đổi người nhận")
+    await admin.press("Chỉ các tổ trưởng")
+    assert "sẽ gửi tới 1 người (các tổ trưởng)" in admin.last_text
+    await admin.press("Đồng ý, gửi")
+    await admin.press("Chọn giờ khác")
+    await admin.send("ngày mai")
+    assert "chưa đọc được thời gian" in admin.last_text
+    await admin.send("2026-11-25 20:30")
+    assert "Đã lên lịch thông báo #1, sẽ gửi lúc 20:30 25/11/2026" in admin.last_text
+    [broadcast] = await rows(ward, Broadcast)
+    assert broadcast.status == BroadcastStatus.SCHEDULED and broadcast.audience == {"kind": "leaders", "ward": "DEMO"}
+    assert broadcast.scheduled_at == datetime(2026, 11, 25, 20, 30, tzinfo=ZONE).astimezone(UTC)
+
+    # A photo: on a channel that could not fetch it, the admin is told what to do instead.
+    await admin.press("Về menu quản trị")
+    await admin.press("Soạn thông báo")
+    replies = await admin.attach("photo")
+    assert "chưa nhận được ảnh" in admin.texts(replies) and "--image" in admin.texts(replies)
+    # Where the adapter fetched it (Incoming.media), it is kept with its caption as the text.
+    photo = ward.conversation.services.files_dir / "in" / "tg-test.jpg"
+    photo.parent.mkdir(parents=True, exist_ok=True)
+    PILImage.new("RGB", (40, 30), "red").save(photo, format="JPEG")
+    await admin._handle(attachment="photo", media=photo, text="Ngày hội chuyển đổi số")
+    await admin.press("Tất cả người dân")
+    shown = [r for r in admin.history[-3:] if isinstance(r, Image)]
+    assert shown == [Image(photo, "Ngày hội chuyển đổi số")] and "sẽ gửi tới 5 người" in admin.last_text
+    await admin.press("Đồng ý, gửi")
+    await admin.press("Gửi ngay")
+    broadcast = (await rows(ward, Broadcast))[-1]
+    assert broadcast.image == str(photo.resolve()) and photo.exists()
+    rows_ = [r for r in await rows(ward, Outbox) if r.broadcast_id == broadcast.id]
+    assert len(rows_) == 5 and rows_[0].payload == {"text": "Ngày hội chuyển đổi số", "image": str(photo.resolve())}
+
+
+async def test_a_photo_nobody_asked_for_is_not_kept(ward: App, tmp_path: Path) -> None:
+    resident = Chat(ward.conversation, user="77", name="Lan")
+    await join(resident)
+    photo = tmp_path / "anh.jpg"
+    photo.write_bytes(b"\xff\xd8\xff")
+    replies = await resident._handle(attachment="photo", media=photo)
+    assert "chỉ đọc được tin nhắn chữ" in resident.texts(replies) and not photo.exists()
+
+
+async def test_reports_arrive_as_a_workbook_and_a_chart(ward: App, clock: ManualClock) -> None:
+    admin = await _admin(ward)
+    await _residents(ward)
+    await admin.send("/quantri")
+    await admin.press("Báo cáo Excel")
+    await admin.press("6 tháng")
+    document, image = [r for r in admin.history if isinstance(r, Document | Image)]
+    assert isinstance(document, Document) and document.path.suffix == ".xlsx"
+    assert "Phường Mẫu — 6 tháng (báo cáo sơ kết) (từ 01/07/2026 đến 23/11/2026)" in document.caption
+    assert "10 tổ, 5 người dân, 0 người học xong cả chương trình (0%), 1 lượt hoàn thành bài" in document.caption
+    book = openpyxl.load_workbook(io.BytesIO(document.path.read_bytes()))
+    assert len(book.sheetnames) >= 4
+    assert isinstance(image, Image) and image.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert document.path.parent == ward.conversation.services.files_dir / "out"
+    [entry] = [a for a in await rows(ward, AuditLog) if a.action == "admin.report"]
+    assert entry.details == {"period": "6m"}
+
+
+async def test_join_link_and_qr_code_and_leader_invitations(ward: App, clock: ManualClock) -> None:
+    from dataclasses import replace
+
+    ward.conversation.services = replace(ward.conversation.services, telegram_username="hocvuso_bot")
+    admin = await _admin(ward)
+    chats = await _residents(ward)
+    await admin.send("/quantri")
+    await admin.press("Link tham gia")
+    await admin.press("Tổ dân phố 3")
+    assert "https://t.me/hocvuso_bot?start=g_DEMO-TDP03" in admin.texts()
+    assert 'nhắn cho bot "/start g_DEMO-TDP03"' in admin.texts()
+    [qr] = [r for r in admin.history if isinstance(r, Image)]
+    [decoded] = zxingcpp.read_barcodes(PILImage.open(qr.path))
+    assert decoded.text == "https://t.me/hocvuso_bot?start=g_DEMO-TDP03"
+
+    await admin.press("Về menu quản trị")
+    await admin.press("Mời tổ trưởng")
+    await admin.press("Tổ dân phố 5")
+    assert "Tổ trưởng của Tổ dân phố 5: Ba" in admin.last_text
+    await admin.press("Tạo link mời")
+    assert "https://t.me/hocvuso_bot?start=ld_" in admin.last_text
+    assert "dùng được một lần, đến 10:00 30/11/2026" in admin.last_text
+    await admin.press("Tổ trưởng của tổ này")
+    await admin.press("Bỏ quyền của Ba")
+    assert "Bỏ quyền tổ trưởng Tổ dân phố 5 của Ba?" in admin.last_text
+    await admin.press("Bỏ quyền")
+    assert "Đã bỏ quyền" in admin.last_text and "Tổ trưởng của Tổ dân phố 5: chưa có" in admin.last_text
+    assert [r.kind for r in await rows(ward, Role)] == [RoleKind.ADMIN]
+    await chats["Ba"].send("/nhom")
+    assert "chỉ dành cho tổ trưởng" in chats["Ba"].last_text
+
+
+async def test_admin_add_needs_a_started_and_consenting_account(ward: App) -> None:
+    from tests.delivery.test_broadcasts import _stamp_schema
+
+    await _stamp_schema(ward)
+    env = {"DATABASE_URL": ward.settings.database_url}
+
+    async def run(*args: str):
+        return await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "add", *args], env=env)
+
+    missing = await run("telegram:555")
+    assert missing.exit_code == 1 and "gửi /start và đồng ý" in missing.output
+    bad = await run("555")
+    assert bad.exit_code == 1 and "telegram:123456789" in bad.output
+    chat = Chat(ward.conversation, channel="telegram", user="555", name="Cán bộ Hà")
+    await join(chat)
+    wrong = await run("telegram:555", "--ward", "KHONGCO")
+    assert wrong.exit_code == 1 and "KHONGCO" in wrong.output
+    done = await run("telegram:555")
+    assert done.exit_code == 0, done.output
+    assert "Đã cấp quyền cán bộ quản trị Phường Mẫu cho Cán bộ Hà" in done.output
+    again = await run("telegram:555", "--ward", "DEMO")
+    assert again.exit_code == 0 and "đã là cán bộ quản trị" in again.output
+    [role] = await rows(ward, Role)
+    assert (role.kind, role.granted_by) == (RoleKind.ADMIN, "cli")
+    [entry] = [a for a in await rows(ward, AuditLog) if a.action == "role.grant"]
+    assert entry.actor == "cli" and entry.details == {"kind": "admin", "ward": role.ward_id}
+    await chat.send("/quantri")
+    assert chat.last_text.startswith("🏛 Quản trị — Phường Mẫu")
+
+
+async def test_numbered_channels_compose_by_typing_numbers(ward: App) -> None:
+    admin = Chat(ward.conversation, user="9001", name="Cán bộ Hà", capabilities=NUMBERED)
+    await join(admin, group_code="DEMO-TDP01")
+    await make_admin(ward, admin)
+    await admin.send("/quantri")
+    await admin.send("3")  # Soạn thông báo
+    await admin.send("Tin ngắn")
+    await admin.send("1")  # everyone
+    assert "sẽ gửi tới 1 người" in admin.last_text
+    await admin.send("1")  # confirm
+    await admin.send("1")  # now
+    assert "Đã xếp hàng thông báo #1 cho 1 người" in admin.last_text
+
+
+async def test_composer_buttons_out_of_order_or_for_another_ward_change_nothing(ward: App) -> None:
+    from storage.groups import upsert_group, upsert_ward
+    from storage.models import GroupKind
+    from tests.staff import snapshot
+
+    admin = await _admin(ward)
+    async with ward.sessions() as session, session.begin():
+        other, _ = await upsert_ward(session, code="KHAC", name="Xã Khác")
+        foreign, _ = await upsert_group(session, ward_id=other.id, code="KHAC-T1", name="Thôn 1",
+                                        kind=GroupKind.THON, target_percent=70)
+    await admin.send("/quantri")
+    await admin.press("Soạn thông báo")
+    await admin.send("Tin thử")
+    before = await snapshot(ward)
+    assert "Nút này đã cũ" in admin.texts(await admin.action("bc:at:now"))  # no preview yet
+    await admin.send("/quantri")
+    await admin.press("Soạn thông báo")
+    await admin.send("Tin thử")
+    await admin.action("bc:a:all")
+    assert "sẽ gửi tới 1 người" in admin.last_text
+    assert "Nút này đã cũ" in admin.texts(await admin.action("bc:at:now"))  # not confirmed under the preview
+    await admin.send("/quantri")
+    await admin.press("Soạn thông báo")
+    await admin.send("Tin thử")
+    await admin.press("Chọn một số tổ")
+    assert "chỉ dành cho" in admin.texts(await admin.action(f"bc:t:{foreign.id}"))  # another ward's group
+    assert await snapshot(ward) == before and await rows(ward, Broadcast) == []
