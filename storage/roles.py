@@ -186,7 +186,7 @@ def new_code() -> str:
 
 
 async def create_invite(
-    session: AsyncSession, *, group_id: int, created_by: int, now: datetime, ttl: timedelta = INVITE_TTL
+    session: AsyncSession, *, group_id: int, created_by: int | None, now: datetime, ttl: timedelta = INVITE_TTL
 ) -> Invite:
     invite = Invite(code=new_code(), kind=RoleKind.LEADER, group_id=group_id, created_by=created_by,
                     created_at=now, expires_at=now + ttl)

@@ -271,3 +271,26 @@ async def test_the_monday_job_and_the_catch_up_after_a_restart(ward: App, clock:
     producers.digest_week = None
     assert "digests" not in await tick(producers)  # Tuesday 09:00: past the catch-up window
     assert len(await _outbox(ward, "digest")) == 1
+
+
+async def test_two_people_opening_one_invitation_at_once_make_one_leader(any_app: App, clock: ManualClock) -> None:
+    """The guarded UPDATE: on PostgreSQL the second transaction waits for the first and then
+    finds the invitation used; on SQLite the writers are serialised."""
+    import asyncio
+
+    from storage.roles import create_invite
+    from tests.conftest import seed_demo_groups
+
+    await seed_demo_groups(any_app)
+    chats = [Chat(any_app.conversation, user=str(u), name=n) for u, n in ((1, "Ba"), (2, "Bảy"))]
+    for chat in chats:
+        await join(chat)
+    target = await group(any_app, "DEMO-TDP03")
+    async with any_app.sessions() as session, session.begin():
+        code = (await create_invite(session, group_id=target.id, created_by=None, now=clock.now())).code
+    replies = await asyncio.gather(*(chat.send(f"/start ld_{code}") for chat in chats))
+    texts = sorted(chats[0].texts(r) for r in replies)
+    assert sum("trở thành tổ trưởng" in t for t in texts) == 1 and sum("đã được dùng rồi" in t for t in texts) == 1
+    leaders = [r for r in await rows(any_app, Role) if r.kind == RoleKind.LEADER]
+    [invite] = await rows(any_app, Invite)
+    assert len(leaders) == 1 and invite.used_by == leaders[0].person_id and leaders[0].granted_by == "cli"
