@@ -16,6 +16,7 @@ the database run for real. Adding a channel = one more Driver and one more entry
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 import io
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -76,13 +77,14 @@ def numbered_options(text: str) -> list[str]:
     return options
 
 
-class NumberedDriver:
+class NumberedDriver(ABC):
     """Shared by channels that show menus as numbered lines: choose = type the number."""
 
     messages: list[str]
 
+    @abstractmethod
     async def send(self, text: str) -> None:
-        raise NotImplementedError
+        """Type ``text``; return when the bot has answered."""
 
     def last_text(self) -> str:
         assert self.messages, "the bot has said nothing yet"
