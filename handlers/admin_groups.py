@@ -16,7 +16,7 @@ from bot.core.conversation import Context
 from bot.core.messages import Image
 from bot.links import group_link, invite_link
 from handlers import authz
-from handlers.common import int_arg, local_time, page_count, page_of, write_file
+from handlers.common import int_arg, local_time, paginate, write_file
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.groups import get_group, get_ward, list_groups
@@ -51,21 +51,14 @@ async def groups_action(ctx: Context) -> None:
 
 async def _choose_group(ctx: Context, ward: Ward, verb: str, page: int) -> None:
     t = ctx.t
-    groups = await list_groups(ctx.session, ward_id=ward.id)
-    page = min(page, page_count(groups) - 1)
-    shown, has_prev, has_next = page_of(groups, page)
+    shown = paginate(await list_groups(ctx.session, ward_id=ward.id), page)
     target = "jq" if verb == "jl" else "iv"
-    options = [(g.name, f"adm:{target}:{g.id}") for g in shown]
-    if has_prev:
-        options.append((t("common.page_prev"), f"adm:{verb}:{ward.id}:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"adm:{verb}:{ward.id}:{page + 1}"))
+    options = [(g.name, f"adm:{target}:{g.id}") for g in shown.items]
+    options += shown.nav(ctx, f"adm:{verb}:{ward.id}:")
     options.append((t("admin.back"), f"adm:w:{ward.id}"))
-    pages = page_count(groups)
-    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
     key = "admin.join_choose" if verb == "jl" else "admin.invite_choose"
     ctx.goto(Step.MENU)
-    ctx.ask(t(key, hint=hint), options)
+    ctx.ask(t(key, hint=shown.hint(ctx)), options)
 
 
 def _links(ctx: Context, make: Callable[..., str], code: str) -> tuple[str | None, str]:

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from bot.core.conversation import Context
 from bot.core.text import clean_line, fold
 from handlers import authz
-from handlers.common import PAGE_SIZE, int_arg, page_count, page_of
+from handlers.common import PAGE_SIZE, int_arg, paginate
 from handlers.fallback import stale_action
 from handlers.onboarding import CONSENT_VERSION
 from handlers.steps import Step
@@ -71,20 +71,14 @@ async def choose_resident(ctx: Context, group: ResidentGroup, page: int) -> None
     assert group.id is not None and ctx.person is not None
     members = [m for m in await members_progress(ctx.session, group_id=group.id, lesson_ids=[l.id for l in ctx.lessons])
                if m.person_id != ctx.person.id]
-    page = min(page, page_count(members) - 1)
-    shown, has_prev, has_next = page_of(members, page)
+    shown = paginate(members, page)
     total = len(ctx.lessons)
     options = [(t("assisted.resident_option", name=m.display_name or "", done=m.completed, total=total),
-                f"lead:al:{group.id}:{m.person_id}:0") for m in shown]
-    if has_prev:
-        options.append((t("common.page_prev"), f"lead:as:{group.id}:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"lead:as:{group.id}:{page + 1}"))
+                f"lead:al:{group.id}:{m.person_id}:0") for m in shown.items]
+    options += shown.nav(ctx, f"lead:as:{group.id}:")
     options += [(t("assisted.add_by_name"), f"lead:an:{group.id}"), (t("leader.back_to_group"), f"lead:g:{group.id}")]
-    pages = page_count(members)
-    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
     ctx.goto(Step.MENU)
-    ctx.ask(t("assisted.choose_resident", group=group.name, hint=hint), options)
+    ctx.ask(t("assisted.choose_resident", group=group.name, hint=shown.hint(ctx)), options)
 
 
 def ask_name(ctx: Context, group: ResidentGroup) -> None:
@@ -127,26 +121,19 @@ async def receive_name(ctx: Context) -> None:
 async def choose_lesson(ctx: Context, group: ResidentGroup, person: Person, page: int, *, note: str = "") -> None:
     t = ctx.t
     assert person.id is not None
-    lessons = list(ctx.lessons)
-    page = min(page, page_count(lessons) - 1)
     progress = await progress_of(ctx.session, person_id=person.id)
-    shown, has_prev, has_next = page_of(lessons, page)
+    shown = paginate(list(ctx.lessons), page)
     options = []
-    for lesson in shown:
+    for lesson in shown.items:
         row = progress.get(lesson.id)
         done = row is not None and row.status == ProgressStatus.COMPLETED
         mark = ("🤝" if row.assisted_by is not None else "✅") if done and row else "▫️"
         number = ctx.lessons.position(lesson.id)
         options.append((f"{mark} {number}. {lesson.title}", f"lead:ac:{group.id}:{person.id}:{number}"))
-    if has_prev:
-        options.append((t("common.page_prev"), f"lead:al:{group.id}:{person.id}:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"lead:al:{group.id}:{person.id}:{page + 1}"))
+    options += shown.nav(ctx, f"lead:al:{group.id}:{person.id}:")
     options += [(t("assisted.other_resident"), f"lead:as:{group.id}:0"),
                 (t("leader.back_to_group"), f"lead:g:{group.id}")]
-    pages = page_count(lessons)
-    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
-    text = t("assisted.choose_lesson", name=person.display_name or "", hint=hint)
+    text = t("assisted.choose_lesson", name=person.display_name or "", hint=shown.hint(ctx))
     ctx.goto(Step.MENU)
     ctx.ask(f"{note}\n\n{text}" if note else text, options)
 

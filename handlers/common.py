@@ -7,7 +7,8 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from bot.core.conversation import Context
 
@@ -31,14 +32,37 @@ def int_arg(ctx: Context, index: int, *, low: int = 0, high: int | None = None) 
     return value
 
 
-def page_of(items: Sequence[T], page: int) -> tuple[Sequence[T], bool, bool]:
-    """The items on ``page`` and whether a previous / next page exists."""
-    start = page * PAGE_SIZE
-    return items[start : start + PAGE_SIZE], page > 0, start + PAGE_SIZE < len(items)
+def page_count(items: Sequence[object], size: int = PAGE_SIZE) -> int:
+    return max(1, -(-len(items) // size))
 
 
-def page_count(items: Sequence[object]) -> int:
-    return max(1, -(-len(items) // PAGE_SIZE))
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a long list of options: its items, and the ◀ / ▶ options and the
+    "(Trang 2/3)" hint that go with it."""
+
+    items: Sequence[T]
+    number: int  # 0-based, within range
+    count: int
+
+    def nav(self, ctx: Context, action: str) -> list[tuple[str, str]]:
+        """◀ / ▶ options whose action is ``action`` followed by the page number."""
+        options = []
+        if self.number > 0:
+            options.append((ctx.t("common.page_prev"), f"{action}{self.number - 1}"))
+        if self.number + 1 < self.count:
+            options.append((ctx.t("common.page_next"), f"{action}{self.number + 1}"))
+        return options
+
+    def hint(self, ctx: Context) -> str:
+        return ctx.t("common.page_of", page=self.number + 1, pages=self.count) if self.count > 1 else ""
+
+
+def paginate(items: Sequence[T], page: int, *, size: int = PAGE_SIZE) -> Page[T]:
+    """The page ``page`` of ``items`` (a page past the end shows the last one)."""
+    count = page_count(items, size)
+    number = max(0, min(page, count - 1))
+    return Page(items[number * size : (number + 1) * size], number, count)
 
 
 def words(ctx: Context, key: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from bot.broadcasting import TEXT_MAX, BroadcastError, format_report, parse_time
 from bot.core.conversation import Context
 from bot.core.messages import Image, Text
 from handlers import admin, authz
-from handlers.common import int_arg, local_time, page_count, page_of
+from handlers.common import int_arg, local_time, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from handlers.support import clean_message
@@ -166,16 +166,11 @@ def _ask_audience(ctx: Context) -> None:
 
 async def _choose_groups(ctx: Context, ward: Ward, page: int, *, selected: list[int], replace: bool = False) -> None:
     t = ctx.t
-    groups = await list_groups(ctx.session, ward_id=ward.id)
-    page = min(page, page_count(groups) - 1)
-    shown, has_prev, has_next = page_of(groups, page)
-    options = [(f"{'✅' if g.id in selected else '▫️'} {g.name}", f"bc:t:{g.id}") for g in shown]
-    if has_prev:
-        options.append((t("common.page_prev"), f"bc:gp:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"bc:gp:{page + 1}"))
+    shown = paginate(await list_groups(ctx.session, ward_id=ward.id), page)
+    options = [(f"{'✅' if g.id in selected else '▫️'} {g.name}", f"bc:t:{g.id}") for g in shown.items]
+    options += shown.nav(ctx, "bc:gp:")
     options += [(t("composer.groups_done", count=len(selected)), "bc:gd"), (t("composer.back_audience"), "bc:a")]
-    _go(ctx, Step.COMPOSE_AUDIENCE, sel=selected, page=page)
+    _go(ctx, Step.COMPOSE_AUDIENCE, sel=selected, page=shown.number)
     ctx.ask(t("composer.choose_groups"), options, replace=replace)
 
 
@@ -208,14 +203,10 @@ async def _groups_done(ctx: Context, ward: Ward) -> None:
 
 def _choose_lesson(ctx: Context, page: int) -> None:
     t = ctx.t
-    lessons = list(ctx.lessons)
-    page = min(page, page_count(lessons) - 1)
-    shown, has_prev, has_next = page_of(lessons, page)
-    options = [(f"{ctx.lessons.position(l.id)}. {l.title}", f"bc:l:{ctx.lessons.position(l.id)}") for l in shown]
-    if has_prev:
-        options.append((t("common.page_prev"), f"bc:lp:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"bc:lp:{page + 1}"))
+    shown = paginate(list(ctx.lessons), page)
+    options = [(f"{ctx.lessons.position(l.id)}. {l.title}", f"bc:l:{ctx.lessons.position(l.id)}")
+               for l in shown.items]
+    options += shown.nav(ctx, "bc:lp:")
     options.append((t("composer.back_audience"), "bc:a"))
     _go(ctx, Step.COMPOSE_AUDIENCE)
     ctx.ask(t("composer.choose_lesson"), options)

@@ -23,7 +23,7 @@ from bot.core.text import progress_bar
 from bot.delivery.transport import OutboundMessage
 from bot.leading import BEHIND_AFTER, is_behind, summary_lines
 from handlers import assisted, authz, support
-from handlers.common import PAGE_SIZE, int_arg, local_time
+from handlers.common import PAGE_SIZE, int_arg, local_time, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.groups import get_ward
@@ -151,22 +151,16 @@ def _member_line(ctx: Context, member: MemberProgress) -> str:
 async def show_members(ctx: Context, group: ResidentGroup, page: int) -> None:
     t = ctx.t
     members = await _members(ctx, group)
-    pages = max(1, -(-len(members) // MEMBERS_PER_PAGE))
-    page = min(page, pages - 1)
-    shown = members[page * MEMBERS_PER_PAGE : (page + 1) * MEMBERS_PER_PAGE]
+    shown = paginate(members, page, size=MEMBERS_PER_PAGE)
     lines = [t("leader.members_head", group=group.name, count=len(members))]
-    lines += [_member_line(ctx, m) for m in shown] or [t("leader.no_members")]
-    if pages > 1:
-        lines.append(t("common.page_of", page=page + 1, pages=pages))
-    options: list[tuple[str, str]] = []
-    if page > 0:
-        options.append((t("common.page_prev"), f"lead:m:{group.id}:{page - 1}"))
-    if page + 1 < pages:
-        options.append((t("common.page_next"), f"lead:m:{group.id}:{page + 1}"))
+    lines += [_member_line(ctx, m) for m in shown.items] or [t("leader.no_members")]
+    if shown.count > 1:
+        lines.append(shown.hint(ctx))
+    options = shown.nav(ctx, f"lead:m:{group.id}:")
     options += [(t("leader.back_to_group"), f"lead:g:{group.id}"), (t("menu.back"), "menu")]
-    authz.record(ctx, "leader.members", f"group:{group.id}", page=page)
+    authz.record(ctx, "leader.members", f"group:{group.id}", page=shown.number)
     ctx.goto(Step.MENU)
-    ctx.ask("\n".join(lines), options, replace=ctx.incoming.action is not None and page > 0)
+    ctx.ask("\n".join(lines), options, replace=ctx.incoming.action is not None and shown.number > 0)
 
 
 async def nudge(ctx: Context, group: ResidentGroup) -> None:

@@ -6,7 +6,7 @@ from bot.core.conversation import Context
 from bot.curriculum import Lesson
 from handlers import menu
 from handlers.fallback import stale_action
-from handlers.common import int_arg, page_count, page_of
+from handlers.common import int_arg, page_count, paginate
 from handlers.steps import Step
 from storage.models import ProgressStatus
 from storage.progress import progress_of, start_lesson
@@ -33,23 +33,18 @@ async def list_lessons(ctx: Context) -> None:
     assert ctx.person is not None and ctx.person.id is not None
     t = ctx.t
     lessons = list(ctx.lessons)
-    page = int_arg(ctx, 0, high=page_count(lessons)) or 0
     progress = await progress_of(ctx.session, person_id=ctx.person.id)
-    shown, has_prev, has_next = page_of(lessons, page)
+    shown = paginate(lessons, int_arg(ctx, 0, high=page_count(lessons)) or 0)
     options = []
-    for lesson in shown:
+    for lesson in shown.items:
         done = lesson.id in progress and progress[lesson.id].status == ProgressStatus.COMPLETED
         mark = "✅" if done else "▫️"
         options.append((f"{mark} {ctx.lessons.position(lesson.id)}. {lesson.title}", f"lesson:{lesson.id}"))
-    if has_prev:
-        options.append((t("common.page_prev"), f"lessons:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"lessons:{page + 1}"))
+    options += shown.nav(ctx, "lessons:")
     options.append((t("menu.back"), "menu"))
     ctx.goto(Step.MENU)
-    pages = page_count(lessons)
-    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
-    ctx.ask(t("lessons.list", hint=hint), options, replace=ctx.incoming.action is not None and page > 0)
+    ctx.ask(t("lessons.list", hint=shown.hint(ctx)), options,
+            replace=ctx.incoming.action is not None and shown.number > 0)
 
 
 async def open_lesson(ctx: Context) -> None:

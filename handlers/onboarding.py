@@ -10,7 +10,7 @@ from __future__ import annotations
 from bot.core.conversation import Context
 from bot.core.text import clean_line, fold
 from handlers import invites, menu
-from handlers.common import PAGE_SIZE, int_arg, page_of, words
+from handlers.common import PAGE_SIZE, int_arg, paginate, words
 from handlers.steps import Step
 from storage.groups import count_groups, find_group_by_code, get_group, get_ward, list_groups, list_wards
 from storage.models import ResidentGroup
@@ -175,19 +175,13 @@ async def choose_group(ctx: Context, *, group_code: str | None = None, ward_id: 
         ctx.ask(t("onboarding.choose_ward"), [(w.name, f"group:ward:{w.id}") for w in wards])
         return
     ward = next((w for w in wards if w.id == ward_id), wards[0])
-    groups = await list_groups(ctx.session, ward_id=ward.id)
-    shown, has_prev, has_next = page_of(groups, page)
-    options = [(g.name, f"group:set:{g.id}") for g in shown]
-    if has_prev:
-        options.append((t("common.page_prev"), f"group:page:{ward.id}:{page - 1}"))
-    if has_next:
-        options.append((t("common.page_next"), f"group:page:{ward.id}:{page + 1}"))
+    shown = paginate(await list_groups(ctx.session, ward_id=ward.id), page)
+    options = [(g.name, f"group:set:{g.id}") for g in shown.items]
+    options += shown.nav(ctx, f"group:page:{ward.id}:")
     if len(wards) > 1:
         options.append((t("onboarding.other_ward"), "group:wards"))
-    ctx.goto(Step.CHOOSE_GROUP, ward=ward.id, page=page)
-    pages = -(-len(groups) // PAGE_SIZE)
-    hint = t("common.page_of", page=page + 1, pages=pages) if pages > 1 else ""
-    ctx.ask(t("onboarding.choose_group", ward=ward.name, hint=hint), options)
+    ctx.goto(Step.CHOOSE_GROUP, ward=ward.id, page=shown.number)
+    ctx.ask(t("onboarding.choose_group", ward=ward.name, hint=shown.hint(ctx)), options)
 
 
 async def _confirm_group(ctx: Context, group: ResidentGroup) -> None:
