@@ -102,7 +102,7 @@ def _settings() -> Settings:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        raise _fail(f"Lỗi cấu hình: {exc}", 2) from None
+        raise _fail(Catalog.load().text("cli.settings_invalid", error=str(exc)), 2) from None
     _configure_logging(settings)
     return settings
 
@@ -130,17 +130,17 @@ def _app(settings: Settings) -> App:
     try:
         return build_app(settings)
     except LessonLibraryError as exc:
-        raise _fail("Bài học có lỗi, hãy sửa rồi chạy lại:\n" + str(exc)) from None
+        raise _fail(Catalog.load().text("cli.lessons_invalid", errors=str(exc))) from None
 
 
-class Role(StrEnum):
+class ProcessRole(StrEnum):
     ALL = "all"  # receive, handle, send, schedule: one process does everything
     WORKER = "worker"  # only the outbox senders and the scheduler
 
 
 @cli.command()
 def run(
-    role: Annotated[Role, typer.Option(help="all: mọi việc trong một tiến trình; worker: chỉ gửi tin và lập lịch")] = Role.ALL,
+    role: Annotated[ProcessRole, typer.Option(help="all: mọi việc trong một tiến trình; worker: chỉ gửi tin và lập lịch")] = ProcessRole.ALL,
 ) -> None:
     """Chạy bot: Telegram nếu có TELEGRAM_BOT_TOKEN, nếu không thì trò chuyện trong cửa sổ dòng lệnh."""
     settings = _settings()
@@ -149,14 +149,14 @@ def run(
     app = _app(settings)
     has_zalo = settings.zalo_bot_token is not None or settings.zalo_oa_id is not None
     if settings.telegram_bot_token is None and not has_zalo:
-        if role == Role.WORKER:
+        if role == ProcessRole.WORKER:
             raise _fail(app.catalog.text("cli.worker_needs_channel"))
         typer.echo(app.catalog.text("cli.no_token", database=settings.database_url))
         asyncio.run(_chat(app))
         return
-    if role == Role.ALL and settings.telegram_bot_token is not None:
+    if role == ProcessRole.ALL and settings.telegram_bot_token is not None:
         typer.echo(app.catalog.text("cli.telegram_polling", api=str(settings.telegram_api_url).rstrip("/")))
-    if role == Role.ALL and has_zalo:
+    if role == ProcessRole.ALL and has_zalo:
         typer.echo(app.catalog.text("cli.zalo_receiving"))
     asyncio.run(_serve(app, role=role))
 
@@ -183,7 +183,7 @@ async def _chat(app: App) -> None:
         await app.close()
 
 
-async def _serve(app: App, *, role: Role) -> None:
+async def _serve(app: App, *, role: ProcessRole) -> None:
     """The configured channels (role all), one outbox sender per channel, the scheduler and,
     when Zalo needs it, the web endpoint — until SIGINT/SIGTERM."""
     from bot.channels.zalo import build_zalo_channels
@@ -240,7 +240,7 @@ async def _serve(app: App, *, role: Role) -> None:
 
     web = None
     receiving: list[asyncio.Task] = []  # type: ignore[type-arg]
-    if role == Role.ALL:
+    if role == ProcessRole.ALL:
         if zalo.needs_web:
             web = await start_web(zalo.web_app(), host=settings.web_host, port=settings.web_port)
         if telegram is not None:
