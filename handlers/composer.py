@@ -129,15 +129,15 @@ async def receive_text(ctx: Context) -> None:
         return
     t = ctx.t
     incoming = ctx.incoming
-    if incoming.attachment and incoming.media is None:
+    photo = await ctx.fetch_media() if incoming.attachment else None
+    if incoming.attachment and photo is None:
         _go(ctx, Step.COMPOSE_TEXT)
         ctx.ask(t("composer.photo_unsupported"), [(t("composer.cancel"), "bc:x")])
         return
     changes: dict[str, Any] = {}
-    if incoming.media is not None:
+    if photo is not None:
         _drop_image(ctx)
-        ctx.keep_media = True
-        changes["image"] = str(incoming.media)
+        changes["image"] = str(photo)
     text = clean_message(incoming.text or "") if incoming.text else ctx.data.get("text") or ""
     if len(incoming.text or "") > TEXT_MAX:
         _go(ctx, Step.COMPOSE_TEXT, **changes)

@@ -146,11 +146,15 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.press("Soạn thông báo")
     replies = await admin.attach("photo")
     assert "chưa nhận được ảnh" in admin.texts(replies) and "--image" in admin.texts(replies)
-    # Where the adapter fetched it (Incoming.media), it is kept with its caption as the text.
+    # Where the adapter can fetch it (Incoming.fetch_media), it is kept with its caption as the text.
     photo = ward.conversation.services.files_dir / "in" / "tg-test.jpg"
-    photo.parent.mkdir(parents=True, exist_ok=True)
-    PILImage.new("RGB", (40, 30), "red").save(photo, format="JPEG")
-    await admin._handle(attachment="photo", media=photo, text="Ngày hội chuyển đổi số")
+
+    async def download() -> Path:
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        PILImage.new("RGB", (40, 30), "red").save(photo, format="JPEG")
+        return photo
+
+    await admin._handle(attachment="photo", fetch_media=download, text="Ngày hội chuyển đổi số")
     await admin.press("Tất cả người dân")
     shown = [r for r in admin.history[-3:] if isinstance(r, Image)]
     assert shown == [Image(photo, "Ngày hội chuyển đổi số")] and "sẽ gửi tới 5 người" in admin.last_text
@@ -166,8 +170,12 @@ async def test_a_photo_nobody_asked_for_is_not_kept(ward: App, tmp_path: Path) -
     resident = Chat(ward.conversation, user="77", name="Lan")
     await join(resident)
     photo = tmp_path / "anh.jpg"
-    photo.write_bytes(b"\xff\xd8\xff")
-    replies = await resident._handle(attachment="photo", media=photo)
+
+    async def download() -> Path:  # what an adapter would do if asked: it must not be asked
+        photo.write_bytes(b"\xff\xd8\xff")
+        return photo
+
+    replies = await resident._handle(attachment="photo", fetch_media=download)
     assert "chỉ đọc được tin nhắn chữ" in resident.texts(replies) and not photo.exists()
 
 

@@ -94,7 +94,7 @@ class Context:
         self.args: tuple[str, ...] = ()
         self.replies: list[Reply] = []
         self.erased = False  # the identity was deleted: nothing of it may be saved again
-        self.keep_media = False  # a handler took the photo in ``incoming.media``: keep the file
+        self._fetched: Path | None = None  # a photo this update downloaded (see fetch_media)
 
     @property
     def t(self) -> Translate:
@@ -126,6 +126,19 @@ class Context:
         """Move to ``step`` with fresh step data (a new dict, so the JSON column is saved)."""
         self.state.step = step
         self.state.data = dict(data)
+
+    async def fetch_media(self) -> Path | None:
+        """Download the photo the user sent, if the channel can (None if not). The file is the
+        caller's to keep; if handling the update fails afterwards, the engine deletes it."""
+        if self.incoming.fetch_media is None:
+            return None
+        self._fetched = await self.incoming.fetch_media()
+        return self._fetched
+
+    def discard_media(self) -> None:
+        if self._fetched is not None:
+            self._fetched.unlink(missing_ok=True)
+            self._fetched = None
 
     def pending_options(self) -> list[Option]:
         """The options of the last menu shown, which a typed reply may pick from."""
@@ -173,7 +186,7 @@ class Router:
 
     def step(self, step: str, handler: Handler, *, needs_person: bool = False, media: bool = False) -> None:
         """Free text in ``step`` goes to ``handler``; with ``media``, attachments do too
-        (``incoming.media`` holds the photo where the channel could fetch it)."""
+        (the handler may fetch a photo with ``ctx.fetch_media()``)."""
         self._steps[str(step)] = Route(handler, needs_person)
         if media:
             self._media_steps.add(str(step))
@@ -231,12 +244,6 @@ class Router:
         return None
 
 
-def _drop_media(incoming: Incoming) -> None:
-    """A photo nobody asked for is not kept: it may be personal."""
-    if incoming.media is not None:
-        incoming.media.unlink(missing_ok=True)
-
-
 class KeyedLocks:
     """One asyncio lock per key, dropped when nobody holds or waits for it."""
 
@@ -283,7 +290,6 @@ class Conversation:
             async with self._locks.hold(incoming.key):
                 return await self._handle(incoming, capabilities)
         except Exception:
-            _drop_media(incoming)
             if self.reraise:
                 raise
             # The text of the update is personal data; the ids are enough to find it.
@@ -323,9 +329,11 @@ class Conversation:
             route = self.router.resolve(ctx)
             if route.needs_person and ctx.person is None:
                 route = Route(self.router.fallbacks.needs_start, needs_person=False)
-            await route.handler(ctx)
-            if not ctx.keep_media:
-                _drop_media(incoming)
+            try:
+                await route.handler(ctx)
+            except BaseException:
+                ctx.discard_media()  # the transaction rolls back: nothing refers to the file
+                raise
             if not ctx.erased:
                 self._remember_menu(ctx)
                 state.updated_at = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,10 @@ class Incoming:
     Exactly one of ``text``, ``action`` or ``attachment`` is normally set. ``action`` is
     the payload of a pressed option (untrusted: it is parsed and authorised again).
     ``attachment`` names a kind the bot does not read (``sticker``, ``photo``, ``voice``…).
-    ``media``: where the adapter could fetch a photo the user sent (a file it downloaded, with
-    its caption in ``text``), for the steps that take one (a broadcast's picture); the engine
-    deletes the file afterwards unless a handler kept it.
+    ``fetch_media``: set by an adapter that can download a photo the user sent (its caption
+    is in ``text``). Nothing is downloaded unless a handler that wants the picture (a
+    broadcast's) calls it through :meth:`Context.fetch_media`: residents' photos — an ID
+    card, a bank screen — are never written to disk.
     """
 
     channel: str
@@ -27,7 +29,7 @@ class Incoming:
     start_param: str | None = None
     attachment: str | None = None
     update_id: str | None = None
-    media: Path | None = None
+    fetch_media: Callable[[], Awaitable[Path | None]] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -78,7 +78,7 @@ class TelegramChannel:
         files_dir: Path | None = None,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
-        (``Incoming.media``); without it photos stay unread attachments."""
+        (``Incoming.fetch_media``); without it photos stay unread attachments."""
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
         self.bot = Bot(token, session=session, default=DefaultBotProperties(link_preview_is_disabled=True))
         self._conversation = conversation
@@ -123,23 +123,25 @@ class TelegramChannel:
         attachment = None
         if message.text is None:
             attachment = next((k for k in _ATTACHMENT_KINDS if getattr(message, k, None)), "other")
-        media = await self._download_photo(message, event_update.update_id) if message.photo else None
+        async def fetch() -> Path | None:
+            return await self._download_photo(message, event_update.update_id)
+
         incoming = Incoming(
             channel=CHANNEL,
             external_id=str(user.id),
             display_name=_display_name(user),
             locale=user.language_code,
-            text=message.text if media is None else message.caption,
+            text=message.text if message.text is not None else message.caption,
             attachment=attachment,
             update_id=str(event_update.update_id),
-            media=media,
+            fetch_media=fetch if message.photo and self._files_dir is not None else None,
         )
         replies = await self._conversation.handle(incoming, CAPABILITIES)
         await self.render(message.chat.id, replies, pressed=None)
 
     async def _download_photo(self, message: Message, update_id: int) -> Path | None:
-        """The largest size of a photo, saved under the files folder (the engine deletes it
-        unless a step takes it: an admin's broadcast photo)."""
+        """The largest size of a photo, saved under the files folder — only when a step asks
+        for it (an admin's broadcast photo)."""
         if self._files_dir is None or not message.photo:
             return None
         largest = message.photo[-1]

@@ -135,7 +135,7 @@ class ZaloBotChannel:
         files_dir: Path | None = None,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
-        (``Incoming.media``); without it photos stay unread attachments."""
+        (``Incoming.fetch_media``); without it photos stay unread attachments."""
         self.client = client
         self._files_dir = files_dir
         self._conversation = conversation
@@ -273,16 +273,18 @@ class ZaloBotChannel:
             log.debug("repeated Zalo event %s dropped", event.message_id)
             return
 
+        async def fetch() -> Path | None:
+            return await self._download_photo(event)
+
         async def work() -> None:
-            media = await self._download_photo(event) if event.photo_url else None
             incoming = Incoming(
                 channel=CHANNEL,
                 external_id=event.user_id,
                 display_name=event.display_name,
-                text=event.text if media is None else event.caption,
+                text=event.text if event.text is not None else event.caption,
                 attachment=event.attachment,
                 update_id=f"zalo:{event.message_id}",
-                media=media,
+                fetch_media=fetch if event.photo_url and self._files_dir is not None else None,
             )
             replies = await self._conversation.handle(incoming, self.capabilities)
             await self.render(event.chat_id, replies)
@@ -290,8 +292,8 @@ class ZaloBotChannel:
         await self.tasks.start(event.chat_id, work)
 
     async def _download_photo(self, event: BotEvent) -> Path | None:
-        """The picture of an image event, saved under the files folder (the engine deletes
-        it unless a step takes it: an admin's broadcast photo)."""
+        """The picture of an image event, saved under the files folder — only when a step
+        asks for it (an admin's broadcast photo)."""
         if self._files_dir is None or event.photo_url is None:
             return None
         folder = self._files_dir / "in"
