@@ -26,6 +26,7 @@ from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import OutboundMessage
 from bot.core.messages import Option
 from storage import outbox
+from storage.reach import reachable
 from storage.models import Identity, LessonProgress, Person, ProgressStatus
 
 
@@ -60,14 +61,18 @@ async def plan_reminders(
     unfinished: dict[int, tuple[Person, str]] = {}
     for person, lesson_id in (await session.exec(query)).all():
         unfinished.setdefault(person.id, (person, lesson_id))  # type: ignore[arg-type]
-    rows = []
+    due: dict[int, tuple[Person, str]] = {}
     for person_id, (person, lesson_id) in unfinished.items():
         at = datetime.combine(today, datetime.min.time(), policy.zone).replace(hour=person.reminder_hour)
         if not at <= local_now < at + policy.catch_up:
             continue
         if person.last_reminded_at and person.last_reminded_at.astimezone(policy.zone).date() >= today:
             continue
-        identity = await _reachable_identity(session, person_id=person_id)
+        due[person_id] = (person, lesson_id)
+    accounts = await reachable(session, person_ids=due)
+    rows = []
+    for person_id, (person, lesson_id) in due.items():
+        identity = accounts.get(person_id)
         lesson = lessons.get(lesson_id)
         if identity is None or lesson is None:
             continue
@@ -86,15 +91,6 @@ def reminder_message(catalog: Catalog, *, person: Person, title: str) -> Outboun
         text=t("reminders.message", name=person.display_name or "", title=title),
         options=(Option(t("menu.continue"), "next"), Option(t("reminders.stop_button"), "reminders:off")),
     )
-
-
-async def _reachable_identity(session: AsyncSession, *, person_id: int) -> Identity | None:
-    query = (
-        select(Identity)
-        .where(Identity.person_id == person_id, col(Identity.blocked_at).is_(None))
-        .order_by(col(Identity.last_seen_at).desc(), col(Identity.id).desc())
-    )
-    return (await session.exec(query)).first()
 
 
 async def record_reminder_sent(session: AsyncSession, row: outbox.Claimed, now: datetime) -> None:

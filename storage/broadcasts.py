@@ -14,7 +14,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     Broadcast,
     BroadcastStatus,
-    Identity,
     LessonProgress,
     Outbox,
     OutboxStatus,
@@ -26,6 +25,7 @@ from storage.models import (
     Ward,
 )
 from storage.outbox import enqueue, outbox_row
+from storage.reach import reachable
 
 
 class AudienceError(ValueError):
@@ -83,41 +83,28 @@ async def check_groups_exist(session: AsyncSession, *, audience: dict[str, Any])
 async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list[Recipient]:
     """Consenting, not deleted people of the audience, each through one reachable identity
     (the one they used most recently), so a person on two channels gets the news once."""
-    query = (
-        select(Person.id, Identity.id, Identity.channel, Identity.last_seen_at)
-        .join(Identity, col(Identity.person_id) == Person.id)
-        .where(
-            col(Person.deleted_at).is_(None),
-            col(Person.consent_at).is_not(None),
-            col(Identity.blocked_at).is_(None),
-        )
-    )
+    people = select(Person.id).where(col(Person.deleted_at).is_(None), col(Person.consent_at).is_not(None))
     kind = audience.get("kind")
     if kind == "groups":
         groups = select(ResidentGroup.id).where(col(ResidentGroup.code).in_(audience["codes"]))
-        query = query.where(col(Person.group_id).in_(groups))
+        people = people.where(col(Person.group_id).in_(groups))
     elif kind == "not_completed":
         done = select(LessonProgress.person_id).where(
             LessonProgress.lesson_id == audience["lesson"], LessonProgress.status == ProgressStatus.COMPLETED
         )
-        query = query.where(col(Person.id).not_in(done))
+        people = people.where(col(Person.id).not_in(done))
     elif kind == "leaders":
         leaders = select(Role.person_id).where(Role.kind == RoleKind.LEADER)
         if audience.get("ward"):
             # Leaders of the ward's groups, whichever group they live in themselves.
             leaders = leaders.where(col(Role.group_id).in_(_ward_groups(audience["ward"])))
-        query = query.where(col(Person.id).in_(leaders))
+        people = people.where(col(Person.id).in_(leaders))
     elif kind != "all":
         raise AudienceError(f"đối tượng '{kind}' chưa hỗ trợ")
     if audience.get("ward") and kind != "leaders":
-        query = query.where(col(Person.group_id).in_(_ward_groups(audience["ward"])))
-    chosen: dict[int, tuple[datetime | None, int, str]] = {}
-    for person_id, identity_id, channel, seen in (await session.exec(query)).all():
-        best = chosen.get(person_id)
-        key = (seen.timestamp() if seen else 0.0, identity_id)
-        if best is None or key > ((best[0].timestamp() if best[0] else 0.0), best[1]):
-            chosen[person_id] = (seen, identity_id, channel)
-    return [Recipient(p, i, c) for p, (_, i, c) in sorted(chosen.items())]
+        people = people.where(col(Person.group_id).in_(_ward_groups(audience["ward"])))
+    accounts = await reachable(session, person_ids=people)
+    return [Recipient(p, i.id, i.channel) for p, i in sorted(accounts.items())]  # type: ignore[arg-type]
 
 
 def _ward_groups(ward_code: str):  # type: ignore[no-untyped-def]

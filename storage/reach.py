@@ -9,21 +9,26 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import Select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Identity, Outbox, OutboxStatus
 
 
-async def reachable(session: AsyncSession, *, person_ids: Iterable[int]) -> dict[int, Identity]:
-    """The account to write to, per person; people with no unblocked account are absent."""
-    ids = list(person_ids)
-    if not ids:
+async def reachable(session: AsyncSession, *, person_ids: Iterable[int] | Select) -> dict[int, Identity]:
+    """The account to write to, per person; people with no unblocked account are absent.
+
+    ``person_ids`` is a few ids, or a query selecting them (a broadcast to a whole ward must
+    not bind one parameter per resident)."""
+    people = person_ids if isinstance(person_ids, Select) else list(person_ids)
+    if isinstance(people, list) and not people:
         return {}
     query = (
         select(Identity)
-        .where(col(Identity.person_id).in_(ids), col(Identity.blocked_at).is_(None))
-        .order_by(col(Identity.last_seen_at).desc(), col(Identity.id).desc())
+        .where(col(Identity.person_id).in_(people), col(Identity.blocked_at).is_(None))
+        # NULLS LAST: PostgreSQL would otherwise put never-seen accounts first, SQLite last.
+        .order_by(col(Identity.last_seen_at).desc().nulls_last(), col(Identity.id).desc())
     )
     chosen: dict[int, Identity] = {}
     for identity in (await session.exec(query)).all():
