@@ -5,6 +5,10 @@ name and sent as ``{PUBLIC_BASE_URL}/media/<name>``. A name is a keyed hash of t
 content (the key is a random salt kept in the folder): the same picture keeps one name
 across restarts, and nobody can guess a name without the salt. Only names of that exact
 shape are ever served, so a request cannot walk out of the folder.
+
+Published files can carry personal data (a certificate with a name, a ward workbook sent to
+an admin as a link), so they are served for ``KEEP_DAYS`` only and then deleted: Zalo
+fetches an image at once, and an admin opens a report the same week.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import os
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{32}\.[a-z0-9]{1,5}$")
 SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".xlsx", ".csv", ".txt"}
+KEEP_DAYS = 7
 CONTENT_TYPES = {
     ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
     ".webp": "image/webp", ".pdf": "application/pdf", ".csv": "text/csv", ".txt": "text/plain",
@@ -29,9 +36,10 @@ CONTENT_TYPES = {
 class MediaStore:
     """A folder of published files and the base URL they are reachable at (if any)."""
 
-    def __init__(self, folder: Path, *, public_base_url: str | None = None) -> None:
+    def __init__(self, folder: Path, *, public_base_url: str | None = None, keep_days: float = KEEP_DAYS) -> None:
         self.folder = folder
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        self.keep_seconds = keep_days * 86400
 
     @property
     def serves_urls(self) -> bool:
@@ -46,13 +54,25 @@ class MediaStore:
             path.chmod(0o600)
         return path.read_bytes()
 
+    def _expired(self, path: Path, now: float) -> bool:
+        return path.stat().st_mtime < now - self.keep_seconds
+
+    def _prune(self, now: float) -> None:
+        for path in self.folder.iterdir():
+            if NAME.fullmatch(path.name) and self._expired(path, now):
+                path.unlink(missing_ok=True)
+
     def _publish(self, source: Path) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._prune(time.time())
         data = source.read_bytes()
         digest = hashlib.sha256(self._salt() + data).digest()
         suffix = source.suffix.lower() if source.suffix.lower() in SUFFIXES else ".bin"
         name = base64.urlsafe_b64encode(digest).decode()[:32] + suffix
         target = self.folder / name
-        if not target.exists():
+        if target.exists():
+            os.utime(target)  # published again: served for another KEEP_DAYS
+        else:
             tmp = self.folder / f".{name}.{secrets.token_hex(4)}"
             shutil.copyfile(source, tmp)
             tmp.replace(target)  # atomic: a reader never sees half a file
@@ -73,7 +93,12 @@ class MediaStore:
         if not NAME.fullmatch(name):
             return None
         path = self.folder / name
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        if self._expired(path, time.time()):
+            path.unlink(missing_ok=True)
+            return None
+        return path
 
     @staticmethod
     def content_type(name: str) -> str:

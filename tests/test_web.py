@@ -89,3 +89,23 @@ async def test_the_factory_builds_what_the_settings_configure(app: App, tmp_path
     paths = {r.resource.canonical for r in everything.web_app().router.routes()}  # type: ignore[union-attr]
     assert paths == {"/webhooks/zalo-bot", "/webhooks/zalo-oa", "/media/{name}", "/healthz"}
     await everything.close()
+
+
+async def test_published_files_are_served_for_a_week_then_deleted(base: str, media: MediaStore, tmp_path: Path) -> None:
+    import os
+    import time
+
+    certificate = tmp_path / "giay-chung-nhan.png"
+    certificate.write_bytes(b"\x89PNG a name on it")
+    name = await media.publish(certificate)
+    assert await get(f"{base}/media/{name}") == (200, certificate.read_bytes())
+    eight_days_ago = time.time() - 8 * 86400
+    os.utime(media.folder / name, (eight_days_ago, eight_days_ago))
+    assert (await get(f"{base}/media/{name}"))[0] == 404  # expired: refused…
+    assert not (media.folder / name).exists()  # …and gone
+    other = tmp_path / "bao-cao.xlsx"
+    other.write_bytes(b"PK ward report")
+    old = await media.publish(other)
+    os.utime(media.folder / old, (eight_days_ago, eight_days_ago))
+    assert await media.publish(certificate) == name and not (media.folder / old).exists()  # pruned when publishing
+    assert await get(f"{base}/media/{name}") == (200, certificate.read_bytes())  # published again: served again
