@@ -153,8 +153,27 @@ class ConversationState(SQLModel, table=True):
     )
     step: str = Field(default="new", max_length=32)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The options offered last (``{"options": [...], "extra": [...], "last": action}``): what
+    # a typed reply may pick and which step-bound actions are honoured now.
     menu: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Bumped on every save: a writer outside the engine (the outbox sender) can tell whether
+    # the resident moved on since it looked.
+    version: int = Field(default=0)
     updated_at: datetime | None = _time(nullable=False)
+
+
+class HandledEvent(SQLModel, table=True):
+    """An update a channel delivered and the engine handled, recorded in the same transaction
+    as its effects: the same event delivered again (a webhook retry, a redelivery after a
+    restart) changes nothing. Pruned after a retention window."""
+
+    __tablename__ = "handled_event"
+    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_handled_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=48)  # the channel (later: the channel account)
+    event_id: str = Field(max_length=128)
+    handled_at: datetime | None = _time(nullable=False, index=True)
 
 
 class AuditLog(SQLModel, table=True):
@@ -200,6 +219,9 @@ class Outbox(SQLModel, table=True):
     due_at: datetime | None = _time(nullable=False)
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(16))
     attempts: int = Field(default=0)
+    # Incremented by every claim: the fencing token. Only the sender holding the latest claim
+    # may finish the row, so a sender whose lease ran out cannot overwrite another's outcome.
+    claim: int = Field(default=0)
     lease_until: datetime | None = _time()
     last_error: str | None = Field(default=None, max_length=300)
     sent_at: datetime | None = _time()
@@ -207,6 +229,11 @@ class Outbox(SQLModel, table=True):
     broadcast_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("broadcast.id"), index=True)
     )
+    # The person whose name or words the message carries, when that is not the recipient (a
+    # resident's question sent to a leader, a leader's nudge): erased with that person.
+    about_person_id: int | None = Field(default=None, sa_column=Column(Integer, index=True))
+    # What the message is about, re-checked when it is sent (``help_request:<id>``).
+    ref: str | None = Field(default=None, max_length=48, index=True)
     created_at: datetime | None = _time(nullable=False)
 
 
@@ -242,6 +269,25 @@ class LinkCode(SQLModel, table=True):
     created_at: datetime | None = _time(nullable=False)
     expires_at: datetime | None = _time(nullable=False)
     used_at: datetime | None = _time()
+    failed_attempts: int = Field(default=0)  # wrong guesses near this code; too many kill it
+    # The identity that entered the code, waiting for the owner to confirm on their own channel.
+    claimed_by: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("identity.id", ondelete="SET NULL"))
+    )
+    claimed_at: datetime | None = _time()
+
+
+class LinkAttempt(SQLModel, table=True):
+    """A code typed by an identity (right or wrong): attempts are limited per identity."""
+
+    __tablename__ = "link_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    identity_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("identity.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    at: datetime | None = _time(nullable=False)
+    ok: bool = Field(default=False)
 
 
 class ChannelToken(SQLModel, table=True):
@@ -255,6 +301,10 @@ class ChannelToken(SQLModel, table=True):
     access_token: str | None = Field(default=None, max_length=1024)
     refresh_token: str | None = Field(default=None, max_length=1024)
     expires_at: datetime | None = _time()
+    # A refresh in progress (its owner exchanges the single-use refresh token outside any
+    # transaction); others wait for it to end or expire instead of refreshing too.
+    refreshing_until: datetime | None = _time()
+    refresh_owner: str | None = Field(default=None, max_length=32)
     updated_at: datetime | None = _time(nullable=False)
 
 
@@ -303,5 +353,8 @@ class HelpRequest(SQLModel, table=True):
     group_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("resident_group.id")))
     text: str = Field(max_length=1000)
     created_at: datetime | None = _time(nullable=False)
+    # Who it was addressed to when asked: "leaders", "admins" or "nobody" (kept for a leader
+    # appointed later); re-checked whenever a message about it is sent.
+    routed_to: str | None = Field(default=None, max_length=16)
     answered_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
     answered_at: datetime | None = _time()

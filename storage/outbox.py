@@ -31,6 +31,7 @@ class Claimed:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    ref: str | None = None  # what the message is about (``help_request:<id>``), re-checked before sending
 
 
 def outbox_row(
@@ -43,7 +44,12 @@ def outbox_row(
     dedupe_key: str,
     now: datetime,
     broadcast_id: int | None = None,
+    about_person_id: int | None = None,
+    ref: str | None = None,
 ) -> dict[str, Any]:
+    """One row for :func:`enqueue`. ``about_person_id``: the person whose name or words the
+    message carries when that is not the recipient (erased with them); ``ref``: what the
+    message is about, for a check just before it is sent."""
     return {
         "kind": kind,
         "identity_id": identity_id,
@@ -54,6 +60,8 @@ def outbox_row(
         "attempts": 0,
         "dedupe_key": dedupe_key,
         "broadcast_id": broadcast_id,
+        "about_person_id": about_person_id,
+        "ref": ref,
         "created_at": now,
     }
 
@@ -96,7 +104,7 @@ async def claim_due(
         update(Outbox)
         .where(col(Outbox.id).in_(due))
         .values(status=OutboxStatus.SENDING.value, lease_until=lease_until)
-        .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts)
+        .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref)
     )
     rows = (await session.exec(statement)).all()  # type: ignore[call-overload]
     if not rows:
@@ -109,7 +117,7 @@ async def claim_due(
     }
     claimed = [
         Claimed(r.id, r.identity_id, identities[r.identity_id].external_id,
-                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts)
+                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref)
         for r in rows
         if r.identity_id in identities
     ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -153,6 +153,15 @@ Handler = Callable[[Context], Awaitable[None]]
 class Route:
     handler: Handler
     needs_person: bool = True
+    # For actions: which may be pressed at any time (``True``: all of this prefix; a set: those
+    # whose first argument is in it). Every other action is *step-bound*: honoured only while
+    # it is one of the options the bot offered last (see ``Conversation``).
+    free: bool | frozenset[str] = False
+
+    def is_free(self, args: tuple[str, ...]) -> bool:
+        if isinstance(self.free, bool):
+            return self.free
+        return bool(args) and args[0] in self.free
 
 
 @dataclass
@@ -179,10 +188,15 @@ class Router:
     def command(self, name: str, handler: Handler, *, needs_person: bool = True) -> None:
         self._commands[name.lower()] = Route(handler, needs_person)
 
-    def action(self, prefix: str, handler: Handler, *, needs_person: bool = True) -> None:
+    def action(
+        self, prefix: str, handler: Handler, *, needs_person: bool = True, free: bool | Collection[str] = False
+    ) -> None:
+        """Actions ``prefix[:args…]`` go to ``handler``. ``free`` names what may be pressed at
+        any time (navigation, or an action authorised from the database alone, such as a
+        button in a message the outbox sent); everything else is honoured only while offered."""
         if ":" in prefix:
             raise ValueError("an action prefix has no ':'")
-        self._actions[prefix] = Route(handler, needs_person)
+        self._actions[prefix] = Route(handler, needs_person, free if isinstance(free, bool) else frozenset(free))
 
     def step(self, step: str, handler: Handler, *, needs_person: bool = False, media: bool = False) -> None:
         """Free text in ``step`` goes to ``handler``; with ``media``, attachments do too

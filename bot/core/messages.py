@@ -29,6 +29,11 @@ class Incoming:
     start_param: str | None = None
     attachment: str | None = None
     update_id: str | None = None
+    # A channel's own id of this event (``"12345"`` for a Telegram update, a Zalo message id),
+    # unique within ``channel``. When set, the engine records it in the same transaction as
+    # the update's effects, so the same event delivered again changes nothing. None (the
+    # terminal) means "never delivered twice".
+    event_id: str | None = None
     fetch_media: Callable[[], Awaitable[Path | None]] | None = None
 
     @property
