@@ -244,7 +244,7 @@ async def _serve(app: App, *, role: ProcessRole) -> None:
         if zalo.needs_web:
             web = await start_web(zalo.web_app(), host=settings.web_host, port=settings.web_port)
         if telegram is not None:
-            receiving.append(asyncio.create_task(telegram.run_polling(handle_signals=False), name="telegram"))
+            receiving.append(asyncio.create_task(telegram.run_polling(), name="telegram"))
         if zalo:
             receiving.append(asyncio.create_task(zalo.run(), name="zalo"))
     sending = [asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders]

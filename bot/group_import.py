@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.text import fold
+from bot.core.text import fold, is_plain_int
 from storage import audit
 from storage.groups import find_group_by_code, upsert_group, upsert_ward
 from storage.models import GroupKind
@@ -144,7 +144,7 @@ def _check_row(line: int, cells: dict[str, str]) -> tuple[GroupRow | None, list[
     target: int | None = None
     if cells.get("target_percent"):
         text = cells["target_percent"].rstrip("%").strip()
-        if not text.isdigit() or not 0 <= int(text) <= 100:
+        if not is_plain_int(text, max_digits=3) or not 0 <= int(text) <= 100:
             problems.append(RowError(line, f"target_percent '{cells['target_percent']}' phải là số từ 0 đến 100"))
         else:
             target = int(text)

@@ -51,6 +51,15 @@ ADMIN_COMMANDS: list[tuple[str, str]] = [("quantri", "command.quantri")]
 
 
 def build_router() -> Router:
+    """Every command, action and text step, in order.
+
+    Actions are *step-bound* unless marked ``free``: a bound action is honoured only while it is
+    one of the options the bot offered last (consent, name, group, quiz answers, erasure,
+    linking, the composer, confirmations…), so a double tap, an old button or a forged payload
+    changes nothing. Free actions are navigation and actions authorised from the database alone
+    (they also come in messages sent through the outbox). ``onboarding`` marks what may run
+    before a resident has a name and a group.
+    """
     router = Router(
         Fallbacks(
             text=fallback.unexpected_text,
@@ -58,6 +67,9 @@ def build_router() -> Router:
             unknown_command=fallback.unknown_command,
             stale_action=fallback.stale_action,
             needs_start=onboarding.start_over,
+            repeated_action=fallback.repeated_action,
+            incomplete=onboarding.resume_incomplete,
+            onboarded=onboarding.is_onboarded,
         )
     )
     # Commands.
@@ -68,8 +80,8 @@ def build_router() -> Router:
     router.command("tiendo", progress.show_progress)
     router.command("trogiup", help.show_help, needs_person=False)
     router.command("help", help.show_help, needs_person=False)
-    router.command("doiten", onboarding.ask_name)
-    router.command("doito", onboarding.change_group)
+    router.command("doiten", onboarding.ask_name, onboarding=True)
+    router.command("doito", onboarding.change_group, onboarding=True)
     router.command("xoadulieu", privacy.ask_erase, needs_person=False)
     router.command("lienket", linking.start_linking, needs_person=False)
     router.command("nhacnho", reminders.show_reminders)
@@ -79,30 +91,34 @@ def build_router() -> Router:
     router.command("nhom", leader.open_group_menu)
     router.command("quantri", admin.open_admin_menu)
     # Actions: the payloads of options shown by the handlers.
-    router.action("begin", onboarding.start, needs_person=False)
+    router.action("begin", onboarding.start, needs_person=False, free=True)
     router.action("consent", onboarding.answer_consent, needs_person=False)
-    router.action("name", onboarding.answer_name)
-    router.action("group", onboarding.group_action)
-    router.action("menu", menu.open_menu)
-    router.action("help", help.show_help, needs_person=False)
-    router.action("next", lessons.continue_learning)
-    router.action("lessons", lessons.list_lessons)
-    router.action("lesson", lessons.open_lesson)
+    router.action("name", onboarding.answer_name, onboarding=True)
+    router.action("group", onboarding.group_action, onboarding=True)
+    router.action("menu", menu.open_menu, free=True)
+    router.action("help", help.show_help, needs_person=False, free=True)
+    router.action("next", lessons.continue_learning, free=True)
+    router.action("lessons", lessons.list_lessons, free=True)
+    router.action("lesson", lessons.open_lesson, free=True)
     router.action("card", lessons.turn_card)
     router.action("quiz", quiz.start_quiz)
     router.action("ans", quiz.answer)
-    router.action("progress", progress.show_progress)
+    router.action("progress", progress.show_progress, free=True)
     router.action("erase", privacy.answer_erase, needs_person=False)
     router.action("link", linking.link_action, needs_person=False)
-    router.action("reminders", reminders.reminders_action)
-    router.action("cert", certificate.show_certificate)
-    router.action("hotro", support.support_action)
-    router.action("lead", leader.lead_action)
-    router.action("adm", admin.admin_action)
-    router.action("bc", composer.composer_action)
+    router.action("reminders", reminders.reminders_action, free=True)  # settings, also in reminders sent
+    router.action("cert", certificate.show_certificate, free=True)
+    router.action("hotro", support.support_action, free=True)  # "✍️ Trả lời" comes in a help message
+    # Leaders' and admins' views and idempotent actions are authorised from the database on
+    # every press (the digest carries "lead:g:…"); a nudge, a new invitation and what is asked
+    # to confirm (cancel a broadcast, remove a leader) stay bound.
+    router.action("lead", leader.lead_action, free={"", "g", "m", "as", "al", "an", "ac"})
+    router.action("adm", admin.admin_action,
+                  free={"", "w", "ov", "rk", "bl", "rp", "br", "bx", "jl", "jq", "il", "iv", "rv"})
+    router.action("bc", composer.composer_action, free={"new"})
     # Free text in a step that expects it.
-    router.step(Step.ASK_NAME, onboarding.receive_name, needs_person=True)
-    router.step(Step.CHOOSE_GROUP, onboarding.search_group, needs_person=True)
+    router.step(Step.ASK_NAME, onboarding.receive_name, needs_person=True, onboarding=True)
+    router.step(Step.CHOOSE_GROUP, onboarding.search_group, needs_person=True, onboarding=True)
     router.step(Step.LINK_CODE, linking.receive_code)
     router.step(Step.HELP_TEXT, support.receive_request, needs_person=True)
     router.step(Step.HELP_REPLY, support.receive_reply, needs_person=True)

@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import col, func, select
 
 from bot.core.conversation import Context
-from bot.core.messages import Document, Image
+from bot.core.messages import Document, Image, Reply
 from bot.core.text import progress_bar
 from handlers import admin_groups, authz, composer
 from handlers.common import write_file
 from handlers.fallback import stale_action
 from handlers.steps import Step
+from storage.db import SessionFactory
 from storage.models import ResidentGroup, Role, RoleKind, Ward
 from storage.roles import administered_wards
 from storage.stats import GroupStats, group_stats, ranking
@@ -192,23 +193,33 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
         return
     start, end = period_start(span, ctx.now, ctx), ctx.now
     assert ward.id is not None
-    workbook = await build_workbook(ctx.session, ward_id=ward.id, lessons=ctx.lessons, start=start, end=end,
-                                    zone=ctx.services.zone)
     stats = await _stats(ctx, ward, until=end)
-    day = end.astimezone(ctx.services.zone).strftime("%d/%m/%Y")
-    chart = await asyncio.to_thread(completion_chart_png, ranking(stats),
-                                    title=t("admin.chart_title", ward=ward.name, date=day))
-    stamp = end.astimezone(ctx.services.zone).strftime("%Y%m%d")
-    book_path = write_file(ctx, prefix=f"bao-cao-{ward.code}-{span}-{stamp}", suffix=".xlsx", data=workbook)
-    chart_path = write_file(ctx, prefix=f"bieu-do-{ward.code}-{stamp}", suffix=".png", data=chart)
+    zone, lessons = ctx.services.zone, ctx.lessons
+    day = end.astimezone(zone).strftime("%d/%m/%Y")
+    stamp = end.astimezone(zone).strftime("%Y%m%d")
     members, finished = sum(s.members for s in stats), sum(s.finished for s in stats)
-    since = start.astimezone(ctx.services.zone).strftime("%d/%m/%Y") if start else t("admin.period_beginning")
+    since = start.astimezone(zone).strftime("%d/%m/%Y") if start else t("admin.period_beginning")
     summary = t("admin.report_caption", ward=ward.name, period=t(PERIODS[span]), start=since, end=day,
                 groups=len(stats), members=members, finished=finished,
                 rate=f"{100.0 * finished / members if members else 0.0:.0f}",
                 completions=sum(s.completions for s in stats), assisted=sum(s.assisted for s in stats))
-    ctx.replies.append(Document(book_path, summary))
-    ctx.replies.append(Image(chart_path, t("admin.chart_caption", ward=ward.name, date=day)))
+    chart_title = t("admin.chart_title", ward=ward.name, date=day)
+    chart_caption = t("admin.chart_caption", ward=ward.name, date=day)
+    ward_id, ward_code, ranked = ward.id, ward.code, ranking(stats)
+
+    async def build(sessions: SessionFactory) -> list[Reply]:
+        # After the update's transaction: a read-only session (never SQLite's write lock), the
+        # drawing off the event loop.
+        async with sessions() as session:
+            workbook = await build_workbook(session, ward_id=ward_id, lessons=lessons, start=start, end=end, zone=zone)
+        chart = await asyncio.to_thread(completion_chart_png, ranked, title=chart_title)
+        book_path = await asyncio.to_thread(write_file, ctx, prefix=f"bao-cao-{ward_code}-{span}-{stamp}",
+                                            suffix=".xlsx", data=workbook)
+        chart_path = await asyncio.to_thread(write_file, ctx, prefix=f"bieu-do-{ward_code}-{stamp}", suffix=".png",
+                                             data=chart)
+        return [Document(book_path, summary), Image(chart_path, chart_caption)]
+
+    ctx.later(build)
     authz.record(ctx, "admin.report", f"ward:{ward.id}", period=span)
     ctx.goto(Step.MENU)
     ctx.ask(t("admin.report_sent"), _back(ctx, ward))

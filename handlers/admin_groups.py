@@ -13,12 +13,13 @@ import asyncio
 from collections.abc import Callable
 
 from bot.core.conversation import Context
-from bot.core.messages import Image
+from bot.core.messages import Image, Reply
 from bot.links import group_link, invite_link
 from handlers import authz
 from handlers.common import int_arg, local_time, paginate, write_file
 from handlers.fallback import stale_action
 from handlers.steps import Step
+from storage.db import SessionFactory
 from storage.groups import get_group, get_ward, list_groups
 from storage.models import Person, ResidentGroup, Role, RoleKind, Ward
 from storage.roles import administers, create_invite, leader_roles, revoke
@@ -75,11 +76,16 @@ async def join_link(ctx: Context, ward: Ward, group: ResidentGroup) -> None:
     t = ctx.t
     telegram, zalo = _links(ctx, group_link, group.code)
     text = t("admin.join_link", group=group.name, telegram=telegram or t("admin.no_telegram_link"), zalo=zalo)
-    png = await asyncio.to_thread(join_qr_png, telegram or zalo, caption=group.name)
-    path = write_file(ctx, prefix=f"qr-{group.code}", suffix=".png", data=png)
+    caption, code = t("admin.qr_caption", group=group.name), group.code
+
+    async def draw(_sessions: SessionFactory) -> list[Reply]:
+        png = await asyncio.to_thread(join_qr_png, telegram or zalo, caption=group.name)
+        path = await asyncio.to_thread(write_file, ctx, prefix=f"qr-{code}", suffix=".png", data=png)
+        return [Image(path, caption)]
+
     authz.record(ctx, "admin.join_link", f"group:{group.id}")
     ctx.say(text)
-    ctx.replies.append(Image(path, t("admin.qr_caption", group=group.name)))
+    ctx.later(draw)  # drawn after the transaction: rendering never holds the database
     ctx.goto(Step.MENU)
     ctx.ask(t("admin.join_more"), [(t("admin.join_other"), f"adm:jl:{ward.id}:0"), (t("admin.back"), f"adm:w:{ward.id}")])
 

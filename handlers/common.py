@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bot.core.conversation import Context
+from bot.core.text import is_plain_int
 
 T = TypeVar("T")
 
@@ -24,7 +25,7 @@ def int_arg(ctx: Context, index: int, *, low: int = 0, high: int | None = None) 
         raw = ctx.args[index]
     except IndexError:
         return None
-    if not raw.isdigit() or len(raw) > 6:
+    if not is_plain_int(raw, max_digits=6):
         return None
     value = int(raw)
     if value < low or (high is not None and value >= high):

@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from bot.broadcasting import TEXT_MAX, BroadcastError, format_report, parse_time, schedule
 from bot.core.conversation import Context
 from bot.core.messages import Image, Text
+from bot.core.text import is_plain_int
 from handlers import admin, authz
 from handlers.common import int_arg, local_time, paginate
 from handlers.fallback import stale_action
@@ -266,7 +267,7 @@ def _ask_time(ctx: Context) -> None:
 async def _at(ctx: Context, ward: Ward, value: str) -> None:
     when = None
     if value != "now":
-        if not value.isdigit() or len(value) > 12:
+        if not is_plain_int(value, max_digits=12):
             await stale_action(ctx)
             return
         when = datetime.fromtimestamp(int(value), UTC)

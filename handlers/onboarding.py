@@ -15,6 +15,7 @@ from handlers.steps import Step
 from storage.groups import count_groups, find_group_by_code, get_group, get_ward, list_groups, list_wards
 from storage.models import ResidentGroup
 from storage.people import create_person, forget_identities
+from storage.roles import roles_of
 
 CONSENT_VERSION = "2026-11"  # bump when the consent text changes in meaning
 NAME_MAX = 64
@@ -62,17 +63,50 @@ async def start_over(ctx: Context) -> None:
     await start(ctx)
 
 
+async def is_onboarded(ctx: Context) -> bool:
+    """A member has a name and, once the ward has imported its groups, a group (a leader or
+    admin may have none): until then their lessons would count for nobody, so nothing but
+    joining is offered."""
+    person = ctx.person
+    if person is None or person.id is None or not person.display_name:
+        return False
+    if person.group_id is not None or await count_groups(ctx.session) == 0:
+        return True
+    # Ward staff appointed from the command line may live outside the ward's groups.
+    return bool(await roles_of(ctx.session, person_id=person.id))
+
+
+async def resume(ctx: Context, *, note: str | None = None) -> None:
+    """Consent is given but the name or the group is missing: ask for it again (keeping the
+    group of the join link the resident came with)."""
+    if note:
+        ctx.say(note)
+    code = ctx.data.get("group_code")
+    await continue_onboarding(ctx, group_code=code if isinstance(code, str) else None)
+
+
+async def resume_incomplete(ctx: Context) -> None:
+    """Anything else asked before joining is finished: finish joining first."""
+    await resume(ctx, note=ctx.t("onboarding.finish_first"))
+
+
 async def answer_consent(ctx: Context) -> None:
     t = ctx.t
     if ctx.person is not None:
         await continue_onboarding(ctx)
         return
     if ctx.args != ("yes",):
-        # Declining: forget the channel id too, so nothing about this person stays.
+        # Declining: forget the channel id too, so nothing about this person stays. The consent
+        # question is replaced (its buttons go); a button to change one's mind carries the join
+        # link's group or invitation itself, since nothing here is kept to remember them.
         assert ctx.identity.id is not None
         await forget_identities(ctx.session, identity_id=ctx.identity.id)
         ctx.erased = True
-        ctx.say(t("onboarding.declined"))
+        again = ":".join(["begin", *(f"{prefix}{value}" for prefix, value in (
+            (GROUP_LINK_PREFIX, ctx.data.get("group_code")), (invites.INVITE_PREFIX, ctx.data.get("invite")))
+            if isinstance(value, str))])
+        ctx.say(t("onboarding.declined"), replace=True)
+        ctx.ask(t("onboarding.changed_mind_hint"), [(t("onboarding.changed_mind"), again)])
         return
     group_code = ctx.data.get("group_code")
     invite = ctx.data.get("invite")
@@ -121,7 +155,7 @@ async def answer_name(ctx: Context) -> None:
     """``name:ok`` keeps the name from the channel; ``name:edit`` asks for another."""
     assert ctx.person is not None
     suggested = ctx.data.get("suggested")
-    if ctx.args == ("ok",) and ctx.state.step == Step.CONFIRM_NAME and suggested:
+    if ctx.args == ("ok",) and suggested:
         ctx.person.display_name = clean_line(str(suggested), limit=NAME_MAX)
         await continue_onboarding(ctx, group_code=ctx.data.get("group_code"))
         return

@@ -1,8 +1,10 @@
 """The quiz after a lesson: one question at a time, instant feedback, then the score.
 
 An answer's action names the lesson, the attempt and the question
-(``ans:<lesson>:<attempt>:<question>:<option>``), so an answer pressed twice, an old
-button from an earlier attempt, or forged data is recognised and never counted again.
+(``ans:<lesson>:<attempt>:<question>:<option>``). Answers are step-bound actions: the engine
+honours one only while it is offered (the current question), so an answer pressed twice, an
+old button from an earlier attempt or forged data is never counted; the unique key of
+``quiz_answer`` is the last line of defence.
 """
 
 from __future__ import annotations
@@ -61,24 +63,10 @@ async def answer(ctx: Context) -> None:
         return
 
     data = ctx.data
-    current = (
-        ctx.state.step == Step.QUIZ
-        and data.get("lesson") == lesson.id
-        and data.get("attempt") == attempt
-        and data.get("question") == number
-    )
-    if not current:
-        answered = await answers_of_attempt(
-            ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, attempt=attempt
-        )
-        question_id = lesson.quiz.questions[number].id
-        key = "quiz.already_answered" if any(a.question_id == question_id for a in answered) else "common.stale"
-        ctx.say(ctx.t(key))
-        options = ctx.pending_options()
-        if options:
-            ctx.ask(ctx.t("fallback.choose_again"), options)
-        else:
-            await menu.show_main_menu(ctx)
+    if (data.get("lesson"), data.get("attempt"), data.get("question")) != (lesson.id, attempt, number):
+        # The engine honours an answer only while it is offered, so this is the current question;
+        # were it not, nothing is recorded.
+        await stale_action(ctx)
         return
 
     question = lesson.quiz.questions[number]
@@ -140,7 +128,7 @@ async def _finish(ctx: Context, lesson: Lesson, attempt: int) -> None:
     options.append((t("menu.back"), "menu"))
     if new_completion:
         await ctx.session.flush()
-        image = await certificate.certificate_image(ctx)  # None while other lessons remain
-        if image is not None:
-            ctx.replies.append(image)  # before the menu, so the options stay the last thing shown
+        made = await certificate.certificate(ctx)  # None while other lessons remain
+        if made is not None:
+            ctx.replies.append(made)  # before the menu, so the options stay the last thing shown
     ctx.ask(text, options)

@@ -1,27 +1,57 @@
-"""Engine and session factories. Nothing here runs at import time."""
+"""Engine and session factories. Nothing here runs at import time.
+
+On SQLite a transaction that writes starts with ``BEGIN IMMEDIATE``: it takes the single write
+lock at once (waiting up to the busy timeout) instead of at its first write. A deferred
+transaction that read first and then tries to write fails at once with "database is locked"
+when another writer committed in between (its snapshot is stale), which no busy timeout cures.
+Read-only work (reports) uses :func:`read_session_factory` and starts deferred, never taking the
+write lock. The engine sizes its connection pool for the work that may hold a connection at
+once (updates in flight, outbox sends, the scheduler).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+log = logging.getLogger(__name__)
+
 SessionFactory = async_sessionmaker[AsyncSession]
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+READ_ONLY = "hocvuso_read_only"  # execution option: start SQLite transactions deferred
+# PostgreSQL errors that mean "try the same transaction again": serialization failure,
+# deadlock detected, lock not available, and the connection-level failures.
+_RETRY_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006"}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not open transactions on its own: the "begin" listener does it.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while one writer writes; the busy timeout makes a second
     # writer wait instead of failing; SQLite leaves foreign keys off unless asked.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -31,13 +61,63 @@ def ensure_sqlite_directory(database_url: str) -> None:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(database_url: str, *, connections: int | None = None, **kwargs: Any) -> AsyncEngine:
+    """The engine of ``database_url``. ``connections``: how many connections may be in use
+    at once (updates in flight + senders + scheduler); requests beyond it wait in the pool."""
     ensure_sqlite_directory(database_url)
+    if connections is not None:
+        kwargs.setdefault("pool_size", connections)
+        kwargs.setdefault("max_overflow", 4)
+        kwargs.setdefault("pool_timeout", 60)
     engine = create_async_engine(database_url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def read_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions for reading only (reports, statistics built after an update): on SQLite they
+    never take the write lock, so other residents are not kept waiting."""
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), class_=AsyncSession,
+                              expire_on_commit=False)
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database was busy or the connection dropped, so that the
+    same transaction, tried again a moment later, may well succeed."""
+    if isinstance(exc, PoolTimeoutError):
+        return True  # every connection was in use for the pool timeout
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig or exc).lower()
+        if "database is locked" in message or "database is busy" in message or "database table is locked" in message:
+            return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        return sqlstate in _RETRY_SQLSTATES
+    return False
+
+
+async def retrying(work: Callable[[], Awaitable[T]], *, attempts: int = 6, first_delay: float = 0.05,
+                   max_delay: float = 2.0, what: str = "transaction") -> T:
+    """Run ``work`` (which opens and commits its own transaction); when the database was busy,
+    run it again after a short, growing pause, at most ``attempts`` times in all. Each SQLite
+    attempt itself waits up to the busy timeout (5 s) for the write lock."""
+    delay = first_delay
+    for attempt in range(1, attempts + 1):
+        try:
+            return await work()
+        except Exception as exc:
+            if attempt == attempts or not is_busy(exc):
+                raise
+            log.warning("%s: database busy (%s), attempt %d of %d; retrying", what, type(exc).__name__,
+                        attempt, attempts)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+    raise AssertionError("unreachable")

@@ -90,12 +90,18 @@ async def join(chat: Chat, *, group_code: str | None = "DEMO-TDP03") -> None:
         await chat.press("Đúng rồi")  # the group
 
 
-async def pass_lesson(chat: Chat, lesson, *, correct: int | None = None) -> list[Reply]:  # type: ignore[no-untyped-def]
-    """Open a lesson, read every card, answer: all right, or only ``correct`` right."""
+async def open_quiz(chat: Chat, lesson) -> None:  # type: ignore[no-untyped-def]
+    """Open a lesson and read on to its quiz, as a resident does: starting a quiz is a
+    step-bound action, honoured only where it is offered (after the last card)."""
     await chat.action(f"lesson:{lesson.id}")
     for _ in range(len(lesson.cards) - 1):
         await chat.press("Tiếp")
     await chat.press("Làm bài kiểm tra")
+
+
+async def pass_lesson(chat: Chat, lesson, *, correct: int | None = None) -> list[Reply]:  # type: ignore[no-untyped-def]
+    """Open a lesson, read every card, answer: all right, or only ``correct`` right."""
+    await open_quiz(chat, lesson)
     replies: list[Reply] = []
     good = len(lesson.quiz.questions) if correct is None else correct
     for i, question in enumerate(lesson.quiz.questions):

@@ -9,10 +9,11 @@ import pytest
 from sqlmodel import select
 
 from bot.__main__ import App
-from bot.core.messages import Incoming, Text
+from bot.core.messages import Incoming, Menu, Notice, Text
+from bot.core.render import numbered_menu
 from storage.models import LessonProgress, QuizAnswer
 from tests.conftest import seed_demo_groups
-from tests.support import BUTTONS, NUMBERED, Chat, join
+from tests.support import BUTTONS, NUMBERED, Chat, join, open_quiz
 
 
 async def _snapshot(app: App) -> tuple[list, list]:
@@ -28,7 +29,7 @@ async def learner(ward: App) -> Chat:
     chat = Chat(ward.conversation)
     await join(chat)
     lesson = ward.lessons.first
-    await chat.action(f"quiz:{lesson.id}")
+    await open_quiz(chat, lesson)
     await chat.action(chat.menu.options[lesson.quiz.questions[0].answer_index].action)
     return chat
 
@@ -93,11 +94,11 @@ async def test_an_answer_pressed_twice_is_recorded_once(ward: App) -> None:
     chat = Chat(ward.conversation)
     await join(chat)
     lesson = ward.lessons.first
-    await chat.action(f"quiz:{lesson.id}")
+    await open_quiz(chat, lesson)
     first = chat.menu.options[0].action
     await chat.action(first)
-    replies = await chat.action(first)  # the same button again
-    assert "đã trả lời câu này rồi" in replies[0].text
+    replies = await chat.action(first)  # the same button again: acknowledged, nothing else
+    assert replies == [Notice("Mình đã nhận lần bấm trước rồi 👍")]
     _, answers = await _snapshot(ward)
     assert len(answers) == 1
 
@@ -106,9 +107,12 @@ async def test_an_old_button_from_a_previous_attempt_is_stale(ward: App) -> None
     chat = Chat(ward.conversation)
     await join(chat)
     lesson = ward.lessons.first
-    await chat.action(f"quiz:{lesson.id}")
+    await open_quiz(chat, lesson)
     old_question_1 = chat.menu.options[1].action
-    await chat.action(f"quiz:{lesson.id}")  # a second attempt starts
+    for question in lesson.quiz.questions:  # every answer wrong
+        await chat.action(chat.menu.options[(question.answer_index + 1) % len(question.options)].action)
+    await chat.press("Làm lại")  # a second attempt starts
+    assert chat.menu.options[1].action != old_question_1
     before = await _snapshot(ward)
     replies = await chat.action(old_question_1)
     assert "Nút này đã cũ" in replies[0].text
@@ -122,11 +126,15 @@ async def test_buttons_pressed_before_joining_ask_to_start(ward: App) -> None:
     assert chat.option("Đồng ý").action == "consent:yes"
 
 
-async def test_numbered_channel_free_text_gets_a_number_hint(ward: App) -> None:
+async def test_numbered_channel_free_text_shows_the_options_again(ward: App) -> None:
     chat = Chat(ward.conversation, capabilities=NUMBERED)
     await join(chat)
+    menu = chat.menu
     replies = await chat.send("cái gì đây")
-    assert "Gõ số từ 1 đến 6" in replies[-1].text
+    assert isinstance(replies[-1], Menu) and replies[-1].options == menu.options
+    assert "chọn một mục" in replies[-1].text and menu.text in replies[-1].text
+    # The number hint is the renderer's, once.
+    assert numbered_menu(replies[-1], ward.catalog.translator(None)).count("Gõ ") == 1
 
 
 async def test_an_unexpected_error_is_logged_with_the_update_id_and_apologised_for(
@@ -164,11 +172,10 @@ async def test_updates_of_one_user_are_handled_one_at_a_time(any_app: App) -> No
     chat = Chat(ward.conversation)
     await join(chat)
     lesson = ward.lessons.first
-    await chat.action(f"quiz:{lesson.id}")
+    await open_quiz(chat, lesson)
     action = chat.menu.options[0].action
     incoming = Incoming(channel=chat.channel, external_id=chat.user, action=action)
     results = await asyncio.gather(*(ward.conversation.handle(incoming, BUTTONS) for _ in range(5)))
-    texts = [replies[0].text for replies in results]
-    assert sum("đã trả lời câu này rồi" in t for t in texts) == 4
+    assert sorted(isinstance(replies[0], Notice) for replies in results) == [False] + [True] * 4
     _, answers = await _snapshot(ward)
     assert len(answers) == 1

@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.core.messages import Incoming, Menu, Text
 from storage.models import LessonProgress, QuizAnswer
 from tests.conftest import START, seed_demo_groups
-from tests.support import BUTTONS, NUMBERED, Chat, ManualClock, join
+from tests.support import BUTTONS, NUMBERED, Chat, ManualClock, join, open_quiz
 
 # Where the resident stands when the garbage arrives.
 POSITIONS = ["new", "consent", "ask_name", "choose_group", "menu", "lesson", "quiz"]
@@ -49,7 +49,7 @@ async def _prepare(tmp: Path, position: str, capabilities):  # type: ignore[no-u
     # Someone else has progress that must never move.
     other = Chat(app.conversation, user="other")
     await join(other)
-    await other.action(f"quiz:{app.lessons.first.id}")
+    await open_quiz(other, app.lessons.first)
     chat = Chat(app.conversation, capabilities=capabilities)
     if position != "new":
         await chat.send("/start")
@@ -64,7 +64,7 @@ async def _prepare(tmp: Path, position: str, capabilities):  # type: ignore[no-u
     if position == "lesson":
         await chat.action(f"lesson:{app.lessons.first.id}")
     if position == "quiz":
-        await chat.action(f"quiz:{app.lessons.first.id}")
+        await open_quiz(chat, app.lessons.first)
     return app, chat
 
 

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
-from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Reply, Text
+from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Notice, Reply, Text
 from bot.core.render import numbered_menu
 from bot.core.text import fold
 from storage.db import SessionFactory
@@ -66,7 +66,7 @@ class ConsoleChannel:
         self.write("")
         if isinstance(reply, Menu):
             self.write(numbered_menu(reply, self.t))
-        elif isinstance(reply, Text):
+        elif isinstance(reply, Text | Notice):
             self.write(reply.text)
         elif isinstance(reply, Image | Document):
             # No pictures in a terminal: say where the file is instead of dropping it.

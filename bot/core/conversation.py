@@ -1,14 +1,25 @@
 """The conversation engine: one ``Incoming`` in, a list of ``Reply`` out.
 
 For every update it
-1. takes the user's lock (one update of a user at a time, users in parallel);
-2. opens one transaction: loads the identity, locks its conversation state, loads the person;
-3. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
-   reply that picks an option of the pending menu (``2`` or its label typed without
-   diacritics), free text for the current step, or an attachment;
-4. runs the handler, remembers the menu it showed (so a later "2" can pick from it),
-   saves the state and commits; or, on an unexpected error, rolls back, logs it with the
-   update id and answers a short apology. Progress is never half-written.
+1. takes the user's lock (one update of a user at a time, users in parallel) and a slot among
+   the updates in flight (the connection pool is sized to match);
+2. downloads a photo first, outside any transaction, if the user's step takes one;
+3. opens one short transaction: records the channel's event id (a repeat is dropped here),
+   loads the identity, locks its conversation state, loads the person;
+4. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
+   reply that picks an option offered (``2`` or its label typed without diacritics), free
+   text for the current step, or an attachment. A *step-bound* action is honoured only while
+   it is among the options the bot offered last; anything else is a stale press (or, when it
+   is the press just handled, a repeat) and changes nothing;
+5. runs the handler, remembers what it offered and asked (so a later "2" can pick from it, a
+   stale press can be refused, a confused reply re-asked), saves the state and commits;
+6. when the database was busy (SQLite's write lock, a PostgreSQL deadlock, an exhausted pool)
+   runs the whole transaction again after a short pause, a few times, before apologising;
+7. only then does the slow work handlers asked for (rendering a certificate, a report, a QR
+   code): ``Later`` jobs, outside the transaction, off the event loop when CPU-bound.
+
+An unexpected error rolls back, is logged with the update id (never the message text) and
+the user gets one short apology. Progress is never half-written.
 """
 
 from __future__ import annotations
@@ -20,17 +31,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Catalog, Translate
-from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
-from bot.core.text import fold
+from bot.core.messages import Capabilities, Incoming, Menu, Notice, Option, Reply, Text
+from bot.core.text import fold, typed_number
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
-from storage.db import SessionFactory
+from storage.db import SessionFactory, retrying
+from storage.events import record_event
 from storage.models import ConversationState, Identity, Person
 from storage.people import find_identity, get_or_create_identity, get_person, lock_state
 
@@ -38,6 +51,8 @@ log = logging.getLogger(__name__)
 
 MAX_ACTION_BYTES = 64  # Telegram's callback-data limit; anything longer is forged
 DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
+PROMPT_KEPT = 4000  # characters of the last question remembered for re-asking it
+TYPED_CHOICE_MAX = 200  # longer text never picks an option
 
 
 class Clock(Protocol):
@@ -45,6 +60,8 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """The wall clock. Built once, by the composition root; everything else is handed a Clock."""
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -68,6 +85,28 @@ class Services:
     telegram_username: str | None = None
 
 
+@dataclass(frozen=True)
+class Later:
+    """Replies made after the update's transaction has committed: rendering a certificate, a
+    report or a QR code must not hold the database. ``make`` gets a factory of read-only
+    sessions; it returns files and texts (never a menu: what is offered is decided in the
+    transaction)."""
+
+    make: Callable[[SessionFactory], Awaitable[Sequence[Reply]]]
+
+
+class _Media:
+    """A photo downloaded before the transaction (see ``Conversation._prefetch``)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.used = False
+
+    def discard_unless_used(self) -> None:
+        if self.path is not None and not self.used:
+            self.path.unlink(missing_ok=True)
+
+
 class Context:
     """One update being handled: what came in, who sent it, and the replies so far."""
 
@@ -82,6 +121,7 @@ class Context:
         services: Services,
         capabilities: Capabilities,
         now: datetime,
+        media: _Media | None = None,
     ) -> None:
         self.incoming = incoming
         self.session = session
@@ -92,9 +132,11 @@ class Context:
         self.capabilities = capabilities
         self.now = now
         self.args: tuple[str, ...] = ()
-        self.replies: list[Reply] = []
+        self.replies: list[Reply | Later] = []
         self.erased = False  # the identity was deleted: nothing of it may be saved again
-        self._fetched: Path | None = None  # a photo this update downloaded (see fetch_media)
+        # Set by a fallback that re-asked the pending question: what was offered stays offered.
+        self.reoffered = False
+        self._media = media
 
     @property
     def t(self) -> Translate:
@@ -122,31 +164,47 @@ class Context:
         opts = tuple(o if isinstance(o, Option) else Option(*o) for o in options)
         self.replies.append(Menu(text, opts, columns=columns, replace=replace))
 
+    def later(self, make: Callable[[SessionFactory], Awaitable[Sequence[Reply]]]) -> None:
+        """Replies to make once the transaction has committed (files to render)."""
+        self.replies.append(Later(make))
+
     def goto(self, step: str, **data: object) -> None:
         """Move to ``step`` with fresh step data (a new dict, so the JSON column is saved)."""
         self.state.step = step
         self.state.data = dict(data)
 
     async def fetch_media(self) -> Path | None:
-        """Download the photo the user sent, if the channel can (None if not). The file is the
-        caller's to keep; if handling the update fails afterwards, the engine deletes it."""
-        if self.incoming.fetch_media is None:
+        """The photo the user sent, if the channel can download it (None if not). It was
+        fetched before the transaction began; the file is the caller's to keep once used. If
+        handling fails, or no handler asks for it, the engine deletes it."""
+        if self._media is None or self._media.path is None:
             return None
-        self._fetched = await self.incoming.fetch_media()
-        return self._fetched
-
-    def discard_media(self) -> None:
-        if self._fetched is not None:
-            self._fetched.unlink(missing_ok=True)
-            self._fetched = None
+        self._media.used = True
+        return self._media.path
 
     def pending_options(self) -> list[Option]:
         """The options of the last menu shown, which a typed reply may pick from."""
-        menu = self.state.menu or {}
-        return [Option(o[0], o[1], tuple(o[2]) if len(o) > 2 else ()) for o in menu.get("options", [])]
+        return _options((self.state.menu or {}).get("options"))
+
+    def extra_options(self) -> list[Option]:
+        """Options of a proactive message (a reminder…) whose labels a typed reply may pick."""
+        return _options((self.state.menu or {}).get("extra"))
+
+    def pending_prompt(self) -> str | None:
+        """The last thing the bot asked, to ask it again after a reply that answered nothing."""
+        text = (self.state.menu or {}).get("text")
+        return text if isinstance(text, str) and text else None
+
+
+def _options(raw: object) -> list[Option]:
+    if not isinstance(raw, list):
+        return []
+    return [Option(str(o[0]), str(o[1]), tuple(o[2]) if len(o) > 2 else ()) for o in raw
+            if isinstance(o, list) and len(o) >= 2]
 
 
 Handler = Callable[[Context], Awaitable[None]]
+Check = Callable[[Context], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -154,14 +212,16 @@ class Route:
     handler: Handler
     needs_person: bool = True
     # For actions: which may be pressed at any time (``True``: all of this prefix; a set: those
-    # whose first argument is in it). Every other action is *step-bound*: honoured only while
-    # it is one of the options the bot offered last (see ``Conversation``).
+    # whose first argument is in it, "" for the bare prefix). Every other action is
+    # *step-bound*: honoured only while it is one of the options the bot offered last.
     free: bool | frozenset[str] = False
+    # May run while the person has consented but not yet given a name and a group.
+    onboarding: bool = False
 
     def is_free(self, args: tuple[str, ...]) -> bool:
         if isinstance(self.free, bool):
             return self.free
-        return bool(args) and args[0] in self.free
+        return (args[0] if args else "") in self.free
 
 
 @dataclass
@@ -173,6 +233,18 @@ class Fallbacks:
     unknown_command: Handler
     stale_action: Handler
     needs_start: Handler
+    # A press of the button just handled (a double tap): acknowledge, change nothing.
+    repeated_action: Handler
+    # Consent is given but the name or the group is still missing: ask for it.
+    incomplete: Handler
+    # Whether the person in the context has everything a member needs (a name, a group).
+    onboarded: Check
+
+
+@dataclass(frozen=True)
+class Resolved:
+    route: Route
+    action: str | None = None  # the action honoured, remembered to recognise a repeat
 
 
 class Router:
@@ -185,23 +257,26 @@ class Router:
         self._steps: dict[str, Route] = {}
         self._media_steps: set[str] = set()
 
-    def command(self, name: str, handler: Handler, *, needs_person: bool = True) -> None:
-        self._commands[name.lower()] = Route(handler, needs_person)
+    def command(self, name: str, handler: Handler, *, needs_person: bool = True, onboarding: bool = False) -> None:
+        self._commands[name.lower()] = Route(handler, needs_person, onboarding=onboarding)
 
     def action(
-        self, prefix: str, handler: Handler, *, needs_person: bool = True, free: bool | Collection[str] = False
+        self, prefix: str, handler: Handler, *, needs_person: bool = True, free: bool | Collection[str] = False,
+        onboarding: bool = False,
     ) -> None:
         """Actions ``prefix[:args…]`` go to ``handler``. ``free`` names what may be pressed at
         any time (navigation, or an action authorised from the database alone, such as a
         button in a message the outbox sent); everything else is honoured only while offered."""
         if ":" in prefix:
             raise ValueError("an action prefix has no ':'")
-        self._actions[prefix] = Route(handler, needs_person, free if isinstance(free, bool) else frozenset(free))
+        kinds = free if isinstance(free, bool) else frozenset(free)
+        self._actions[prefix] = Route(handler, needs_person, kinds, onboarding)
 
-    def step(self, step: str, handler: Handler, *, needs_person: bool = False, media: bool = False) -> None:
+    def step(self, step: str, handler: Handler, *, needs_person: bool = False, media: bool = False,
+             onboarding: bool = False) -> None:
         """Free text in ``step`` goes to ``handler``; with ``media``, attachments do too
         (the handler may fetch a photo with ``ctx.fetch_media()``)."""
-        self._steps[str(step)] = Route(handler, needs_person)
+        self._steps[str(step)] = Route(handler, needs_person, onboarding=onboarding)
         if media:
             self._media_steps.add(str(step))
 
@@ -209,57 +284,73 @@ class Router:
     def commands(self) -> list[str]:
         return list(self._commands)
 
-    def resolve(self, ctx: Context) -> Route:
+    def takes_media(self, step: str | None) -> bool:
+        return step in self._media_steps
+
+    def resolve(self, ctx: Context) -> Resolved:
         incoming = ctx.incoming
         if incoming.attachment:
             if ctx.state.step in self._media_steps:  # it says so itself if it got no file
-                return self._steps[ctx.state.step]
-            return Route(self.fallbacks.attachment, needs_person=False)
+                return Resolved(self._steps[ctx.state.step])
+            return Resolved(Route(self.fallbacks.attachment, needs_person=False))
         if incoming.action is not None:
-            return self._resolve_action(ctx, incoming.action)
+            return self._resolve_action(ctx, incoming.action, offered=self._offered(ctx))
         if incoming.start_param is not None and not incoming.text:
             ctx.args = (incoming.start_param,)
-            return self._commands.get("start") or Route(self.fallbacks.unknown_command, False)
+            return Resolved(self._commands.get("start") or Route(self.fallbacks.unknown_command, False))
         text = (incoming.text or "").strip()
         if text.startswith("/") and len(text) > 1:
             name, _, rest = text[1:].partition(" ")
             name = fold(name.split("@", 1)[0]).replace(" ", "_")
             ctx.args = tuple(rest.split())
-            return self._commands.get(name) or Route(self.fallbacks.unknown_command, needs_person=False)
-        chosen = self._menu_choice(ctx, text)
+            return Resolved(self._commands.get(name) or Route(self.fallbacks.unknown_command, needs_person=False))
+        chosen = self._typed_choice(ctx, text)
         if chosen is not None:
-            return self._resolve_action(ctx, chosen)
+            return self._resolve_action(ctx, chosen, offered=None)
         route = self._steps.get(ctx.state.step)
-        return route or Route(self.fallbacks.text, needs_person=False)
+        return Resolved(route or Route(self.fallbacks.text, needs_person=False))
 
-    def _resolve_action(self, ctx: Context, action: str) -> Route:
+    @staticmethod
+    def _offered(ctx: Context) -> set[str]:
+        return {o.action for o in ctx.pending_options()} | {o.action for o in ctx.extra_options()}
+
+    def _resolve_action(self, ctx: Context, action: str, *, offered: set[str] | None) -> Resolved:
+        """``offered``: the actions a press may take now (None: the action was picked from
+        them by a typed reply, so it is offered by construction)."""
         prefix, _, rest = action.partition(":")
         route = self._actions.get(prefix)
         if route is None or len(action.encode("utf-8")) > MAX_ACTION_BYTES:
-            return Route(self.fallbacks.stale_action, needs_person=False)
-        ctx.args = tuple(rest.split(":")) if rest else ()
-        return route
+            return Resolved(Route(self.fallbacks.stale_action, needs_person=False))
+        args = tuple(rest.split(":")) if rest else ()
+        if offered is not None and action not in offered and not route.is_free(args):
+            if action == (ctx.state.menu or {}).get("last"):
+                return Resolved(Route(self.fallbacks.repeated_action, needs_person=False))
+            return Resolved(Route(self.fallbacks.stale_action, needs_person=False))
+        ctx.args = args
+        return Resolved(route, action)
 
     @staticmethod
-    def _menu_choice(ctx: Context, text: str) -> str | None:
-        """The action of the pending menu option the user's text picks, if any."""
-        options = ctx.pending_options()
-        if not options or not text or len(text) > 200:
+    def _typed_choice(ctx: Context, text: str) -> str | None:
+        """The action of the offered option the user's text picks, if any: its number on a
+        numbered channel, else its label (or an alias) typed with or without diacritics; the
+        labels of a proactive message's options too."""
+        if not text or len(text) > TYPED_CHOICE_MAX:
             return None
-        if ctx.capabilities.numbered_menus and text.isdigit():
-            number = int(text)
+        options = ctx.pending_options()
+        if ctx.capabilities.numbered_menus and (number := typed_number(text)) is not None:
             return options[number - 1].action if 1 <= number <= len(options) else None
         typed = fold(text)
         if not typed:
             return None
-        for option in options:
+        for option in [*options, *ctx.extra_options()]:
             if fold(option.label) == typed or any(fold(alias) == typed for alias in option.aliases):
                 return option.action
         return None
 
 
 class KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+    """One asyncio lock per key, dropped when nobody holds or waits for it. Waiters are served
+    in the order they came (asyncio.Lock is fair)."""
 
     def __init__(self) -> None:
         self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
@@ -291,18 +382,36 @@ class Conversation:
         router: Router,
         sessions: SessionFactory,
         services: Services,
+        read_sessions: SessionFactory | None = None,
+        in_flight: int = 16,
+        attempts: int = 6,
         reraise: bool = False,
     ) -> None:
+        """``in_flight``: updates handled at once (each holds a database connection while in
+        its transaction); ``attempts``: tries of an update's transaction when the database is
+        busy."""
         self.router = router
         self.sessions = sessions
+        self.read_sessions = read_sessions or sessions
         self.services = services
+        self.attempts = attempts
         self.reraise = reraise  # tests set it, so an unexpected error fails the test
         self._locks = KeyedLocks()
+        self._slots = asyncio.Semaphore(in_flight)
 
     async def handle(self, incoming: Incoming, capabilities: Capabilities) -> Sequence[Reply]:
+        """The replies to ``incoming``, after its effects are committed. An event already handled
+        (same ``event_id``) gives no replies."""
         try:
-            async with self._locks.hold(incoming.key):
-                return await self._handle(incoming, capabilities)
+            async with self._locks.hold(incoming.key), self._slots:
+                media = await self._prefetch(incoming)
+                try:
+                    replies = await retrying(lambda: self._handle_once(incoming, capabilities, media),
+                                             attempts=self.attempts, what=f"update {incoming.update_id}")
+                finally:
+                    if media is not None:
+                        media.discard_unless_used()
+            return await self._make_later(replies, incoming)
         except Exception:
             if self.reraise:
                 raise
@@ -313,15 +422,41 @@ class Conversation:
     async def set_blocked(self, channel: str, external_id: str, *, blocked: bool) -> None:
         """The channel told us the user blocked (or unblocked) the bot."""
         now = self.services.clock.now()
-        async with self.sessions() as session, session.begin():
-            identity = await find_identity(session, channel=channel, external_id=external_id)
-            if identity is not None:
-                identity.blocked_at = now if blocked else None
-                session.add(identity)
 
-    async def _handle(self, incoming: Incoming, capabilities: Capabilities) -> list[Reply]:
+        async def work() -> None:
+            async with self.sessions() as session, session.begin():
+                identity = await find_identity(session, channel=channel, external_id=external_id)
+                if identity is not None:
+                    identity.blocked_at = now if blocked else None
+                    session.add(identity)
+
+        await retrying(work, attempts=self.attempts, what="block flag")
+
+    async def _prefetch(self, incoming: Incoming) -> _Media | None:
+        """Download a photo before the transaction, when the user's step takes one: a download
+        must never hold the database (on SQLite, every other resident would wait)."""
+        if incoming.fetch_media is None:
+            return None
+        async with self.read_sessions() as session:
+            step = (await session.exec(
+                select(ConversationState.step)
+                .join(Identity, Identity.id == ConversationState.identity_id)  # type: ignore[arg-type]
+                .where(Identity.channel == incoming.channel, Identity.external_id == incoming.external_id)
+            )).first()
+        if not self.router.takes_media(step):
+            return None  # residents' photos (an ID card, a bank screen) are never downloaded
+        return _Media(await incoming.fetch_media())
+
+    async def _handle_once(self, incoming: Incoming, capabilities: Capabilities, media: _Media | None) -> list[Reply | Later]:
         now = self.services.clock.now()
+        if media is not None:
+            media.used = False  # a retried transaction decides afresh
         async with self.sessions() as session, session.begin():
+            if incoming.event_id is not None and not await record_event(
+                session, source=incoming.channel, event_id=incoming.event_id, now=now
+            ):
+                log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
+                return []
             identity = await get_or_create_identity(
                 session, channel=incoming.channel, external_id=incoming.external_id, now=now
             )
@@ -331,25 +466,15 @@ class Conversation:
             state = await lock_state(session, identity_id=identity.id, now=now)
             person = await get_person(session, person_id=identity.person_id)
             ctx = Context(
-                incoming=incoming,
-                session=session,
-                identity=identity,
-                person=person,
-                state=state,
-                services=self.services,
-                capabilities=capabilities,
-                now=now,
+                incoming=incoming, session=session, identity=identity, person=person, state=state,
+                services=self.services, capabilities=capabilities, now=now, media=media,
             )
-            route = self.router.resolve(ctx)
-            if route.needs_person and ctx.person is None:
-                route = Route(self.router.fallbacks.needs_start, needs_person=False)
-            try:
-                await route.handler(ctx)
-            except BaseException:
-                ctx.discard_media()  # the transaction rolls back: nothing refers to the file
-                raise
+            resolved = self.router.resolve(ctx)
+            route = await self._admit(ctx, resolved.route)
+            await route.handler(ctx)
             if not ctx.erased:
-                self._remember_menu(ctx)
+                self._remember(ctx, resolved.action if route is resolved.route else None)
+                state.version += 1
                 state.updated_at = now
                 session.add(state)
                 session.add(identity)
@@ -359,10 +484,58 @@ class Conversation:
                     session.add(ctx.person)
             return ctx.replies
 
+    async def _admit(self, ctx: Context, route: Route) -> Route:
+        """The route to run for this person: consent first, then a name and a group."""
+        fallbacks = self.router.fallbacks
+        if not route.needs_person:
+            return route
+        if ctx.person is None:
+            return Route(fallbacks.needs_start, needs_person=False)
+        if not route.onboarding and not await fallbacks.onboarded(ctx):
+            return Route(fallbacks.incomplete)
+        return route
+
     @staticmethod
-    def _remember_menu(ctx: Context) -> None:
-        menus = [r for r in ctx.replies if isinstance(r, Menu)]
-        if menus:
-            ctx.state.menu = {"options": [[o.label, o.action, list(o.aliases)] for o in menus[-1].options]}
-        elif ctx.replies:
-            ctx.state.menu = None
+    def _remember(ctx: Context, action: str | None) -> None:
+        """What the bot offered and asked last: the options a typed reply picks (and the only
+        step-bound actions honoured next), the question to re-ask after a confused reply,
+        and the action just honoured (a second press of it is a repeat)."""
+        old: dict[str, Any] = dict(ctx.state.menu or {})
+        new: dict[str, Any] = {k: old[k] for k in ("extra",) if old.get(k)}
+        shown = [r for r in ctx.replies if isinstance(r, Text | Menu)]
+        if ctx.reoffered or not shown:
+            # Nothing new was asked (a repeat acknowledged, a question asked again): keep it.
+            new.update({k: old[k] for k in ("options", "text") if k in old})
+        else:
+            menus = [r for r in shown if isinstance(r, Menu)]
+            if menus and menus[-1] is shown[-1]:
+                new["options"] = [[o.label, o.action, list(o.aliases)] for o in menus[-1].options]
+            new["text"] = shown[-1].text[:PROMPT_KEPT]
+        last = action or old.get("last")
+        if last:
+            new["last"] = last
+        ctx.state.menu = new or None
+
+    async def _make_later(self, replies: Sequence[Reply | Later], incoming: Incoming) -> list[Reply]:
+        """Run the ``Later`` jobs in order, outside any transaction; a job that fails becomes a
+        short apology in its place (what was committed stays committed)."""
+        made: list[Reply] = []
+        for reply in replies:
+            if not isinstance(reply, Later):
+                made.append(reply)
+                continue
+            try:
+                produced = list(await reply.make(self.read_sessions))
+            except Exception:
+                if self.reraise:
+                    raise
+                log.exception("a file for update %s on %s could not be made", incoming.update_id, incoming.channel)
+                produced = [Text(self.services.catalog.text("error.file_failed"))]
+            assert not any(isinstance(r, Menu) for r in produced), "a Later job must not offer options"
+            made.extend(produced)
+        return made
+
+
+def notice_only(replies: Sequence[Reply]) -> bool:
+    """Whether the replies are only acknowledgements (nothing to show as a message)."""
+    return bool(replies) and all(isinstance(r, Notice) for r in replies)

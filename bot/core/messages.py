@@ -82,7 +82,15 @@ class Document:
     caption: str = ""
 
 
-Reply = Text | Menu | Image | Document
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A short acknowledgement of a press that changed nothing (a button pressed twice):
+    Telegram shows it on the pressed button ("toast"); other channels as a line of text."""
+
+    text: str
+
+
+Reply = Text | Menu | Image | Document | Notice
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,7 @@ async def telegram_server(app: App) -> AsyncIterator[tuple[FakeTelegram, Handled
                                   files_dir=app.conversation.services.files_dir)
         handled = Handled()
         channel.dispatcher.update.outer_middleware(handled)
-        polling = asyncio.create_task(channel.run_polling(polling_timeout=1, handle_signals=False))
+        polling = asyncio.create_task(channel.run_polling(polling_timeout=1))
         try:
             await tg.wait_for(lambda t: t.calls_to("getUpdates"), timeout=10)
             yield tg, handled

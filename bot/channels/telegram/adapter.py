@@ -1,22 +1,43 @@
 """Telegram on aiogram 3: updates → ``Incoming``, ``Reply`` → Bot API calls.
 
-Menus become inline keyboards whose ``callback_data`` is the option's action (≤ 64 bytes,
-checked by the core). A reply marked ``replace`` edits the message whose button was just
-pressed (a lesson card turned in place). Long text is split at 4,096 characters.
+Receiving: long polling with our own small loop around aiogram's ``Dispatcher.feed_update``,
+so that (1) each chat's updates are handled and answered strictly in order — the answer to a
+pressed button included — through :class:`~bot.channels.ordering.ChatQueues`, and (2) an
+update is confirmed to Telegram (the next ``getUpdates`` offset) only once its effects are
+committed: a process that dies mid-update gets it again after a restart, and the
+handled-event table makes a second delivery of a committed one change nothing.
+
+Rendering: menus become inline keyboards whose ``callback_data`` is the option's action (≤ 64
+bytes, checked by the core). A reply marked ``replace`` edits the message whose button was just
+pressed (a lesson card turned in place). Long text is split at 4,096 characters. A ``Notice``
+is the pressed button's toast. A reply refused with 429 is sent again after ``retry_after``; a
+5xx or network error is retried a few times: the resident's state has already moved on, so a
+dropped reply would leave them with nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
+from typing import TypeVar
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.types import (
     BotCommand,
     CallbackQuery,
@@ -29,9 +50,10 @@ from aiogram.types import (
 )
 from aiohttp import ClientError
 
+from bot.channels.ordering import ChatQueues, acknowledge
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
-from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Reply, Text
+from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Notice, Reply, Text
 from bot.core.text import split_text
 
 log = logging.getLogger(__name__)
@@ -41,6 +63,13 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CAPABILITIES = Capabilities(buttons=True, edit=True, text_limit=TEXT_LIMIT)
 PHOTO_MAX_BYTES = 10 * 1024 * 1024  # as a broadcast photo may be; larger ones are not fetched
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+REPLY_PATIENCE = 600.0  # seconds a reply keeps being retried (429 pauses, 5xx) before it is given up
+TRANSIENT_TRIES = 4  # a 5xx or network error: tries of one call, with growing pauses
+NOTICE_LIMIT = 200  # answerCallbackQuery text
+T = TypeVar("T")
+# The acknowledgement of the update being handled in this task (resolved once committed).
+_ack: ContextVar[asyncio.Future[None] | None] = ContextVar("telegram_update_ack", default=None)
 
 # What an update that is not text tells us it carries, for a friendly "text only" answer.
 _ATTACHMENT_KINDS = (
@@ -76,15 +105,24 @@ class TelegramChannel:
         catalog: Catalog,
         commands: Sequence[tuple[str, str]] = (),
         files_dir: Path | None = None,
+        concurrency: int = 64,
+        reply_patience: float = REPLY_PATIENCE,
+        backoff: tuple[float, float] = (1.0, 60.0),
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
-        (``Incoming.fetch_media``); without it photos stay unread attachments."""
+        (``Incoming.fetch_media``); without it photos stay unread attachments.
+        ``concurrency``: chats answered at once; ``reply_patience``: how long one reply is
+        retried; ``backoff``: pauses after a failed ``getUpdates``."""
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
         self.bot = Bot(token, session=session, default=DefaultBotProperties(link_preview_is_disabled=True))
         self._conversation = conversation
         self._catalog = catalog
         self._commands = commands
         self._files_dir = files_dir
+        self._patience = reply_patience
+        self._backoff = backoff
+        self.queues = ChatQueues(concurrency=concurrency)
+        self._stopped = asyncio.Event()
         self.dispatcher = Dispatcher()
         self.dispatcher.message.register(self._on_message)
         self.dispatcher.callback_query.register(self._on_callback)
@@ -96,22 +134,72 @@ class TelegramChannel:
         commands = [BotCommand(command=name, description=t(key)) for name, key in self._commands]
         await self.bot.set_my_commands(commands)
 
-    async def run_polling(self, *, polling_timeout: int = 30, handle_signals: bool = True) -> None:
+    async def run_polling(self, *, polling_timeout: int = 30) -> None:
+        """Long-poll until :meth:`stop`. Each batch is handed to the chats' queues in order;
+        the next ``getUpdates`` (which confirms the batch) waits until every update of it is
+        committed. Errors back off and never end the loop."""
         await self.set_commands()
-        await self.dispatcher.start_polling(
-            self.bot,
-            polling_timeout=polling_timeout,
-            handle_signals=handle_signals,
-            allowed_updates=["message", "callback_query", "my_chat_member"],
-        )
+        offset: int | None = None
+        delay = self._backoff[0]
+        stop = asyncio.create_task(self._stopped.wait())
+        try:
+            while not self._stopped.is_set():
+                poll = asyncio.create_task(self.bot.get_updates(
+                    offset=offset, timeout=polling_timeout, allowed_updates=ALLOWED_UPDATES,
+                    request_timeout=polling_timeout + 30,
+                ))
+                done, _ = await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if poll not in done:
+                    poll.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, TelegramAPIError):
+                        await poll
+                    break
+                try:
+                    updates = poll.result()
+                except TelegramAPIError as exc:
+                    log.warning("Telegram getUpdates failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                    await self._pause(delay)
+                    delay = min(delay * 2, self._backoff[1])
+                    continue
+                delay = self._backoff[0]
+                if not updates:
+                    continue
+                acks = [self.feed(update) for update in updates]
+                await asyncio.gather(*acks)
+                offset = updates[-1].update_id + 1
+        finally:
+            stop.cancel()
+            await self.queues.drain()
+            if offset is not None:
+                await self._confirm(offset)
+
+    def feed(self, update: Update) -> asyncio.Future[None]:
+        """Queue one update behind its chat's earlier ones; the future resolves once its
+        effects are committed (or it ended). Synchronous, so the order of calls is the order."""
+        return self.queues.submit(_chat_of(update), lambda ack: self._process(update, ack))
+
+    async def _process(self, update: Update, ack: asyncio.Future[None]) -> None:
+        token = _ack.set(ack)
+        try:
+            await self.dispatcher.feed_update(self.bot, update)
+        finally:
+            _ack.reset(token)
+
+    async def _confirm(self, offset: int) -> None:
+        """Tell Telegram the last batch is done, so a restart does not receive it again."""
+        with contextlib.suppress(TelegramAPIError, asyncio.TimeoutError):
+            await self.bot.get_updates(offset=offset, limit=1, timeout=0, request_timeout=10)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     async def stop(self) -> None:
-        try:
-            await self.dispatcher.stop_polling()
-        except RuntimeError:
-            pass  # polling had not started (or already stopped)
+        """Stop receiving; the updates in hand are finished first (``run_polling`` returns then)."""
+        self._stopped.set()
 
     async def close(self) -> None:
+        await self.queues.drain()
         await self.bot.session.close()
 
     # -- receiving ---------------------------------------------------------------------
@@ -123,6 +211,7 @@ class TelegramChannel:
         attachment = None
         if message.text is None:
             attachment = next((k for k in _ATTACHMENT_KINDS if getattr(message, k, None)), "other")
+
         async def fetch() -> Path | None:
             return await self._download_photo(message, event_update.update_id)
 
@@ -134,9 +223,11 @@ class TelegramChannel:
             text=message.text if message.text is not None else message.caption,
             attachment=attachment,
             update_id=str(event_update.update_id),
+            event_id=str(event_update.update_id),
             fetch_media=fetch if message.photo and self._files_dir is not None else None,
         )
         replies = await self._conversation.handle(incoming, CAPABILITIES)
+        acknowledge(_ack.get())
         await self.render(message.chat.id, replies, pressed=None)
 
     async def _download_photo(self, message: Message, update_id: int) -> Path | None:
@@ -160,13 +251,9 @@ class TelegramChannel:
         return path
 
     async def _on_callback(self, query: CallbackQuery, event_update: Update) -> None:
-        # Answer first: the spinner on the button stops at once, whatever follows.
-        try:
-            await query.answer()
-        except TelegramAPIError as exc:
-            log.info("answerCallbackQuery failed for update %s: %s", event_update.update_id, exc)
         message = query.message if isinstance(query.message, Message) else None
         if message is None or message.chat.type != "private":
+            await self._answer(query, None)
             return
         incoming = Incoming(
             channel=CHANNEL,
@@ -175,9 +262,22 @@ class TelegramChannel:
             locale=query.from_user.language_code,
             action=query.data or "",
             update_id=str(event_update.update_id),
+            event_id=str(event_update.update_id),
         )
         replies = await self._conversation.handle(incoming, CAPABILITIES)
-        await self.render(message.chat.id, replies, pressed=message.message_id)
+        acknowledge(_ack.get())
+        # The button's spinner stops here, in this chat's turn: a later message of the same
+        # resident cannot be answered before this press is.
+        notices = [r for r in replies if isinstance(r, Notice)]
+        await self._answer(query, notices[0].text if notices else None)
+        await self.render(message.chat.id, [r for r in replies if not isinstance(r, Notice)],
+                          pressed=message.message_id)
+
+    async def _answer(self, query: CallbackQuery, text: str | None) -> None:
+        try:
+            await query.answer(text=text[:NOTICE_LIMIT] if text else None)
+        except TelegramAPIError as exc:  # too old (Telegram allows ~15 s), or answered already
+            log.info("answerCallbackQuery failed: %s", type(exc).__name__)
 
     async def _on_membership(self, update: ChatMemberUpdated) -> None:
         """In a private chat this arrives only when the user blocks or unblocks the bot."""
@@ -197,16 +297,22 @@ class TelegramChannel:
             except TelegramForbiddenError:
                 log.info("chat %s blocked the bot; reply dropped", chat_id)
                 return
+            except TelegramAPIError as exc:
+                # Refused for good (400…) or still failing after every retry: the rest would be
+                # out of context.
+                log.error("a reply to chat %s was not delivered: %s", chat_id, exc)
+                return
 
     async def _send(self, chat_id: int, reply: Reply, edit_target: int | None) -> None:
+        if isinstance(reply, Notice):
+            reply = Text(reply.text)  # a notice without a pressed button: a plain line
         if isinstance(reply, Text | Menu):
             markup = keyboard(reply) if isinstance(reply, Menu) else None
             pieces = split_text(reply.text, TEXT_LIMIT)
             if edit_target is not None and len(pieces) == 1:
                 try:
-                    await self.bot.edit_message_text(
-                        text=pieces[0], chat_id=chat_id, message_id=edit_target, reply_markup=markup
-                    )
+                    await self._call(lambda: self.bot.edit_message_text(
+                        text=pieces[0], chat_id=chat_id, message_id=edit_target, reply_markup=markup))
                     return
                 except TelegramBadRequest as exc:
                     if "not modified" in exc.message:
@@ -215,10 +321,39 @@ class TelegramChannel:
                     log.debug("edit failed (%s); sending instead", exc.message)
             for i, piece in enumerate(pieces):
                 last = i == len(pieces) - 1
-                await self.bot.send_message(chat_id, piece, reply_markup=markup if last else None)
+                await self._call(lambda: self.bot.send_message(chat_id, piece, reply_markup=markup if last else None))
         elif isinstance(reply, Image):
-            await self.bot.send_photo(chat_id, FSInputFile(reply.path), caption=reply.caption[:CAPTION_LIMIT] or None)
+            caption = reply.caption[:CAPTION_LIMIT] or None
+            await self._call(lambda: self.bot.send_photo(chat_id, FSInputFile(reply.path), caption=caption))
         elif isinstance(reply, Document):
-            await self.bot.send_document(
-                chat_id, FSInputFile(reply.path), caption=reply.caption[:CAPTION_LIMIT] or None
-            )
+            caption = reply.caption[:CAPTION_LIMIT] or None
+            await self._call(lambda: self.bot.send_document(chat_id, FSInputFile(reply.path), caption=caption))
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One Bot API call, sent again after a 429's ``retry_after`` and, a few times with
+        growing pauses, after a 5xx or a network error — within ``reply_patience`` seconds."""
+        waited, transient = 0.0, 0
+        while True:
+            try:
+                return await request()
+            except TelegramRetryAfter as exc:
+                pause = float(exc.retry_after)
+                if waited + pause > self._patience:
+                    raise
+            except (TelegramServerError, TelegramNetworkError):
+                transient += 1
+                pause = 0.5 * 2**transient
+                if transient >= TRANSIENT_TRIES or waited + pause > self._patience:
+                    raise
+            log.info("a reply must wait %.1f s (Telegram busy or rate limit); waiting", pause)
+            await asyncio.sleep(pause)
+            waited += pause
+
+
+def _chat_of(update: Update) -> Hashable:
+    """Whose queue an update joins: the user it comes from (else its own id: no order)."""
+    for event in (update.message, update.callback_query, update.my_chat_member):
+        user = getattr(event, "from_user", None)
+        if user is not None:
+            return user.id
+    return ("update", update.update_id)

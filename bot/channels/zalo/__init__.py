@@ -3,7 +3,8 @@ transports, and :func:`build_zalo_channels`, which builds what the settings conf
 
 Modules: ``client`` (Bot API over httpx), ``bot_platform`` (the Bot adapter), ``oa_client``
 (OA API and token rotation), ``oa`` (the OA adapter), ``render`` (replies → Zalo sends),
-``transport`` (outbox transports), ``dispatch`` (dedupe, per-chat ordering).
+``transport`` (outbox transports). Per-chat order is ``bot.channels.ordering``; repeats are
+dropped by the engine (``Incoming.event_id``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,14 @@
 Receiving: long polling with ``getUpdates`` (one update per call; 408 means "none yet",
 so poll again) or a webhook whose ``X-Bot-Api-Secret-Token`` is compared in constant time.
 Webhook bodies come wrapped (``{ok, result}``) or flat (``{event_name, message}``); both
-are read. Zalo sends no update id, so an event is known by its name and message id and
-dropped when seen again; the bot's own messages echoed back are ignored.
+are read. Zalo sends no update id, so an event is known by its name and message id
+(``Incoming.event_id``): the engine records it with the update's effects, so a repeat — a
+webhook retry, an event seen again after a restart — changes nothing. A webhook is answered
+only once the update is committed (or 503 after ``ack_wait`` seconds: Zalo sends it again, and
+the repeat is dropped if the first one got through). ``getUpdates`` has no offset to confirm:
+an update is Zalo's to forget once fetched, so the window between fetching and committing is
+the one place an update can be lost (a crash there). The bot's own messages echoed back are
+ignored. Each chat's updates are handled and answered in order (``ChatQueues``).
 
 Rendering: Zalo has no buttons, so menus are numbered lines ("Gõ 1, 2 hoặc 3") and the
 engine resolves a typed "2" against the menu it stored; text is split at 2,000
@@ -25,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.channels.ordering import ChatQueues, acknowledge
 from bot.channels.zalo.client import RATE_LIMITED, ZaloBotClient, ZaloBotError
-from bot.channels.zalo.dispatch import RecentKeys, UpdateTasks
 from bot.channels.zalo.render import Outgoing, plan
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
@@ -38,7 +44,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "zalo"
 WEBHOOK_PATH = "/webhooks/zalo-bot"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
-MAX_REPLY_WAIT = 10.0  # a resident waits for an answer: longer rate-limit pauses drop it
+REPLY_PATIENCE = 600.0  # seconds a reply keeps being retried (429 pauses, passing errors)
+TRANSIENT_TRIES = 4  # tries of one send after a passing error
+ACK_WAIT = 1.5  # seconds a webhook waits for the update to be committed before answering 503
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
 # What a non-text event carries, for the engine's friendly "text only" answer.
@@ -133,6 +141,8 @@ class ZaloBotChannel:
         retry_delay: float = 1.0,
         backoff: tuple[float, float] = (1.0, 60.0),
         files_dir: Path | None = None,
+        reply_patience: float = REPLY_PATIENCE,
+        ack_wait: float = ACK_WAIT,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
         (``Incoming.fetch_media``); without it photos stay unread attachments."""
@@ -145,13 +155,14 @@ class ZaloBotChannel:
         self._webhook_url = webhook_url if webhook_secret else None
         self._retry_delay = retry_delay
         self._backoff = backoff
+        self._patience = reply_patience
+        self._ack_wait = ack_wait
         self.capabilities = Capabilities(
             buttons=False, edit=False, text_limit=2000, images=bool(media and media.serves_urls), documents=False
         )
         self.bot_id: str | None = None
         self.received = 0  # updates read from getUpdates or accepted from the webhook
-        self.tasks = UpdateTasks(concurrency=concurrency)
-        self._recent = RecentKeys()
+        self.tasks = ChatQueues(concurrency=concurrency)
         self._stopped = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------
@@ -236,7 +247,8 @@ class ZaloBotChannel:
                 delay = self._backoff[0]
                 if update is not None:
                     self.received += 1
-                    await self.accept(update)
+                    await self.tasks.room()
+                    self.accept(update)
         finally:
             stop_wait.cancel()
             await self.tasks.drain()
@@ -259,24 +271,28 @@ class ZaloBotChannel:
         if update is None:
             return 400
         self.received += 1
-        await self.accept(update)
+        ack = self.accept(update)
+        if ack is None:
+            return 200  # nothing to handle (an echo, a group chat)
+        try:
+            await asyncio.wait_for(asyncio.shield(ack), self._ack_wait)
+        except TimeoutError:
+            return 503  # not committed yet: Zalo sends it again, and a repeat changes nothing
         return 200
 
-    async def accept(self, update: Mapping[str, Any]) -> None:
-        """Drop echoes, group chats and repeats; hand the rest to the engine as a task."""
+    def accept(self, update: Mapping[str, Any]) -> asyncio.Future[None] | None:
+        """Drop echoes and group chats; queue the rest behind the chat's earlier updates. The
+        future resolves once the update is committed (None: nothing to handle)."""
         event = parse_event(update)
         if event is None or not event.private:
-            return
+            return None
         if event.is_bot or (self.bot_id is not None and event.user_id == self.bot_id):
-            return  # the bot's own message echoed back
-        if event.message_id and self._recent.seen((event.name, event.message_id)):
-            log.debug("repeated Zalo event %s dropped", event.message_id)
-            return
+            return None  # the bot's own message echoed back
 
         async def fetch() -> Path | None:
             return await self._download_photo(event)
 
-        async def work() -> None:
+        async def work(ack: asyncio.Future[None]) -> None:
             incoming = Incoming(
                 channel=CHANNEL,
                 external_id=event.user_id,
@@ -284,12 +300,14 @@ class ZaloBotChannel:
                 text=event.text if event.text is not None else event.caption,
                 attachment=event.attachment,
                 update_id=f"zalo:{event.message_id}",
+                event_id=f"{event.name}:{event.message_id}" if event.message_id else None,
                 fetch_media=fetch if event.photo_url and self._files_dir is not None else None,
             )
             replies = await self._conversation.handle(incoming, self.capabilities)
+            acknowledge(ack)
             await self.render(event.chat_id, replies)
 
-        await self.tasks.start(event.chat_id, work)
+        return self.tasks.submit(event.chat_id, work)
 
     async def _download_photo(self, event: BotEvent) -> Path | None:
         """The picture of an image event, saved under the files folder — only when a step
@@ -321,8 +339,11 @@ class ZaloBotChannel:
                     return
 
     async def _send(self, chat_id: str, outgoing: Outgoing) -> None:
-        """One send; on 429 or a passing error wait and try once more, like Telegram's."""
-        for attempt in (1, 2):
+        """One send; after a 429 it is sent again once ``retry_after`` has passed, after a
+        passing error a few times with growing pauses, within ``reply_patience`` seconds: the
+        resident's step has already moved on, a dropped answer would leave them with nothing."""
+        waited, transient = 0.0, 0
+        while True:
             try:
                 if outgoing.photo:
                     await self.client.send_photo(chat_id, outgoing.photo, outgoing.caption)
@@ -330,10 +351,17 @@ class ZaloBotChannel:
                     await self.client.send_message(chat_id, outgoing.text)
                 return
             except ZaloBotError as exc:
-                if attempt == 2 or not (exc.code == RATE_LIMITED or exc.transient):
+                if exc.code == RATE_LIMITED:
+                    wait = exc.retry_after if exc.retry_after is not None else self._retry_delay
+                elif exc.transient:
+                    transient += 1
+                    if transient >= TRANSIENT_TRIES:
+                        raise
+                    wait = self._retry_delay * 2 ** (transient - 1)
+                else:
                     raise
-                wait = exc.retry_after if exc.code == RATE_LIMITED and exc.retry_after is not None else self._retry_delay
-                if wait > MAX_REPLY_WAIT:
+                if waited + wait > self._patience:
                     raise
                 log.info("Zalo %s (%s); sending again in %.1f s", exc.method, exc.code, wait)
                 await asyncio.sleep(wait)
+                waited += wait

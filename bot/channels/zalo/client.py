@@ -10,6 +10,8 @@ own "HTTP Request: POST …" log line.
 
 from __future__ import annotations
 
+from bot.core.text import is_plain_int
+
 import logging
 from typing import Any
 
@@ -118,7 +120,7 @@ class ZaloBotClient:
         if body.get("ok") is True and response.is_success:
             return body.get("result")
         code = body.get("error_code")
-        code = int(code) if isinstance(code, int | str) and str(code).lstrip("-").isdigit() else response.status_code
+        code = int(code) if isinstance(code, int | str) and is_plain_int(str(code).lstrip("-")) else response.status_code
         description = str(body.get("description") or "").replace(self._token, "***")[:200]
         retry_after = _retry_after(body)
         raise ZaloBotError(method, code, description, retry_after=retry_after)

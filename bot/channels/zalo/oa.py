@@ -8,7 +8,11 @@ request that fails the check is refused (403) before anything is read from it.
 Events: ``user_send_text`` (text, or the payload of a pressed query button), ``follow``
 (greeted like ``/start``), ``unfollow`` (the identity is marked blocked), other
 ``user_send_*`` (attachments the bot cannot read); ``oa_send_*`` are our own echoes.
-Repeated deliveries (Zalo retries for an hour) are dropped by ``msg_id``.
+Repeated deliveries (Zalo retries for an hour) are dropped by ``msg_id``: it is the event id the
+engine records with the update's effects. The webhook is answered once the update is committed
+(or 503 after ``ack_wait`` seconds — Zalo wants an answer within 2 s — so that Zalo sends it
+again; the repeat changes nothing if the first one got through). Each user's updates are
+handled and answered in order.
 
 Rendering: text is split at 2,000 characters; a menu is numbered lines and, when it has
 at most 5 options (the OA limit), also ``oa.query.hide`` buttons whose payload is
@@ -29,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.channels.zalo.dispatch import RecentKeys, UpdateTasks
+from bot.channels.ordering import ChatQueues, acknowledge
 from bot.channels.zalo.oa_client import ZaloOAClient, ZaloOAError
 from bot.channels.zalo.render import TEXT_LIMIT, plan
 from bot.core.conversation import Clock, Conversation, SystemClock
@@ -165,6 +169,7 @@ class ZaloOAChannel:
         media: MediaStore | None = None,
         clock: Clock | None = None,
         concurrency: int = 16,
+        ack_wait: float = 1.5,
     ) -> None:
         self.client = client
         self._conversation = conversation
@@ -179,8 +184,8 @@ class ZaloOAChannel:
             buttons=False, edit=False, text_limit=TEXT_LIMIT, images=bool(media and media.serves_urls),
             documents=False,
         )
-        self.tasks = UpdateTasks(concurrency=concurrency)
-        self._recent = RecentKeys(ttl=2 * 3600)  # Zalo retries for about an hour
+        self.tasks = ChatQueues(concurrency=concurrency)
+        self._ack_wait = ack_wait
         self._stopped = asyncio.Event()
         self._reported_oa_id_signature = False
 
@@ -208,7 +213,7 @@ class ZaloOAChannel:
             self._reported_oa_id_signature = True
         data = json.loads(body)
         event = parse_oa_event(data, oa_id=self.oa_id) if isinstance(data, dict) else None
-        if event is None or self._recent.seen(event.key):
+        if event is None:
             return 200  # acknowledged: Zalo must not retry what we chose to ignore
         if event.name == "unfollow":
             async with self._sessions() as session, session.begin():
@@ -224,13 +229,19 @@ class ZaloOAChannel:
             action=event.action,
             attachment=event.attachment,
             update_id=f"zalo_oa:{':'.join(event.key[1:])}",
+            event_id=":".join(event.key),
         )
 
-        async def work() -> None:
+        async def work(ack: asyncio.Future[None]) -> None:
             replies = await self._conversation.handle(incoming, self.capabilities)
+            acknowledge(ack)
             await self.render(event.user_id, replies)
 
-        await self.tasks.start(event.user_id, work)
+        ack = self.tasks.submit(event.user_id, work)
+        try:
+            await asyncio.wait_for(asyncio.shield(ack), self._ack_wait)
+        except TimeoutError:
+            return 503  # not committed yet: Zalo sends it again, and a repeat changes nothing
         return 200
 
     async def render(self, user_id: str, replies: Sequence[Reply]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.core.i18n import Translate
-from bot.core.messages import Document, Image, Menu, Reply, Text
+from bot.core.messages import Document, Image, Menu, Notice, Reply, Text
 from bot.core.render import numbered_menu
 from bot.core.text import split_text
 from bot.media import MediaStore
@@ -32,7 +32,7 @@ async def plan(reply: Reply, t: Translate, media: MediaStore | None) -> list[Out
     clear text (an image without a public URL, any document)."""
     if isinstance(reply, Menu):
         return texts(numbered_menu(reply, t))
-    if isinstance(reply, Text):
+    if isinstance(reply, Text | Notice):
         return texts(reply.text)
     if isinstance(reply, Image):
         url = await media.url_for(reply.path) if media is not None else None

@@ -1,0 +1,30 @@
+"""Events a channel delivered and the engine handled: each is handled at most once.
+
+The row is written in the same transaction as the update's effects, so a redelivery (a webhook
+retry, an update fetched again after a restart) finds it and changes nothing, while an update
+whose transaction failed leaves no row and is handled when it comes again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.models import HandledEvent
+
+
+async def record_event(session: AsyncSession, *, source: str, event_id: str, now: datetime) -> bool:
+    """Record that ``event_id`` of ``source`` is being handled; False if it was handled before
+    (or is being handled right now by another transaction, which then wins)."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(HandledEvent)
+        .values(source=source[:48], event_id=event_id[:128], handled_at=now)
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+    )
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return bool(result.rowcount)
