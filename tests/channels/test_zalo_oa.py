@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,8 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, select
 
 from bot.__main__ import App
-from bot.channels.zalo import ZaloOAChannel, ZaloOAClient, ZaloOATransport
-from bot.channels.zalo import oa_client
+from bot.channels.zalo import ZaloOAChannel, ZaloOAClient, ZaloOATransport, oa_client
 from bot.channels.zalo.oa_client import OATokens, Patience, ZaloOAError
 from bot.core.messages import Text
 from bot.delivery.transport import OutboundMessage, Pacing, Recipient, Result
@@ -216,7 +215,7 @@ async def test_one_refresher_at_a_time_within_a_process(ward: App, oa: FakeZaloO
     await client.close()
 
 
-async def wait_for(condition: Any) -> None:  # type: ignore[misc]
+async def wait_for(condition: Callable[[], bool]) -> None:
     """Until ``condition()`` holds (it is about something another task does), at most ~10 s."""
     for _ in range(1000):
         if condition():
@@ -327,7 +326,7 @@ class WriteLock:
         self._conn.close()
 
 
-async def exchange_under_lock(oa: FakeZaloOA, lock: WriteLock, send: Any) -> Any:  # type: ignore[misc]
+async def exchange_under_lock(oa: FakeZaloOA, lock: WriteLock, send: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     """Run ``send`` and take the write lock while its token exchange is on the wire: the
     lease is taken by then, and the new pair cannot be stored."""
     oa.hold_exchange, oa.exchange_started = asyncio.Event(), asyncio.Event()
