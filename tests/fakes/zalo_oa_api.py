@@ -116,6 +116,10 @@ class FakeZaloOA:
     def cs_calls(self) -> list[Call]:
         return [c for c in self.calls if c.path.endswith("/message/cs")]
 
+    def exchanges(self) -> list[tuple[str | None, int]]:
+        """Each answered refresh request: the refresh token presented, and the ``error``."""
+        return [(c.body.get("refresh_token"), c.error) for c in self.calls if c.path.endswith("/access_token")]
+
     # -- HTTP ---------------------------------------------------------------------------
 
     def _answer(self, request: web.Request, body: dict[str, Any], error: int, payload: dict[str, Any]) -> web.Response:

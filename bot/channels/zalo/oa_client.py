@@ -2,33 +2,54 @@
 
 Every OA call carries a bare ``access_token`` header. The access token lives about a day
 (some report an hour: we trust the ``expires_in`` each refresh returns) and is renewed
-with a **single-use, rotating** refresh token: the new pair must be stored before it is
-used, and only one refresher may run at a time — otherwise two processes rotate the same
-refresh token, one of them loses, and an OA admin has to consent again in a browser.
-So the pair lives in the database (``channel_token``, row ``zalo_oa:<oa id>``), and a
-refresh holds an asyncio lock (this process) and the row's ``FOR UPDATE`` lock (other
-processes, on PostgreSQL) around the HTTP exchange and the commit.
+with a **single-use, rotating** refresh token: only one refresher may exchange it at a time
+(otherwise two rotate the same token, one loses, and an OA admin has to consent again in a
+browser), and the new pair must reach the database, or the next start has nothing that works.
+
+So the pair lives in the database (``channel_token``, row ``zalo_oa:<oa id>``) and a refresh
+is *leased*: a short transaction takes the row's lease (``refreshing_until``,
+``refresh_owner``) and reads the refresh token; the HTTP exchange runs with no transaction
+open; another short transaction stores the new pair, guarded by the lease, retried while the
+database is busy or unreachable. Others (an asyncio lock in this process, the lease across
+processes, on SQLite and PostgreSQL alike) wait for the new pair instead of refreshing too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.core.conversation import Clock
-from storage.channel_tokens import lock_token, read_token
+from storage.channel_tokens import ensure_token, read_token, release_lease, store_pair, take_lease
 from storage.db import SessionFactory
+from storage.models import ChannelToken
 
 log = logging.getLogger(__name__)
 
 TOKEN_REJECTED = {-216, -220}  # invalid / expired access token: refresh once, retry once
 REFRESH_MARGIN = timedelta(minutes=5)  # renew this long before the announced expiry
 DEFAULT_LIFETIME = 3600  # seconds, if an answer ever lacks expires_in
+DATABASE_ERRORS = (SQLAlchemyError, OSError)  # busy, locked, connection dropped, pool timeout
+
+
+@dataclass(frozen=True)
+class Patience:
+    """How long a refresh leases, waits and retries. The waits are counted in the pauses
+    taken (seconds), not measured with a clock."""
+
+    lease: timedelta = timedelta(minutes=2)  # > the exchange's HTTP timeout + a normal store
+    poll: float = 0.25  # between two looks at another refresher's progress
+    wait: float = 30.0  # pauses in all before giving up on it (a transient error: retried later)
+    retry_first: float = 0.1  # first pause before storing the new pair again
+    retry_cap: float = 5.0
+    store: float = 60.0  # pauses in all before saying loudly that the new pair is not stored
 
 
 class ZaloOAError(Exception):
@@ -52,6 +73,29 @@ class _Pair:
     expires_at: datetime
 
 
+@dataclass
+class _Unsaved:
+    """A pair Zalo gave us that the database has not taken yet: its refresh token is the only
+    one that works now, and this process is the only one that knows it."""
+
+    owner: str  # the lease it was obtained under
+    previous: str | None  # the refresh token the row held then (consumed since)
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+
+
+def _database_reason(exc: BaseException) -> str:
+    # The driver's own message ("database is locked"), never SQLAlchemy's, which quotes the
+    # statement's parameters: the tokens.
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    return f"{type(exc).__name__}: {orig}"[:200] if orig is not None else type(exc).__name__
+
+
+def _refused(error: ZaloOAError) -> None:
+    log.error("Zalo OA refused the refresh token (%s): an OA admin must grant access again", error)
+
+
 async def _post(http: httpx.AsyncClient, operation: str, url: str, **kwargs: Any) -> dict[str, Any]:
     try:
         response = await http.post(url, **kwargs)
@@ -72,7 +116,7 @@ async def _post(http: httpx.AsyncClient, operation: str, url: str, **kwargs: Any
 
 
 class OATokens:
-    """The OA access token: from memory, else the database, else a refresh."""
+    """The OA access token: from memory, else the database, else a leased refresh."""
 
     def __init__(
         self,
@@ -85,6 +129,7 @@ class OATokens:
         app_secret: str,
         seed_refresh_token: str | None,
         clock: Clock,
+        patience: Patience = Patience(),
     ) -> None:
         self.name = f"zalo_oa:{oa_id}"[:32]
         self._sessions = sessions
@@ -94,50 +139,225 @@ class OATokens:
         self._app_secret = app_secret
         self._seed = seed_refresh_token
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._patience = patience
+        self._lock = asyncio.Lock()  # one refresher in this process
+        self._save_lock = asyncio.Lock()  # one store of an unsaved pair at a time
         self._pair: _Pair | None = None
+        self._unsaved: _Unsaved | None = None
+        self._saver: asyncio.Task[None] | None = None
         self.refreshes = 0  # successful exchanges by this process
+        self.waits = 0  # times a refresh found another refresher's lease running
 
     def _fresh(self, token: str | None, expires_at: datetime | None) -> bool:
         return bool(token) and expires_at is not None and self._clock.now() < expires_at - REFRESH_MARGIN
+
+    def _replaces(self, row: ChannelToken | None, stale: str | None) -> _Pair | None:
+        """The row's pair if it is fresh and not the one being replaced."""
+        if row is None or row.access_token == stale or not self._fresh(row.access_token, row.expires_at):
+            return None
+        assert row.access_token is not None and row.expires_at is not None
+        return _Pair(row.access_token, row.expires_at)
+
+    @property
+    def unsaved(self) -> bool:
+        """A renewed pair is in memory only (the database could not be written yet)."""
+        return self._unsaved is not None
 
     async def current(self) -> str:
         """A usable access token, refreshed early when it is about to expire."""
         pair = self._pair
         if pair is not None and self._fresh(pair.access_token, pair.expires_at):
             return pair.access_token
-        async with self._sessions() as session:
-            row = await read_token(session, name=self.name)
-        if row is not None and self._fresh(row.access_token, row.expires_at):
-            assert row.access_token is not None and row.expires_at is not None
-            self._pair = _Pair(row.access_token, row.expires_at)
-            return row.access_token
+        row = await self._read()
+        if (pair := self._replaces(row, None)) is not None:
+            self._pair = pair
+            return pair.access_token
         return await self.refresh(stale=row.access_token if row is not None else None)
 
     async def refresh(self, *, stale: str | None) -> str:
         """Exchange the refresh token for a new pair, unless someone already replaced
-        ``stale`` (the token that was rejected or is expiring) with a fresh one."""
+        ``stale`` (the token that was rejected or is expiring) with a fresh one.
+
+        Under the refresh lease, with no transaction open during the exchange; the new pair
+        is used at once and stored as soon as the database takes it (see ``Patience``)."""
         async with self._lock:
             pair = self._pair
             if pair is not None and pair.access_token != stale and self._fresh(pair.access_token, pair.expires_at):
                 return pair.access_token  # another task of this process refreshed meanwhile
-            now = self._clock.now()
-            async with self._sessions() as session, session.begin():
-                row = await lock_token(session, name=self.name, seed_refresh_token=self._seed, now=now)
-                if row.access_token != stale and self._fresh(row.access_token, row.expires_at):
-                    assert row.access_token is not None and row.expires_at is not None
-                    self._pair = _Pair(row.access_token, row.expires_at)  # another process did it
-                    return row.access_token
-                access, refresh, lifetime = await self._exchange_any(row.refresh_token)
-                row.access_token, row.refresh_token = access, refresh
-                row.expires_at = now + timedelta(seconds=lifetime)
-                row.updated_at = now
-                session.add(row)
-                # Committed when this block ends, before the token is used or the lock freed.
-            self._pair = _Pair(access, row.expires_at)
+            if self._unsaved is not None:
+                return await self._renew_unsaved(self._unsaved)
+            leased = await self._lease(stale)
+            if isinstance(leased, _Pair):
+                self._pair = leased  # another process refreshed meanwhile
+                return leased.access_token
+            owner, stored = leased
+            now = self._clock.now()  # before the exchange: the lifetime starts no earlier
+            try:
+                access, rotated, lifetime = await self._exchange_any(stored)
+            except Exception as exc:
+                await self._release(owner)
+                if isinstance(exc, ZaloOAError) and not exc.transient:
+                    # Refused: perhaps a refresher whose lease ran out while it could not
+                    # store had consumed this token, and has stored its pair since.
+                    if (pair := self._replaces(await self._read(), stale)) is not None:
+                        self._pair = pair
+                        return pair.access_token
+                    _refused(exc)
+                raise
+            # In memory first: this process keeps working while the database is unavailable.
+            expires_at = now + timedelta(seconds=lifetime)
+            self._unsaved = _Unsaved(owner, stored, access, rotated, expires_at)
+            self._pair = _Pair(access, expires_at)
             self.refreshes += 1
             log.info("Zalo OA access token renewed (valid %d s)", lifetime)
+            await self._store_patiently()
             return access
+
+    async def _read(self) -> ChannelToken | None:
+        async with self._sessions() as session:
+            return await read_token(session, name=self.name)
+
+    async def _claim(self, owner: str, stale: str | None) -> tuple[str, str | None] | _Pair | None:
+        """One short transaction: the row (created from the seed the first time), and the
+        lease if nobody refreshed meanwhile and no other lease is running. Returns the
+        refresh token to exchange, the pair someone else stored, or None (another's lease)."""
+        now = self._clock.now()
+        async with self._sessions() as session, session.begin():
+            row = await read_token(session, name=self.name)
+            if row is None:
+                await ensure_token(session, name=self.name, seed_refresh_token=self._seed, now=now)
+            elif (pair := self._replaces(row, stale)) is not None:
+                return pair
+            until = now + self._patience.lease
+            if not await take_lease(session, name=self.name, owner=owner, now=now, until=until):
+                return None
+            # Read again under the lease: a refresher that finished between the first read and
+            # the lease has stored a newer pair (and consumed the token read first).
+            row = await read_token(session, name=self.name)
+            assert row is not None
+            if (pair := self._replaces(row, stale)) is not None:
+                await release_lease(session, name=self.name, owner=owner)
+                return pair
+            return owner, row.refresh_token
+
+    async def _lease(self, stale: str | None) -> tuple[str, str | None] | _Pair:
+        """Take the refresh lease, or wait (bounded) for another refresher's new pair; a lease
+        whose owner died runs out and is taken over."""
+        owner = secrets.token_hex(8)
+        waited = 0.0
+        while True:
+            claim = await self._claim(owner, stale)
+            if claim is not None:
+                return claim
+            self.waits += 1
+            while True:
+                if waited >= self._patience.wait:
+                    raise ZaloOAError("refresh", 0, "another process is still renewing the access token")
+                await asyncio.sleep(self._patience.poll)
+                waited += self._patience.poll
+                row = await self._read()
+                if (pair := self._replaces(row, stale)) is not None:
+                    return pair
+                until = row.refreshing_until if row is not None else None
+                if until is None or until < self._clock.now():
+                    break  # ended without a new pair, or ran out: try to take it
+
+    async def _release(self, owner: str) -> None:
+        try:
+            async with self._sessions() as session, session.begin():
+                await release_lease(session, name=self.name, owner=owner)
+        except DATABASE_ERRORS as exc:  # the lease runs out by itself
+            log.warning("Could not release the Zalo OA refresh lease (%s)", _database_reason(exc))
+
+    async def _renew_unsaved(self, unsaved: _Unsaved) -> str:
+        """Renew from the pair the database has not taken: its refresh token is the only one
+        that works, and no other process knows it, so no lease is needed."""
+        now = self._clock.now()
+        consumed = unsaved.refresh_token
+        try:
+            access, rotated, lifetime = await self._exchange_any(consumed)
+        except ZaloOAError as exc:
+            if not exc.transient:
+                _refused(exc)
+            raise
+        expires_at = now + timedelta(seconds=lifetime)
+        if self._unsaved is unsaved:  # still pending: the saver stores the newest pair
+            unsaved.access_token, unsaved.refresh_token, unsaved.expires_at = access, rotated, expires_at
+        else:  # stored during the exchange: the database now holds the token just consumed
+            self._unsaved = _Unsaved(unsaved.owner, consumed, access, rotated, expires_at)
+        self._pair = _Pair(access, expires_at)
+        self.refreshes += 1
+        log.info("Zalo OA access token renewed (valid %d s)", lifetime)
+        if self._saver is None or self._saver.done():
+            await self._store_patiently()
+        return access
+
+    async def flush(self) -> bool:
+        """Try once to store the pair the database has not taken yet. True if none is left."""
+        async with self._save_lock:
+            unsaved = self._unsaved
+            if unsaved is None:
+                return True
+            stored_as = unsaved.refresh_token
+            try:
+                async with self._sessions() as session, session.begin():
+                    stored = await store_pair(
+                        session, name=self.name, owner=unsaved.owner, previous_refresh_token=unsaved.previous,
+                        access_token=unsaved.access_token, refresh_token=stored_as,
+                        expires_at=unsaved.expires_at, now=self._clock.now(),
+                    )
+            except DATABASE_ERRORS as exc:
+                reason = _database_reason(exc)
+                log.warning("Could not save the renewed Zalo OA token yet (%s); retrying", reason)
+                return False
+            if not stored:
+                # Our lease ran out and another refresher stored a pair of its own (from the
+                # operator's new seed token): that one is kept; ours is used until it expires.
+                log.warning("Another process stored a newer Zalo OA token pair; this one is dropped")
+                self._unsaved = None
+            elif unsaved.refresh_token == stored_as:
+                self._unsaved = None
+            else:
+                unsaved.previous = stored_as  # renewed again while this was being stored
+            return self._unsaved is None
+
+    async def _store_patiently(self) -> None:
+        """Store the new pair, retrying with capped backoff; past the patience, say loudly
+        what is at stake and keep trying in the background."""
+        delay, slept = self._patience.retry_first, 0.0
+        while not await self.flush():
+            if slept >= self._patience.store:
+                log.error(
+                    "The Zalo OA refresh token was renewed but could not be saved to the database. The bot "
+                    "keeps using it and keeps trying to save it. Make the database writable again (it is "
+                    "locked or unreachable) and keep the bot running until the log says the token is saved: "
+                    "if the bot stops before that, an OA admin must grant access again and the refresh "
+                    "token obtained then must be put in ZALO_OA_REFRESH_TOKEN."
+                )
+                self._saver = asyncio.create_task(self._keep_saving(delay))
+                return
+            await asyncio.sleep(delay)
+            slept += delay
+            delay = min(delay * 2, self._patience.retry_cap)
+
+    async def _keep_saving(self, delay: float) -> None:
+        while not await self.flush():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._patience.retry_cap)
+        log.warning("The renewed Zalo OA refresh token is saved to the database now")
+
+    async def aclose(self) -> None:
+        """Stop the background saver after one last attempt to store an unsaved pair."""
+        if self._saver is not None:
+            self._saver.cancel()
+            await asyncio.gather(self._saver, return_exceptions=True)
+            self._saver = None
+        if not await self.flush():
+            log.error(
+                "Stopping with the renewed Zalo OA refresh token not saved to the database: an OA admin "
+                "must grant access again and the refresh token obtained then must be put in "
+                "ZALO_OA_REFRESH_TOKEN."
+            )
 
     async def _exchange_any(self, stored: str | None) -> tuple[str, str, int]:
         """Try the stored refresh token; if Zalo refuses it and the operator has set a
@@ -154,7 +374,6 @@ class OATokens:
                     raise
                 error = exc
         assert error is not None
-        log.error("Zalo OA refused the refresh token (%s): an OA admin must grant access again", error)
         raise error
 
     async def _exchange(self, refresh_token: str) -> tuple[str, str, int]:
@@ -186,6 +405,7 @@ class ZaloOAClient:
         self._http = http
 
     async def close(self) -> None:
+        await self.tokens.aclose()
         await self._http.aclose()
 
     async def _post_cs(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
