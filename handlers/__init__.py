@@ -93,7 +93,7 @@ def build_router() -> Router:
     router.action("ans", quiz.answer)
     router.action("progress", progress.show_progress)
     router.action("erase", privacy.answer_erase, needs_person=False)
-    router.action("link", linking.link_action, needs_person=False)
+    router.action("link", linking.link_action, needs_person=False, free={"ok", "deny"})
     router.action("reminders", reminders.reminders_action)
     router.action("cert", certificate.show_certificate)
     router.action("hotro", support.support_action)
