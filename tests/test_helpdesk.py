@@ -178,3 +178,21 @@ async def test_kept_then_answered_at_night_over_telegram_arrives_at_seven(ward: 
         assert answer is not None and "Tổ trưởng Ba Nguyễn trả lời" in answer.text and "Mai mình qua" in answer.text
         await lan.choose("Hỏi thêm")
         assert "sẽ được chuyển tới tổ trưởng của Tổ dân phố 3 (1 người)" in lan.last_text()
+
+
+async def test_a_question_whose_asker_erased_their_data_is_not_delivered(ward: App, clock: ManualClock) -> None:
+    lan, ba = Chat(ward.conversation, user="1", name="Lan"), Chat(ward.conversation, user="2", name="Ba")
+    for chat in (lan, ba):
+        await join(chat)
+    await make_leader(ward, ba, "DEMO-TDP03")
+    clock._now = local(23, 22)
+    await lan.send("/hotro")
+    await lan.send("Số điện thoại của tôi là 0912 345 678.")
+    [to_ba] = await help_rows(ward)
+    await lan.send("/xoadulieu")
+    await lan.press("Xóa dữ liệu")
+    [cancelled] = await help_rows(ward)
+    assert (cancelled.status, cancelled.payload) == (OutboxStatus.CANCELLED, {})
+    assert await rows(ward, HelpRequest) == []
+    # A sender that had claimed it before the erasure checks it again: it does not go out.
+    assert await check(ward, to_ba, local(24, 7)) == "câu hỏi không còn (người hỏi đã xóa dữ liệu)"
