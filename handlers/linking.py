@@ -129,7 +129,8 @@ async def _enter_code(ctx: Context, typed: str) -> None:
         return
     claim = await claim_code(ctx.session, code=code, identity_id=identity_id, now=ctx.now) if code else None
     if shaped:
-        await record_attempt(ctx.session, identity_id=identity_id, ok=claim in (Claim.CLAIMED, Claim.AGAIN), now=ctx.now)
+        right = claim in (Claim.CLAIMED, Claim.AGAIN)
+        await record_attempt(ctx.session, identity_id=identity_id, ok=right, now=ctx.now)
     if code is None or claim == Claim.KILLED:
         if shaped and await recent_failures(ctx.session, identity_id=identity_id, now=ctx.now) >= MAX_FAILURES:
             _too_many(ctx)
@@ -154,7 +155,8 @@ async def _ask_owner_later(ctx: Context, code: LinkCode) -> None:
     ot = ctx.services.catalog.translator(person.locale)
     message = OutboundMessage(
         text=ot("linking.owner_question", channel=CHANNEL_NAMES.get(ctx.identity.channel, ctx.identity.channel)),
-        options=(Option(ot("linking.owner_yes"), f"link:ok:{code.id}"), Option(ot("linking.owner_no"), f"link:deny:{code.id}")),
+        options=(Option(ot("linking.owner_yes"), f"link:ok:{code.id}"),
+                 Option(ot("linking.owner_no"), f"link:deny:{code.id}")),
     )
     await enqueue(ctx.session, [outbox_row(
         kind="link_confirm", identity_id=owner.id, channel=owner.channel, payload=message.to_payload(),
@@ -220,7 +222,8 @@ async def _link(ctx: Context, code: LinkCode, claimer: Identity) -> None:
             payload=OutboundMessage(text=ct("linking.done_claimer")).to_payload(), due_at=ctx.now,
             dedupe_key=f"link_done:{code.id}", now=ctx.now, ref=f"link_code:{code.id}",
         )])
-    await menu.show_main_menu(ctx, t("linking.done_owner", channel=CHANNEL_NAMES.get(claimer.channel, claimer.channel)))
+    channel = CHANNEL_NAMES.get(claimer.channel, claimer.channel)
+    await menu.show_main_menu(ctx, t("linking.done_owner", channel=channel))
 
 
 async def _finish(ctx: Context, text: str) -> None:

@@ -181,8 +181,9 @@ async def receive_reply(ctx: Context) -> None:
         options=(Option(rt("support.ask_more"), "hotro:ask"), Option(rt("menu.back"), "menu")),
     )
     stamp = int(ctx.now.timestamp())
+    assert identity.id is not None
     await enqueue(ctx.session, [outbox_row(
-        kind="help_reply", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
+        kind="help_reply", identity_id=identity.id, channel=identity.channel,
         payload=message.to_payload(), due_at=ctx.now,
         dedupe_key=f"help_reply:{request.id}:{ctx.person.id}:{stamp}", now=ctx.now,
         about_person_id=ctx.person.id, ref=ref_of(request.id),  # it carries the leader's name
@@ -190,7 +191,8 @@ async def receive_reply(ctx: Context) -> None:
     request.answered_by = ctx.person.id
     request.answered_at = ctx.now
     ctx.session.add(request)
-    await cancel_forwards(ctx.session, request_id=request.id, reason=ctx.services.catalog.text("support.check_answered"))
+    answered = ctx.services.catalog.text("support.check_answered")
+    await cancel_forwards(ctx.session, request_id=request.id, reason=answered)
     authz.record(ctx, "help.reply", f"help:{request.id}")
     arrives = ctx.services.quiet.next_allowed(ctx.now)
     name = asker.display_name or ""

@@ -101,7 +101,8 @@ async def recent_failures(session: AsyncSession, *, identity_id: int, now: datet
 
 async def record_attempt(session: AsyncSession, *, identity_id: int, ok: bool, now: datetime) -> None:
     """Note a typed code; attempts older than the window are forgotten (everyone's)."""
-    await session.exec(delete(LinkAttempt).where(col(LinkAttempt.at) <= now - ATTEMPT_WINDOW))  # type: ignore[call-overload]
+    stale = delete(LinkAttempt).where(col(LinkAttempt.at) <= now - ATTEMPT_WINDOW)
+    await session.exec(stale)
     session.add(LinkAttempt(identity_id=identity_id, ok=ok, at=now))
 
 
@@ -238,7 +239,8 @@ async def merge_people(session: AsyncSession, *, keep_id: int, other_id: int, no
     identities = await session.exec(update(Identity).where(Identity.person_id == other_id).values(person_id=keep_id))
     await session.exec(delete(LinkCode).where(LinkCode.person_id == other_id))
     roles = await _move_roles(session, keep_id=keep_id, other_id=other_id)
-    requests = await session.exec(update(HelpRequest).where(HelpRequest.person_id == other_id).values(person_id=keep_id))
+    requests = await session.exec(
+        update(HelpRequest).where(HelpRequest.person_id == other_id).values(person_id=keep_id))
     await session.exec(update(HelpRequest).where(HelpRequest.answered_by == other_id).values(answered_by=keep_id))
     await session.exec(update(Outbox).where(Outbox.about_person_id == other_id).values(about_person_id=keep_id))
     await session.exec(update(Person).where(Person.added_by == other_id).values(added_by=keep_id))

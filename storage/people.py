@@ -109,19 +109,20 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
     targets, a broadcast's ``author``) stay: they hold no personal data."""
     person = await session.get(Person, person_id)
     await _forget_in_menus(session, person_id=person_id, name=person.display_name if person else None)
-    await session.exec(delete(HelpRequest).where(HelpRequest.person_id == person_id))  # type: ignore[call-overload]
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(delete(HelpRequest).where(HelpRequest.person_id == person_id))
+    await session.exec(
         update(Outbox)
         .where(Outbox.about_person_id == person_id,
                col(Outbox.status).in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]))
         .values(status=OutboxStatus.CANCELLED.value, lease_until=None, last_error=ERASED_REASON)
     )
-    await session.exec(update(Outbox).where(Outbox.about_person_id == person_id).values(payload={}))  # type: ignore[call-overload]
-    await session.exec(delete(QuizAnswer).where(QuizAnswer.person_id == person_id))  # type: ignore[call-overload]
-    await session.exec(delete(LinkCode).where(LinkCode.person_id == person_id))  # type: ignore[call-overload]
-    await session.exec(delete(Role).where(Role.person_id == person_id))  # type: ignore[call-overload]
+    emptied = update(Outbox).where(Outbox.about_person_id == person_id).values(payload={})
+    await session.exec(emptied)
+    await session.exec(delete(QuizAnswer).where(QuizAnswer.person_id == person_id))
+    await session.exec(delete(LinkCode).where(LinkCode.person_id == person_id))
+    await session.exec(delete(Role).where(Role.person_id == person_id))
     await forget_identities(session, person_id=person_id)
-    await session.exec(  # type: ignore[call-overload]
+    await session.exec(
         update(Person)
         .where(Person.id == person_id)
         .values(
