@@ -24,7 +24,7 @@ from bot.core.conversation import Clock, Conversation, Services, SystemClock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, LessonLibraryError, check_directory, default_lessons_dir, load_library
 from bot.delivery.quiet import QuietHours
-from storage.db import SessionFactory, create_engine, session_factory
+from storage.db import SessionFactory, create_engine, immediate_session_factory, session_factory
 
 log = logging.getLogger("bot")
 DEFAULT_FILES_DIR = Path("data/files")  # generated reports, charts, certificates, QR codes; admins' photos
@@ -80,7 +80,8 @@ def build_app(
         lessons=library, catalog=catalog, clock=clock or SystemClock(), reminder_hours=hours, zone=settings.zone,
         quiet=quiet, files_dir=files_dir or DEFAULT_FILES_DIR, telegram_username=settings.telegram_bot_username,
     )
-    conversation = Conversation(router=build_router(), sessions=sessions, services=services)
+    conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
+                                read_sessions=sessions, services=services)
     return App(settings, engine, sessions, catalog, library, conversation)
 
 

@@ -1,7 +1,8 @@
 """Settings from the environment or a ``.env`` file.
 
 The environment variable names are a contract with operators: keep them stable.
-Tokens are :class:`~pydantic.SecretStr`, so they never appear in ``repr`` or logs.
+Tokens are :class:`~pydantic.SecretStr`, so they never appear in ``repr`` or logs; the
+password inside ``DATABASE_URL`` is a secret too (scrubbed from logs, hidden when shown).
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from urllib.parse import quote
+
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/hocvuso.db"
 
@@ -126,11 +130,21 @@ class Settings(BaseSettings):
     def quiet(self) -> tuple[time, time]:
         return parse_quiet_hours(self.quiet_hours)
 
+    @property
+    def database_url_shown(self) -> str:
+        """``DATABASE_URL`` as it may be printed or logged: the password replaced by ``***``."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
     def secrets(self) -> list[str]:
-        """Secret values to scrub from every log line."""
+        """Secret values to scrub from every log line: the tokens, and the database password
+        (as typed and as it appears percent-encoded inside the URL)."""
         values = [getattr(self, name) for name, field in type(self).model_fields.items()
                   if field.annotation in (SecretStr, SecretStr | None)]
-        return [v.get_secret_value() for v in values if v is not None]
+        found = [v.get_secret_value() for v in values if v is not None]
+        password = make_url(self.database_url).password
+        if password:
+            found += list(dict.fromkeys([password, quote(password, safe="")]))
+        return found
 
 
 def parse_quiet_hours(value: str) -> tuple[time, time]:

@@ -4,7 +4,8 @@
   ``/webhooks/zalo-oa``): the channel verifies its secret or signature, parses the body
   and starts handling it as a task, so the answer is quick (Zalo OA wants it within 2 s).
 - ``GET /media/{name}``: files of the :class:`~bot.media.MediaStore` by their unguessable
-  names; any other name is 404, so there is no way out of the folder.
+  names; any other name is 404, so there is no way out of the folder. They carry residents'
+  names (certificates, ward workbooks), so no cache may keep a copy (``private, no-store``).
 - ``GET /healthz``: ``{"ok": true}`` for load balancers and compose health checks.
 
 No error escapes as a 500 page with a traceback: a middleware logs it and answers a bare
@@ -65,8 +66,9 @@ def _media_handler(media: MediaStore) -> Handler:
         path = media.resolve(name)
         if path is None:
             raise web.HTTPNotFound()
+        # Personal data: no shared cache (a proxy, a CDN) or browser may keep a copy.
         return web.FileResponse(path, headers={"Content-Type": media.content_type(name),
-                                               "Cache-Control": "public, max-age=86400"})
+                                               "Cache-Control": "private, no-store"})
 
     return handle
 

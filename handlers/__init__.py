@@ -105,14 +105,16 @@ def build_router() -> Router:
     router.action("ans", quiz.answer)
     router.action("progress", progress.show_progress, free=True)
     router.action("erase", privacy.answer_erase, needs_person=False)
-    router.action("link", linking.link_action, needs_person=False)
+    # The owner's answer to a link request comes in a message sent through the outbox.
+    router.action("link", linking.link_action, needs_person=False, free={"ok", "deny"})
     router.action("reminders", reminders.reminders_action, free=True)  # settings, also in reminders sent
     router.action("cert", certificate.show_certificate, free=True)
-    router.action("hotro", support.support_action, free=True)  # "✍️ Trả lời" comes in a help message
+    # "✍️ Trả lời" and "🙋 Hỏi thêm" come in messages sent through the outbox.
+    router.action("hotro", support.support_action, free={"", "ask", "rep", "list", "no"})
     # Leaders' and admins' views and idempotent actions are authorised from the database on
     # every press (the digest carries "lead:g:…"); a nudge, a new invitation and what is asked
-    # to confirm (cancel a broadcast, remove a leader) stay bound.
-    router.action("lead", leader.lead_action, free={"", "g", "m", "as", "al", "an", "ac"})
+    # to confirm (erase a person, cancel a broadcast, remove a leader) stay bound.
+    router.action("lead", leader.lead_action, free={"", "g", "m", "as", "al", "an", "ac", "ad"})
     router.action("adm", admin.admin_action,
                   free={"", "w", "ov", "rk", "bl", "rp", "br", "bx", "jl", "jq", "il", "iv", "rv"})
     router.action("bc", composer.composer_action, free={"new"})

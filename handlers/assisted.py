@@ -5,10 +5,16 @@ Kept apart from self-completion everywhere (``lesson_progress.assisted_by`` = th
 the dashboard, the digest and the reports count both and show them separately. A
 completion the resident earned themselves is never overwritten.
 
+Someone added by name has no phone to send ``/xoadulieu`` from, so the leader can erase
+them ("🗑 Xóa người này" → a confirmation → ``storage.people.erase_person``, the same
+erasure): allowed to a leader of their group or an admin of its ward, checked when it runs,
+audited with ids only (``leader.erase_person``).
+
 Actions (the leader's role and the resident's group are checked on every one):
 ``lead:as:<group>:<page>`` choose a resident · ``lead:an:<group>`` add by name (then the
 ``assist_name`` step) · ``lead:al:<group>:<person>:<page>`` the lessons ·
-``lead:ac:<group>:<person>:<lesson number>`` record it.
+``lead:ac:<group>:<person>:<lesson number>`` record it · ``lead:ad:<group>:<person>`` erase
+someone added by name (ask) · ``lead:ax:<group>:<person>`` (do; only right after asking).
 """
 
 from __future__ import annotations
@@ -17,27 +23,31 @@ from sqlmodel import col, select
 
 from bot.core.conversation import Context
 from bot.core.text import clean_line, fold
-from handlers import authz
+from handlers import authz, menu
 from handlers.common import PAGE_SIZE, int_arg, paginate
 from handlers.fallback import stale_action
 from handlers.onboarding import CONSENT_VERSION
 from handlers.steps import Step
 from storage.groups import get_group
 from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup
+from storage.people import erasable_by_staff, erase_person
 from storage.progress import get_progress, progress_of
-from storage.roles import leads
+from storage.roles import administers, leads
 from storage.stats import members_progress
 
-VERBS = {"as", "an", "al", "ac"}
+VERBS = {"as", "an", "al", "ac", "ad", "ax"}
 NAME_MAX = 64
 ASSISTED_CONSENT_PREFIX = "assisted-"  # consent given in person, to the leader
 
 
 async def assisted_action(ctx: Context) -> None:
     verb = ctx.args[0]
-    shapes = {"as": 3, "an": 2, "al": 4, "ac": 4}
+    shapes = {"as": 3, "an": 2, "al": 4, "ac": 4, "ad": 3, "ax": 3}
     if len(ctx.args) != shapes[verb]:
         await stale_action(ctx)
+        return
+    if verb in ("ad", "ax"):
+        await erase_action(ctx, confirmed=verb == "ax")
         return
     group = await authz.led_group(ctx)
     if group is None:
@@ -66,7 +76,7 @@ async def _member(ctx: Context, group: ResidentGroup, person_id: int | None) -> 
     return person
 
 
-async def choose_resident(ctx: Context, group: ResidentGroup, page: int) -> None:
+async def choose_resident(ctx: Context, group: ResidentGroup, page: int, *, note: str = "") -> None:
     t = ctx.t
     assert group.id is not None and ctx.person is not None
     members = [m for m in await members_progress(ctx.session, group_id=group.id, lesson_ids=[l.id for l in ctx.lessons])
@@ -78,7 +88,8 @@ async def choose_resident(ctx: Context, group: ResidentGroup, page: int) -> None
     options += shown.nav(ctx, f"lead:as:{group.id}:")
     options += [(t("assisted.add_by_name"), f"lead:an:{group.id}"), (t("leader.back_to_group"), f"lead:g:{group.id}")]
     ctx.goto(Step.MENU)
-    ctx.ask(t("assisted.choose_resident", group=group.name, hint=shown.hint(ctx)), options)
+    text = t("assisted.choose_resident", group=group.name, hint=shown.hint(ctx))
+    ctx.ask(f"{note}\n\n{text}" if note else text, options)
 
 
 def ask_name(ctx: Context, group: ResidentGroup) -> None:
@@ -131,6 +142,8 @@ async def choose_lesson(ctx: Context, group: ResidentGroup, person: Person, page
         number = ctx.lessons.position(lesson.id)
         options.append((f"{mark} {number}. {lesson.title}", f"lead:ac:{group.id}:{person.id}:{number}"))
     options += shown.nav(ctx, f"lead:al:{group.id}:{person.id}:")
+    if await erasable_by_staff(ctx.session, person=person):
+        options.append((t("assisted.erase_button"), f"lead:ad:{group.id}:{person.id}"))
     options += [(t("assisted.other_resident"), f"lead:as:{group.id}:0"),
                 (t("leader.back_to_group"), f"lead:g:{group.id}")]
     text = t("assisted.choose_lesson", name=person.display_name or "", hint=shown.hint(ctx))
@@ -168,3 +181,36 @@ async def record(ctx: Context, group: ResidentGroup, person: Person, number: int
         note = t("assisted.recorded", name=name, title=lesson.title)
     page = (ctx.lessons.position(lesson.id) - 1) // PAGE_SIZE
     await choose_lesson(ctx, group, person, page, note=note)
+
+
+async def erase_action(ctx: Context, *, confirmed: bool) -> None:
+    """``lead:ad`` asks, ``lead:ax`` erases someone added by name — if this person leads the
+    group or administers its ward *now*, and (to erase) the question was just asked."""
+    assert ctx.person is not None and ctx.person.id is not None
+    t = ctx.t
+    group_id, person_id = int_arg(ctx, 1, low=1), int_arg(ctx, 2, low=1)
+    group = await get_group(ctx.session, group_id=group_id) if group_id is not None else None
+    person = await ctx.session.get(Person, person_id) if person_id is not None else None
+    if (group is None or group.id is None or person is None or person.id is None or person.group_id != group.id
+            or not await erasable_by_staff(ctx.session, person=person)
+            or not (await leads(ctx.session, person_id=ctx.person.id, group_id=group.id)
+                    or await administers(ctx.session, person_id=ctx.person.id, ward_id=group.ward_id))):
+        await authz.refuse(ctx)
+        return
+    name = person.display_name or ""
+    if not confirmed:
+        ctx.goto(Step.MENU, erase=person.id)
+        ctx.ask(t("assisted.erase_confirm", name=name, group=group.name),
+                [(t("assisted.erase_yes"), f"lead:ax:{group.id}:{person.id}"),
+                 (t("assisted.erase_no"), f"lead:al:{group.id}:{person.id}:0")])
+        return
+    if ctx.data.get("erase") != person.id:
+        await stale_action(ctx)  # not right after the question: a forged or old button
+        return
+    await erase_person(ctx.session, person_id=person.id, now=ctx.now)
+    authz.record(ctx, "leader.erase_person", f"person:{person.id}", group=group.id)
+    note = t("assisted.erased", group=group.name)  # not the name: this text is kept as the pending question
+    if await leads(ctx.session, person_id=ctx.person.id, group_id=group.id):
+        await choose_resident(ctx, group, 0, note=note)
+    else:
+        await menu.show_main_menu(ctx, note)

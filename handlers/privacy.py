@@ -1,8 +1,11 @@
 """``/xoadulieu``: delete my personal data, after a confirmation.
 
-The name, the channel identities (and with them the conversation) and the quiz answers
-go; the group keeps an anonymous count of completed lessons. The action is only carried
-out when it follows the confirmation question, never from a forged button alone.
+Everything that is theirs or carries their name or words goes (``storage.people.erase_person``:
+name, channel identities and conversations, quiz answers, help questions and the messages
+that carried them, roles, link codes); the group keeps an anonymous count of completed
+lessons. The action is only carried out when it follows the confirmation question, never
+from a forged button alone. Leaders and admins erase someone they added by name (no phone)
+from the assisted-completion flow (``handlers.assisted``), with the same function.
 """
 
 from __future__ import annotations

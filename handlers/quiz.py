@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bot.core.conversation import Context
 from bot.curriculum import Lesson
-from handlers import certificate, menu
+from handlers import certificate
 from handlers.common import int_arg
 from handlers.fallback import stale_action
 from handlers.steps import Step

@@ -14,7 +14,6 @@ class Step(StrEnum):
     QUIZ = "quiz"
     CONFIRM_ERASE = "confirm_erase"
     LINK_CODE = "link_code"
-    LINK_CONFIRM = "link_confirm"
     ASSIST_NAME = "assist_name"  # a leader types the name of someone without a smartphone
     HELP_TEXT = "help_text"  # a resident types what they need help with
     HELP_REPLY = "help_reply"  # a leader (or admin) types the answer to a help request

@@ -1,12 +1,14 @@
 """Engine and session factories. Nothing here runs at import time.
 
-On SQLite a transaction that writes starts with ``BEGIN IMMEDIATE``: it takes the single write
-lock at once (waiting up to the busy timeout) instead of at its first write. A deferred
-transaction that read first and then tries to write fails at once with "database is locked"
-when another writer committed in between (its snapshot is stale), which no busy timeout cures.
-Read-only work (reports) uses :func:`read_session_factory` and starts deferred, never taking the
-write lock. The engine sizes its connection pool for the work that may hold a connection at
-once (updates in flight, outbox sends, the scheduler).
+On SQLite, transactions start deferred: a reader never waits for the write lock (WAL), and a
+writer takes it at its first write. A deferred transaction that *read first* and then writes
+fails at once with "database is locked" when another writer committed in between (its snapshot
+is stale), which no busy timeout cures; so the transactions that read and then write, and must
+not fail — an update handled by the conversation engine — come from
+:func:`immediate_session_factory` and start with ``BEGIN IMMEDIATE``: they take the write lock
+first, waiting up to the busy timeout for it. Writers that may still meet a busy database run
+under :func:`retrying`. The engine sizes its connection pool for the work that may hold a
+connection at once (updates in flight, outbox sends, the scheduler).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ SessionFactory = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
-READ_ONLY = "hocvuso_read_only"  # execution option: start SQLite transactions deferred
+IMMEDIATE = "hocvuso_begin_immediate"  # execution option: start SQLite transactions with the write lock
 # PostgreSQL errors that mean "try the same transaction again": serialization failure,
 # deadlock detected, lock not available, and the connection-level failures.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006"}
@@ -50,8 +52,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    read_only = connection.get_execution_options().get(READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    immediate = connection.get_execution_options().get(IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def ensure_sqlite_directory(database_url: str) -> None:
@@ -80,10 +82,10 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-def read_session_factory(engine: AsyncEngine) -> SessionFactory:
-    """Sessions for reading only (reports, statistics built after an update): on SQLite they
-    never take the write lock, so other residents are not kept waiting."""
-    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), class_=AsyncSession,
+def immediate_session_factory(engine: AsyncEngine) -> SessionFactory:
+    """Sessions whose transactions take SQLite's write lock when they begin (see the module's
+    docstring); the same as :func:`session_factory` on PostgreSQL."""
+    return async_sessionmaker(engine.execution_options(**{IMMEDIATE: True}), class_=AsyncSession,
                               expire_on_commit=False)
 
 

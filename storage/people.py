@@ -1,15 +1,31 @@
-"""Identities, people and conversation state."""
+"""Identities, people and conversation state; erasing a person."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import String, cast, delete, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import ConversationState, Identity, Person, QuizAnswer
+from storage.models import (
+    ConversationState,
+    HelpRequest,
+    Identity,
+    LinkCode,
+    Outbox,
+    OutboxStatus,
+    Person,
+    QuizAnswer,
+    Role,
+)
+
+# Kept in ``outbox.last_error`` of a message cancelled because the person it was about left.
+ERASED_REASON = "người được nhắc tới trong tin đã xóa dữ liệu"
 
 
 async def find_identity(session: AsyncSession, *, channel: str, external_id: str) -> Identity | None:
@@ -79,10 +95,33 @@ async def create_person(
 
 
 async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) -> None:
-    """Delete a person's personal data: name, channel identities (and with them the
-    conversation state) and quiz answers. The row stays as an anonymous tombstone with its
-    group and lesson completions, so the group's statistics keep their counts."""
+    """Delete a person's personal data; the row stays as an anonymous tombstone with its
+    group, creation time and lesson completions, so the group's statistics keep their counts.
+
+    Goes: the name, consent and activity times; every channel identity — and with them
+    (database cascades) their conversation state, the outbox rows addressed to them and
+    their link attempts; quiz answers; link codes; roles; the help requests they asked
+    (their words; a leader's dashboard no longer lists them). Outbox rows that carry their
+    name or words to someone else (``about_person_id``: their question sent to a leader,
+    their answer or nudge sent to a resident) keep no payload, and those not yet sent are
+    cancelled. Other people's pending menus that name them (a leader's list of residents or
+    questions, an admin's list of leaders) are dropped: a typed number there picks nothing.
+    Ids that point at the tombstone (``answered_by``, ``assisted_by``, ``added_by``, audit
+    targets, a broadcast's ``author``) stay: they hold no personal data."""
+    person = await session.get(Person, person_id)
+    await _forget_in_menus(session, person_id=person_id, name=person.display_name if person else None)
+    await session.exec(delete(HelpRequest).where(HelpRequest.person_id == person_id))
+    await session.exec(
+        update(Outbox)
+        .where(Outbox.about_person_id == person_id,
+               col(Outbox.status).in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]))
+        .values(status=OutboxStatus.CANCELLED.value, lease_until=None, last_error=ERASED_REASON)
+    )
+    emptied = update(Outbox).where(Outbox.about_person_id == person_id).values(payload={})
+    await session.exec(emptied)
     await session.exec(delete(QuizAnswer).where(QuizAnswer.person_id == person_id))
+    await session.exec(delete(LinkCode).where(LinkCode.person_id == person_id))
+    await session.exec(delete(Role).where(Role.person_id == person_id))
     await forget_identities(session, person_id=person_id)
     await session.exec(
         update(Person)
@@ -92,10 +131,64 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
             consent_at=None,
             consent_version=None,
             reminders_on=False,
+            reminders_unanswered=0,
+            last_reminded_at=None,
             last_active_at=None,
             deleted_at=now,
         )
     )
+    if person is not None:
+        await session.refresh(person)
+
+
+async def erasable_by_staff(session: AsyncSession, *, person: Person) -> bool:
+    """Someone a leader added by name, with no channel account of their own (nobody who can
+    send ``/xoadulieu`` themselves), not erased yet: their leaders and admins may erase them."""
+    if person.added_by is None or person.deleted_at is not None or person.id is None:
+        return False
+    return (await session.exec(select(Identity.id).where(Identity.person_id == person.id))).first() is None
+
+
+# Actions of options that name a person (whose label shows their name), by what they carry.
+_PERSON_ACTIONS = re.compile(r"^lead:a[lcdx]:\d+:(\d+)(?::|$)")
+_REQUEST_ACTIONS = re.compile(r"^hotro:rep:(\d+)$")
+_ROLE_ACTIONS = re.compile(r"^adm:r[vy]:(\d+)$")
+
+
+async def _forget_in_menus(session: AsyncSession, *, person_id: int, name: str | None) -> None:
+    """Drop the pending menus of others whose options or remembered question name the person
+    (see erase_person).
+
+    Only menus holding such actions or the name are read (a LIKE on the JSON text: these are
+    leaders' and admins' menus, a few rows), then checked exactly."""
+    requests = set((await session.exec(select(HelpRequest.id).where(HelpRequest.person_id == person_id))).all())
+    roles = set((await session.exec(select(Role.id).where(Role.person_id == person_id))).all())
+    text = cast(ConversationState.menu, String)
+    wanted = [text.like("%lead:a%"), text.like("%hotro:rep:%"), text.like("%adm:r%")]
+    if name:  # as typed, and as JSON writes it (non-ASCII escaped)
+        wanted += [text.contains(name, autoescape=True), text.contains(json.dumps(name)[1:-1], autoescape=True)]
+    candidates = (await session.exec(select(ConversationState).where(
+        col(ConversationState.menu).is_not(None), or_(*wanted),
+    ))).all()
+
+    def names_them(option: Any) -> bool:
+        if not isinstance(option, list) or len(option) < 2:
+            return False
+        label, action = str(option[0]), str(option[1])
+        for pattern, ids in ((_PERSON_ACTIONS, {person_id}), (_REQUEST_ACTIONS, requests), (_ROLE_ACTIONS, roles)):
+            match = pattern.match(action)
+            if match and int(match.group(1)) in ids:
+                return True
+        return bool(name) and name in label
+
+    for state in candidates:
+        options = [o for value in (state.menu or {}).values() if isinstance(value, list) for o in value]
+        said = str((state.menu or {}).get("text") or "")
+        if any(names_them(o) for o in options) or (name and name in said):
+            state.menu = None
+            state.version += 1
+            session.add(state)
+    await session.flush()
 
 
 async def forget_identities(session: AsyncSession, *, person_id: int | None = None, identity_id: int | None = None) -> None:

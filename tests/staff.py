@@ -22,19 +22,12 @@ from storage.models import (
     RoleKind,
     Ward,
 )
-from storage.db import read_session_factory
 from storage.roles import add_admin, grant
 from tests.support import Chat
 
 
-def reading(app: App):  # type: ignore[no-untyped-def]
-    """Read-only sessions: on SQLite they never wait for the write lock, so they may be opened
-    while a test holds a write transaction of its own."""
-    return read_session_factory(app.engine)
-
-
 async def person_of(app: App, chat: Chat) -> Person:
-    async with reading(app)() as session:
+    async with app.sessions() as session:
         identity = (await session.exec(select(Identity).where(
             Identity.channel == chat.channel, Identity.external_id == chat.user))).one()
         person = await session.get(Person, identity.person_id)
@@ -43,12 +36,12 @@ async def person_of(app: App, chat: Chat) -> Person:
 
 
 async def group(app: App, code: str) -> ResidentGroup:
-    async with reading(app)() as session:
+    async with app.sessions() as session:
         return (await session.exec(select(ResidentGroup).where(ResidentGroup.code == code))).one()
 
 
 async def ward(app: App, code: str = "DEMO") -> Ward:
-    async with reading(app)() as session:
+    async with app.sessions() as session:
         return (await session.exec(select(Ward).where(Ward.code == code))).one()
 
 
@@ -69,7 +62,7 @@ async def make_leader(app: App, chat: Chat, group_code: str) -> None:
 
 
 async def rows(app: App, model: type, *, order: Any = None) -> list[Any]:
-    async with reading(app)() as session:
+    async with app.sessions() as session:
         return list((await session.exec(select(model).order_by(col(order or model.id)))).all())
 
 

@@ -82,3 +82,27 @@ def test_secret_filter_scrubs_messages_and_tracebacks(caplog: pytest.LogCaptureF
         except RuntimeError:
             logger.exception("request failed")
     assert TOKEN not in caplog.text and "bot***/getMe" in caplog.text and "bot***/sendMessage" in caplog.text
+
+
+DATABASE_PASSWORD = "p@ss/w0rd-Sup3r"  # needs percent-encoding inside the URL
+
+
+def test_the_database_password_is_a_secret(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    url = "postgresql+asyncpg://hocvuso:p%40ss%2Fw0rd-Sup3r@db.internal:5432/hocvuso"
+    monkeypatch.setenv("DATABASE_URL", url)
+    settings = load_settings()
+    assert settings.database_url_shown == "postgresql+asyncpg://hocvuso:***@db.internal:5432/hocvuso"
+    assert DATABASE_PASSWORD in settings.secrets()
+    logger = logging.getLogger("test.database")
+    caplog.handler.addFilter(SecretFilter(settings.secrets()))
+    with caplog.at_level(logging.INFO, logger="test.database"):
+        logger.info("connecting to %s", settings.database_url)
+        logger.info("password was %s", DATABASE_PASSWORD)
+    assert DATABASE_PASSWORD not in caplog.text and "p%40ss%2Fw0rd-Sup3r" not in caplog.text
+    assert "hocvuso:***@db.internal" in caplog.text
+
+
+def test_a_database_url_without_a_password_is_shown_as_it_is() -> None:
+    settings = load_settings()
+    assert settings.database_url_shown == DEFAULT_DATABASE_URL
+    assert settings.secrets() == []

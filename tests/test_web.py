@@ -109,3 +109,13 @@ async def test_published_files_are_served_for_a_week_then_deleted(base: str, med
     os.utime(media.folder / old, (eight_days_ago, eight_days_ago))
     assert await media.publish(certificate) == name and not (media.folder / old).exists()  # pruned when publishing
     assert await get(f"{base}/media/{name}") == (200, certificate.read_bytes())  # published again: served again
+
+
+async def test_published_media_is_never_cached(base: str, media: MediaStore, tmp_path: Path) -> None:
+    """Certificates and ward workbooks carry residents' names: no proxy or browser keeps them."""
+    certificate = tmp_path / "certificate.png"
+    certificate.write_bytes(b"\x89PNG name of a resident")
+    name = await media.publish(certificate)
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/media/{name}") as response:
+        assert response.status == 200
+        assert response.headers["Cache-Control"] == "private, no-store"

@@ -387,9 +387,11 @@ class Conversation:
         attempts: int = 6,
         reraise: bool = False,
     ) -> None:
-        """``in_flight``: updates handled at once (each holds a database connection while in
-        its transaction); ``attempts``: tries of an update's transaction when the database is
-        busy."""
+        """``sessions``: for the update's transaction (on SQLite it should begin with the write
+        lock: ``storage.db.immediate_session_factory``); ``read_sessions``: for reading before
+        it (a step's need of a photo) and for ``Later`` jobs. ``in_flight``: updates handled at
+        once (each holds a database connection while in its transaction); ``attempts``: tries
+        of an update's transaction when the database is busy."""
         self.router = router
         self.sessions = sessions
         self.read_sessions = read_sessions or sessions

@@ -78,7 +78,7 @@ async def leader_journey(leader: Driver, resident: Driver, lessons: LessonLibrar
     await leader.choose("Câu hỏi của người dân (1)")
     await leader.choose(f"Trả lời {RESIDENT}")
     await leader.send("Mai mang căn cước qua nhà văn hóa tổ nhé.")
-    assert f"Đã gửi câu trả lời tới {RESIDENT}" in leader.last_text()
+    assert f"Mình đang chuyển câu trả lời tới {RESIDENT}" in leader.last_text()
 
 
 async def admin_journey(admin: Driver, lessons: LessonLibrary) -> None:
