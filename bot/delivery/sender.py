@@ -198,11 +198,16 @@ class Sender:
             prepared = await self._prepare(row, message, now)
             if prepared is None:
                 return  # cancelled by its check, or no longer ours
+            recipient = Recipient(row.external_id, row.last_seen_at)
             try:
-                delivery = await self.transport.deliver(Recipient(row.external_id, row.last_seen_at), prepared.message)
+                delivery = await self.transport.deliver(recipient, prepared.message)
             except Exception as exc:  # an adapter bug must not stop the queue
                 log.exception("delivery of outbox row %s raised", row.id)
                 delivery = Delivery(Result.TRANSIENT, reason=f"{type(exc).__name__}")
+            if delivery.result == Result.RETRY_AFTER:
+                self.limiter.pause(delivery.retry_after)
+                if delivery.retry_after >= self.lease.total_seconds() / 2:
+                    self._abort_batch = True  # don't sit on leases through a long pause
             await self._store(row, "outcome", lambda s: self._outcome(s, row, prepared, delivery))
 
     async def _prepare(self, row: outbox.Claimed, message: OutboundMessage, now: datetime) -> _Prepared | None:
@@ -265,6 +270,7 @@ class Sender:
     async def _outcome(
         self, session: AsyncSession, row: outbox.Claimed, prepared: _Prepared, delivery: Delivery
     ) -> None:
+        """Store what the channel answered, if this sender still holds the row's claim."""
         now = self.clock.now()
         ids = {"outbox_id": row.id, "claim": row.claim}
         if delivery.result == Result.SENT:
@@ -274,9 +280,6 @@ class Sender:
                 if hook is not None:
                     await hook(session, row, now)
         elif delivery.result == Result.RETRY_AFTER:
-            self.limiter.pause(delivery.retry_after)
-            if delivery.retry_after >= self.lease.total_seconds() / 2:
-                self._abort_batch = True  # don't sit on leases through a long pause
             await outbox.requeue(session, due_at=now, **ids)
         elif delivery.result == Result.BLOCKED:
             await outbox.mark_blocked(session, identity_id=row.identity_id, now=now, reason=delivery.reason, **ids)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +21,7 @@ from tests.support import ManualClock
 ANSWERED = "Câu hỏi đã được trả lời"
 
 
-def _row(identity: int, now: datetime, *, kind: str, key: str, ref: str | None = None) -> dict:  # type: ignore[type-arg]
+def _row(identity: int, now: datetime, *, kind: str, key: str, ref: str | None = None) -> dict[str, Any]:
     return outbox.outbox_row(kind=kind, identity_id=identity, channel="telegram", payload={"text": f"Tin {key}"},
                              due_at=now, dedupe_key=key, now=now, ref=ref)
 

@@ -44,10 +44,11 @@ async def _remind(app: App, zalo: FakeZaloBot, clock: ManualClock) -> str:
     """Queue today's reminder for the resident and let the real sender deliver it over Zalo;
     returns the text she received."""
     identity, person, _ = await _mine(app)
+    assert identity.id is not None
     message = reminder_message(app.catalog, person=person, title=app.lessons.first.title)
     async with app.sessions() as session, session.begin():
         await outbox.enqueue(session, [outbox.outbox_row(
-            kind="reminder", identity_id=identity.id, channel="zalo", payload=message.to_payload(),  # type: ignore[arg-type]
+            kind="reminder", identity_id=identity.id, channel="zalo", payload=message.to_payload(),
             due_at=clock.now(), dedupe_key="reminder:test", now=clock.now())])
     client = ZaloBotClient(token=zalo.token, api_url=zalo.url)
     transport = ZaloBotTransport(client=client, catalog=app.catalog, pacing=Pacing(50, per_chat_interval=0))
