@@ -26,6 +26,8 @@ INSERT_CHUNK = 1000
 
 @dataclass(frozen=True)
 class Claimed:
+    """A row a sender holds: what to send, to whom, and the token that lets it finish the row."""
+
     id: int
     identity_id: int
     external_id: str
