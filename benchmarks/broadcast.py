@@ -48,7 +48,7 @@ async def main(recipients: int, database: str, rate: float, concurrency: int) ->
     async with sessions() as session, session.begin():
         broadcast = await create_broadcast(session, author="benchmark", text="Mời bà con dự Ngày hội học tập số",
                                            audience={"kind": "all"}, scheduled_at=now, now=now)
-        queued = await queue_broadcast(session, broadcast=broadcast, now=now, due_at=now)
+        queued = await queue_broadcast(session, broadcast_id=broadcast.id, now=now)  # type: ignore[arg-type]
     print(f"queued {queued} outbox rows", flush=True)
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

@@ -34,7 +34,15 @@ class BroadcastError(ValueError):
 class Scheduled:
     broadcast: Broadcast
     recipients: int | None  # known once queued (immediately for "now")
-    sends_at: datetime
+    sends_at: datetime  # when it starts to go out: :func:`sends_at`, the time every view shows
+
+
+def sends_at(broadcast: Broadcast, *, quiet: QuietHours, now: datetime) -> datetime:
+    """When a broadcast starts (or started) to go out, by the quiet hours the sender keeps:
+    the first allowed moment from its scheduled time, or from when it was queued, or from
+    ``now`` while it waits. The command line, the chat and the delivery report all show it."""
+    assert broadcast.scheduled_at is not None
+    return quiet.expected(broadcast.scheduled_at, now=broadcast.queued_at or now)
 
 
 def parse_time(text: str, *, zone: ZoneInfo) -> datetime:
@@ -71,7 +79,8 @@ async def schedule(
     ward: str | None = None,
 ) -> Scheduled:
     """Validate and store a broadcast; queue it at once when it is due now. ``ward`` (a
-    ward's code) limits the audience to that ward (the chat's composer always gives it)."""
+    ward's code) limits the audience to that ward (the chat's composer always gives it).
+    ``Scheduled.sends_at`` is when it starts to go out (:func:`sends_at`)."""
     text = text.strip()
     if not text:
         raise BroadcastError("nội dung thông báo đang trống")
@@ -90,16 +99,30 @@ async def schedule(
     )
     audit.record(session, actor=author, action="broadcast.create", target=f"broadcast:{broadcast.id}", now=now,
                  details={"audience": audience, "scheduled_at": when.isoformat()})
-    sends_at = quiet.next_allowed(when)
     recipients = None
     if when <= now:
-        recipients = await queue_broadcast(session, broadcast=broadcast, now=now, due_at=sends_at)
-    return Scheduled(broadcast, recipients, sends_at)
+        assert broadcast.id is not None
+        recipients = await queue_broadcast(session, broadcast_id=broadcast.id, now=now)
+    return Scheduled(broadcast, recipients, sends_at(broadcast, quiet=quiet, now=now))
 
 
-def format_report(catalog: Catalog, broadcast: Broadcast, report: DeliveryReport, *, zone: ZoneInfo) -> str:
+def format_report(
+    catalog: Catalog,
+    broadcast: Broadcast,
+    report: DeliveryReport,
+    *,
+    zone: ZoneInfo,
+    quiet: QuietHours | None = None,
+    now: datetime | None = None,
+) -> str:
+    """The delivery report. With ``quiet`` and ``now`` its time is :func:`sends_at`, the one
+    the command line and the chat announced; without them (a caller that has no clock) the
+    scheduled time."""
     t = catalog.translator(None)
-    when = (broadcast.scheduled_at or datetime.min).astimezone(zone).strftime("%H:%M %d/%m/%Y")
+    moment = broadcast.scheduled_at or datetime.min
+    if quiet is not None and now is not None:
+        moment = sends_at(broadcast, quiet=quiet, now=now)
+    when = moment.astimezone(zone).strftime("%H:%M %d/%m/%Y")
     lines = [t("broadcast.report_head", id=broadcast.id, status=t(STATUS_TEXT[broadcast.status]),
                recipients=broadcast.recipients if broadcast.recipients is not None else "?", when=when)]
     lines.append(t("broadcast.report_line", label=t("broadcast.total"), **report.totals))

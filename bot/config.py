@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     telegram_chat_interval: float = Field(default=1.0, ge=0, le=60, description="seconds between two to one chat")
     outbox_lease_seconds: int = Field(default=60, ge=1, le=3600)
     sender_concurrency: int = Field(default=8, ge=1, le=256, description="requests in flight per sender")
+    outbox_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="days after which a finished outbox message's text is emptied"
+    )
 
     # Zalo Bot Platform.
     zalo_bot_token: SecretStr | None = None

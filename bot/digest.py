@@ -18,7 +18,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.core.i18n import Catalog
 from bot.core.messages import Option
 from bot.curriculum import LessonLibrary
-from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import OutboundMessage
 from bot.leading import is_behind, summary_lines
 from storage.models import Person, ResidentGroup, Role, RoleKind
@@ -44,10 +43,10 @@ def digest_due(now: datetime, zone: ZoneInfo) -> bool:
 
 
 async def plan_digests(
-    session: AsyncSession, *, now: datetime, zone: ZoneInfo, quiet: QuietHours, lessons: LessonLibrary,
-    catalog: Catalog,
+    session: AsyncSession, *, now: datetime, zone: ZoneInfo, lessons: LessonLibrary, catalog: Catalog,
 ) -> int:
-    """Queue this week's digest for every leader who can be reached; returns rows added."""
+    """Queue this week's digest for every leader who can be reached, due now (the sender
+    keeps the quiet hours); returns rows added."""
     query = (
         select(Role.person_id, ResidentGroup)
         .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
@@ -70,7 +69,6 @@ async def plan_digests(
         members = await members_progress(session, group_id=group_id, lesson_ids=ids)  # type: ignore[arg-type]
         behind[group_id] = {m.person_id for m in members if is_behind(m, total=len(ids), now=now)}  # type: ignore[index]
     week = week_of(now, zone)
-    due = quiet.next_allowed(now)
     rows = []
     for person_id, groups in groups_of.items():
         identity = accounts.get(person_id)
@@ -92,6 +90,6 @@ async def plan_digests(
             options = (Option(t("menu.my_group"), "lead"),)
         message = OutboundMessage(text="\n\n".join(parts), options=options)
         rows.append(outbox_row(kind="digest", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
-                               payload=message.to_payload(), due_at=due, dedupe_key=f"digest:{person_id}:{week}",
+                               payload=message.to_payload(), due_at=now, dedupe_key=f"digest:{person_id}:{week}",
                                now=now))
     return await enqueue(session, rows) if rows else 0

@@ -7,7 +7,8 @@ reminded today; and fewer than ``max_unanswered`` reminders went unanswered (any
 from them resets the count, so reminders pause until they come back).
 
 Planning is idempotent (one dedupe key per person and local day), so it can run on every
-tick and after any restart.
+tick and after any restart. A reminder is due when it is planned; the sender keeps the quiet
+hours (a catch-up planned at 21:30 goes out at the end of them).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from storage.models import Identity, LessonProgress, Person, ProgressStatus
 @dataclass(frozen=True)
 class ReminderPolicy:
     zone: ZoneInfo
-    quiet: QuietHours
+    quiet: QuietHours  # not used to plan (the senders keep the quiet hours); kept for the callers
     inactive_days: int = 2
     max_unanswered: int = 3
     catch_up: timedelta = timedelta(hours=2)
@@ -79,7 +80,7 @@ async def plan_reminders(
         message = reminder_message(catalog, person=person, title=lesson.title)
         rows.append(outbox.outbox_row(
             kind="reminder", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
-            payload=message.to_payload(), due_at=policy.quiet.next_allowed(now),
+            payload=message.to_payload(), due_at=now,
             dedupe_key=f"reminder:{person_id}:{today.isoformat()}", now=now,
         ))
     return await outbox.enqueue(session, rows) if rows else 0

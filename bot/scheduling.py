@@ -6,7 +6,11 @@ are not used: they block the event loop and cannot be shared between processes.
 
 Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminders;
 ``leader-digest`` every Monday at 08:00 (``TIMEZONE``) queues the leaders' weekly digest, and
-the tick catches it up once after a restart within a day of that time.
+the tick catches it up once after a restart within a day of that time; ``outbox-prune``
+every hour empties the payloads of outbox rows finished longer ago than the retention and
+forgets handled events older than theirs.
+
+Producers set ``due_at`` to the intended time; the senders keep the quiet hours.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,14 +30,21 @@ from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
 from bot.reminders import ReminderPolicy, plan_reminders
+from storage import outbox
 from storage.broadcasts import due_broadcasts, queue_broadcast
 from storage.db import SessionFactory
+from storage.events import prune_handled
 
 log = logging.getLogger(__name__)
 
 # Late jobs still run, once: no misfire window (the default of 1 s silently skips a job that
 # is late because the loop was busy), coalesce missed runs, never two runs of one job at once.
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+# Zalo retries a webhook for about an hour and Telegram keeps an update for 24 hours: an event
+# id older than this is never delivered again.
+HANDLED_EVENTS_KEPT = timedelta(days=7)
+PRUNE_BATCH = 500  # outbox rows per transaction, so pruning never holds the write lock long
+PRUNE_EVERY = timedelta(hours=1)
 
 
 @dataclass
@@ -42,12 +53,14 @@ class Producers:
 
     sessions: SessionFactory
     clock: Clock
-    quiet: QuietHours
+    quiet: QuietHours  # not used to plan (the senders keep the quiet hours); kept for the callers
     policy: ReminderPolicy
     lessons: LessonLibrary
     catalog: Catalog
     on_queued: Callable[[], None] = lambda: None
     digest_week: str | None = None  # the ISO week whose digest this process has planned
+    outbox_retention: timedelta = timedelta(days=30)  # OUTBOX_RETENTION_DAYS
+    events_retention: timedelta = HANDLED_EVENTS_KEPT
 
 
 async def tick(producers: Producers) -> dict[str, int]:
@@ -56,8 +69,8 @@ async def tick(producers: Producers) -> dict[str, int]:
     counts = {"broadcast_rows": 0, "reminders": 0}
     async with producers.sessions() as session, session.begin():
         for broadcast in await due_broadcasts(session, now=now):
-            due = producers.quiet.next_allowed(max(broadcast.scheduled_at or now, now))
-            counts["broadcast_rows"] += await queue_broadcast(session, broadcast=broadcast, now=now, due_at=due)
+            assert broadcast.id is not None
+            counts["broadcast_rows"] += await queue_broadcast(session, broadcast_id=broadcast.id, now=now) or 0
     async with producers.sessions() as session, session.begin():
         counts["reminders"] = await plan_reminders(
             session, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog
@@ -76,14 +89,33 @@ async def send_digests(producers: Producers, *, wake: bool = True) -> int:
     now = producers.clock.now()
     zone = producers.policy.zone
     async with producers.sessions() as session, session.begin():
-        queued = await plan_digests(session, now=now, zone=zone, quiet=producers.quiet,
-                                    lessons=producers.lessons, catalog=producers.catalog)
+        queued = await plan_digests(session, now=now, zone=zone, lessons=producers.lessons,
+                                    catalog=producers.catalog)
     producers.digest_week = week_of(now, zone)
     if queued:
         log.info("queued %s leader digests", queued)
         if wake:
             producers.on_queued()
     return queued
+
+
+async def prune(producers: Producers) -> dict[str, int]:
+    """Retention: empty the payloads of outbox rows finished before the retention (in
+    batches of ``PRUNE_BATCH``, one short transaction each; the rows stay for the delivery
+    reports) and delete handled events older than theirs. Idempotent."""
+    now = producers.clock.now()
+    emptied = 0
+    while True:
+        async with producers.sessions() as session, session.begin():
+            batch = await outbox.prune_payloads(session, before=now - producers.outbox_retention, limit=PRUNE_BATCH)
+        emptied += batch
+        if batch < PRUNE_BATCH:
+            break
+    async with producers.sessions() as session, session.begin():
+        events = await prune_handled(session, before=now - producers.events_retention)
+    if emptied or events:
+        log.info("retention: emptied %s outbox payloads, forgot %s handled events", emptied, events)
+    return {"payloads": emptied, "events": events}
 
 
 def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float = 5.0) -> AsyncIOScheduler:
@@ -95,5 +127,9 @@ def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float
     scheduler.add_job(
         send_digests, CronTrigger(day_of_week="mon", hour=DIGEST_HOUR, minute=0, timezone=zone),
         id="leader-digest", args=[producers], replace_existing=True,
+    )
+    scheduler.add_job(
+        prune, "interval", seconds=PRUNE_EVERY.total_seconds(), id="outbox-prune", args=[producers],
+        replace_existing=True,
     )
     return scheduler

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.broadcasting import TEXT_MAX, BroadcastError, format_report, parse_time, schedule
+from bot.broadcasting import TEXT_MAX, BroadcastError, format_report, parse_time, schedule, sends_at
 from bot.core.conversation import Context
 from bot.core.messages import Image, Text
 from bot.core.text import is_plain_int
@@ -328,7 +328,8 @@ async def list_broadcasts(ctx: Context, ward: Ward) -> None:
     lines = [t("composer.list_head", ward=ward.name)] if mine else [t("composer.list_empty")]
     for b in mine:
         excerpt = b.text if len(b.text) <= 60 else b.text[:59] + "…"
-        lines.append(t("composer.list_line", id=b.id, when=local_time(ctx, b.scheduled_at),
+        when = local_time(ctx, sends_at(b, quiet=ctx.services.quiet, now=ctx.now))
+        lines.append(t("composer.list_line", id=b.id, when=when,
                        status=t(STATUS_KEYS[b.status]), text=excerpt))
     authz.record(ctx, "admin.broadcasts", f"ward:{ward.id}")
     ctx.goto(Step.MENU)
@@ -368,7 +369,8 @@ async def broadcast_action(ctx: Context) -> None:
     else:
         authz.record(ctx, "admin.broadcast_report", f"broadcast:{broadcast.id}")
     report = await delivery_report(ctx.session, broadcast_id=broadcast.id)  # type: ignore[arg-type]
-    text = format_report(ctx.services.catalog, broadcast, report, zone=ctx.services.zone)
+    text = format_report(ctx.services.catalog, broadcast, report, zone=ctx.services.zone,
+                         quiet=ctx.services.quiet, now=ctx.now)
     options = []
     if broadcast.status != BroadcastStatus.CANCELLED and (
             broadcast.status == BroadcastStatus.SCHEDULED or report.totals.get("pending")):

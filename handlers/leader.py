@@ -164,8 +164,10 @@ async def show_members(ctx: Context, group: ResidentGroup, page: int) -> None:
 
 
 async def nudge(ctx: Context, group: ResidentGroup) -> None:
-    """One tap: a kind reminder to every resident who is behind, through the outbox, outside
-    the quiet hours, at most once per resident every ``NUDGE_EVERY``."""
+    """One tap: a kind reminder to every resident who is behind, through the outbox (due now;
+    the sender keeps the quiet hours, and the leader is told when it goes out), at most once
+    per resident every ``NUDGE_EVERY``. The message carries the leader's name: the rows name
+    the leader as ``about_person_id``."""
     assert ctx.person is not None and group.id is not None
     t = ctx.t
     total = len(ctx.lessons)
@@ -174,7 +176,6 @@ async def nudge(ctx: Context, group: ResidentGroup) -> None:
     recent = await sent_since(ctx.session, kind="nudge", person_ids=ids, since=ctx.now - NUDGE_EVERY)
     people = {p.id: p for p in await _people(ctx, ids)}
     accounts = await reachable(ctx.session, person_ids=[i for i in ids if people[i].reminders_on])
-    due = ctx.services.quiet.next_allowed(ctx.now)
     day = ctx.now.astimezone(ctx.services.zone).date().isoformat()
     rows = []
     for member in behind:
@@ -189,8 +190,8 @@ async def nudge(ctx: Context, group: ResidentGroup) -> None:
             options=(Option(rt("menu.continue"), "next"), Option(rt("reminders.stop_button"), "reminders:off")),
         )
         rows.append(outbox_row(kind="nudge", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
-                               payload=message.to_payload(), due_at=due, dedupe_key=f"nudge:{person.id}:{day}",
-                               now=ctx.now))
+                               payload=message.to_payload(), due_at=ctx.now, dedupe_key=f"nudge:{person.id}:{day}",
+                               now=ctx.now, about_person_id=ctx.person.id))
     sent = await enqueue(ctx.session, rows) if rows else 0
     skipped_recent = sum(1 for m in behind if m.person_id in recent)
     unreachable = len(behind) - sent - skipped_recent
@@ -201,8 +202,9 @@ async def nudge(ctx: Context, group: ResidentGroup) -> None:
         parts.append(t("leader.nudged_recent", count=skipped_recent, days=NUDGE_EVERY.days))
     if unreachable:
         parts.append(t("leader.nudged_unreachable", count=unreachable))
-    if sent and due > ctx.now:
-        parts.append(t("leader.nudged_quiet", when=local_time(ctx, due)))
+    sends_at = ctx.services.quiet.expected(ctx.now, now=ctx.now)
+    if sent and sends_at > ctx.now:
+        parts.append(t("leader.nudged_quiet", when=local_time(ctx, sends_at)))
     ctx.goto(Step.MENU)
     ctx.ask(" ".join(parts), [(t("leader.back_to_group"), f"lead:g:{group.id}"), (t("menu.back"), "menu")])
 

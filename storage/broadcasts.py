@@ -130,42 +130,62 @@ async def create_broadcast(
 
 
 async def due_broadcasts(session: AsyncSession, *, now: datetime) -> Sequence[Broadcast]:
+    """Scheduled broadcasts whose time has come, locked for this transaction on PostgreSQL
+    (``SKIP LOCKED``: two ticks take different ones). SQLite ignores the lock, so queueing
+    (:func:`queue_broadcast`) checks the status again as it writes."""
     query = select(Broadcast).where(
         Broadcast.status == BroadcastStatus.SCHEDULED, col(Broadcast.scheduled_at) <= now
     ).order_by(col(Broadcast.scheduled_at))
     return (await session.exec(query.with_for_update(skip_locked=True))).all()
 
 
-async def queue_broadcast(session: AsyncSession, *, broadcast: Broadcast, now: datetime, due_at: datetime) -> int:
-    """Turn a due broadcast into one outbox row per recipient. Idempotent: run again after a
-    crash, it adds only the rows that are missing (dedupe key per broadcast and person)."""
-    assert broadcast.id is not None
+async def queue_broadcast(session: AsyncSession, *, broadcast_id: int, now: datetime) -> int | None:
+    """Turn a due broadcast into one outbox row per recipient, due at its scheduled time (the
+    sender keeps the quiet hours). The move from ``scheduled`` to ``queued`` is a guarded
+    UPDATE: if the broadcast is no longer scheduled (cancelled, or queued by another tick
+    meanwhile) nothing is inserted and None is returned; else the number of recipients.
+    The rows' dedupe key (broadcast and person) keeps a repeat from adding any twice."""
+    moved = await session.exec(  # type: ignore[call-overload]
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.SCHEDULED)
+        .values(status=BroadcastStatus.QUEUED.value, queued_at=now)
+    )
+    if not moved.rowcount:
+        return None
+    broadcast = (await session.exec(
+        select(Broadcast).where(Broadcast.id == broadcast_id).execution_options(populate_existing=True)
+    )).one()
     payload: dict[str, Any] = {"text": broadcast.text}
     if broadcast.image:
         payload["image"] = broadcast.image
     people = await recipients(session, audience=broadcast.audience)
+    due_at = broadcast.scheduled_at or now
     rows = [
         outbox_row(
             kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload=payload, due_at=due_at,
-            dedupe_key=f"broadcast:{broadcast.id}:{r.person_id}", now=now, broadcast_id=broadcast.id,
+            dedupe_key=f"broadcast:{broadcast_id}:{r.person_id}", now=now, broadcast_id=broadcast_id,
         )
         for r in people
     ]
     await enqueue(session, rows)
-    broadcast.status = BroadcastStatus.QUEUED
     broadcast.recipients = len(people)
-    broadcast.queued_at = now
     session.add(broadcast)
     return len(people)
 
 
 async def cancel_broadcast(session: AsyncSession, *, broadcast_id: int) -> bool:
-    """Cancel a scheduled broadcast, or what is still pending of a queued one."""
-    broadcast = await session.get(Broadcast, broadcast_id)
-    if broadcast is None or broadcast.status == BroadcastStatus.CANCELLED:
+    """Cancel a scheduled broadcast, or what is still pending of a queued one. A guarded
+    UPDATE (only from ``scheduled`` or ``queued``): a tick queueing it at the same moment
+    either finds it cancelled and queues nothing, or has queued it and its pending rows are
+    cancelled here. False if there was nothing to cancel."""
+    moved = await session.exec(  # type: ignore[call-overload]
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id,
+               col(Broadcast.status).in_([BroadcastStatus.SCHEDULED.value, BroadcastStatus.QUEUED.value]))
+        .values(status=BroadcastStatus.CANCELLED.value)
+    )
+    if not moved.rowcount:
         return False
-    broadcast.status = BroadcastStatus.CANCELLED
-    session.add(broadcast)
     await session.exec(  # type: ignore[call-overload]
         update(Outbox)
         .where(Outbox.broadcast_id == broadcast_id, Outbox.status == OutboxStatus.PENDING)

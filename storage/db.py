@@ -1,12 +1,13 @@
 """Engine and session factories. Nothing here runs at import time.
 
-On SQLite, transactions start deferred: a reader never waits for the write lock (WAL), and a
-writer takes it at its first write. A deferred transaction that *read first* and then writes
-fails at once with "database is locked" when another writer committed in between (its snapshot
-is stale), which no busy timeout cures; so the transactions that read and then write, and must
-not fail — an update handled by the conversation engine — come from
-:func:`immediate_session_factory` and start with ``BEGIN IMMEDIATE``: they take the write lock
-first, waiting up to the busy timeout for it. Writers that may still meet a busy database run
+On SQLite, a session's reads run outside any transaction until its first write, which begins
+one (the driver's own behaviour): readers never wait for the write lock (WAL) and a writer takes
+it at its first write. A transaction that reads *inside* a transaction and then writes would
+fail at once with "database is locked" when another writer committed in between (its snapshot is
+stale), which no busy timeout cures. The conversation engine's transaction must read its state
+and write consistently and must not fail, so it comes from :func:`immediate_session_factory`
+and starts with ``BEGIN IMMEDIATE``: it takes the write lock first, waiting up to the busy
+timeout for it. Writers that may still meet a busy database run
 under :func:`retrying`. The engine sizes its connection pool for the work that may hold a
 connection at once (updates in flight, outbox sends, the scheduler).
 """
@@ -39,8 +40,6 @@ _RETRY_SQLSTATES = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # The driver must not open transactions on its own: the "begin" listener does it.
-    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     # WAL lets readers run while one writer writes; the busy timeout makes a second
     # writer wait instead of failing; SQLite leaves foreign keys off unless asked.
@@ -52,8 +51,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    immediate = connection.get_execution_options().get(IMMEDIATE, False)
-    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Otherwise the driver begins the transaction itself, at the first write.
+    if connection.get_execution_options().get(IMMEDIATE, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def ensure_sqlite_directory(database_url: str) -> None:

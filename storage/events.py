@@ -1,16 +1,20 @@
-"""Events a channel delivered and the engine handled: each is handled at most once.
+"""Events a channel delivered and the engine handled (table ``handled_event``): each is
+handled at most once.
 
 The row is written in the same transaction as the update's effects, so a redelivery (a webhook
 retry, an update fetched again after a restart) finds it and changes nothing, while an update
-whose transaction failed leaves no row and is handled when it comes again.
+whose transaction failed leaves no row and is handled when it comes again. Rows older than the
+retention window (longer than any channel redelivers) are pruned.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import HandledEvent
@@ -28,3 +32,12 @@ async def record_event(session: AsyncSession, *, source: str, event_id: str, now
     )
     result = await session.exec(statement)  # type: ignore[call-overload]
     return bool(result.rowcount)
+
+
+async def prune_handled(session: AsyncSession, *, before: datetime) -> int:
+    """Forget events handled before ``before`` (no channel redelivers that late); returns how
+    many were deleted."""
+    result = await session.exec(  # type: ignore[call-overload]
+        delete(HandledEvent).where(col(HandledEvent.handled_at) < before)
+    )
+    return max(result.rowcount or 0, 0)

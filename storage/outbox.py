@@ -1,17 +1,19 @@
 """The outbox: messages to send without being asked, claimed with a lease, marked once.
 
-Every state change is a single-row UPDATE guarded by the expected status, so a slow
-sender whose lease ran out cannot overwrite what another sender did.
+Every claim increments the row's ``claim`` counter (a fencing token) and hands it to the
+claimer. Every outcome is a single-row UPDATE guarded by ``status = 'sending'`` **and** that
+token, so only the holder of the latest claim can finish a row: a sender whose lease ran
+out while another sender re-claimed the row changes nothing with its late outcome.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import Text, and_, cast, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -24,6 +26,8 @@ INSERT_CHUNK = 1000
 
 @dataclass(frozen=True)
 class Claimed:
+    """A row a sender holds: what to send, to whom, and the token that lets it finish the row."""
+
     id: int
     identity_id: int
     external_id: str
@@ -32,6 +36,7 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int
     ref: str | None = None  # what the message is about (``help_request:<id>``), re-checked before sending
+    claim: int = 0  # the fencing token of this claim: pass it to every outcome
 
 
 def outbox_row(
@@ -81,11 +86,20 @@ async def enqueue(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
 
 
 async def claim_due(
-    session: AsyncSession, *, channel: str, now: datetime, lease_until: datetime, limit: int
+    session: AsyncSession,
+    *,
+    channel: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    exclude: Collection[int] = (),
 ) -> list[Claimed]:
     """Lease up to ``limit`` due rows of a channel: pending and due, or sending with an
-    expired lease (a sender died holding them). ``SKIP LOCKED`` lets several senders claim
-    on PostgreSQL without waiting for each other; SQLite serialises writers instead."""
+    expired lease (a sender died holding them). Each claimed row's ``claim`` goes up by one
+    and is returned: only that token can finish the row. ``exclude`` names rows the caller
+    still holds (bounded by its batch size), so it never re-claims, and thereby fences out,
+    its own work. ``SKIP LOCKED`` lets several senders claim on PostgreSQL without waiting
+    for each other; SQLite serialises writers instead."""
     due = (
         select(Outbox.id)
         .where(
@@ -98,13 +112,15 @@ async def claim_due(
         .order_by(col(Outbox.due_at), col(Outbox.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    if exclude:
+        due = due.where(col(Outbox.id).not_in(list(exclude)))
     statement = (
         update(Outbox)
-        .where(col(Outbox.id).in_(due))
-        .values(status=OutboxStatus.SENDING.value, lease_until=lease_until)
-        .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref)
+        .where(col(Outbox.id).in_(due.scalar_subquery()))
+        .values(status=OutboxStatus.SENDING.value, lease_until=lease_until, claim=Outbox.claim + 1)
+        .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref,
+                   Outbox.claim)
     )
     rows = (await session.exec(statement)).all()  # type: ignore[call-overload]
     if not rows:
@@ -117,34 +133,44 @@ async def claim_due(
     }
     claimed = [
         Claimed(r.id, r.identity_id, identities[r.identity_id].external_id,
-                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref)
+                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref, r.claim)
         for r in rows
         if r.identity_id in identities
     ]
     return sorted(claimed, key=lambda c: c.id)
 
 
-async def _set(session: AsyncSession, outbox_id: int, **values: Any) -> bool:
+async def _finish(session: AsyncSession, outbox_id: int, claim: int, **values: Any) -> bool:
+    """Apply an outcome if ``claim`` is still the row's latest claim; False if it is not."""
     statement = (
         update(Outbox)
-        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING)
+        .where(Outbox.id == outbox_id, Outbox.status == OutboxStatus.SENDING, Outbox.claim == claim)
         .values(lease_until=None, **values)
     )
     result = await session.exec(statement)  # type: ignore[call-overload]
     return bool(result.rowcount)
 
 
-async def mark_sent(session: AsyncSession, *, outbox_id: int, now: datetime) -> bool:
-    return await _set(session, outbox_id, status=OutboxStatus.SENT.value, sent_at=now, last_error=None)
+async def mark_sent(session: AsyncSession, *, outbox_id: int, claim: int, now: datetime) -> bool:
+    return await _finish(session, outbox_id, claim, status=OutboxStatus.SENT.value, sent_at=now, last_error=None)
 
 
-async def mark_failed(session: AsyncSession, *, outbox_id: int, reason: str) -> bool:
-    return await _set(session, outbox_id, status=OutboxStatus.FAILED.value, last_error=reason[:300])
+async def mark_failed(session: AsyncSession, *, outbox_id: int, claim: int, reason: str) -> bool:
+    return await _finish(session, outbox_id, claim, status=OutboxStatus.FAILED.value, last_error=reason[:300])
 
 
-async def mark_blocked(session: AsyncSession, *, outbox_id: int, identity_id: int, now: datetime, reason: str) -> None:
-    """The user blocked the bot: flag the identity and stop everything queued for it."""
-    await _set(session, outbox_id, status=OutboxStatus.BLOCKED.value, last_error=reason[:300])
+async def mark_cancelled(session: AsyncSession, *, outbox_id: int, claim: int, reason: str) -> bool:
+    """Not sent on purpose (a check just before sending said why)."""
+    return await _finish(session, outbox_id, claim, status=OutboxStatus.CANCELLED.value, last_error=reason[:300])
+
+
+async def mark_blocked(
+    session: AsyncSession, *, outbox_id: int, claim: int, identity_id: int, now: datetime, reason: str
+) -> bool:
+    """The user blocked the bot: flag the identity and stop everything queued for it.
+    Nothing changes unless ``claim`` still holds the row."""
+    if not await _finish(session, outbox_id, claim, status=OutboxStatus.BLOCKED.value, last_error=reason[:300]):
+        return False
     await session.exec(  # type: ignore[call-overload]
         update(Identity).where(Identity.id == identity_id, col(Identity.blocked_at).is_(None)).values(blocked_at=now)
     )
@@ -153,17 +179,18 @@ async def mark_blocked(session: AsyncSession, *, outbox_id: int, identity_id: in
         .where(Outbox.identity_id == identity_id, Outbox.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.BLOCKED.value, last_error="người dùng đã chặn bot")
     )
+    return True
 
 
-async def requeue(session: AsyncSession, *, outbox_id: int, due_at: datetime) -> bool:
+async def requeue(session: AsyncSession, *, outbox_id: int, claim: int, due_at: datetime) -> bool:
     """Back to pending without counting an attempt (rate limited, or never tried)."""
-    return await _set(session, outbox_id, status=OutboxStatus.PENDING.value, due_at=due_at)
+    return await _finish(session, outbox_id, claim, status=OutboxStatus.PENDING.value, due_at=due_at)
 
 
-async def retry_later(session: AsyncSession, *, outbox_id: int, due_at: datetime, reason: str) -> bool:
+async def retry_later(session: AsyncSession, *, outbox_id: int, claim: int, due_at: datetime, reason: str) -> bool:
     """A transient failure: count the attempt and try again at ``due_at``."""
-    return await _set(
-        session, outbox_id, status=OutboxStatus.PENDING.value, due_at=due_at,
+    return await _finish(
+        session, outbox_id, claim, status=OutboxStatus.PENDING.value, due_at=due_at,
         attempts=Outbox.attempts + 1, last_error=reason[:300],
     )
 
@@ -219,3 +246,27 @@ async def rows_of(session: AsyncSession, *, kind: str | None = None) -> Sequence
     if kind is not None:
         query = query.where(Outbox.kind == kind)
     return (await session.exec(query)).all()
+
+
+FINISHED = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.BLOCKED, OutboxStatus.CANCELLED)
+
+
+async def prune_payloads(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Empty the payload (the text, names and questions a message carried) of up to
+    ``limit`` finished rows that were due, and if sent were sent, before ``before``. The rows
+    stay: delivery reports count them. Returns how many were emptied; call again (in a new
+    transaction) while it returns ``limit``. Emptied rows are not counted twice."""
+    old = (
+        select(Outbox.id)
+        .where(
+            col(Outbox.status).in_([s.value for s in FINISHED]),
+            col(Outbox.due_at) < before,
+            or_(col(Outbox.sent_at).is_(None), col(Outbox.sent_at) < before),
+            cast(Outbox.payload, Text) != "{}",
+        )
+        .order_by(col(Outbox.id))
+        .limit(limit)
+    )
+    statement = update(Outbox).where(col(Outbox.id).in_(old.scalar_subquery())).values(payload={})
+    result = await session.exec(statement)  # type: ignore[call-overload]
+    return max(result.rowcount or 0, 0)

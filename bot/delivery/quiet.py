@@ -1,4 +1,10 @@
-"""Quiet hours: the local hours in which nothing is sent unasked (default 21:00–07:00)."""
+"""Quiet hours: the local hours in which nothing is sent unasked (default 21:00–07:00).
+
+They apply when a message is *sent*, never when it is planned: producers set an outbox
+row's ``due_at`` to the intended time and the sender does not claim rows inside the window.
+Whoever tells a person when a message will arrive uses :meth:`QuietHours.expected`, so the
+command line, the chat and the delivery report name the same time.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +36,8 @@ class QuietHours:
         if end <= local:
             end += timedelta(days=1)
         return end.astimezone(UTC)
+
+    def expected(self, due_at: datetime, *, now: datetime) -> datetime:
+        """When a message due at ``due_at`` is expected to go out, seen at ``now``: the first
+        moment outside the quiet hours that is neither before it is due nor in the past."""
+        return self.next_allowed(max(due_at, now))

@@ -1,16 +1,30 @@
 """The outbox sender: one per channel (bot token), draining due rows at the channel's pace.
 
-Loop: claim a batch of due rows with a lease → for each, wait for the rate limiter, call
-the channel, and record the outcome in its own short transaction **right after the API
-answers**. A crash therefore re-sends at most the rows whose call had returned but whose
-outcome was not yet written: at most ``concurrency`` rows. Rows claimed but not yet sent
-simply wait for their lease to run out and are claimed again.
+Loop: claim due rows with a lease, each claim with its own fencing token (``outbox.claim``,
+never re-claiming a row this sender still holds) → for each row, wait for the rate limiter
+and a send slot, run the kind's check if it has one, call the channel, and store the outcome
+in a short transaction **while still holding the slot**. A failed outcome write (the
+database busy or unreachable) is retried with capped backoff until it is stored, so at most
+``concurrency`` rows are ever in doubt: sent but not yet marked. A crash re-sends at most
+those. Rows claimed but not yet sent simply wait for their lease to run out and are claimed
+again; an outcome arriving after someone else re-claimed the row changes nothing (the
+token no longer matches).
 
 Outcomes: sent → ``sent``; 429 → every send pauses for ``retry_after`` and the row goes back
 to pending without counting an attempt; blocked → identity flagged, row ``blocked``, the
 identity's other pending rows too; permanent error → ``failed`` with the reason; transient
-(5xx, timeout, network) → retried with exponential backoff, ``failed`` after ``max_attempts``.
-Nothing is sent in the quiet hours.
+(5xx, timeout, network) → retried with exponential backoff, ``failed`` after ``max_attempts``;
+a check's reason → ``cancelled`` with that reason.
+
+Nothing is sent in the quiet hours: the loop does not claim then, and a claimed row whose
+turn comes in the quiet hours goes back to pending. Producers set ``due_at`` to the intended
+time; the quiet hours are this sender's, so changing them applies to what is queued.
+
+Options of a proactive message never change what a typed number means: on a numbered
+channel they are numbered only when the resident's conversation is at rest (at the menu,
+untouched for ``rest``); otherwise they are words to type. Once sent, they become the pending
+menu only if they were numbered and the conversation did not move meanwhile, else the
+menu's ``extra`` (``storage.proactive``).
 """
 
 from __future__ import annotations
@@ -18,22 +32,43 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlmodel import select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.conversation import Clock
 from bot.delivery.limiter import RateLimiter
 from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import Delivery, OutboundMessage, Recipient, Result, Transport
-from storage import outbox
+from handlers.steps import Step
+from storage import outbox, proactive
 from storage.db import SessionFactory
-from storage.models import ConversationState
 
 log = logging.getLogger(__name__)
 
 AfterSent = Callable[[AsyncSession, outbox.Claimed, datetime], Awaitable[None]]
+# Runs in a short transaction just before a row is sent: None to send it, or a reason (in
+# Vietnamese) to cancel it. It may enqueue other rows (re-routing); they commit with the cancel.
+Check = Callable[[AsyncSession, outbox.Claimed, datetime], Awaitable[str | None]]
+Work = Callable[[AsyncSession], Awaitable[None]]
+
+AT_REST_STEPS = frozenset({Step.MENU.value, Step.NEW.value})
+REST = timedelta(minutes=10)  # untouched this long at the menu: a typed number may pick proactive options
+
+
+class _Fenced(Exception):
+    """Someone else holds the row now (its lease ran out and it was claimed again)."""
+
+
+def transient(exc: BaseException) -> bool:
+    """A database error that may pass: busy/locked, a lost connection, a pool timeout,
+    a deadlock or serialisation failure. Constraint and SQL errors will not."""
+    if isinstance(exc, (IntegrityError, ProgrammingError, DataError)):
+        return False
+    return isinstance(exc, (DBAPIError, PoolTimeout, OSError, asyncio.TimeoutError))
 
 
 class Sender:
@@ -51,7 +86,10 @@ class Sender:
         max_attempts: int = 6,
         backoff_seconds: float = 5.0,
         backoff_max_seconds: float = 3600.0,
+        store_retry_seconds: tuple[float, float] = (0.1, 5.0),
+        rest: timedelta = REST,
         after_sent: dict[str, AfterSent] | None = None,
+        checks: dict[str, Check] | None = None,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -64,7 +102,10 @@ class Sender:
         self.max_attempts = max_attempts
         self.backoff = backoff_seconds
         self.backoff_max = backoff_max_seconds
+        self.store_retry = store_retry_seconds  # first and longest wait between tries of a write
+        self.rest = rest
         self.after_sent = after_sent or {}
+        self.checks = checks or {}
         pacing = transport.pacing
         self.limiter = RateLimiter(pacing.per_second, burst=pacing.burst, per_key_interval=pacing.per_chat_interval)
         self._slots = asyncio.Semaphore(concurrency)
@@ -72,7 +113,7 @@ class Sender:
         self._wake = asyncio.Event()
         self._abort_batch = False
         self.rounds = 0  # loop iterations, for monitoring and tests
-        self._held: set[int] = set()  # rows this sender is working on (never start one twice)
+        self._held: set[int] = set()  # rows this sender is working on: never claimed again by it
 
     @property
     def channel(self) -> str:
@@ -90,7 +131,8 @@ class Sender:
         """Keep up to ``batch_size`` rows claimed and moving until :meth:`stop`.
 
         Rows are claimed again as soon as half the window is free, so the channel is never
-        idle between batches; the rate limiter, not the batch size, sets the pace."""
+        idle between batches; the rate limiter, not the batch size, sets the pace. A round
+        that fails (the database busy or away) is logged and tried again later."""
         log.info("sender for %s started", self.channel)
         tasks: set[asyncio.Task[None]] = set()
         while not self._stop.is_set():
@@ -103,8 +145,6 @@ class Sender:
                 room = self.batch_size - len(tasks)
                 claimed = await self._claim(now, room) if room * 2 >= self.batch_size else []
                 for row in claimed:
-                    if row.id in self._held:
-                        continue  # its lease ran out while it waited here: the claim renewed it
                     self._held.add(row.id)
                     task = asyncio.create_task(self._send(row))
                     tasks.add(task)
@@ -123,7 +163,8 @@ class Sender:
     async def _claim(self, now: datetime, limit: int) -> list[outbox.Claimed]:
         async with self.sessions() as session, session.begin():
             return await outbox.claim_due(
-                session, channel=self.channel, now=now, lease_until=now + self.lease, limit=limit
+                session, channel=self.channel, now=now, lease_until=now + self.lease, limit=limit,
+                exclude=self._held,
             )
 
     async def _wait(self, tasks: set[asyncio.Task[None]], seconds: float) -> None:
@@ -139,64 +180,136 @@ class Sender:
     async def _send(self, row: outbox.Claimed) -> None:
         try:
             await self._deliver(row)
+        except Exception:
+            # Nobody awaits this task: say what happened here. The row stays "sending" and is
+            # claimed again when its lease runs out.
+            log.exception("outbox row %s could not be handled", row.id)
         finally:
             self._held.discard(row.id)
 
     async def _deliver(self, row: outbox.Claimed) -> None:
         message = OutboundMessage.from_payload(row.payload)
         await self.limiter.acquire(row.identity_id)
-        if self._abort_batch or self._stop.is_set():
-            await self._record(row, None)  # back to pending, untouched
-            return
-        async with self._slots:
+        async with self._slots:  # held until the outcome is stored: at most `concurrency` in doubt
+            now = self.clock.now()
+            if self._abort_batch or self._stop.is_set() or self.quiet.contains(now):
+                await self._store(row, "requeue", lambda s: self._requeue(s, row, now))
+                return
+            prepared = await self._prepare(row, message, now)
+            if prepared is None:
+                return  # cancelled by its check, or no longer ours
+            recipient = Recipient(row.external_id, row.last_seen_at)
             try:
-                delivery = await self.transport.deliver(Recipient(row.external_id, row.last_seen_at), message)
+                delivery = await self.transport.deliver(recipient, prepared.message)
             except Exception as exc:  # an adapter bug must not stop the queue
                 log.exception("delivery of outbox row %s raised", row.id)
                 delivery = Delivery(Result.TRANSIENT, reason=f"{type(exc).__name__}")
-            await self._record(row, delivery)
-
-    async def _record(self, row: outbox.Claimed, delivery: Delivery | None) -> None:
-        now = self.clock.now()
-        async with self.sessions() as session, session.begin():
-            if delivery is None:
-                await outbox.requeue(session, outbox_id=row.id, due_at=now)
-            elif delivery.result == Result.SENT:
-                if await outbox.mark_sent(session, outbox_id=row.id, now=now):
-                    await self._remember_options(session, row)
-                    hook = self.after_sent.get(row.kind)
-                    if hook is not None:
-                        await hook(session, row, now)
-            elif delivery.result == Result.RETRY_AFTER:
+            if delivery.result == Result.RETRY_AFTER:
                 self.limiter.pause(delivery.retry_after)
                 if delivery.retry_after >= self.lease.total_seconds() / 2:
                     self._abort_batch = True  # don't sit on leases through a long pause
-                await outbox.requeue(session, outbox_id=row.id, due_at=now)
-            elif delivery.result == Result.BLOCKED:
-                await outbox.mark_blocked(
-                    session, outbox_id=row.id, identity_id=row.identity_id, now=now, reason=delivery.reason
-                )
-            elif delivery.result in (Result.FAILED, Result.NOT_ALLOWED):
-                await outbox.mark_failed(session, outbox_id=row.id, reason=delivery.reason or delivery.result)
-            elif row.attempts + 1 >= self.max_attempts:
-                await outbox.mark_failed(session, outbox_id=row.id, reason=f"hết lượt thử: {delivery.reason}")
-            else:
-                # The channel may say when to come back (Zalo OA at night); else back off.
-                delay = delivery.retry_after or min(self.backoff * 2**row.attempts, self.backoff_max)
-                await outbox.retry_later(
-                    session, outbox_id=row.id, due_at=now + timedelta(seconds=delay), reason=delivery.reason
+            await self._store(row, "outcome", lambda s: self._outcome(s, row, prepared, delivery))
+
+    async def _prepare(self, row: outbox.Claimed, message: OutboundMessage, now: datetime) -> _Prepared | None:
+        """Run the row's check and, for options on a numbered channel, decide whether they
+        may be numbered — in one short transaction. None: the row is not to be sent."""
+        check = self.checks.get(row.kind)
+        look = bool(message.options) and self.transport.capabilities.numbered_menus
+        if check is None and not look:
+            return _Prepared(message)
+        reason: str | None = None
+        version: int | None = None
+
+        async def work(session: AsyncSession) -> None:
+            nonlocal reason, version
+            if check is not None:
+                reason = await check(session, row, now)
+                if reason is not None:
+                    if not await outbox.mark_cancelled(session, outbox_id=row.id, claim=row.claim, reason=reason):
+                        raise _Fenced  # roll back whatever the check queued: the new holder decides
+                    return
+            if look:
+                version = await proactive.resting_version(
+                    session, identity_id=row.identity_id, now=now, steps=AT_REST_STEPS, rest=self.rest
                 )
 
+        try:
+            await self._store(row, "check", work)
+        except _Fenced:
+            return None
+        if reason is not None:
+            log.info("outbox row %s cancelled before sending: %s", row.id, reason)
+            return None
+        if not look:
+            return _Prepared(message)
+        return _Prepared(replace(message, numbered=version is not None), seen_at_rest=version)
+
+    async def _store(self, row: outbox.Claimed, what: str, work: Work) -> None:
+        """Run ``work`` in its own transaction until it is stored. Transient database errors
+        are logged (WARNING, with the exception) and retried with capped backoff; anything
+        else propagates."""
+        delay, longest = self.store_retry
+        attempt = 0
+        while True:
+            try:
+                async with self.sessions() as session, session.begin():
+                    await work(session)
+                return
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                attempt += 1
+                log.warning("storing the %s of outbox row %s failed (try %s), trying again in %.1f s",
+                            what, row.id, attempt, delay, exc_info=exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+
+    async def _requeue(self, session: AsyncSession, row: outbox.Claimed, now: datetime) -> None:
+        await outbox.requeue(session, outbox_id=row.id, claim=row.claim, due_at=now)
+
+    async def _outcome(
+        self, session: AsyncSession, row: outbox.Claimed, prepared: _Prepared, delivery: Delivery
+    ) -> None:
+        """Store what the channel answered, if this sender still holds the row's claim."""
+        now = self.clock.now()
+        ids = {"outbox_id": row.id, "claim": row.claim}
+        if delivery.result == Result.SENT:
+            if await outbox.mark_sent(session, now=now, **ids):
+                await self._remember_options(session, row, prepared)
+                hook = self.after_sent.get(row.kind)
+                if hook is not None:
+                    await hook(session, row, now)
+        elif delivery.result == Result.RETRY_AFTER:
+            await outbox.requeue(session, due_at=now, **ids)
+        elif delivery.result == Result.BLOCKED:
+            await outbox.mark_blocked(session, identity_id=row.identity_id, now=now, reason=delivery.reason, **ids)
+        elif delivery.result in (Result.FAILED, Result.NOT_ALLOWED):
+            await outbox.mark_failed(session, reason=delivery.reason or delivery.result, **ids)
+        elif row.attempts + 1 >= self.max_attempts:
+            await outbox.mark_failed(session, reason=f"hết lượt thử: {delivery.reason}", **ids)
+        else:
+            # The channel may say when to come back (Zalo OA at night); else back off.
+            delay = delivery.retry_after or min(self.backoff * 2**row.attempts, self.backoff_max)
+            await outbox.retry_later(session, due_at=now + timedelta(seconds=delay), reason=delivery.reason, **ids)
+
     @staticmethod
-    async def _remember_options(session: AsyncSession, row: outbox.Claimed) -> None:
-        """A proactive message with options becomes the pending menu, so a reply "1" (or the
-        option's label) on a numbered channel picks from it like from any other menu."""
-        options = row.payload.get("options")
+    async def _remember_options(session: AsyncSession, row: outbox.Claimed, prepared: _Prepared) -> None:
+        """The options just sent join the conversation state: as the pending menu only if
+        they went out numbered and the conversation is still where it was seen at rest; else
+        as ``menu["extra"]``, whose labels (typed) pick them without touching the step."""
+        options = prepared.message.options
         if not options:
             return
-        state = (
-            await session.exec(select(ConversationState).where(ConversationState.identity_id == row.identity_id))
-        ).first()
-        if state is not None:
-            state.menu = {"options": [[label, action, []] for label, action in options]}
-            session.add(state)
+        await proactive.offer_options(
+            session, identity_id=row.identity_id, options=[[o.label, o.action, list(o.aliases)] for o in options],
+            pending_at=prepared.seen_at_rest, pending_step=Step.MENU.value,
+        )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A row ready to send: the message as it will go out, and the conversation state's
+    version when its options were numbered because it was at rest (None otherwise)."""
+
+    message: OutboundMessage
+    seen_at_rest: int | None = None

@@ -16,23 +16,35 @@ from bot.core.messages import Capabilities, Menu, Option, Text
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """What an outbox row says: text, optional options (buttons / numbered lines), an image."""
+    """What an outbox row says: text, optional options (buttons / numbered lines), an image.
+
+    ``numbered``: on a channel without buttons, whether the options may be shown as numbered
+    lines. The sender turns it off when the resident is in the middle of something (a quiz, a
+    name to type): the options are then shown as words to type, so a typed "2" keeps meaning
+    what the conversation asked. Channels with buttons ignore it.
+    """
 
     text: str
     options: tuple[Option, ...] = ()
     image: str | None = None
+    numbered: bool = True
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text}
         if self.options:
-            payload["options"] = [[o.label, o.action] for o in self.options]
+            payload["options"] = [
+                [o.label, o.action, list(o.aliases)] if o.aliases else [o.label, o.action] for o in self.options
+            ]
         if self.image:
             payload["image"] = self.image
         return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> OutboundMessage:
-        options = tuple(Option(str(label), str(action)) for label, action in payload.get("options", []))
+        options = tuple(
+            Option(str(o[0]), str(o[1]), tuple(str(a) for a in o[2]) if len(o) > 2 else ())
+            for o in payload.get("options", [])
+        )
         return cls(text=str(payload.get("text", "")), options=options, image=payload.get("image"))
 
     def as_reply(self) -> Text | Menu:

@@ -99,7 +99,7 @@ async def test_leaders_see_their_group_and_nudges_respect_quiet_hours(ward: App,
                 sender.wake()
                 await asyncio.sleep(0.01)
             [row] = [r for r in await rows(ward, Outbox) if r.kind == "nudge"]
-            assert row.status == OutboxStatus.PENDING and row.due_at == local(28, 7)
+            assert row.status == OutboxStatus.PENDING and row.due_at == local(27, 22)
             assert {user: len(tg.chat(user)) for user in (lan, minh, hoa)} == before
             clock._now = local(28, 7)
             sender.wake()

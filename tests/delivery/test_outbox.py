@@ -46,9 +46,10 @@ async def test_inserts_are_idempotent_and_claims_are_disjoint(any_app: App, cloc
         again = await outbox.claim_due(session, channel="telegram", now=now + timedelta(seconds=31),
                                        lease_until=now + timedelta(seconds=61), limit=100)
         assert len(again) == 60
-        assert await outbox.mark_sent(session, outbox_id=again[0].id, now=now)
-        assert not await outbox.mark_sent(session, outbox_id=again[0].id, now=now)  # only from "sending"
-        assert await outbox.requeue(session, outbox_id=again[1].id, due_at=now)
+        assert await outbox.mark_sent(session, outbox_id=again[0].id, claim=again[0].claim, now=now)
+        # only from "sending"
+        assert not await outbox.mark_sent(session, outbox_id=again[0].id, claim=again[0].claim, now=now)
+        assert await outbox.requeue(session, outbox_id=again[1].id, claim=again[1].claim, due_at=now)
     rows = {r.id: r for r in await _all(app)}
     assert rows[again[0].id].status == OutboxStatus.SENT and rows[again[1].id].status == OutboxStatus.PENDING
     assert rows[again[1].id].attempts == 0

@@ -86,7 +86,7 @@ async def test_permanent_and_exhausted_failures_keep_their_reason(app: App) -> N
     assert third.status == OutboxStatus.SENT
 
 
-async def test_a_message_with_options_arrives_with_buttons_and_becomes_the_pending_menu(app: App) -> None:
+async def test_a_message_with_options_arrives_with_buttons_and_joins_the_menu_as_extra(app: App) -> None:
     [identity] = await seed_residents(app.sessions, 1)
     async with app.sessions() as session, session.begin():
         session.add(ConversationState(identity_id=identity, step="menu", data={}, updated_at=datetime.now(UTC)))
@@ -97,7 +97,7 @@ async def test_a_message_with_options_arrives_with_buttons_and_becomes_the_pendi
         assert tg.buttons(FIRST_USER) == [("📖 Học tiếp", "next")]
     async with app.sessions() as session:
         state = (await session.exec(select(ConversationState))).one()
-    assert state.menu == {"options": [["📖 Học tiếp", "next", []]]}
+    assert state.menu == {"extra": [["📖 Học tiếp", "next", []]]}  # buttons: a press is the choice
 
 
 async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -65,7 +65,7 @@ async def _broadcast(app: App, audience: dict, at: datetime, statuses: list[str]
     async with app.sessions() as session, session.begin():
         broadcast = await create_broadcast(session, author="cli", text="Tin của phường", audience=audience,
                                            scheduled_at=at, now=at)
-        await queue_broadcast(session, broadcast=broadcast, now=at, due_at=at)
+        await queue_broadcast(session, broadcast_id=broadcast.id, now=at)  # type: ignore[arg-type]
         rows = (await session.exec(select(Outbox).where(Outbox.broadcast_id == broadcast.id)
                                    .order_by(Outbox.id))).all()  # type: ignore[arg-type]
         for row, status in zip(rows, statuses or [], strict=False):

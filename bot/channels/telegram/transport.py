@@ -23,6 +23,9 @@ REQUEST_TIMEOUT = 20  # seconds; a hung call is retried later rather than holdin
 
 
 class TelegramTransport:
+    """Options are always inline buttons here: a press is the choice, so a proactive message's
+    options never need words to type (``OutboundMessage.numbered`` does not apply)."""
+
     channel = CHANNEL
     capabilities = CAPABILITIES
 

@@ -143,8 +143,13 @@ def cs_messages(reply: Reply, pieces: Sequence[Any]) -> list[dict[str, Any]]:
     return messages
 
 
-async def oa_messages(reply: Reply, t: Translate, media: MediaStore | None) -> list[dict[str, Any]]:
-    return cs_messages(reply, await plan(reply, t, media))
+async def oa_messages(
+    reply: Reply, t: Translate, media: MediaStore | None, *, numbered: bool = True
+) -> list[dict[str, Any]]:
+    """Consultation messages for ``reply``. With ``numbered=False`` a menu's text names its
+    options as words to type instead of numbers; its query buttons stay (a press is an
+    action, whatever the conversation is in the middle of)."""
+    return cs_messages(reply, await plan(reply, t, media, numbered=numbered))
 
 
 class ZaloOAChannel:

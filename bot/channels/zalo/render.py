@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bot.core.i18n import Translate
 from bot.core.messages import Document, Image, Menu, Notice, Reply, Text
-from bot.core.render import numbered_menu
+from bot.core.render import keyword_menu, numbered_menu
 from bot.core.text import split_text
 from bot.media import MediaStore
 
@@ -27,11 +27,13 @@ def texts(text: str) -> list[Outgoing]:
     return [Outgoing(text=piece) for piece in split_text(text, TEXT_LIMIT) if piece.strip()]
 
 
-async def plan(reply: Reply, t: Translate, media: MediaStore | None) -> list[Outgoing]:
+async def plan(reply: Reply, t: Translate, media: MediaStore | None, *, numbered: bool = True) -> list[Outgoing]:
     """The sends that render ``reply``. Nothing is dropped: what Zalo cannot show becomes a
-    clear text (an image without a public URL, any document)."""
+    clear text (an image without a public URL, any document). A menu is numbered lines, or
+    with ``numbered=False`` its options as words to type (a proactive message that must not
+    change what a typed number means)."""
     if isinstance(reply, Menu):
-        return texts(numbered_menu(reply, t))
+        return texts(numbered_menu(reply, t) if numbered else keyword_menu(reply, t))
     if isinstance(reply, Text | Notice):
         return texts(reply.text)
     if isinstance(reply, Image):

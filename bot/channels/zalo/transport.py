@@ -65,7 +65,7 @@ class ZaloBotTransport:
         )
 
     async def _plan(self, message: OutboundMessage) -> list[Outgoing]:
-        sends = await plan(message.as_reply(), self.t, self.media)
+        sends = await plan(message.as_reply(), self.t, self.media, numbered=message.numbered)
         if message.image:
             photo = await _image_reply(message.image, self.media)
             if photo is None:
@@ -127,7 +127,7 @@ class ZaloOATransport:
 
     async def _messages(self, message: OutboundMessage) -> list[dict]:
         reply: Reply = message.as_reply()
-        bodies = await oa_messages(reply, self.t, self.media)
+        bodies = await oa_messages(reply, self.t, self.media, numbered=message.numbered)
         if message.image:
             photo = await _image_reply(message.image, self.media)
             if photo is None:
