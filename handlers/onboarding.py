@@ -76,9 +76,19 @@ async def is_onboarded(ctx: Context) -> bool:
     return bool(await roles_of(ctx.session, person_id=person.id))
 
 
+JOINING_STEPS = (Step.CONFIRM_NAME, Step.ASK_NAME, Step.CHOOSE_GROUP)
+
+
 async def resume(ctx: Context, *, note: str | None = None) -> None:
-    """Consent is given but the name or the group is missing: ask for it again (keeping the
-    group of the join link the resident came with)."""
+    """Consent is given but the name or the group is missing: ask the joining question
+    pending again, else what is missing (keeping the group of the join link she came with)."""
+    prompt = ctx.pending_prompt()
+    if ctx.state.step in JOINING_STEPS and prompt:
+        ctx.reoffered = True  # the same question, the same options
+        text = f"{note}\n\n{prompt}" if note else prompt
+        options = ctx.pending_options()
+        ctx.ask(text, options) if options else ctx.say(text)
+        return
     if note:
         ctx.say(note)
     code = ctx.data.get("group_code")

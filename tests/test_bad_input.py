@@ -179,3 +179,18 @@ async def test_updates_of_one_user_are_handled_one_at_a_time(any_app: App) -> No
     assert sorted(isinstance(replies[0], Notice) for replies in results) == [False] + [True] * 4
     _, answers = await _snapshot(ward)
     assert len(answers) == 1
+
+
+@pytest.mark.parametrize("typed", ["①", "１", "١", " 1. ", "¹"])
+async def test_any_unicode_way_of_typing_a_number_picks_the_option(ward: App, typed: str) -> None:
+    chat = Chat(ward.conversation, capabilities=NUMBERED)
+    await join(chat)
+    await chat.send(typed)  # option 1 of the main menu: "Học tiếp"
+    assert ward.lessons.first.cards[0].text in chat.last_text
+
+
+@pytest.mark.parametrize("data", ["card:b01-binh-dan-hoc-vu-so:①", "lessons:②", "group:set:③", "bc:at:④"])
+async def test_unicode_digits_in_button_data_are_refused_without_a_crash(ward: App, learner: Chat, data: str) -> None:
+    before = await _snapshot(ward)
+    replies = await learner.action(data)
+    assert replies and await _snapshot(ward) == before

@@ -24,7 +24,7 @@ from sqlmodel import select
 
 from bot.__main__ import App
 from storage import outbox
-from storage.models import Outbox, OutboxStatus
+from storage.models import Outbox, OutboxStatus, QuizAnswer
 from tests.conftest import START
 from tests.delivery.helpers import FIRST_USER, seed_residents, telegram_sender
 from tests.fakes.telegram_api import FakeTelegram
@@ -122,3 +122,71 @@ async def test_a_10_s_write_lock_during_a_broadcast_loses_and_doubles_nothing(
     assert min(counts) == 1
     assert duplicates == 0  # the documented bound is IN_FLIGHT; held slots make it none
     assert "Task exception was never retrieved" not in caplog.text
+
+
+async def test_a_resident_answering_while_the_database_is_locked_and_a_broadcast_sends(
+    ward: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The whole bot under one 10 s lock: the resident's press waits (the engine retries its
+    transaction) and is answered, recorded once, never apologised for; the broadcast going
+    out at the same time doubles nothing."""
+    from tests.contract.drivers import telegram_server
+
+    caplog.set_level(logging.WARNING)
+    app = ward
+    database = Path(make_url(app.settings.database_url).database or "")
+    clock = RunningClock(START)
+    lesson = app.lessons.first
+    resident = 818181
+    async with telegram_server(app) as (tg, handled):
+        async def step(update_id: int) -> None:
+            await handled.wait(update_id, timeout=60)
+
+        await step(tg.push_text(resident, "/start g_DEMO-TDP03", first_name="Lan"))
+        for label in ("Đồng ý", "Đúng rồi", "Đúng rồi", "Học tiếp", *["Tiếp"] * (len(lesson.cards) - 1),
+                      "Làm bài kiểm tra"):
+            await step(tg.push_callback(resident, [d for t, d in tg.buttons(resident) if label in t][0]))
+        question = lesson.quiz.questions[0]
+        answer = [d for t, d in tg.buttons(resident) if t == question.options[question.answer_index]][0]
+
+        identities = await seed_residents(app.sessions, RECIPIENTS, now=clock.now())
+        now = clock.now()
+        async with app.sessions() as session, session.begin():
+            await outbox.enqueue(session, [
+                outbox.outbox_row(kind="broadcast", identity_id=i, channel="telegram",
+                                  payload={"text": "Họp tổ tối nay"}, due_at=now, dedupe_key=f"busy:{i}", now=now)
+                for i in identities
+            ])
+        for i in range(RECIPIENTS):
+            tg.add_user(FIRST_USER + i)
+        sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
+        sender = telegram_sender(app.sessions, tg, clock=clock, per_second=100, concurrency=IN_FLIGHT,
+                                 lease_seconds=3, store_retry_seconds=(0.1, 1.0))
+        task = asyncio.create_task(sender.run())
+        try:
+            await tg.wait_for(lambda t: sent(t) >= 60, timeout=30)
+            async with write_lock_held(database, LOCKED_FOR):
+                pressed = tg.push_callback(resident, answer)
+            await step(pressed)
+
+            async def settled() -> None:
+                while any(s != OutboxStatus.SENT for s in await statuses(app)):
+                    await asyncio.sleep(0.1)
+
+            await asyncio.wait_for(settled(), 120)
+        finally:
+            sender.stop()
+            await task
+            await sender.transport.bot.session.close()
+        counts = [tg.sent_count(FIRST_USER + i) for i in range(RECIPIENTS)]
+        texts = [m.text for m in tg.chat(resident)]
+
+    assert any("Bạn chọn" in t and question.text in t for t in texts)
+    assert lesson.quiz.questions[1].text in texts[-1]
+    assert not any("trục trặc" in t for t in texts), "no apology"
+    async with app.sessions() as session:
+        answers = (await session.exec(select(QuizAnswer))).all()
+    assert [(a.question_id, a.choice) for a in answers] == [(question.id, question.answer_index)]
+    retried = [r for r in caplog.records if "database busy" in r.getMessage()]
+    assert retried, "the press met the lock and its transaction was tried again"
+    assert min(counts) == 1 and sum(n - 1 for n in counts if n > 1) == 0
