@@ -93,12 +93,13 @@ async def claim_due(
     lease_until: datetime,
     limit: int,
     exclude: Collection[int] = (),
+    kinds: Collection[str] | None = None,
 ) -> list[Claimed]:
     """Lease up to ``limit`` due rows of a channel: pending and due, or sending with an
     expired lease (a sender died holding them). Each claimed row's ``claim`` goes up by one
     and is returned: only that token can finish the row. ``exclude`` names rows the caller
     still holds (bounded by its batch size), so it never re-claims, and thereby fences out,
-    its own work. ``SKIP LOCKED`` lets several senders claim on PostgreSQL without waiting
+    its own work; ``kinds``, when given, the only kinds to claim. ``SKIP LOCKED`` lets several senders claim on PostgreSQL without waiting
     for each other; SQLite serialises writers instead."""
     due = (
         select(Outbox.id)
@@ -115,6 +116,8 @@ async def claim_due(
     )
     if exclude:
         due = due.where(col(Outbox.id).not_in(list(exclude)))
+    if kinds is not None:  # in the quiet hours, only these
+        due = due.where(col(Outbox.kind).in_(list(kinds)))
     statement = (
         update(Outbox)
         .where(col(Outbox.id).in_(due.scalar_subquery()))

@@ -17,7 +17,9 @@ identity's other pending rows too; permanent error → ``failed`` with the reaso
 a check's reason → ``cancelled`` with that reason.
 
 Nothing is sent in the quiet hours: the loop does not claim then, and a claimed row whose
-turn comes in the quiet hours goes back to pending. Producers set ``due_at`` to the intended
+turn comes in the quiet hours goes back to pending — except the kinds in ``at_any_hour``: the
+other half of something the recipient did a moment ago (confirming a /lienket code, which lives
+10 minutes), never news, reminders or nudges. Producers set ``due_at`` to the intended
 time; the quiet hours are this sender's, so changing them applies to what is queued.
 
 Options of a proactive message never change what a typed number means: on a numbered
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -56,6 +58,8 @@ Check = Callable[[AsyncSession, outbox.Claimed, datetime], Awaitable[str | None]
 Work = Callable[[AsyncSession], Awaitable[None]]
 
 AT_REST_STEPS = frozenset({Step.MENU.value, Step.NEW.value})
+# The other half of a handshake the recipient started a moment ago: sent in the quiet hours too.
+AT_ANY_HOUR = frozenset({"link_confirm", "link_done"})
 REST = timedelta(minutes=10)  # untouched this long at the menu: a typed number may pick proactive options
 
 
@@ -90,6 +94,7 @@ class Sender:
         rest: timedelta = REST,
         after_sent: dict[str, AfterSent] | None = None,
         checks: dict[str, Check] | None = None,
+        at_any_hour: Collection[str] = AT_ANY_HOUR,
     ) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -106,6 +111,7 @@ class Sender:
         self.rest = rest
         self.after_sent = after_sent or {}
         self.checks = checks or {}
+        self.at_any_hour = frozenset(at_any_hour)
         pacing = transport.pacing
         self.limiter = RateLimiter(pacing.per_second, burst=pacing.burst, per_key_interval=pacing.per_chat_interval)
         self._slots = asyncio.Semaphore(concurrency)
@@ -139,11 +145,13 @@ class Sender:
             self.rounds += 1
             try:
                 now = self.clock.now()
-                if self.quiet.contains(now):
+                quiet = self.quiet.contains(now)
+                if quiet and not self.at_any_hour:
                     await self._wait(tasks, (self.quiet.next_allowed(now) - now).total_seconds())
                     continue
                 room = self.batch_size - len(tasks)
-                claimed = await self._claim(now, room) if room * 2 >= self.batch_size else []
+                kinds = self.at_any_hour if quiet else None
+                claimed = await self._claim(now, room, kinds) if room * 2 >= self.batch_size else []
                 for row in claimed:
                     self._held.add(row.id)
                     task = asyncio.create_task(self._send(row))
@@ -160,11 +168,11 @@ class Sender:
             await asyncio.gather(*tasks, return_exceptions=True)
         log.info("sender for %s stopped", self.channel)
 
-    async def _claim(self, now: datetime, limit: int) -> list[outbox.Claimed]:
+    async def _claim(self, now: datetime, limit: int, kinds: Collection[str] | None = None) -> list[outbox.Claimed]:
         async with self.sessions() as session, session.begin():
             return await outbox.claim_due(
                 session, channel=self.channel, now=now, lease_until=now + self.lease, limit=limit,
-                exclude=self._held,
+                exclude=self._held, kinds=kinds,
             )
 
     async def _wait(self, tasks: set[asyncio.Task[None]], seconds: float) -> None:
@@ -192,7 +200,8 @@ class Sender:
         await self.limiter.acquire(row.identity_id)
         async with self._slots:  # held until the outcome is stored: at most `concurrency` in doubt
             now = self.clock.now()
-            if self._abort_batch or self._stop.is_set() or self.quiet.contains(now):
+            quiet = self.quiet.contains(now) and row.kind not in self.at_any_hour
+            if self._abort_batch or self._stop.is_set() or quiet:
                 await self._store(row, "requeue", lambda s: self._requeue(s, row, now))
                 return
             prepared = await self._prepare(row, message, now)

@@ -106,3 +106,41 @@ async def test_a_changed_window_applies_to_what_is_already_queued(ward: App, clo
             await task
             await sender.transport.bot.session.close()
     assert _received(tg) == [1, 1, 1]
+
+
+async def test_a_link_confirmation_goes_out_at_night_news_waits(ward: App, clock: ManualClock) -> None:
+    """The owner confirming a /lienket code (alive 10 minutes) is answering something she did
+    a moment ago: it is sent in the quiet hours; a broadcast queued at the same time waits."""
+    from storage.outbox import enqueue, outbox_row
+    from tests.delivery.helpers import seed_residents
+
+    night = local(24, 22, 30)
+    clock._now = night
+    first, second = await seed_residents(ward.sessions, 2, now=night)
+    async with ward.sessions() as session, session.begin():
+        await enqueue(session, [
+            outbox_row(kind="link_confirm", identity_id=first, channel="telegram", payload={"text": "Đó có phải bạn?"},
+                       due_at=night, dedupe_key="night:link", now=night),
+            outbox_row(kind="broadcast", identity_id=second, channel="telegram", payload={"text": "Tin sáng mai"},
+                       due_at=night, dedupe_key="night:news", now=night),
+        ])
+    async with FakeTelegram() as tg:
+        from tests.delivery.helpers import FIRST_USER
+
+        tg.add_user(FIRST_USER)
+        tg.add_user(FIRST_USER + 1)
+        sender = telegram_sender(ward.sessions, tg, clock=clock, quiet=QuietHours(ZONE, time(21), time(7)))
+        task = asyncio.create_task(sender.run())
+        try:
+            await tg.wait_for(lambda t: t.sent_count(FIRST_USER) == 1)
+            rounds = sender.rounds
+            while sender.rounds < rounds + 5:  # several more rounds: the news stays queued
+                sender.wake()
+                await asyncio.sleep(0)
+            assert tg.sent_count(FIRST_USER + 1) == 0
+        finally:
+            sender.stop()
+            await task
+            await sender.transport.bot.session.close()
+    statuses = {r.kind: r.status for r in await rows(ward, Outbox)}
+    assert statuses == {"link_confirm": "sent", "broadcast": "pending"}
