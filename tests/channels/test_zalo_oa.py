@@ -79,10 +79,10 @@ class Hook:
 
 
 @asynccontextmanager
-async def oa_webhook(app: App, oa: FakeZaloOA, clock: ManualClock) -> AsyncIterator[Hook]:
+async def oa_webhook(app: App, oa: FakeZaloOA, clock: ManualClock, **options: Any) -> AsyncIterator[Hook]:
     channel = ZaloOAChannel(client=make_client(app, oa, clock), conversation=app.conversation, catalog=app.catalog,
                             sessions=app.sessions, oa_id=oa.oa_id, app_id=oa.app_id, secret_key=oa.secret_key,
-                            clock=clock)
+                            clock=clock, **options)
     runner = await start_web(create_web_app(channels=[channel]), host="127.0.0.1", port=0)
     try:
         yield Hook(oa, channel, f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/zalo-oa")
@@ -546,3 +546,12 @@ async def test_long_replies_are_split_for_the_oa(ward: App, oa: FakeZaloOA, cloc
         await hook.channel.render(USER, [Text("\n\n".join(paragraphs))])
     assert [len(t) <= 2000 for t in oa.texts(USER)] == [True, True]
     assert "\n\n".join(oa.texts(USER)) == "\n\n".join(paragraphs)
+
+
+async def test_a_reply_refused_for_the_rate_limit_is_sent_again(ward: App, oa: FakeZaloOA, clock: ManualClock) -> None:
+    """The resident's step has moved on when the reply is refused (-32, then a 5xx): it must
+    still arrive."""
+    async with oa_webhook(ward, oa, clock, rate_wait=0.01, retry_delay=0.01) as hook:
+        oa.fail_next(-32)
+        oa.fail_next(502)
+        assert "Bạn có đồng ý không?" in await hook.say("/start")

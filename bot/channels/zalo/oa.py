@@ -50,6 +50,8 @@ WEBHOOK_PATH = "/webhooks/zalo-oa"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 MAX_BUTTONS = 5
 BUTTON_TITLE_LIMIT = 100
+RATE_LIMITED_CODES = (-32, 429)  # Zalo's "too many requests": wait a minute (the reference's advice)
+TRANSIENT_TRIES = 4  # tries of one send after a passing error
 ACTION_MARK = "#"  # a button payload is "#<action>"; typed text rarely looks like one
 _ACTION = re.compile(r"^[a-z]+(?::[A-Za-z0-9_.-]+)*$")
 ATTACHMENT_EVENTS = {
@@ -175,6 +177,9 @@ class ZaloOAChannel:
         clock: Clock | None = None,
         concurrency: int = 16,
         ack_wait: float = 1.5,
+        reply_patience: float = 600.0,
+        rate_wait: float = 60.0,
+        retry_delay: float = 1.0,
     ) -> None:
         self.client = client
         self._conversation = conversation
@@ -191,6 +196,7 @@ class ZaloOAChannel:
         )
         self.tasks = ChatQueues(concurrency=concurrency)
         self._ack_wait = ack_wait
+        self._patience, self._rate_wait, self._retry_delay = reply_patience, rate_wait, retry_delay
         self._stopped = asyncio.Event()
         self._reported_oa_id_signature = False
 
@@ -250,10 +256,37 @@ class ZaloOAChannel:
         return 200
 
     async def render(self, user_id: str, replies: Sequence[Reply]) -> None:
+        """Send the replies in order; after a send that fails for good the rest would be out of
+        context, so they are dropped (and logged)."""
         for reply in replies:
             for message in await oa_messages(reply, self.t, self.media):
                 try:
-                    await self.client.send_cs(user_id, message)
+                    await self._send(user_id, message)
                 except ZaloOAError as exc:
                     log.warning("reply to a Zalo OA user dropped: %s", exc)
                     return
+
+    async def _send(self, user_id: str, message: dict[str, Any]) -> None:
+        """One consultation message; rate limited (-32, HTTP 429: Zalo says to wait a minute) or
+        a passing error, it is sent again, within ``reply_patience`` seconds: the resident's
+        step has moved on already, a dropped answer would leave them with nothing."""
+        waited, transient = 0.0, 0
+        while True:
+            try:
+                await self.client.send_cs(user_id, message)
+                return
+            except ZaloOAError as exc:
+                if exc.code in RATE_LIMITED_CODES:
+                    wait = self._rate_wait
+                elif exc.transient:
+                    transient += 1
+                    if transient >= TRANSIENT_TRIES:
+                        raise
+                    wait = self._retry_delay * 2 ** (transient - 1)
+                else:
+                    raise
+                if waited + wait > self._patience:
+                    raise
+                log.info("Zalo OA %s (%s); sending again in %.0f s", exc.operation, exc.code, wait)
+                await asyncio.sleep(wait)
+                waited += wait
