@@ -43,13 +43,15 @@ async def offer_options(
     options: list[list[Any]],
     pending_at: int | None,
     pending_step: str,
+    text: str | None = None,
 ) -> bool:
     """Record the options of a proactive message that was just sent.
 
     ``pending_at``: the version at which the state was seen at rest when the options were
     sent numbered. If the state is still at that version, the options become the pending
-    menu (``menu["options"]``: a typed number picks them), the step ``pending_step`` and the
-    version goes up by one; returns True. In every other case (sent as buttons or keywords,
+    menu (``menu["options"]``: a typed number picks them; ``text``, the message, is the question
+    a confused reply gets again), the step ``pending_step`` and the version goes up by one;
+    returns True. In every other case (sent as buttons or keywords,
     or the resident moved on meanwhile) they become ``menu["extra"]``, replacing older
     extras, and the step, the data, the pending options and the version stay; returns False.
     """
@@ -60,6 +62,8 @@ async def offer_options(
     if pending_at is not None and state.version == pending_at:
         menu.pop("extra", None)
         menu["options"] = options
+        if text is not None:
+            menu["text"] = text[:4000]
         taken = await session.exec(  # type: ignore[call-overload]
             update(ConversationState)
             .where(ConversationState.id == state.id, ConversationState.version == pending_at)

@@ -311,7 +311,7 @@ class Sender:
             return
         await proactive.offer_options(
             session, identity_id=row.identity_id, options=[[o.label, o.action, list(o.aliases)] for o in options],
-            pending_at=prepared.seen_at_rest, pending_step=Step.MENU.value,
+            pending_at=prepared.seen_at_rest, pending_step=Step.MENU.value, text=prepared.message.text,
         )
 
 
