@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.__main__ import App
 from bot.core.messages import Incoming, Menu, Notice, Text
 from bot.core.render import numbered_menu
-from storage.models import LessonProgress, QuizAnswer
+from storage.models import LessonProgress, Person, QuizAnswer
 from tests.conftest import seed_demo_groups
 from tests.support import BUTTONS, NUMBERED, Chat, join, open_quiz
 
@@ -194,3 +194,14 @@ async def test_unicode_digits_in_button_data_are_refused_without_a_crash(ward: A
     before = await _snapshot(ward)
     replies = await learner.action(data)
     assert replies and await _snapshot(ward) == before
+
+
+async def test_consent_is_recorded_only_under_the_consent_question(ward: App) -> None:
+    """Someone who never saw the consent question (here: typing a link code) sends a forged
+    "consent:yes": no person is created."""
+    stranger = Chat(ward.conversation, user="404")
+    await stranger.send("/lienket")
+    replies = await stranger.action("consent:yes")
+    assert "Nút này đã cũ" in stranger.texts(replies)
+    async with ward.sessions() as session:
+        assert (await session.exec(select(Person))).all() == []

@@ -307,3 +307,16 @@ async def test_the_client_speaks_every_method_the_adapter_needs(zalo: FakeZaloBo
     assert too_long.value.code == 400 and not too_long.value.transient
     await client.close()
     assert [c.content_type for c in zalo.calls] == ["application/json"] * len(zalo.calls)
+
+
+async def test_a_number_typed_as_a_unicode_digit_picks_the_option(ward: App, zalo: FakeZaloBot) -> None:
+    """"①" (a phone keyboard's circled digit) once crashed the update (int("①")); any Unicode
+    way of writing a number picks that option."""
+    async with polling(make_channel(ward, zalo)) as bot:
+        await say(zalo, bot, "/start g_DEMO-TDP03")
+        assert "Lan Nguyễn" in await choose(zalo, bot, "①")  # consent: 1
+        assert "Tổ dân phố 3" in await choose(zalo, bot, "１")  # full-width 1: the name is right
+        assert "Tổ dân phố 3" in await choose(zalo, bot, "¹")  # superscript 1: the group is right
+    async with ward.sessions() as session:
+        person = (await session.exec(select(Person))).one()
+    assert person.display_name == "Lan Nguyễn" and person.group_id is not None
