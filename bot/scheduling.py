@@ -90,7 +90,7 @@ def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float
     scheduler = AsyncIOScheduler(timezone=zone, job_defaults=JOB_DEFAULTS)
     scheduler.add_job(
         tick, "interval", seconds=tick_seconds, id="outbox-tick", args=[producers],
-        next_run_time=datetime.now(UTC), replace_existing=True,
+        next_run_time=producers.clock.now(), replace_existing=True,
     )
     scheduler.add_job(
         send_digests, CronTrigger(day_of_week="mon", hour=DIGEST_HOUR, minute=0, timezone=zone),

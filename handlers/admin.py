@@ -193,7 +193,7 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     start, end = period_start(span, ctx.now, ctx), ctx.now
     assert ward.id is not None
     workbook = await build_workbook(ctx.session, ward_id=ward.id, lessons=ctx.lessons, start=start, end=end,
-                                    zone=ctx.services.zone)
+                                    zone=ctx.services.zone, now=ctx.now)
     stats = await _stats(ctx, ward, until=end)
     day = end.astimezone(ctx.services.zone).strftime("%d/%m/%Y")
     chart = await asyncio.to_thread(completion_chart_png, ranking(stats),

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.core.messages import Incoming, Text
 from storage.models import LessonProgress, QuizAnswer
 from tests.conftest import seed_demo_groups

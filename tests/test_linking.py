@@ -7,7 +7,7 @@ import re
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.linking import ALPHABET, CODE_LENGTH
 from storage.models import AuditLog, Identity, LessonProgress, LinkCode, Person, ProgressStatus, QuizAnswer
 from tests.contract.drivers import open_driver

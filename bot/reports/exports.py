@@ -56,12 +56,14 @@ async def _ward(session: AsyncSession, code: str) -> Ward:
 
 async def ward_report(
     session: AsyncSession, *, ward_code: str, lessons: LessonLibrary, start: datetime | None, end: datetime,
-    zone: ZoneInfo, chart: bool,
+    zone: ZoneInfo, chart: bool, now: datetime,
 ) -> WardReport:
-    """The workbook and (if asked) the chart of the ward for [start, end]; raises UnknownWard."""
+    """The workbook (made at ``now``) and, if asked, the chart of the ward for [start, end];
+    raises UnknownWard."""
     ward = await _ward(session, ward_code)
     assert ward.id is not None
-    workbook = await build_workbook(session, ward_id=ward.id, lessons=lessons, start=start, end=end, zone=zone)
+    workbook = await build_workbook(session, ward_id=ward.id, lessons=lessons, start=start, end=end, zone=zone,
+                                    now=now)
     stats = await group_stats(session, lesson_ids=[lesson.id for lesson in lessons],
                               since=end - timedelta(days=7), until=end, ward_id=ward.id)
     png = None

@@ -63,9 +63,10 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
 
 async def build_workbook(
     session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
-    zone: ZoneInfo,
+    zone: ZoneInfo, now: datetime,
 ) -> bytes:
-    """The report of the ward for [start, end] (``start`` None: from the beginning) as .xlsx bytes."""
+    """The report of the ward for [start, end] (``start`` None: from the beginning) as .xlsx bytes,
+    stamped as made at ``now``."""
     ward = await session.get(Ward, ward_id)
     if ward is None:
         raise ValueError(f"no ward with id {ward_id}")
@@ -78,7 +79,8 @@ async def build_workbook(
         earlier = await group_stats(session, lesson_ids=ids, since=just_before, until=just_before, ward_id=ward_id)
         before = {s.group_id: s for s in earlier}
     book = Workbook()
-    _groups_sheet(book.active, t, ward=ward, stats=at_end, before=before, start=start, end=end, zone=zone)
+    _groups_sheet(book.active, t, ward=ward, stats=at_end, before=before, start=start, end=end, zone=zone,
+                  now=now)
     rows = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
     _residents_sheet(book.create_sheet(), t, rows=rows, lessons=lessons, zone=zone)
     _lessons_sheet(book.create_sheet(), t, lessons=lessons, stats=at_end, before=before, dated=start is not None)
@@ -99,13 +101,14 @@ def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo)
 
 
 def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[GroupStats],
-                  before: dict[int, GroupStats], start: datetime | None, end: datetime, zone: ZoneInfo) -> None:
+                  before: dict[int, GroupStats], start: datetime | None, end: datetime, zone: ZoneInfo,
+                  now: datetime) -> None:
     ws.title = t("report.sheet_groups")
     meeting = sum(1 for s in stats if s.meets_target)
     put(ws["A1"], t("report.title", ward=ward.name))
     ws["A1"].font = Font(bold=True, size=14)
     put(ws["A2"], _period(t, start, end, zone))
-    put(ws["A3"], t("report.generated", time=local_time(datetime.now(zone), zone), zone=zone.key))
+    put(ws["A3"], t("report.generated", time=local_time(now, zone), zone=zone.key))
     put(ws["A4"], t("report.groups_meeting_target", count=meeting, total=len(stats)))
     put(ws["A5"], t("report.definitions"))
     columns = [

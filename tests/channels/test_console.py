@@ -1,25 +1,28 @@
-"""The same journey through the terminal chat, driven by piped stdin like a script."""
+"""The same journey through the terminal chat, driven by piped stdin like a script: the real
+command in a process of its own, on a clock starting at START (tests.clocked)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from bot.curriculum import LessonLibrary
+from tests.clocked import command, environment
+from tests.conftest import START
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _hocvuso(tmp_path: Path, database: str, args: list[str], lines: list[str]) -> subprocess.CompletedProcess[str]:
+    env = environment(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / database}")
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    return subprocess.run(
+        command(START, *args), input="\n".join(lines) + "\n", cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )
 
 
 def _run_chat(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "chat"], input="\n".join(lines) + "\n", cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=120,
-    )
+    return _hocvuso(tmp_path, "chat.db", ["chat"], lines)
 
 
 def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_path: Path, library: LessonLibrary) -> None:
@@ -56,10 +59,7 @@ def test_declining_the_demo_and_ending_input_at_once(tmp_path: Path) -> None:
 
 
 def test_run_without_a_token_opens_the_terminal_chat_saying_so_in_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    result = subprocess.run([sys.executable, "-m", "bot", "run"], input="k\n", cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = _hocvuso(tmp_path, "run.db", ["run"], ["k"])
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
     assert first.startswith("Chưa đặt TELEGRAM_BOT_TOKEN: mở trò chuyện trong cửa sổ dòng lệnh")

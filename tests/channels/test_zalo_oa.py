@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.zalo import ZaloOAChannel, ZaloOAClient, ZaloOATransport
 from bot.channels.zalo.oa_client import OATokens
 from bot.core.messages import Text
