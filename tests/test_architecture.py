@@ -1,4 +1,6 @@
-"""The core stays channel-free: ``bot/core`` and ``handlers/`` import no channel library."""
+"""The core stays channel-free (``bot/core`` and ``handlers/`` import no channel library), and time
+is an input: only ``SystemClock.now`` reads the wall clock, only ``main()`` builds it, and no test
+reads it."""
 
 from __future__ import annotations
 
@@ -73,17 +75,17 @@ class _WallClockReads(ast.NodeVisitor):
         self.found: list[tuple[int, str, str]] = []  # line, qualified name, enclosing class/function
         self._calls: dict[int, ast.Call] = {}
 
-    def _names(self, node: ast.expr) -> set[str]:
+    def names(self, node: ast.expr) -> set[str]:
         if isinstance(node, ast.Name):
             return self.aliases.get(node.id, set())
         if isinstance(node, ast.Attribute):
-            return {f"{base}.{node.attr}" for base in self._names(node.value)}
+            return {f"{base}.{node.attr}" for base in self.names(node.value)}
         return set()
 
     def _check(self, node: ast.expr) -> None:
         call = self._calls.get(id(node))
         arguments = len(call.args) + len(call.keywords) if call is not None else None
-        for name in self._names(node):
+        for name in self.names(node):
             if name in WALL_CLOCK or (name in WALL_CLOCK_BY_DEFAULT and (
                     arguments is None or arguments <= WALL_CLOCK_BY_DEFAULT[name])):
                 self.found.append((node.lineno, name, ".".join(self.scope)))
@@ -97,7 +99,7 @@ class _WallClockReads(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         self._check(node)  # the longest name first: "datetime.datetime.now", not "datetime.datetime"
-        if not self._names(node):
+        if not self.names(node):
             self.generic_visit(node)
 
     def _scoped(self, node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -157,14 +159,33 @@ def test_nothing_reads_the_wall_clock_but_the_system_clock() -> None:
     assert [(name, scope) for _, name, scope in allowed] == [("datetime.datetime.now", THE_CLOCK[1])]
 
 
+def _uses_of_system_clock(path: Path) -> list[int]:
+    """Lines of ``path`` that import, name or call SystemClock (its own ``class`` line aside)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "SystemClock" for alias in node.names):
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Name) and node.id == "SystemClock") or (
+                isinstance(node, ast.Attribute) and node.attr == "SystemClock"):
+            lines.append(node.lineno)
+    return lines
+
+
 def test_only_main_builds_the_system_clock() -> None:
-    """No constructor falls back to the wall clock (``clock or SystemClock()``): ``main()``
-    builds the one SystemClock and the composition root passes it on."""
-    built = set()
-    for folder in ("bot", "handlers", "storage"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-            finder = _WallClockReads(tree)
-            built |= {f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
-                      if isinstance(node, ast.Call) and "bot.core.conversation.SystemClock" in finder._names(node.func)}
-    assert [b.split(":")[0] for b in built] == ["bot/__main__.py"]
+    """No constructor or default falls back to the wall clock (``clock or SystemClock()``,
+    ``default_factory=SystemClock``): ``main()`` builds the one SystemClock and the composition
+    root passes it on."""
+    files = [f for folder in ("bot", "handlers", "storage") for f in sorted((ROOT / folder).rglob("*.py"))]
+    uses = {str(path.relative_to(ROOT)) for path in files if _uses_of_system_clock(path)}
+    assert uses == {"bot/__main__.py"}
+
+
+def test_the_tests_never_read_the_wall_clock() -> None:
+    """Tests move a ManualClock (or a RunningClock from a fixed start) and pass "now" on; only
+    the fakes of the network peers stamp their wire messages with their own time, as the real
+    servers do (the bot reads nothing from those stamps but the OA signature input)."""
+    files = [f for f in sorted((ROOT / "tests").rglob("*.py")) if "fakes" not in f.relative_to(ROOT).parts]
+    reads = {f"{path.relative_to(ROOT)}:{line} {name}"
+             for path in files for line, name, _ in _wall_clock_reads(path.read_text(encoding="utf-8"))}
+    assert reads == set()
+    assert [str(path.relative_to(ROOT)) for path in files if _uses_of_system_clock(path)] == []
