@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlmodel import func, select
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
+from bot.core.conversation import SystemClock  # noqa: E402
 from storage.broadcasts import create_broadcast, queue_broadcast  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -37,7 +37,9 @@ async def main(recipients: int, database: str, rate: float, concurrency: int) ->
     await asyncio.to_thread(upgrade, database)
     engine = create_engine(database)
     sessions = session_factory(engine)
-    now = datetime.now(UTC)
+    # A benchmark runs on the real clock, but through the clock, like the bot.
+    clock = SystemClock()
+    now = clock.now()
     async with sessions() as session, session.begin():
         people = [Person(display_name=f"Cư dân {i}", consent_at=now, consent_version="b", created_at=now)
                   for i in range(recipients)]
@@ -58,7 +60,7 @@ async def main(recipients: int, database: str, rate: float, concurrency: int) ->
         tg.rate_limit(30, retry_after=1)
         tg.latency(0.05, 0.15, seed=1)
         # No quiet hours: the benchmark measures throughput whatever the time of day.
-        sender = telegram_sender(sessions, tg, per_second=rate, concurrency=concurrency, quiet=NO_QUIET,
+        sender = telegram_sender(sessions, tg, clock=clock, per_second=rate, concurrency=concurrency, quiet=NO_QUIET,
                                  lease_seconds=settings.outbox_lease_seconds, idle_seconds=0.2)
         started = time.monotonic()
         task = asyncio.create_task(sender.run())

@@ -112,17 +112,13 @@ def format_report(
     report: DeliveryReport,
     *,
     zone: ZoneInfo,
-    quiet: QuietHours | None = None,
-    now: datetime | None = None,
+    quiet: QuietHours,
+    now: datetime,
 ) -> str:
-    """The delivery report. With ``quiet`` and ``now`` its time is :func:`sends_at`, the one
-    the command line and the chat announced; without them (a caller that has no clock) the
-    scheduled time."""
+    """The delivery report. Its time is :func:`sends_at`, the one the command line and the chat
+    announced (the quiet hours as they are now)."""
     t = catalog.translator(None)
-    moment = broadcast.scheduled_at or datetime.min
-    if quiet is not None and now is not None:
-        moment = sends_at(broadcast, quiet=quiet, now=now)
-    when = moment.astimezone(zone).strftime("%H:%M %d/%m/%Y")
+    when = sends_at(broadcast, quiet=quiet, now=now).astimezone(zone).strftime("%H:%M %d/%m/%Y")
     lines = [t("broadcast.report_head", id=broadcast.id, status=t(STATUS_TEXT[broadcast.status]),
                recipients=broadcast.recipients if broadcast.recipients is not None else "?", when=when)]
     lines.append(t("broadcast.report_line", label=t("broadcast.total"), **report.totals))

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     telegram_chat_interval: float = Field(default=1.0, ge=0, le=60, description="seconds between two to one chat")
     outbox_lease_seconds: int = Field(default=60, ge=1, le=3600)
     sender_concurrency: int = Field(default=8, ge=1, le=256, description="requests in flight per sender")
+    updates_in_flight: int = Field(
+        default=16, ge=1, le=512,
+        description="updates handled at once per process (each holds a database connection while in its transaction)",
+    )
     outbox_retention_days: int = Field(
         default=30, ge=1, le=3650, description="days after which a finished outbox message's text is emptied"
     )

@@ -8,7 +8,9 @@ shape are ever served, so a request cannot walk out of the folder.
 
 Published files can carry personal data (a certificate with a name, a ward workbook sent to
 an admin as a link), so they are served for ``KEEP_DAYS`` only and then deleted: Zalo
-fetches an image at once, and an admin opens a report the same week.
+fetches an image at once, and an admin opens a report the same week. A file's modification
+time is set to the store's clock when it is published, and its age is measured on the same
+clock.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import os
 import re
 import secrets
 import shutil
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.core.conversation import Clock
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{32}\.[a-z0-9]{1,5}$")
 SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".xlsx", ".csv", ".txt"}
@@ -36,8 +41,11 @@ CONTENT_TYPES = {
 class MediaStore:
     """A folder of published files and the base URL they are reachable at (if any)."""
 
-    def __init__(self, folder: Path, *, public_base_url: str | None = None, keep_days: float = KEEP_DAYS) -> None:
+    def __init__(
+        self, folder: Path, *, clock: Clock, public_base_url: str | None = None, keep_days: float = KEEP_DAYS
+    ) -> None:
         self.folder = folder
+        self.clock = clock
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
         self.keep_seconds = keep_days * 86400
 
@@ -64,18 +72,18 @@ class MediaStore:
 
     def _publish(self, source: Path) -> str:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._prune(time.time())
+        now = self.clock.now().timestamp()
+        self._prune(now)
         data = source.read_bytes()
         digest = hashlib.sha256(self._salt() + data).digest()
         suffix = source.suffix.lower() if source.suffix.lower() in SUFFIXES else ".bin"
         name = base64.urlsafe_b64encode(digest).decode()[:32] + suffix
         target = self.folder / name
-        if target.exists():
-            os.utime(target)  # published again: served for another KEEP_DAYS
-        else:
+        if not target.exists():
             tmp = self.folder / f".{name}.{secrets.token_hex(4)}"
             shutil.copyfile(source, tmp)
             tmp.replace(target)  # atomic: a reader never sees half a file
+        os.utime(target, (now, now))  # served for KEEP_DAYS from now (again, if published before)
         return name
 
     async def publish(self, source: Path) -> str:
@@ -95,7 +103,7 @@ class MediaStore:
         path = self.folder / name
         if not path.is_file():
             return None
-        if self._expired(path, time.time()):
+        if self._expired(path, self.clock.now().timestamp()):
             path.unlink(missing_ok=True)
             return None
         return path

@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
@@ -122,7 +123,8 @@ def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float
     scheduler = AsyncIOScheduler(timezone=zone, job_defaults=JOB_DEFAULTS)
     scheduler.add_job(
         tick, "interval", seconds=tick_seconds, id="outbox-tick", args=[producers],
-        next_run_time=datetime.now(UTC), replace_existing=True,
+        # The first tick at once, on APScheduler's own clock (the wall clock), whatever clock the jobs use.
+        next_run_time=DateTrigger(timezone=zone).run_date, replace_existing=True,
     )
     scheduler.add_job(
         send_digests, CronTrigger(day_of_week="mon", hour=DIGEST_HOUR, minute=0, timezone=zone),

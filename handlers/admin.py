@@ -185,7 +185,7 @@ def period_start(span: str, now: datetime, ctx: Context) -> datetime | None:
 async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     """The XLSX workbook and the chart of the period, as a Document and an Image."""
     from bot.reports.chart import completion_chart_png  # openpyxl and matplotlib load on demand
-    from bot.reports.xlsx import build_workbook
+    from bot.reports.xlsx import read_workbook, render_workbook
 
     t = ctx.t
     if span not in PERIODS:
@@ -208,10 +208,12 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     ward_id, ward_code, ranked = ward.id, ward.code, ranking(stats)
 
     async def build(sessions: SessionFactory) -> list[Reply]:
-        # After the update's transaction: a read-only session (never SQLite's write lock), the
-        # drawing off the event loop.
+        # After the update's transaction: read in a session of its own (on SQLite, a reader never
+        # holds the write lock), then drawn off the event loop, outside any transaction.
         async with sessions() as session:
-            workbook = await build_workbook(session, ward_id=ward_id, lessons=lessons, start=start, end=end, zone=zone)
+            data = await read_workbook(session, ward_id=ward_id, lessons=lessons, start=start, end=end)
+        workbook = await asyncio.to_thread(render_workbook, data, lessons=lessons, start=start, end=end, zone=zone,
+                                           now=end)
         chart = await asyncio.to_thread(completion_chart_png, ranked, title=chart_title)
         book_path = await asyncio.to_thread(write_file, ctx, prefix=f"bao-cao-{ward_code}-{span}-{stamp}",
                                             suffix=".xlsx", data=workbook)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import secrets
-import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -73,16 +73,19 @@ def words(ctx: Context, key: str) -> tuple[str, ...]:
 
 def write_file(ctx: Context, *, prefix: str, suffix: str, data: bytes) -> Path:
     """A generated file (report, chart, certificate, QR code) under the files folder, with a
-    name nobody can guess; a reply carries its path to the adapter."""
+    name nobody can guess; a reply carries its path to the adapter. Files written more than
+    a day before ``ctx.now`` are deleted on the way."""
     folder = ctx.services.files_dir / "out"
     folder.mkdir(parents=True, exist_ok=True)
     # Sent files are not needed for long (Zalo serves its own copy): keep a day of them.
-    stale = time.time() - FILES_KEPT_SECONDS
+    # A file's modification time is set to ctx.now, so its age is measured on the one clock.
+    now = ctx.now.timestamp()
     for old in folder.iterdir():
-        if old.is_file() and old.stat().st_mtime < stale:
+        if old.is_file() and old.stat().st_mtime < now - FILES_KEPT_SECONDS:
             old.unlink(missing_ok=True)
     path = folder / f"{prefix}-{secrets.token_urlsafe(9)}{suffix}"
     path.write_bytes(data)
+    os.utime(path, (now, now))
     return path
 
 

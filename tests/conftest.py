@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables)
-from bot.__main__ import App, build_app
+from bot.app import App, build_app
 from bot.config import Settings
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, load_library

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import (
     AuditLog,
     Broadcast,

@@ -3,6 +3,7 @@ the way an adapter does (push a message, read the replies)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +24,18 @@ class ManualClock:
 
     def advance(self, **delta: float) -> None:
         self._now += timedelta(**delta)
+
+
+class RunningClock:
+    """Starts at ``start`` and moves with ``time.monotonic()`` (not the wall clock): for a
+    sender whose retries and pauses must come due while the test waits."""
+
+    def __init__(self, start: datetime) -> None:
+        self._start = start
+        self._origin = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._origin)
 
 
 @dataclass

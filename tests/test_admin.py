@@ -16,7 +16,8 @@ from PIL import Image as PILImage
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.__main__ import App, cli
+from bot.app import App
+from bot.cli import Deps, cli
 from bot.core.messages import Document, Image, Menu, Text
 from storage.models import (
     AuditLog,
@@ -229,14 +230,15 @@ async def test_join_link_and_qr_code_and_leader_invitations(ward: App, clock: Ma
     assert "chỉ dành cho tổ trưởng" in chats["Ba"].last_text
 
 
-async def test_admin_add_needs_a_started_and_consenting_account(ward: App) -> None:
+async def test_admin_add_needs_a_started_and_consenting_account(ward: App, clock: ManualClock) -> None:
     from tests.delivery.test_broadcasts import _stamp_schema
 
     await _stamp_schema(ward)
     env = {"DATABASE_URL": ward.settings.database_url}
 
     async def run(*args: str):
-        return await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "add", *args], env=env)
+        return await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "add", *args], env=env,
+                                       obj=Deps(clock=clock))
 
     missing = await run("telegram:555")
     assert missing.exit_code == 1 and "gửi /start và đồng ý" in missing.output
@@ -252,9 +254,9 @@ async def test_admin_add_needs_a_started_and_consenting_account(ward: App) -> No
     again = await run("telegram:555", "--ward", "DEMO")
     assert again.exit_code == 0 and "đã là cán bộ quản trị" in again.output
     [role] = await rows(ward, Role)
-    assert (role.kind, role.granted_by) == (RoleKind.ADMIN, "cli")
+    assert (role.kind, role.granted_by, role.granted_at) == (RoleKind.ADMIN, "cli", clock.now())
     [entry] = [a for a in await rows(ward, AuditLog) if a.action == "role.grant"]
-    assert entry.actor == "cli" and entry.details == {"kind": "admin", "ward": role.ward_id}
+    assert entry.actor == "cli" and entry.details == {"kind": "admin", "ward": role.ward_id} and entry.at == clock.now()
     await chat.send("/quantri")
     assert chat.last_text.startswith("🏛 Quản trị — Phường Mẫu")
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from bot.__main__ import App
+from bot.app import App
 from bot.broadcasting import schedule
 from storage.groups import upsert_group, upsert_ward
 from storage.models import AuditLog, GroupKind, HelpRequest, Role, RoleKind
@@ -68,7 +68,7 @@ async def _world(app: App, clock: ManualClock) -> World:
         used = await create_invite(session, group_id=a.id, created_by=admin.id, now=now)
         used.used_by, used.used_at = admin.id, now
         session.add(used)
-        from bot.__main__ import quiet_hours
+        from bot.app import quiet_hours
 
         quiet = quiet_hours(app.settings)
         mine = await schedule(session, author=f"person:{admin.id}", text="Họp tổ", audience_text="all",

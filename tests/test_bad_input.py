@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.core.messages import Incoming, Menu, Notice, Text
 from bot.core.render import numbered_menu
 from storage.models import LessonProgress, Person, QuizAnswer

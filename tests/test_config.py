@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,10 +58,11 @@ def test_a_wrong_setting_fails_in_one_line_naming_it(monkeypatch: pytest.MonkeyP
     assert expected in message and "\n" not in message
 
 
-def test_the_command_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
+async def test_the_command_fails_at_start_with_one_clear_line(tmp_path: Path) -> None:
+    from tests.clocked import finish
+
     env = {"PATH": "/usr/bin:/bin", "TIMEZONE": "Nowhere/Town", "HOME": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = await finish([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "TIMEZONE" in out.stderr and "Lỗi cấu hình" in out.stderr
 

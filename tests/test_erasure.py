@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.broadcasting import schedule
 from bot.core.text import fold
 from bot.reminders import ReminderPolicy, plan_reminders

@@ -9,12 +9,15 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.__main__ import cli
+from bot.cli import Deps, cli
 from bot.group_import import parse_groups_csv
 from storage.models import AuditLog, GroupKind, ResidentGroup, Ward
+from tests.conftest import START
+from tests.support import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "ward_code,ward_name,group_code,group_name,kind,target_percent\n"
+DEPS = Deps(clock=ManualClock(START))
 
 
 async def _import(tmp_path: Path, url: str, content: str | bytes, name: str = "groups.csv"):  # type: ignore[no-untyped-def]
@@ -22,7 +25,7 @@ async def _import(tmp_path: Path, url: str, content: str | bytes, name: str = "g
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return await asyncio.to_thread(
-        CliRunner().invoke, cli, ["groups", "import", str(path)], env={"DATABASE_URL": url}
+        CliRunner().invoke, cli, ["groups", "import", str(path)], env={"DATABASE_URL": url}, obj=DEPS
     )
 
 
@@ -48,7 +51,8 @@ async def test_import_then_reimport_updates_names_and_never_duplicates(tmp_path:
     if any_db_url.startswith("postgresql"):
         refused = await _import(tmp_path, any_db_url, HEADER + "BT,Phường Bàn Thạch,BT-01,Tổ 1,,\n")
         assert refused.exit_code == 1 and "hocvuso db upgrade" in refused.output
-        upgraded = await asyncio.to_thread(CliRunner().invoke, cli, ["db", "upgrade"], env={"DATABASE_URL": any_db_url})
+        upgraded = await asyncio.to_thread(CliRunner().invoke, cli, ["db", "upgrade"], env={"DATABASE_URL": any_db_url},
+                                           obj=DEPS)
         assert upgraded.exit_code == 0, upgraded.output
     first = await _import(tmp_path, any_db_url, HEADER + "BT,Phường Bàn Thạch,BT-01,Tổ dân phố 1,tổ dân phố,80\n"
                     "BT,Phường Bàn Thạch,BT-02,Tổ 2,khu phố,\n")
@@ -109,9 +113,10 @@ async def test_excel_bom_and_semicolons_are_accepted_and_the_import_is_audited(t
     async with session_factory(engine)() as session:
         [entry] = (await session.exec(select(AuditLog))).all()
     await engine.dispose()
-    assert (entry.actor, entry.action, entry.details["created"]) == ("cli", "groups.import", 1)
+    assert (entry.actor, entry.action, entry.details["created"], entry.at) == ("cli", "groups.import", 1, START)
 
 
 def test_a_missing_file_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
-    result = CliRunner().invoke(cli, ["groups", "import", str(tmp_path / "nope.csv")], env={"DATABASE_URL": sqlite_url})
+    result = CliRunner().invoke(cli, ["groups", "import", str(tmp_path / "nope.csv")], env={"DATABASE_URL": sqlite_url},
+                                obj=DEPS)
     assert result.exit_code == 1 and "Không đọc được tệp" in result.output

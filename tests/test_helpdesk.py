@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.delivery.quiet import QuietHours
 from bot.helpdesk import HelpCheck
 from storage.models import HelpRequest, Identity, Outbox, OutboxStatus, Role

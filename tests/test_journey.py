@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import (
     AuditLog,
     ConversationState,

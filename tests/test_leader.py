@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.delivery.quiet import QuietHours
 from bot.digest import digest_due, plan_digests
 from storage.models import AuditLog, Invite, LessonProgress, Outbox, Person, ProgressStatus, Role, RoleKind

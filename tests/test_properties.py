@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import SQLModel, select
 
-from bot.__main__ import build_app
+from bot.app import build_app
 from bot.config import Settings
 from bot.core.messages import Incoming, Menu, Text
 from storage.models import LessonProgress, QuizAnswer

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import LessonProgress, ResidentGroup
 from storage.stats import group_stats, members_progress, ranking
 from tests.support import Chat, join, pass_lesson

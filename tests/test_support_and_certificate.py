@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image as PILImage
 
-from bot.__main__ import App
+from bot.app import App
 from bot.core.messages import Image
 from storage.models import AuditLog, HelpRequest, Identity, LessonProgress, Outbox, OutboxStatus, ProgressStatus
 from tests.staff import make_admin, make_leader, person_of, rows

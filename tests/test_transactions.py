@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.core.messages import Document, Image
 from storage.models import Person
 from tests.staff import make_admin

@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.zalo import ZaloBotChannel, ZaloBotTransport, ZaloOAChannel, ZaloOATransport, build_zalo_channels
 from bot.config import Settings
 from bot.media import MediaStore
 from bot.web import create_web_app, start_web
+from tests.support import ManualClock
 
 
 class Exploding:
@@ -24,8 +26,8 @@ class Exploding:
 
 
 @pytest.fixture
-async def media(tmp_path: Path) -> MediaStore:
-    return MediaStore(tmp_path / "media", public_base_url="https://bot.example")
+async def media(tmp_path: Path, clock: ManualClock) -> MediaStore:
+    return MediaStore(tmp_path / "media", clock=clock, public_base_url="https://bot.example")
 
 
 @pytest.fixture
@@ -40,6 +42,22 @@ async def get(url: str) -> tuple[int, bytes]:
         return response.status, await response.read()
 
 
+async def raw_get(base: str, target: str) -> tuple[int, bytes]:
+    """GET ``target`` exactly as written: HTTP clients normalise ``..`` away before sending,
+    and an attacker's client does not."""
+    host, port = base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("ascii"))
+        await writer.drain()
+        response = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status_line, _, _ = response.partition(b"\r\n")
+    return int(status_line.split()[1]), response
+
+
 async def test_health_and_published_media_only_by_their_exact_names(base: str, media: MediaStore, tmp_path: Path) -> None:
     assert await get(base + "/healthz") == (200, b'{"ok": true}')
     source = tmp_path / "poster.jpg"
@@ -49,11 +67,23 @@ async def test_health_and_published_media_only_by_their_exact_names(base: str, m
     name = url.rsplit("/", 1)[1]
     assert await media.publish(source) == name  # the same content keeps its name
     assert await get(f"{base}/media/{name}") == (200, source.read_bytes())
-    (tmp_path / "secret.txt").write_text("not published")
-    for probe in ("..%2Fsecret.txt", "%2E%2E%2Fsecret.txt", ".salt", "x" * 32 + ".jpg", name.upper(), "poster.jpg"):
+    for probe in (".salt", "x" * 32 + ".jpg", name.upper(), "poster.jpg"):
         status, _ = await get(f"{base}/media/{probe}")
         assert status == 404, probe
-    assert (await get(f"{base}/media/../secret.txt"))[0] == 404
+
+
+@pytest.mark.parametrize("target", [
+    "/media/../secret.txt", "/media/..%2Fsecret.txt", "/media/%2E%2E%2Fsecret.txt", "/media/%2e%2e%2fsecret.txt",
+    "/media/..%5Csecret.txt", "/media/%2E%2E/secret.txt", "/media/..%252Fsecret.txt", "/media/%2Ftmp%2Fsecret.txt",
+])
+async def test_no_path_leaves_the_media_folder(base: str, media: MediaStore, tmp_path: Path, target: str) -> None:
+    """The request line is sent byte for byte, ``..`` and encoded slashes included."""
+    secret = tmp_path / "secret.txt"  # beside the media folder: "../secret.txt" from inside it
+    secret.write_text("không được công bố")
+    (tmp_path / "media").mkdir()
+    status, response = await raw_get(base, target)
+    assert status == 404, response[:200]
+    assert secret.read_bytes() not in response
 
 
 async def test_an_error_in_a_handler_is_a_bare_500(base: str, caplog: pytest.LogCaptureFixture) -> None:
@@ -66,7 +96,7 @@ async def test_the_factory_builds_what_the_settings_configure(app: App, tmp_path
     def build(**values: object):  # type: ignore[no-untyped-def]
         settings = Settings(_env_file=None, database_url=app.settings.database_url, **values)  # type: ignore[call-arg]
         return build_zalo_channels(settings, conversation=app.conversation, catalog=app.catalog,
-                                   sessions=app.sessions, media_dir=tmp_path / "media")
+                                   sessions=app.sessions, clock=app.clock, media_dir=tmp_path / "media")
 
     nothing = build()
     assert not nothing and nothing.transports == [] and not nothing.needs_web
@@ -91,22 +121,24 @@ async def test_the_factory_builds_what_the_settings_configure(app: App, tmp_path
     await everything.close()
 
 
-async def test_published_files_are_served_for_a_week_then_deleted(base: str, media: MediaStore, tmp_path: Path) -> None:
-    import os
-    import time
-
+async def test_published_files_are_served_for_a_week_then_deleted(
+    base: str, media: MediaStore, clock: ManualClock, tmp_path: Path
+) -> None:
     certificate = tmp_path / "giay-chung-nhan.png"
     certificate.write_bytes(b"\x89PNG a name on it")
     name = await media.publish(certificate)
-    assert await get(f"{base}/media/{name}") == (200, certificate.read_bytes())
-    eight_days_ago = time.time() - 8 * 86400
-    os.utime(media.folder / name, (eight_days_ago, eight_days_ago))
+    clock.advance(days=6, hours=23)
+    assert await get(f"{base}/media/{name}") == (200, certificate.read_bytes())  # still within the week
+    clock.advance(hours=2)
     assert (await get(f"{base}/media/{name}"))[0] == 404  # expired: refused…
     assert not (media.folder / name).exists()  # …and gone
     other = tmp_path / "bao-cao.xlsx"
     other.write_bytes(b"PK ward report")
     old = await media.publish(other)
-    os.utime(media.folder / old, (eight_days_ago, eight_days_ago))
+    clock.advance(days=3)
+    again = await media.publish(certificate)
+    assert again == name and (media.folder / old).exists()  # a 3-day-old file is kept
+    clock.advance(days=5)
     assert await media.publish(certificate) == name and not (media.folder / old).exists()  # pruned when publishing
     assert await get(f"{base}/media/{name}") == (200, certificate.read_bytes())  # published again: served again
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TextIO
 
-from bot.core.conversation import Conversation
+from bot.core.conversation import Clock, Conversation
 from bot.core.i18n import Catalog
 from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Notice, Reply, Text
 from bot.core.render import numbered_menu
@@ -81,9 +81,9 @@ class ConsoleChannel:
         self.write(self.t("console.bye"))
 
 
-async def offer_demo_data(channel: ConsoleChannel, sessions: SessionFactory) -> None:
-    """On an empty database, offer to load the demo ward so a newcomer can try at once."""
-    from datetime import UTC, datetime
+async def offer_demo_data(channel: ConsoleChannel, sessions: SessionFactory, *, clock: Clock) -> None:
+    """On an empty database, offer to load the demo ward so a newcomer can try at once
+    (stamped with ``clock``'s time when the newcomer accepts)."""
     from importlib import resources
 
     from bot.group_import import import_groups, parse_groups_csv
@@ -101,5 +101,5 @@ async def offer_demo_data(channel: ConsoleChannel, sessions: SessionFactory) -> 
     rows, errors = parse_groups_csv((resources.files("examples") / "demo-ward.csv").read_bytes())
     assert not errors, errors  # the shipped file is tested
     async with sessions() as session, session.begin():
-        summary = await import_groups(session, rows=rows, actor="console", now=datetime.now(UTC), source="demo-ward.csv")
+        summary = await import_groups(session, rows=rows, actor="console", now=clock.now(), source="demo-ward.csv")
     channel.write(channel.t("console.demo_loaded", groups=summary.groups["created"]))

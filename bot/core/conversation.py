@@ -72,7 +72,7 @@ class Services:
 
     lessons: LessonLibrary
     catalog: Catalog
-    clock: Clock = field(default_factory=SystemClock)
+    clock: Clock
     # Hours a resident may choose for reminders (the composition root leaves out quiet hours).
     reminder_hours: tuple[int, ...] = (7, 9, 12, 17, 19, 20)
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_ZONE))

@@ -14,7 +14,7 @@ from bot.curriculum import LessonLibrary
 from bot.links import group_link
 from bot.reports.chart import completion_chart_png
 from bot.reports.wording import translator
-from bot.reports.xlsx import build_workbook
+from bot.reports.xlsx import WorkbookData, read_workbook, render_workbook
 from storage.groups import list_groups
 from storage.models import Ward
 from storage.report_data import find_ward
@@ -54,22 +54,39 @@ async def _ward(session: AsyncSession, code: str) -> Ward:
     return ward
 
 
-async def ward_report(
+@dataclass(frozen=True)
+class WardReportData:
+    """What the ward's report of a period shows, read in a transaction; drawn without one."""
+
+    ward: Ward
+    stats: list[GroupStats]  # as of the period's end, in code order
+    workbook: WorkbookData
+
+
+async def read_ward_report(
     session: AsyncSession, *, ward_code: str, lessons: LessonLibrary, start: datetime | None, end: datetime,
-    zone: ZoneInfo, chart: bool,
-) -> WardReport:
-    """The workbook and (if asked) the chart of the ward for [start, end]; raises UnknownWard."""
+) -> WardReportData:
+    """The numbers of the ward's report for [start, end]; raises UnknownWard."""
     ward = await _ward(session, ward_code)
     assert ward.id is not None
-    workbook = await build_workbook(session, ward_id=ward.id, lessons=lessons, start=start, end=end, zone=zone)
+    workbook = await read_workbook(session, ward_id=ward.id, lessons=lessons, start=start, end=end)
     stats = await group_stats(session, lesson_ids=[lesson.id for lesson in lessons],
                               since=end - timedelta(days=7), until=end, ward_id=ward.id)
+    return WardReportData(ward, list(stats), workbook)
+
+
+def render_ward_report(
+    data: WardReportData, *, lessons: LessonLibrary, start: datetime | None, end: datetime, zone: ZoneInfo,
+    chart: bool, now: datetime,
+) -> WardReport:
+    """The workbook (made at ``now``) and, if asked, the chart: CPU work, outside any transaction."""
+    workbook = render_workbook(data.workbook, lessons=lessons, start=start, end=end, zone=zone, now=now)
     png = None
     if chart:
         t = translator()
-        title = t("report.chart_title", ward=ward.name, date=end.astimezone(zone).strftime("%d/%m/%Y"))
-        png = completion_chart_png(ranking(stats), title=title)
-    return WardReport(ward, stats, workbook, png)
+        title = t("report.chart_title", ward=data.ward.name, date=end.astimezone(zone).strftime("%d/%m/%Y"))
+        png = completion_chart_png(ranking(data.stats), title=title)
+    return WardReport(data.ward, data.stats, workbook, png)
 
 
 async def group_links(

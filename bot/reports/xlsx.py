@@ -9,6 +9,7 @@ into self completions.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,15 +62,27 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
     return moment.astimezone(zone).replace(tzinfo=None) if moment is not None else None
 
 
-async def build_workbook(
+@dataclass(frozen=True)
+class WorkbookData:
+    """Everything the workbook shows, read from the database (:func:`read_workbook`); drawing
+    it (:func:`render_workbook`) needs no session and runs in a thread."""
+
+    ward: Ward
+    at_end: list[GroupStats]
+    before: dict[int, GroupStats]
+    residents: list[ResidentRow]
+    assisted: list[AssistedRow]
+    broadcasts: list[tuple[Broadcast, DeliveryReport]]
+
+
+async def read_workbook(
     session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
-    zone: ZoneInfo,
-) -> bytes:
-    """The report of the ward for [start, end] (``start`` None: from the beginning) as .xlsx bytes."""
+) -> WorkbookData:
+    """The numbers and rows of the ward's report for [start, end] (``start`` None: from the
+    beginning)."""
     ward = await session.get(Ward, ward_id)
     if ward is None:
         raise ValueError(f"no ward with id {ward_id}")
-    t = translator()
     ids = [lesson.id for lesson in lessons]
     at_end = await group_stats(session, lesson_ids=ids, since=end - WEEK, until=end, ward_id=ward_id)
     before: dict[int, GroupStats] = {}
@@ -77,19 +90,41 @@ async def build_workbook(
         just_before = start - TICK
         earlier = await group_stats(session, lesson_ids=ids, since=just_before, until=just_before, ward_id=ward_id)
         before = {s.group_id: s for s in earlier}
-    book = Workbook()
-    _groups_sheet(book.active, t, ward=ward, stats=at_end, before=before, start=start, end=end, zone=zone)
-    rows = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
-    _residents_sheet(book.create_sheet(), t, rows=rows, lessons=lessons, zone=zone)
-    _lessons_sheet(book.create_sheet(), t, lessons=lessons, stats=at_end, before=before, dated=start is not None)
+    residents = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
     assisted = await assisted_completions(session, ward_id=ward_id, start=start, end=end)
-    _assisted_sheet(book.create_sheet(), t, rows=assisted, lessons=lessons, zone=zone)
     broadcasts = await ward_broadcasts(session, ward_id=ward_id, start=start, end=end)
     reports = [await delivery_report(session, broadcast_id=b.id) for b in broadcasts]  # type: ignore[arg-type]
-    _broadcasts_sheet(book.create_sheet(), t, broadcasts=list(zip(broadcasts, reports, strict=True)), zone=zone)
+    return WorkbookData(ward, list(at_end), before, list(residents), list(assisted),
+                        list(zip(broadcasts, reports, strict=True)))
+
+
+def render_workbook(
+    data: WorkbookData, *, lessons: LessonLibrary, start: datetime | None, end: datetime, zone: ZoneInfo,
+    now: datetime,
+) -> bytes:
+    """The workbook as .xlsx bytes, stamped as made at ``now`` (CPU work: run it off the event loop)."""
+    t = translator()
+    book = Workbook()
+    _groups_sheet(book.active, t, ward=data.ward, stats=data.at_end, before=data.before, start=start, end=end,
+                  zone=zone, now=now)
+    _residents_sheet(book.create_sheet(), t, rows=data.residents, lessons=lessons, zone=zone)
+    _lessons_sheet(book.create_sheet(), t, lessons=lessons, stats=data.at_end, before=data.before,
+                   dated=start is not None)
+    _assisted_sheet(book.create_sheet(), t, rows=data.assisted, lessons=lessons, zone=zone)
+    _broadcasts_sheet(book.create_sheet(), t, broadcasts=data.broadcasts, zone=zone)
     buffer = BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+async def build_workbook(
+    session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
+    zone: ZoneInfo, now: datetime,
+) -> bytes:
+    """The report of the ward for [start, end] (``start`` None: from the beginning) as .xlsx bytes,
+    stamped as made at ``now``: read in ``session``, drawn in a thread."""
+    data = await read_workbook(session, ward_id=ward_id, lessons=lessons, start=start, end=end)
+    return await asyncio.to_thread(render_workbook, data, lessons=lessons, start=start, end=end, zone=zone, now=now)
 
 
 def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo) -> str:
@@ -99,13 +134,14 @@ def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo)
 
 
 def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[GroupStats],
-                  before: dict[int, GroupStats], start: datetime | None, end: datetime, zone: ZoneInfo) -> None:
+                  before: dict[int, GroupStats], start: datetime | None, end: datetime, zone: ZoneInfo,
+                  now: datetime) -> None:
     ws.title = t("report.sheet_groups")
     meeting = sum(1 for s in stats if s.meets_target)
     put(ws["A1"], t("report.title", ward=ward.name))
     ws["A1"].font = Font(bold=True, size=14)
     put(ws["A2"], _period(t, start, end, zone))
-    put(ws["A3"], t("report.generated", time=local_time(datetime.now(zone), zone), zone=zone.key))
+    put(ws["A3"], t("report.generated", time=local_time(now, zone), zone=zone.key))
     put(ws["A4"], t("report.groups_meeting_target", count=meeting, total=len(stats)))
     put(ws["A5"], t("report.definitions"))
     columns = [

@@ -1,35 +1,34 @@
-"""The same journey through the terminal chat, driven by piped stdin like a script."""
+"""The same journey through the terminal chat, driven by piped stdin like a script: the real
+command in a process of its own, on a clock starting at START (tests.clocked)."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from bot.curriculum import LessonLibrary
+from tests.clocked import Finished, command, environment, finish
+from tests.conftest import START
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _run_chat(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"}
+async def _hocvuso(tmp_path: Path, database: str, args: list[str], lines: list[str]) -> Finished:
+    env = environment(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / database}")
     env.pop("TELEGRAM_BOT_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "chat"], input="\n".join(lines) + "\n", cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=120,
-    )
+    return await finish(command(START, *args), stdin="\n".join(lines) + "\n", cwd=tmp_path, env=env)
 
 
-def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_path: Path, library: LessonLibrary) -> None:
+async def _run_chat(tmp_path: Path, lines: list[str]) -> Finished:
+    return await _hocvuso(tmp_path, "chat.db", ["chat"], lines)
+
+
+async def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_path: Path, library: LessonLibrary) -> None:
     lesson = library.first
     lines = ["c", "1", "Bà Tư", "3", "1"]  # demo data, consent, name, Tổ dân phố 3, Học tiếp
     lines += ["1"] * (len(lesson.cards) - 1)  # Tiếp ▶ through the cards
     lines += ["1"]  # Làm bài kiểm tra
     lines += [str(q.answer) for q in lesson.quiz.questions]  # options are numbered from 1, like answers
     lines += ["/tiendo"]
-    result = _run_chat(tmp_path, lines)
+    result = await _run_chat(tmp_path, lines)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Đã nạp dữ liệu mẫu: 10 tổ dân phố." in out
@@ -48,18 +47,15 @@ def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_path: P
     assert db.execute("SELECT channel, external_id FROM identity").fetchall() == [("console", "terminal")]
 
 
-def test_declining_the_demo_and_ending_input_at_once(tmp_path: Path) -> None:
-    result = _run_chat(tmp_path, ["k"])
+async def test_declining_the_demo_and_ending_input_at_once(tmp_path: Path) -> None:
+    result = await _run_chat(tmp_path, ["k"])
     assert result.returncode == 0, result.stderr
     assert "Không nạp dữ liệu mẫu" in result.stdout and "hocvuso groups import" in result.stdout
     assert "Bạn có đồng ý không?" in result.stdout
 
 
-def test_run_without_a_token_opens_the_terminal_chat_saying_so_in_one_line(tmp_path: Path) -> None:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}"}
-    env.pop("TELEGRAM_BOT_TOKEN", None)
-    result = subprocess.run([sys.executable, "-m", "bot", "run"], input="k\n", cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+async def test_run_without_a_token_opens_the_terminal_chat_saying_so_in_one_line(tmp_path: Path) -> None:
+    result = await _hocvuso(tmp_path, "run.db", ["run"], ["k"])
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
     assert first.startswith("Chưa đặt TELEGRAM_BOT_TOKEN: mở trò chuyện trong cửa sổ dòng lệnh")

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import Identity, Person, QuizAnswer
+from tests.clocked import command, environment
+from tests.conftest import START
 from tests.contract.drivers import zalo_server
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support import ManualClock
@@ -24,10 +24,11 @@ USER = 737373
 
 
 async def _start_bot(tg: FakeTelegram, tmp: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'bot.db'}", "TELEGRAM_BOT_TOKEN": tg.token,
-           "TELEGRAM_API_URL": tg.url, "LOG_LEVEL": "INFO"}
+    """``hocvuso run`` in a process of its own, on a clock starting at START (tests.clocked)."""
+    env = environment(DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'bot.db'}", TELEGRAM_BOT_TOKEN=tg.token,
+                      TELEGRAM_API_URL=tg.url, LOG_LEVEL="INFO")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", env=env, cwd=tmp,
+        *command(START, "run"), env=env, cwd=tmp,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     await tg.wait_for(lambda t: t.waiting_pollers, timeout=60)

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 from PIL import Image as PILImage
 
-from bot.__main__ import App
+from bot.app import App
 from bot.delivery.quiet import QuietHours
 from bot.delivery.sender import Sender
 from storage.models import Outbox, OutboxStatus

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import Broadcast, Outbox
 from tests.contract.drivers import ZaloDriver, settle, zalo_server
 from tests.contract.journeys import join_group

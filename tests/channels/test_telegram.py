@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
-from bot.channels.telegram import TelegramChannel
-from handlers import COMMANDS
+from bot.app import App
 from storage.models import Identity, LessonProgress, Person, ProgressStatus, ResidentGroup
 from tests.contract.drivers import Handled, telegram_server
 from tests.fakes.telegram_api import FakeTelegram
@@ -140,16 +138,18 @@ async def test_bad_input_over_telegram(ward: App, telegram: tuple[FakeTelegram, 
 
 
 async def test_hocvuso_run_answers_on_telegram_and_stops_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The composition root as an operator starts it: `hocvuso run` with a token."""
-    import os
+    """The composition root as an operator starts it: `hocvuso run` with a token, in a process
+    of its own (on a clock starting at START, see tests.clocked)."""
     import signal
-    import sys
+
+    from tests.clocked import command, environment
+    from tests.conftest import START
 
     async with FakeTelegram() as tg:
-        env = {**os.environ, "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
-               "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.url, "LOG_LEVEL": "INFO"}
+        env = environment(DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'run.db'}",
+                          TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url, LOG_LEVEL="INFO")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+            *command(START, "run"), env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiogram.types import Update
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.telegram import TelegramChannel
 from handlers import COMMANDS
 from storage.models import HandledEvent

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import ConversationState, Identity, Person, QuizAnswer, ResidentGroup
 from tests.contract.drivers import Handled, telegram_server
 from tests.fakes.telegram_api import FakeTelegram

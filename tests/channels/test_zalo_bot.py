@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.zalo import ZaloBotChannel, ZaloBotClient, ZaloBotError, ZaloBotTransport
 from bot.core.messages import Document, Image, Option, Text
 from bot.delivery.transport import OutboundMessage, Pacing, Recipient, Result
@@ -175,7 +175,7 @@ async def test_long_text_is_split_on_paragraph_boundaries(ward: App, zalo: FakeZ
 async def test_images_go_by_url_from_our_own_endpoint_else_as_a_text(ward: App, zalo: FakeZaloBot, tmp_path: Path) -> None:
     picture = tmp_path / "chung-nhan.png"
     picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
-    media = MediaStore(tmp_path / "media")
+    media = MediaStore(tmp_path / "media", clock=ward.clock)
     async with web(None, media) as base:
         media.public_base_url = base  # PUBLIC_BASE_URL, known once the server listens
         channel = make_channel(ward, zalo, media=media)
@@ -189,7 +189,7 @@ async def test_images_go_by_url_from_our_own_endpoint_else_as_a_text(ward: App, 
             assert response.headers["Content-Type"] == "image/png"
         await channel.close()
 
-    without = make_channel(ward, zalo, media=MediaStore(tmp_path / "media"))  # no PUBLIC_BASE_URL
+    without = make_channel(ward, zalo, media=MediaStore(tmp_path / "media", clock=ward.clock))  # no PUBLIC_BASE_URL
     assert not without.capabilities.images
     await without.render("other", [Image(picture, "Giấy chứng nhận"), Document(picture, "Báo cáo")])
     await without.close()

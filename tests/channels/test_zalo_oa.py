@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.zalo import ZaloOAChannel, ZaloOAClient, ZaloOATransport, oa_client
 from bot.channels.zalo.oa_client import OATokens, Patience, ZaloOAError
 from bot.core.messages import Text

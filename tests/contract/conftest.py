@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.__main__ import App
+from bot.app import App
 from tests.contract.drivers import CHANNELS, Driver, open_driver
 
 

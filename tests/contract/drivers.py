@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import TelegramChannel
 from bot.channels.zalo import ZaloBotChannel, ZaloBotClient

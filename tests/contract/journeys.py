@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.curriculum import Lesson, LessonLibrary
 from storage.models import ConversationState, Identity, LessonProgress, Person, QuizAnswer, ResidentGroup
 from tests.contract.drivers import Driver

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.curriculum import LessonLibrary
 from storage.models import (
     AuditLog,

@@ -7,7 +7,7 @@ Zalo.
 
 from __future__ import annotations
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import ProgressStatus
 from tests.contract.drivers import CHANNELS, Driver, open_driver
 from tests.contract.journeys import NAME, outcome, resident_journey

@@ -11,7 +11,8 @@ import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.__main__ import App, cli
+from bot.app import App
+from bot.cli import cli
 from bot.core.messages import Image, Menu, Text
 from bot.core.render import numbered_menu
 from bot.curriculum import Competence, LessonLibrary, check_directory, default_lessons_dir

@@ -1,8 +1,9 @@
-"""Seeding residents and running the real sender against the fake Bot API."""
+"""Seeding residents and running the real sender against the fake Bot API. Every helper
+takes the time it acts at: nothing here reads the wall clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
@@ -10,7 +11,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from bot.channels.telegram.transport import TelegramTransport
-from bot.core.conversation import SystemClock
+from bot.core.conversation import Clock
 from bot.delivery.quiet import QuietHours
 from bot.delivery.sender import Sender
 from bot.delivery.transport import Pacing
@@ -23,10 +24,10 @@ NO_QUIET = QuietHours(ZONE, time(0), time(0))
 FIRST_USER = 7_000_000
 
 
-async def seed_residents(sessions: SessionFactory, count: int, *, group_id: int | None = None,
-                         now: datetime | None = None) -> list[int]:
-    """``count`` consenting residents with a Telegram identity each; returns identity ids."""
-    now = now or datetime.now(UTC)
+async def seed_residents(sessions: SessionFactory, count: int, *, now: datetime,
+                         group_id: int | None = None) -> list[int]:
+    """``count`` consenting residents (joined at ``now``) with a Telegram identity each;
+    returns identity ids."""
     async with sessions() as session, session.begin():
         people = [Person(display_name=f"Cư dân {i}", group_id=group_id, consent_at=now, consent_version="t",
                          created_at=now, last_active_at=now) for i in range(count)]
@@ -39,9 +40,10 @@ async def seed_residents(sessions: SessionFactory, count: int, *, group_id: int 
         return [i.id for i in identities]  # type: ignore[misc]
 
 
-async def queue_messages(sessions: SessionFactory, identity_ids: list[int], *, text: str = "Thông báo",
-                         kind: str = "broadcast", options: list[list[str]] | None = None) -> None:
-    now = datetime.now(UTC)
+async def queue_messages(sessions: SessionFactory, identity_ids: list[int], *, now: datetime,
+                         text: str = "Thông báo", kind: str = "broadcast",
+                         options: list[list[str]] | None = None) -> None:
+    """One message to each identity, queued and due at ``now``."""
     payload = {"text": text, **({"options": options} if options else {})}
     async with sessions() as session, session.begin():
         await enqueue(session, [
@@ -51,11 +53,13 @@ async def queue_messages(sessions: SessionFactory, identity_ids: list[int], *, t
         ])
 
 
-def telegram_sender(sessions: SessionFactory, tg, *, per_second: float = 200.0, concurrency: int = 8,  # type: ignore[no-untyped-def]
-                    **kwargs) -> Sender:
+def telegram_sender(sessions: SessionFactory, tg, *, clock: Clock, per_second: float = 200.0,  # type: ignore[no-untyped-def]
+                    concurrency: int = 8, **kwargs) -> Sender:
+    """The real sender on the fake Bot API ``tg``, on ``clock``, with no quiet hours unless
+    ``quiet=`` says otherwise."""
     bot = Bot(tg.token, session=AiohttpSession(api=TelegramAPIServer.from_base(tg.url)))
     transport = TelegramTransport(bot, pacing=Pacing(per_second, per_chat_interval=1.0))
     kwargs.setdefault("backoff_seconds", 0.05)
     kwargs.setdefault("idle_seconds", 0.05)
-    return Sender(sessions=sessions, transport=transport, clock=kwargs.pop("clock", SystemClock()),
-                  quiet=kwargs.pop("quiet", NO_QUIET), concurrency=concurrency, **kwargs)
+    return Sender(sessions=sessions, transport=transport, clock=clock, quiet=kwargs.pop("quiet", NO_QUIET),
+                  concurrency=concurrency, **kwargs)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import bot.scheduling
-from bot.__main__ import App
+from bot.app import App
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, tick

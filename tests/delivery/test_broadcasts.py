@@ -4,13 +4,15 @@ the real scheduler, the delivery report per group, cancelling."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from bot.__main__ import App, cli
+from bot.app import App
+from bot.cli import Deps, cli
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy
 from bot.scheduling import JOB_DEFAULTS, Producers, build_scheduler, tick
@@ -26,9 +28,15 @@ QUIET = QuietHours(ZONE, time(21), time(7))
 
 
 async def _cli(app: App, *args: str):  # type: ignore[no-untyped-def]
-    """The real command, in a thread (it runs its own event loop), on the test database."""
+    """The real command, in a thread (it runs its own event loop), on the test database and
+    the test's clock."""
     env = {"DATABASE_URL": app.settings.database_url, "QUIET_HOURS": "21:00-07:00"}
-    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env)
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=env, obj=Deps(clock=app.clock))
+
+
+def _local_day(clock: ManualClock, days: int) -> datetime:
+    """Midnight in the ward, ``days`` after the clock's day."""
+    return (clock.now().astimezone(ZONE) + timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 async def _residents(ward: App) -> dict[str, Chat]:
@@ -98,11 +106,14 @@ async def test_bad_requests_are_refused_clearly(ward: App) -> None:
         assert (await session.exec(select(Broadcast))).all() == []
 
 
-async def test_a_broadcast_at_22_00_waits_for_7_00(ward: App) -> None:
+async def test_a_broadcast_at_22_00_waits_for_7_00(ward: App, clock: ManualClock) -> None:
     await _residents(ward)
     await _stamp_schema(ward)
-    result = await _cli(ward, "broadcast", "send", "--text", "Tin tối", "--to", "all", "--at", "2030-01-07 22:00")
-    assert result.exit_code == 0 and "gửi lúc 07:00 08/01/2030" in result.output, result.output
+    tomorrow = _local_day(clock, 1)
+    at = f"{tomorrow:%Y-%m-%d} 22:00"
+    result = await _cli(ward, "broadcast", "send", "--text", "Tin tối", "--to", "all", "--at", at)
+    assert result.exit_code == 0, result.output
+    assert f"gửi lúc 07:00 {tomorrow + timedelta(days=1):%d/%m/%Y}" in result.output, result.output
 
 
 async def test_the_tick_queues_a_broadcast_when_due_once(ward: App, clock: ManualClock) -> None:
@@ -119,8 +130,12 @@ async def test_the_tick_queues_a_broadcast_when_due_once(ward: App, clock: Manua
     assert len(await _rows(ward, broadcast.id)) == 3  # type: ignore[arg-type]
 
 
-async def test_the_real_scheduler_runs_the_tick(ward: App, clock: ManualClock) -> None:
+@pytest.mark.parametrize("years", [0, 70])
+async def test_the_real_scheduler_runs_the_tick(ward: App, clock: ManualClock, years: int) -> None:
+    """APScheduler times its jobs on the wall clock; the first tick comes at once even when the
+    producers' clock is far from it (70 years ahead)."""
     await _residents(ward)
+    clock.advance(days=365 * years)
     async with ward.sessions() as session, session.begin():
         broadcast = await create_broadcast(session, author="test", text="Ngay", audience={"kind": "all"},
                                            scheduled_at=clock.now(), now=clock.now())
@@ -144,13 +159,14 @@ async def test_delivery_report_per_group_and_cancel(ward: App, clock: ManualCloc
     await _stamp_schema(ward)
     result = await _cli(ward, "broadcast", "send", "--text", "Thông báo của phường", "--to", "all")
     assert result.exit_code == 0, result.output
-    later = await _cli(ward, "broadcast", "send", "--text", "Sau", "--to", "all", "--at", "2030-01-07 09:00")
+    at = f"{_local_day(clock, 45):%Y-%m-%d} 09:00"
+    later = await _cli(ward, "broadcast", "send", "--text", "Sau", "--to", "all", "--at", at)
     assert "Đã lên lịch thông báo #2" in later.output
     async with FakeTelegram() as tg:
         for chat in chats.values():
             tg.add_user(int(chat.user))
         tg.blocked_users.add(int(chats["hoa"].user))
-        sender = telegram_sender(ward.sessions, tg)
+        sender = telegram_sender(ward.sessions, tg, clock=clock)
         task = asyncio.create_task(sender.run())
         try:
             await tg.wait_for(lambda t: t.sent_count(int(chats["lan"].user)) and t.sent_count(int(chats["minh"].user)))

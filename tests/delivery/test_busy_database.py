@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage import outbox
 from storage.models import Outbox, OutboxStatus, QuizAnswer
 from tests.conftest import START

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.__main__ import App
+from bot.app import App
 from storage import outbox
 from storage.models import Outbox, OutboxStatus
 from tests.delivery.helpers import FIRST_USER, seed_residents, telegram_sender

@@ -1,14 +1,16 @@
 """A broadcast to 2,000 residents; the worker process is killed with SIGKILL halfway and
 started again: everyone gets the message, and duplicates stay within the sender's
-in-flight limit (the rows whose API call returned but whose outcome was not yet written)."""
+in-flight limit (the rows whose API call returned but whose outcome was not yet written).
+
+The worker is the real ``hocvuso run --role worker`` on a clock that starts at START
+(tests.clocked); the restarted one starts an hour later, when the killed worker's leases have
+long expired."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import select
@@ -17,17 +19,18 @@ from storage.db import create_engine, session_factory
 from storage.migrate import upgrade
 from storage.models import Outbox, OutboxStatus
 from storage.broadcasts import create_broadcast
+from tests.clocked import command, environment
+from tests.conftest import START
 from tests.delivery.helpers import FIRST_USER, seed_residents
 from tests.fakes.telegram_api import FakeTelegram
 
-ROOT = Path(__file__).resolve().parents[2]
 RECIPIENTS = 2000
 IN_FLIGHT = 8
 
 
-async def _start_worker(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+async def _start_worker(env: dict[str, str], cwd: Path, *, after: timedelta) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", "--role", "worker", env=env, cwd=cwd,
+        *command(START + after, "run", "--role", "worker"), env=env, cwd=cwd,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
 
@@ -37,31 +40,30 @@ async def test_sigkill_halfway_then_restart_delivers_to_everyone(tmp_path: Path)
     await asyncio.to_thread(upgrade, url)
     engine = create_engine(url)
     sessions = session_factory(engine)
-    await seed_residents(sessions, RECIPIENTS)
-    now = datetime.now(UTC)
+    await seed_residents(sessions, RECIPIENTS, now=START)
     async with sessions() as session, session.begin():
-        await create_broadcast(session, author="test", text="Mời bà con dự Ngày hội học tập số", now=now,
-                               audience={"kind": "all"}, scheduled_at=now)
+        await create_broadcast(session, author="test", text="Mời bà con dự Ngày hội học tập số", now=START,
+                               audience={"kind": "all"}, scheduled_at=START)
 
     async with FakeTelegram() as tg:
         for i in range(RECIPIENTS):
             tg.add_user(FIRST_USER + i)
         tg.latency(0.002, 0.01, seed=3)
-        env = {
-            **os.environ, "DATABASE_URL": url, "TELEGRAM_BOT_TOKEN": tg.token, "TELEGRAM_API_URL": tg.url,
-            "OUTBOX_LEASE_SECONDS": "5", "SENDER_CONCURRENCY": str(IN_FLIGHT), "TELEGRAM_RATE": "500",
-            "TELEGRAM_CHAT_INTERVAL": "0", "QUIET_HOURS": "00:00-00:00", "LOG_LEVEL": "WARNING",
-        }
+        env = environment(
+            DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url,
+            OUTBOX_LEASE_SECONDS="5", SENDER_CONCURRENCY=str(IN_FLIGHT), TELEGRAM_RATE="500",
+            TELEGRAM_CHAT_INTERVAL="0", LOG_LEVEL="WARNING",  # START is 10:00 in Hà Nội: no quiet hours
+        )
         sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
 
-        worker = await _start_worker(env, tmp_path)
+        worker = await _start_worker(env, tmp_path, after=timedelta(0))
         await tg.wait_for(lambda t: sent(t) >= RECIPIENTS // 2, timeout=120)
         worker.send_signal(signal.SIGKILL)
         await worker.wait()
         at_kill = sent(tg)
         assert worker.returncode == -signal.SIGKILL and at_kill < RECIPIENTS
 
-        worker = await _start_worker(env, tmp_path)
+        worker = await _start_worker(env, tmp_path, after=timedelta(hours=1))
         try:
             await tg.wait_for(lambda t: all(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS)), timeout=120)
 

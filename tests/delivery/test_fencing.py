@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.__main__ import App
+from bot.app import App
 from storage import outbox
 from storage.models import Identity, Outbox, OutboxStatus
 from tests.delivery.helpers import FIRST_USER, seed_residents, telegram_sender

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.zalo import ZaloBotClient, ZaloBotTransport, ZaloOAClient, ZaloOATransport
 from bot.channels.zalo.oa_client import OATokens
 from bot.core.messages import Menu, Option

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.__main__ import App
+from bot.app import App
 from storage import outbox
 from storage.models import OutboxStatus
 from tests.delivery.helpers import seed_residents

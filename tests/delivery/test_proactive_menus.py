@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.channels.zalo import ZaloBotClient, ZaloBotTransport
 from bot.delivery.sender import Sender
 from bot.delivery.transport import Pacing

@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
-from bot.__main__ import App
+from bot.app import App
 from bot.broadcasting import format_report, schedule
 from bot.delivery.quiet import QuietHours
 from storage.models import Broadcast, Outbox

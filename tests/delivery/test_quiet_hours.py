@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.__main__ import App
+from bot.app import App
 from bot.delivery.quiet import QuietHours
 from tests.delivery.helpers import FIRST_USER, queue_messages, seed_residents, telegram_sender
 from tests.fakes.telegram_api import FakeTelegram
@@ -49,7 +49,7 @@ def test_a_daytime_window_and_no_window() -> None:
 async def test_the_sender_waits_for_the_morning(app: App) -> None:
     clock = ManualClock(local(23, 21, 30))
     identities = await seed_residents(app.sessions, 2, now=clock.now())
-    await queue_messages(app.sessions, identities)  # due now, in the quiet hours
+    await queue_messages(app.sessions, identities, now=clock.now())  # due now, in the quiet hours
     async with FakeTelegram() as tg:
         for i in range(2):
             tg.add_user(FIRST_USER + i)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy, plan_reminders, record_reminder_sent
 from storage.models import Outbox, Person

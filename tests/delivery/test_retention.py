@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 import bot.scheduling
-from bot.__main__ import App
+from bot.app import App
 from bot.config import Settings
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, build_scheduler, prune

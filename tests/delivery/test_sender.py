@@ -1,17 +1,20 @@
-"""The real outbox sender against the fake Bot API: 429 storms, 5xx, blocked users."""
+"""The real outbox sender against the fake Bot API: 429 storms, 5xx, blocked users. The sender
+runs on a RunningClock from START, so that rows put back for a later retry come due."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from storage.models import ConversationState, Identity, Outbox, OutboxStatus
+from tests.conftest import START
 from tests.delivery.helpers import FIRST_USER, queue_messages, seed_residents, telegram_sender
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support import RunningClock
 
 
 async def _drain(sender, sessions, *, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
@@ -33,15 +36,22 @@ async def _drain(sender, sessions, *, timeout: float = 60) -> None:  # type: ign
         await sender.transport.bot.session.close()
 
 
+@pytest.fixture
+def clock() -> RunningClock:
+    return RunningClock(START)
+
+
 async def _rows(sessions) -> list[Outbox]:  # type: ignore[no-untyped-def]
     async with sessions() as session:
         return list((await session.exec(select(Outbox))).all())
 
 
-async def test_storm_of_429_502_and_blocked_users_every_reachable_recipient_gets_exactly_one(app: App) -> None:
+async def test_storm_of_429_502_and_blocked_users_every_reachable_recipient_gets_exactly_one(
+    app: App, clock: RunningClock
+) -> None:
     count = 300
-    identities = await seed_residents(app.sessions, count)
-    await queue_messages(app.sessions, identities)
+    identities = await seed_residents(app.sessions, count, now=clock.now())
+    await queue_messages(app.sessions, identities, now=clock.now())
     async with FakeTelegram() as tg:
         for i in range(count):
             tg.add_user(FIRST_USER + i)
@@ -49,7 +59,7 @@ async def test_storm_of_429_502_and_blocked_users_every_reachable_recipient_gets
         tg.blocked_users |= blocked
         tg.rate_limit(30, retry_after=1)  # the fake answers 429 above 30 messages/s
         tg.error_ratio(0.10, status=502, seed=7)  # and 502 to a tenth of the sends
-        sender = telegram_sender(app.sessions, tg, per_second=200)  # faster than allowed, on purpose
+        sender = telegram_sender(app.sessions, tg, clock=clock, per_second=200)  # faster than allowed, on purpose
         await _drain(sender, app.sessions)
         statuses = Counter(c.status for c in tg.calls_to("sendMessage"))
         per_chat = {FIRST_USER + i: tg.sent_count(FIRST_USER + i) for i in range(count)}
@@ -68,16 +78,16 @@ async def test_storm_of_429_502_and_blocked_users_every_reachable_recipient_gets
     print(f"\nsends: {dict(statuses)}; delivered {count - len(blocked)}/{count}, blocked {len(blocked)}")
 
 
-async def test_permanent_and_exhausted_failures_keep_their_reason(app: App) -> None:
-    identities = await seed_residents(app.sessions, 3)
-    await queue_messages(app.sessions, identities)
+async def test_permanent_and_exhausted_failures_keep_their_reason(app: App, clock: RunningClock) -> None:
+    identities = await seed_residents(app.sessions, 3, now=clock.now())
+    await queue_messages(app.sessions, identities, now=clock.now())
     async with FakeTelegram() as tg:
         tg.add_user(FIRST_USER)  # the second and third never wrote to the bot: "chat not found"
         tg.add_user(FIRST_USER + 2)
         tg.on_request = lambda method, params: (  # the first resident's sends always fail with 502
             {"error_code": 502, "description": "Bad Gateway"} if params.get("chat_id") == FIRST_USER else None
         )
-        sender = telegram_sender(app.sessions, tg, max_attempts=3)
+        sender = telegram_sender(app.sessions, tg, clock=clock, max_attempts=3)
         await _drain(sender, app.sessions)
     rows = {r.identity_id: r for r in await _rows(app.sessions)}
     first, second, third = (rows[i] for i in identities)
@@ -86,21 +96,24 @@ async def test_permanent_and_exhausted_failures_keep_their_reason(app: App) -> N
     assert third.status == OutboxStatus.SENT
 
 
-async def test_a_message_with_options_arrives_with_buttons_and_joins_the_menu_as_extra(app: App) -> None:
-    [identity] = await seed_residents(app.sessions, 1)
+async def test_a_message_with_options_arrives_with_buttons_and_joins_the_menu_as_extra(
+    app: App, clock: RunningClock
+) -> None:
+    [identity] = await seed_residents(app.sessions, 1, now=clock.now())
     async with app.sessions() as session, session.begin():
-        session.add(ConversationState(identity_id=identity, step="menu", data={}, updated_at=datetime.now(UTC)))
-    await queue_messages(app.sessions, [identity], text="Nhắc học", options=[["📖 Học tiếp", "next"]])
+        session.add(ConversationState(identity_id=identity, step="menu", data={}, updated_at=clock.now()))
+    await queue_messages(app.sessions, [identity], now=clock.now(), text="Nhắc học",
+                         options=[["📖 Học tiếp", "next"]])
     async with FakeTelegram() as tg:
         tg.add_user(FIRST_USER)
-        await _drain(telegram_sender(app.sessions, tg), app.sessions)
+        await _drain(telegram_sender(app.sessions, tg, clock=clock), app.sessions)
         assert tg.buttons(FIRST_USER) == [("📖 Học tiếp", "next")]
     async with app.sessions() as session:
         state = (await session.exec(select(ConversationState))).one()
     assert state.menu == {"extra": [["📖 Học tiếp", "next", []]]}  # buttons: a press is the choice
 
 
-async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, clock: RunningClock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import struct
     import zlib
 
@@ -112,8 +125,8 @@ async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, tmp_
 
     image = tmp_path / "ngay-hoi.png"
     image.write_bytes(png())
-    [identity] = await seed_residents(app.sessions, 1)
-    now = datetime.now(UTC)
+    now = clock.now()
+    [identity] = await seed_residents(app.sessions, 1, now=now)
     from storage.outbox import enqueue, outbox_row
 
     async with app.sessions() as session, session.begin():
@@ -122,7 +135,7 @@ async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, tmp_
                                            due_at=now, dedupe_key="img", now=now)])
     async with FakeTelegram() as tg:
         tg.add_user(FIRST_USER)
-        await _drain(telegram_sender(app.sessions, tg), app.sessions)
+        await _drain(telegram_sender(app.sessions, tg, clock=clock), app.sessions)
         [message] = tg.chat(FIRST_USER)
     assert message.kind == "photo" and message.text == "Mời bà con dự Ngày hội"
     assert message.upload is not None and message.upload.filename == "ngay-hoi.png"

@@ -1,8 +1,8 @@
 """A seeded ward for the report tests, built through the real conversation.
 
-The clock starts on Monday 4 May 2026 (10:00 in Hà Nội), in the past, so that the CLI's
-"up to now" periods include everything seeded; later activity happens on 3 August 2026, in
-the second half-year. Three lessons make the programme.
+The clock starts on Monday 4 May 2026 (10:00 in Hà Nội); later activity happens on 3 August
+2026, in the second half-year, where the clock stays (the CLI runs on the same clock). Three
+lessons make the programme.
 
 | group | who | what |
 |---|---|---|
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from bot.__main__ import App
+from bot.app import App
 from bot.curriculum import LessonLibrary
 from bot.group_import import import_groups, parse_groups_csv
 from storage.broadcasts import create_broadcast, queue_broadcast

@@ -1,5 +1,6 @@
 """The commands: ``hocvuso report``, ``hocvuso groups qr`` and ``hocvuso audit``, run for
-real (typer's CliRunner, in a thread: each runs its own event loop) on the test database."""
+real (typer's CliRunner, in a thread: each runs its own event loop) on the test database and
+the test's clock."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from PIL import Image
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from bot.__main__ import App, cli
+from bot.app import App
+from bot.cli import Deps, cli
 from bot.reports.xlsx import build_workbook
 from storage import audit
 from storage.migrate import head_revision
 from tests.fakes.telegram_api import FakeTelegram
 from tests.reports.conftest import MAY, Seed
 from tests.reports.test_workbook import ZONE
+from tests.support import ManualClock
 
 
 async def _stamp_schema(app: App) -> None:
@@ -35,13 +38,12 @@ async def _cli(app: App, *args: str, **env: str):  # type: ignore[no-untyped-def
     await _stamp_schema(app)
     environment = {"DATABASE_URL": app.settings.database_url, "TIMEZONE": "Asia/Ho_Chi_Minh",
                    "TELEGRAM_BOT_TOKEN": "", "TELEGRAM_BOT_USERNAME": "", **env}
-    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=environment)
+    return await asyncio.to_thread(CliRunner().invoke, cli, list(args), env=environment, obj=Deps(clock=app.clock))
 
 
 def _cells(data: bytes) -> dict[str, list[tuple[object, ...]]]:
     book = load_workbook(BytesIO(data))
-    return {ws.title: [row for row in ws.iter_rows(values_only=True) if not str(row[0]).startswith("Lập lúc")]
-            for ws in book.worksheets}
+    return {ws.title: list(ws.iter_rows(values_only=True)) for ws in book.worksheets}
 
 
 async def test_the_half_year_report_and_its_chart(seeded: Seed, tmp_path: Path) -> None:
@@ -56,20 +58,23 @@ async def test_the_half_year_report_and_its_chart(seeded: Seed, tmp_path: Path) 
     # Exactly the workbook of the period, in the ward's time zone, over the whole library.
     start, end = datetime(2025, 12, 31, 17, tzinfo=UTC), datetime(2026, 6, 30, 17, tzinfo=UTC) - timedelta(microseconds=1)
     async with seeded.app.sessions() as session:
-        expected = await build_workbook(session, ward_id=1, lessons=seeded.app.lessons, start=start, end=end, zone=ZONE)
-    assert _cells(out.read_bytes()) == _cells(expected)
+        expected = await build_workbook(session, ward_id=1, lessons=seeded.app.lessons, start=start, end=end, zone=ZONE,
+                                        now=seeded.app.clock.now())
+    assert _cells(out.read_bytes()) == _cells(expected)  # "Lập lúc …" included: made at the clock's time
     image = Image.open(chart)
     assert image.format == "PNG" and image.size == (1000, 720)
 
 
-async def test_the_default_period_is_everything_up_to_now(seeded: Seed, tmp_path: Path) -> None:
+async def test_the_default_period_is_everything_up_to_now(seeded: Seed, clock: ManualClock, tmp_path: Path) -> None:
     (folder := tmp_path / "out").mkdir()
     out = folder / "r.xlsx"
+    clock.advance(days=1)  # 4 August 2026, 10:00 in Hà Nội: after everything seeded
     result = await _cli(seeded.app, "report", "--ward", "DEMO", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "(từ đầu đến " in result.output and "10 tổ, 6 thành viên" in result.output
+    assert "(từ đầu đến 04/08/2026)" in result.output and "10 tổ, 6 thành viên" in result.output
     head = load_workbook(out)["Tổng hợp theo tổ"]
-    assert head["A2"].value.startswith("Kỳ báo cáo: từ khi bắt đầu đến ")
+    assert head["A2"].value == "Kỳ báo cáo: từ khi bắt đầu đến 10:00 04/08/2026"
+    assert head["A3"].value == "Lập lúc 10:00 04/08/2026 (giờ Asia/Ho_Chi_Minh)"
     assert [p.name for p in folder.iterdir()] == ["r.xlsx"]  # no chart unless asked
 
 

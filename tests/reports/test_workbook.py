@@ -24,14 +24,16 @@ from tests.reports.conftest import AUGUST, MAY, Seed
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SEPTEMBER = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
+MADE = datetime(2026, 9, 2, 1, 30, tzinfo=UTC)  # 08:30 the next morning in Hà Nội
 SHEETS = ["Tổng hợp theo tổ", "Tiến độ người dân", "Bài học", "Hoàn thành có hỗ trợ", "Thông báo"]
 
 
 async def _workbook(seed: Seed, *, start: datetime | None, end: datetime) -> Workbook:
+    """The workbook of [start, end], made at MADE."""
     async with seed.app.sessions() as session:
         ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
         data = await build_workbook(session, ward_id=ward.id, lessons=seed.lessons, start=start, end=end,  # type: ignore[arg-type]
-                                    zone=ZONE)
+                                    zone=ZONE, now=MADE)
     return load_workbook(BytesIO(data))
 
 
@@ -113,6 +115,7 @@ async def test_every_sheet_matches_the_database(seeded: Seed) -> None:
     assert groups["Tổng cộng"]["Tỷ lệ hoàn thành (%)"] == 50.0
     head = book["Tổng hợp theo tổ"]
     assert "Phường Mẫu" in head["A1"].value and head["A2"].value == "Kỳ báo cáo: từ khi bắt đầu đến 10:00 01/09/2026"
+    assert head["A3"].value == "Lập lúc 08:30 02/09/2026 (giờ Asia/Ho_Chi_Minh)"
     assert head["A4"].value == "Số tổ đạt chỉ tiêu: 1/10"
 
     _, residents = _table(book["Tiến độ người dân"], "Họ và tên")
@@ -219,7 +222,7 @@ async def test_a_name_is_never_a_formula(seeded: Seed) -> None:
     async with seeded.app.sessions() as session:
         ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
         data = await build_workbook(session, ward_id=ward.id, lessons=seeded.lessons, start=None, end=SEPTEMBER,  # type: ignore[arg-type]
-                                    zone=ZONE)
+                                    zone=ZONE, now=MADE)
     _, residents = _table(load_workbook(BytesIO(data))["Tiến độ người dân"], "Họ và tên")
     assert formula in [r["Họ và tên"] for r in residents]
     with zipfile.ZipFile(BytesIO(data)) as archive:

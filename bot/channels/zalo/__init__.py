@@ -23,7 +23,7 @@ from bot.channels.zalo.oa import ZaloOAChannel
 from bot.channels.zalo.oa_client import OATokens, ZaloOAClient, ZaloOAError
 from bot.channels.zalo.transport import ZaloBotTransport, ZaloOATransport
 from bot.config import Settings
-from bot.core.conversation import Clock, Conversation, SystemClock
+from bot.core.conversation import Clock, Conversation
 from bot.core.i18n import Catalog
 from bot.delivery.transport import Pacing
 from bot.media import MediaStore
@@ -88,7 +88,7 @@ def build_zalo_channels(
     conversation: Conversation,
     catalog: Catalog,
     sessions: SessionFactory,
-    clock: Clock | None = None,
+    clock: Clock,
     media_dir: Path = DEFAULT_MEDIA_DIR,
     files_dir: Path | None = None,
 ) -> ZaloChannels:
@@ -96,9 +96,8 @@ def build_zalo_channels(
     ``ZALO_OA_ID``, ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``
     are. The Bot channel uses its webhook when ``ZALO_WEBHOOK_SECRET`` and
     ``PUBLIC_BASE_URL`` are both set, else long polling."""
-    clock = clock or SystemClock()
     public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
-    media = MediaStore(media_dir, public_base_url=public)
+    media = MediaStore(media_dir, clock=clock, public_base_url=public)
     result = ZaloChannels(media=media)
 
     if settings.zalo_bot_token is not None:

@@ -36,7 +36,7 @@ from typing import Any
 from bot.channels.ordering import ChatQueues, acknowledge
 from bot.channels.zalo.oa_client import ZaloOAClient, ZaloOAError
 from bot.channels.zalo.render import TEXT_LIMIT, plan
-from bot.core.conversation import Clock, Conversation, SystemClock
+from bot.core.conversation import Clock, Conversation
 from bot.core.i18n import Catalog, Translate
 from bot.core.messages import Capabilities, Incoming, Menu, Reply
 from bot.media import MediaStore
@@ -174,7 +174,7 @@ class ZaloOAChannel:
         app_id: str,
         secret_key: str,
         media: MediaStore | None = None,
-        clock: Clock | None = None,
+        clock: Clock,
         concurrency: int = 16,
         ack_wait: float = 1.5,
         reply_patience: float = 600.0,
@@ -187,7 +187,7 @@ class ZaloOAChannel:
         self._sessions = sessions
         self.oa_id, self._app_id, self._secret_key = oa_id, app_id, secret_key
         self.media = media
-        self.clock = clock or SystemClock()
+        self.clock = clock
         # Menus of more than 5 options are numbered text, so the engine must accept typed
         # numbers here: for the core this is a numbered channel (buttons are a shortcut).
         self.capabilities = Capabilities(

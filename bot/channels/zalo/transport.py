@@ -16,7 +16,7 @@ from bot.channels.zalo.client import RATE_LIMITED, ZaloBotClient, ZaloBotError
 from bot.channels.zalo.oa import oa_messages
 from bot.channels.zalo.oa_client import TOKEN_REJECTED, ZaloOAClient, ZaloOAError
 from bot.channels.zalo.render import TEXT_LIMIT, Outgoing, plan, texts
-from bot.core.conversation import Clock, SystemClock
+from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.core.messages import Capabilities, Reply
 from bot.delivery.transport import SENT, Delivery, OutboundMessage, Pacing, Recipient, Result
@@ -114,13 +114,13 @@ class ZaloOATransport:
         catalog: Catalog,
         pacing: Pacing,
         media: MediaStore | None = None,
-        clock: Clock | None = None,
+        clock: Clock,
     ) -> None:
         self.client = client
         self.t = catalog.translator(None)
         self.pacing = pacing
         self.media = media
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.capabilities = Capabilities(
             buttons=False, edit=False, text_limit=TEXT_LIMIT, images=bool(media and media.serves_urls), documents=False
         )

@@ -1,0 +1,254 @@
+"""The composition root: the only place where objects are built.
+
+Settings → engine → lesson library → catalogue → services → conversation → channel adapters,
+outbox senders and the scheduler. The clock is not built here: ``bot.__main__.main()`` builds
+the one :class:`~bot.core.conversation.SystemClock` and every builder below takes it as an
+argument, so tests give a ``ManualClock`` instead and nothing falls back to the wall clock.
+Nothing runs at import time; the commands in ``bot/cli`` call these builders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import SecretFilter, Settings
+from bot.core.conversation import Clock, Conversation, Services
+from bot.core.i18n import Catalog
+from bot.curriculum import LessonLibrary, load_library
+from bot.delivery.quiet import QuietHours
+from storage.db import SessionFactory, create_engine, immediate_session_factory, session_factory
+
+log = logging.getLogger("bot")
+DEFAULT_FILES_DIR = Path("data/files")  # generated reports, charts, certificates, QR codes; admins' photos
+T = TypeVar("T")
+
+
+@dataclass
+class App:
+    """Everything a running bot needs, built once."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    catalog: Catalog
+    lessons: LessonLibrary
+    conversation: Conversation
+
+    @property
+    def clock(self) -> Clock:
+        return self.conversation.services.clock
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_app(
+    settings: Settings, *, clock: Clock, lessons: LessonLibrary | None = None, files_dir: Path | None = None,
+) -> App:
+    from handlers import build_router
+
+    catalog = Catalog.load()
+    library = lessons or load_library()
+    # Connections in use at once: the updates in flight, a sender's stores, the scheduler and a
+    # few reads (a photo's step, a report after its update); more wait in the pool.
+    engine = create_engine(settings.database_url,
+                           connections=settings.updates_in_flight + settings.sender_concurrency + 4)
+    sessions = session_factory(engine)
+    quiet = quiet_hours(settings)
+    services = Services(
+        lessons=library, catalog=catalog, clock=clock, reminder_hours=reminder_hours(quiet, clock.now()),
+        zone=settings.zone, quiet=quiet, files_dir=files_dir or DEFAULT_FILES_DIR,
+        telegram_username=settings.telegram_bot_username,
+    )
+    conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
+                                read_sessions=sessions, services=services, in_flight=settings.updates_in_flight)
+    return App(settings, engine, sessions, catalog, library, conversation)
+
+
+def quiet_hours(settings: Settings) -> QuietHours:
+    start, end = settings.quiet
+    return QuietHours(settings.zone, start, end)
+
+
+def reminder_hours(quiet: QuietHours, now: datetime) -> tuple[int, ...]:
+    """The reminder hours a resident may choose: those outside the quiet hours (on the day
+    of ``now``; the ward's zone has no daylight saving, so any day gives the same hours)."""
+    local = now.astimezone(quiet.zone)
+    return tuple(
+        hour for hour in Services.reminder_hours
+        if not quiet.contains(local.replace(hour=hour, minute=0, second=0, microsecond=0))
+    )
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter(settings.secrets()))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # Libraries narrate every step at INFO; operators need their warnings only.
+        for name in ("alembic", "aiosqlite", "asyncio", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def migrate(settings: Settings) -> None:
+    from storage.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+async def in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work(session)`` in one transaction on a schema that is current (one command's
+    engine, disposed afterwards); raises ``SchemaNotCurrentError`` otherwise."""
+    from storage.migrate import SchemaNotCurrentError, schema_is_current
+
+    engine = create_engine(settings.database_url)
+    try:
+        if not await schema_is_current(engine):
+            raise SchemaNotCurrentError()
+        async with session_factory(engine)() as session, session.begin():
+            return await work(session)
+    finally:
+        await engine.dispose()
+
+
+async def telegram_username(settings: Settings) -> str:
+    """TELEGRAM_BOT_USERNAME, or the bot's username from getMe (one call) when only the token is set."""
+    if settings.telegram_bot_username:
+        return settings.telegram_bot_username.lstrip("@")
+    if settings.telegram_bot_token is None:
+        raise LookupError("no username")
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    session = AiohttpSession(api=TelegramAPIServer.from_base(str(settings.telegram_api_url).rstrip("/")))
+    async with Bot(settings.telegram_bot_token.get_secret_value(), session=session) as bot:
+        me = await bot.get_me()
+    if not me.username:
+        raise LookupError("getMe gave no username")
+    return me.username
+
+
+class ProcessRole(StrEnum):
+    ALL = "all"  # receive, handle, send, schedule: one process does everything
+    WORKER = "worker"  # only the outbox senders and the scheduler
+
+
+async def chat(app: App, *, stdin: TextIO, stdout: TextIO) -> None:
+    """The terminal chat on ``stdin``/``stdout`` (offering the demo ward on an empty database)."""
+    from bot.channels.console import ConsoleChannel, offer_demo_data
+
+    channel = ConsoleChannel(conversation=app.conversation, catalog=app.catalog, stdin=stdin, stdout=stdout)
+    try:
+        await offer_demo_data(channel, app.sessions, clock=app.clock)
+        await channel.run()
+    finally:
+        await app.close()
+
+
+async def serve(app: App, *, role: ProcessRole) -> None:
+    """The configured channels (role all), one outbox sender per channel, the scheduler and,
+    when Zalo needs it, the web endpoint — until SIGINT/SIGTERM."""
+    from bot.channels.zalo import build_zalo_channels
+    from bot.delivery.sender import Sender
+    from bot.delivery.transport import Pacing, Transport
+    from bot.helpdesk import HelpCheck
+    from bot.reminders import ReminderPolicy, record_reminder_sent
+    from bot.scheduling import Producers, build_scheduler
+    from bot.web import start_web
+    from handlers import COMMANDS
+
+    settings = app.settings
+    clock = app.clock
+    quiet = quiet_hours(settings)
+    transports: list[Transport] = []
+    telegram = None
+    if settings.telegram_bot_token is not None:
+        from bot.channels.telegram import TelegramChannel
+        from bot.channels.telegram.transport import TelegramTransport
+
+        telegram = TelegramChannel(
+            token=settings.telegram_bot_token.get_secret_value(), api_url=str(settings.telegram_api_url),
+            conversation=app.conversation, catalog=app.catalog, commands=COMMANDS,
+            files_dir=app.conversation.services.files_dir,
+        )
+        if app.conversation.services.telegram_username is None:
+            # Join and invitation links need the bot's username; ask Telegram once.
+            me = await telegram.bot.me()
+            app.conversation.services = replace(app.conversation.services, telegram_username=me.username)
+        transports.append(
+            TelegramTransport(telegram.bot, pacing=Pacing(settings.telegram_rate, settings.telegram_chat_interval))
+        )
+    zalo = build_zalo_channels(settings, conversation=app.conversation, catalog=app.catalog,
+                               sessions=app.sessions, clock=clock, files_dir=app.conversation.services.files_dir)
+    transports.extend(zalo.transports)
+    senders = [
+        Sender(
+            sessions=app.sessions, transport=t, clock=clock, quiet=quiet,
+            lease_seconds=settings.outbox_lease_seconds, concurrency=settings.sender_concurrency,
+            after_sent={"reminder": record_reminder_sent}, checks={"help": HelpCheck(app.catalog)},
+        )
+        for t in transports
+    ]
+    producers = Producers(
+        sessions=app.sessions, clock=clock, quiet=quiet, lessons=app.lessons, catalog=app.catalog,
+        policy=ReminderPolicy(zone=settings.zone, quiet=quiet, inactive_days=settings.reminder_inactive_days,
+                              max_unanswered=settings.reminder_max_unanswered),
+        on_queued=lambda: [s.wake() for s in senders],
+        outbox_retention=timedelta(days=settings.outbox_retention_days),
+    )
+    scheduler = build_scheduler(producers, zone=settings.zone)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    web = None
+    receiving: list[asyncio.Task] = []  # type: ignore[type-arg]
+    if role == ProcessRole.ALL:
+        if zalo.needs_web:
+            web = await start_web(zalo.web_app(), host=settings.web_host, port=settings.web_port)
+        if telegram is not None:
+            receiving.append(asyncio.create_task(telegram.run_polling(), name="telegram"))
+        if zalo:
+            receiving.append(asyncio.create_task(zalo.run(), name="zalo"))
+    sending = [asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders]
+    scheduler.start()
+    try:
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([waiter, *receiving, *sending], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        for task in done:
+            if task is not waiter and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        # Stop receiving first (answers in hand are finished), then sending, then close clients.
+        scheduler.shutdown(wait=False)
+        if telegram is not None:
+            await telegram.stop()
+        await zalo.stop()
+        await asyncio.gather(*receiving, return_exceptions=True)
+        for sender in senders:
+            sender.stop()
+        await asyncio.gather(*sending, return_exceptions=True)
+        if telegram is not None:
+            await telegram.close()
+        await zalo.close()
+        if web is not None:
+            await web.cleanup()
+        await app.close()

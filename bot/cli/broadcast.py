@@ -1,0 +1,94 @@
+"""``hocvuso broadcast send | status | cancel``: the same broadcast service as the chat's composer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.app import quiet_hours
+from bot.cli import context
+from bot.core.i18n import Catalog
+from bot.curriculum import load_library
+
+commands = typer.Typer(help="Thông báo tới người dân (gửi qua hàng đợi, ngoài giờ yên lặng).", no_args_is_help=True)
+
+
+@commands.command("send")
+def broadcast_send(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Option("--text", help="Nội dung thông báo")],
+    to: Annotated[str, typer.Option("--to", help="all | group:MÃ_TỔ[,MÃ_TỔ] | not-completed:MÃ_BÀI | leaders[:MÃ_PHƯỜNG]")],
+    at: Annotated[str | None, typer.Option("--at", help="Giờ gửi theo giờ địa phương, ví dụ '2026-11-25 08:00'")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Ảnh .jpg/.png gửi kèm")] = None,
+) -> None:
+    """Lên lịch một thông báo: gửi ngay hoặc vào giờ đã chọn (tin chờ qua giờ yên lặng)."""
+    from bot.broadcasting import BroadcastError, Scheduled, parse_time, schedule
+
+    settings = context.settings()
+    catalog = Catalog.load()
+    lessons = load_library()
+    try:
+        when = parse_time(at, zone=settings.zone) if at else None
+    except BroadcastError as exc:
+        raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
+
+    async def work(session: AsyncSession) -> Scheduled:
+        return await schedule(
+            session, author="cli", text=text, audience_text=to, lesson_ids={l.id for l in lessons},
+            now=context.now(ctx), quiet=quiet_hours(settings), at=when, image=image,
+        )
+
+    try:
+        done = context.run_work(settings, work)
+    except BroadcastError as exc:
+        raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
+    local = done.sends_at.astimezone(settings.zone).strftime("%H:%M %d/%m/%Y")
+    key = "cli.broadcast_queued" if done.recipients is not None else "cli.broadcast_scheduled"
+    typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.recipients or 0, when=local))
+
+
+@commands.command("status")
+def broadcast_status(ctx: typer.Context, broadcast_id: Annotated[int, typer.Argument(help="Số thông báo")]) -> None:
+    """Kết quả gửi: đã gửi / bị chặn / lỗi / đang chờ, tổng và theo từng tổ."""
+    from bot.broadcasting import format_report
+    from storage.models import Broadcast
+    from storage.outbox import delivery_report
+
+    settings = context.settings()
+    catalog = Catalog.load()
+    now = context.now(ctx)
+
+    async def work(session: AsyncSession) -> str | None:
+        broadcast = await session.get(Broadcast, broadcast_id)
+        if broadcast is None:
+            return None
+        return format_report(catalog, broadcast, await delivery_report(session, broadcast_id=broadcast_id),
+                             zone=settings.zone, quiet=quiet_hours(settings), now=now)
+
+    text = context.run_work(settings, work)
+    if text is None:
+        raise context.fail(catalog.text("cli.broadcast_unknown", id=broadcast_id))
+    typer.echo(text)
+
+
+@commands.command("cancel")
+def broadcast_cancel(ctx: typer.Context, broadcast_id: Annotated[int, typer.Argument(help="Số thông báo")]) -> None:
+    """Hủy một thông báo đã lên lịch (hoặc phần chưa gửi của nó)."""
+    from storage import audit
+    from storage.broadcasts import cancel_broadcast
+
+    settings = context.settings()
+    catalog = Catalog.load()
+
+    async def work(session: AsyncSession) -> bool:
+        cancelled = await cancel_broadcast(session, broadcast_id=broadcast_id)
+        if cancelled:
+            audit.record(session, actor="cli", action="broadcast.cancel", target=f"broadcast:{broadcast_id}",
+                         now=context.now(ctx))
+        return cancelled
+
+    if not context.run_work(settings, work):
+        raise context.fail(catalog.text("cli.broadcast_unknown", id=broadcast_id))
+    typer.echo(catalog.text("cli.broadcast_cancelled", id=broadcast_id))
