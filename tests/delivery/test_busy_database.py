@@ -72,6 +72,23 @@ async def write_lock_held(database: Path, seconds: float) -> AsyncIterator[None]
         await holder
 
 
+async def queue_broadcast(app: App, clock: RunningClock) -> None:
+    """One broadcast row for each of RECIPIENTS seeded residents, due now."""
+    identities = await seed_residents(app.sessions, RECIPIENTS, now=clock.now())
+    now = clock.now()
+    async with app.sessions() as session, session.begin():
+        await outbox.enqueue(session, [
+            outbox.outbox_row(kind="broadcast", identity_id=i, channel="telegram", payload={"text": "Họp tổ tối nay"},
+                              due_at=now, dedupe_key=f"busy:{i}", now=now)
+            for i in identities
+        ])
+
+
+async def all_sent(app: App) -> None:
+    while any(s != OutboxStatus.SENT for s in await statuses(app)):
+        await asyncio.sleep(0.1)
+
+
 async def statuses(app: App) -> list[str]:
     async with app.sessions() as session:
         return list((await session.exec(select(Outbox.status))).all())
@@ -83,14 +100,7 @@ async def test_a_10_s_write_lock_during_a_broadcast_loses_and_doubles_nothing(
     caplog.set_level(logging.WARNING, logger="bot.delivery.sender")
     database = Path(make_url(app.settings.database_url).database or "")
     clock = RunningClock(START)
-    identities = await seed_residents(app.sessions, RECIPIENTS, now=clock.now())
-    now = clock.now()
-    async with app.sessions() as session, session.begin():
-        await outbox.enqueue(session, [
-            outbox.outbox_row(kind="broadcast", identity_id=i, channel="telegram", payload={"text": "Họp tổ tối nay"},
-                              due_at=now, dedupe_key=f"busy:{i}", now=now)
-            for i in identities
-        ])
+    await queue_broadcast(app, clock)
     async with FakeTelegram() as tg:
         for i in range(RECIPIENTS):
             tg.add_user(FIRST_USER + i)
@@ -103,12 +113,7 @@ async def test_a_10_s_write_lock_during_a_broadcast_loses_and_doubles_nothing(
             async with write_lock_held(database, LOCKED_FOR):
                 at_lock = sent(tg)  # the broadcast goes on around the lock while it is held
             assert at_lock < RECIPIENTS  # the lock fell in the middle of the broadcast
-
-            async def settled() -> None:
-                while any(s != OutboxStatus.SENT for s in await statuses(app)):
-                    await asyncio.sleep(0.1)
-
-            await asyncio.wait_for(settled(), 120)
+            await asyncio.wait_for(all_sent(app), 120)
         finally:
             sender.stop()
             await task
@@ -149,14 +154,7 @@ async def test_a_resident_answering_while_the_database_is_locked_and_a_broadcast
         question = lesson.quiz.questions[0]
         answer = [d for t, d in tg.buttons(resident) if t == question.options[question.answer_index]][0]
 
-        identities = await seed_residents(app.sessions, RECIPIENTS, now=clock.now())
-        now = clock.now()
-        async with app.sessions() as session, session.begin():
-            await outbox.enqueue(session, [
-                outbox.outbox_row(kind="broadcast", identity_id=i, channel="telegram",
-                                  payload={"text": "Họp tổ tối nay"}, due_at=now, dedupe_key=f"busy:{i}", now=now)
-                for i in identities
-            ])
+        await queue_broadcast(app, clock)
         for i in range(RECIPIENTS):
             tg.add_user(FIRST_USER + i)
         sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
@@ -168,12 +166,7 @@ async def test_a_resident_answering_while_the_database_is_locked_and_a_broadcast
             async with write_lock_held(database, LOCKED_FOR):
                 pressed = tg.push_callback(resident, answer)
             await step(pressed)
-
-            async def settled() -> None:
-                while any(s != OutboxStatus.SENT for s in await statuses(app)):
-                    await asyncio.sleep(0.1)
-
-            await asyncio.wait_for(settled(), 120)
+            await asyncio.wait_for(all_sent(app), 120)
         finally:
             sender.stop()
             await task

@@ -51,6 +51,7 @@ from aiogram.types import (
 from aiohttp import ClientError
 
 from bot.channels.ordering import ChatQueues, acknowledge
+from bot.channels.patience import PATIENCE, Pause, send_patiently
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
 from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Notice, Reply, Text
@@ -64,8 +65,6 @@ CAPTION_LIMIT = 1024
 CAPABILITIES = Capabilities(buttons=True, edit=True, text_limit=TEXT_LIMIT)
 PHOTO_MAX_BYTES = 10 * 1024 * 1024  # as a broadcast photo may be; larger ones are not fetched
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
-REPLY_PATIENCE = 600.0  # seconds a reply keeps being retried (429 pauses, 5xx) before it is given up
-TRANSIENT_TRIES = 4  # a 5xx or network error: tries of one call, with growing pauses
 NOTICE_LIMIT = 200  # answerCallbackQuery text
 T = TypeVar("T")
 # The acknowledgement of the update being handled in this task (resolved once committed).
@@ -106,7 +105,7 @@ class TelegramChannel:
         commands: Sequence[tuple[str, str]] = (),
         files_dir: Path | None = None,
         concurrency: int = 64,
-        reply_patience: float = REPLY_PATIENCE,
+        reply_patience: float = PATIENCE,
         backoff: tuple[float, float] = (1.0, 60.0),
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
@@ -332,22 +331,15 @@ class TelegramChannel:
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         """One Bot API call, sent again after a 429's ``retry_after`` and, a few times with
         growing pauses, after a 5xx or a network error — within ``reply_patience`` seconds."""
-        waited, transient = 0.0, 0
-        while True:
-            try:
-                return await request()
-            except TelegramRetryAfter as exc:
-                pause = float(exc.retry_after)
-                if waited + pause > self._patience:
-                    raise
-            except (TelegramServerError, TelegramNetworkError):
-                transient += 1
-                pause = 0.5 * 2**transient
-                if transient >= TRANSIENT_TRIES or waited + pause > self._patience:
-                    raise
-            log.info("a reply must wait %.1f s (Telegram busy or rate limit); waiting", pause)
-            await asyncio.sleep(pause)
-            waited += pause
+        return await send_patiently(request, pause_for=_pause_for, patience=self._patience)
+
+
+def _pause_for(exc: Exception) -> Pause | None:
+    if isinstance(exc, TelegramRetryAfter):
+        return Pause(float(exc.retry_after))
+    if isinstance(exc, TelegramServerError | TelegramNetworkError):
+        return Pause(1.0, transient=True)
+    return None
 
 
 def _chat_of(update: Update) -> Hashable:

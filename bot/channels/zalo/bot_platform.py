@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.channels.ordering import ChatQueues, acknowledge
+from bot.channels.patience import PATIENCE, Pause, send_patiently
 from bot.channels.zalo.client import RATE_LIMITED, ZaloBotClient, ZaloBotError
 from bot.channels.zalo.render import Outgoing, plan
 from bot.core.conversation import Conversation
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "zalo"
 WEBHOOK_PATH = "/webhooks/zalo-bot"
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
-REPLY_PATIENCE = 600.0  # seconds a reply keeps being retried (429 pauses, passing errors)
-TRANSIENT_TRIES = 4  # tries of one send after a passing error
 ACK_WAIT = 1.5  # seconds a webhook waits for the update to be committed before answering 503
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
 
@@ -141,7 +140,7 @@ class ZaloBotChannel:
         retry_delay: float = 1.0,
         backoff: tuple[float, float] = (1.0, 60.0),
         files_dir: Path | None = None,
-        reply_patience: float = REPLY_PATIENCE,
+        reply_patience: float = PATIENCE,
         ack_wait: float = ACK_WAIT,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
@@ -340,28 +339,19 @@ class ZaloBotChannel:
 
     async def _send(self, chat_id: str, outgoing: Outgoing) -> None:
         """One send; after a 429 it is sent again once ``retry_after`` has passed, after a
-        passing error a few times with growing pauses, within ``reply_patience`` seconds: the
-        resident's step has already moved on, a dropped answer would leave them with nothing."""
-        waited, transient = 0.0, 0
-        while True:
-            try:
-                if outgoing.photo:
-                    await self.client.send_photo(chat_id, outgoing.photo, outgoing.caption)
-                else:
-                    await self.client.send_message(chat_id, outgoing.text)
-                return
-            except ZaloBotError as exc:
-                if exc.code == RATE_LIMITED:
-                    wait = exc.retry_after if exc.retry_after is not None else self._retry_delay
-                elif exc.transient:
-                    transient += 1
-                    if transient >= TRANSIENT_TRIES:
-                        raise
-                    wait = self._retry_delay * 2 ** (transient - 1)
-                else:
-                    raise
-                if waited + wait > self._patience:
-                    raise
-                log.info("Zalo %s (%s); sending again in %.1f s", exc.method, exc.code, wait)
-                await asyncio.sleep(wait)
-                waited += wait
+        passing error a few times with growing pauses, within ``reply_patience`` seconds."""
+
+        async def send() -> None:
+            if outgoing.photo:
+                await self.client.send_photo(chat_id, outgoing.photo, outgoing.caption)
+            else:
+                await self.client.send_message(chat_id, outgoing.text)
+
+        def pause_for(exc: Exception) -> Pause | None:
+            if not isinstance(exc, ZaloBotError):
+                return None
+            if exc.code == RATE_LIMITED:
+                return Pause(exc.retry_after if exc.retry_after is not None else self._retry_delay)
+            return Pause(self._retry_delay, transient=True) if exc.transient else None
+
+        await send_patiently(send, pause_for=pause_for, patience=self._patience)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.channels.ordering import ChatQueues, acknowledge
+from bot.channels.patience import PATIENCE, Pause, send_patiently
 from bot.channels.zalo.oa_client import ZaloOAClient, ZaloOAError
 from bot.channels.zalo.render import TEXT_LIMIT, plan
 from bot.core.conversation import Clock, Conversation
@@ -51,7 +52,6 @@ SIGNATURE_HEADER = "X-ZEvent-Signature"
 MAX_BUTTONS = 5
 BUTTON_TITLE_LIMIT = 100
 RATE_LIMITED_CODES = (-32, 429)  # Zalo's "too many requests": wait a minute (the reference's advice)
-TRANSIENT_TRIES = 4  # tries of one send after a passing error
 ACTION_MARK = "#"  # a button payload is "#<action>"; typed text rarely looks like one
 _ACTION = re.compile(r"^[a-z]+(?::[A-Za-z0-9_.-]+)*$")
 ATTACHMENT_EVENTS = {
@@ -177,7 +177,7 @@ class ZaloOAChannel:
         clock: Clock,
         concurrency: int = 16,
         ack_wait: float = 1.5,
-        reply_patience: float = 600.0,
+        reply_patience: float = PATIENCE,
         rate_wait: float = 60.0,
         retry_delay: float = 1.0,
     ) -> None:
@@ -268,25 +268,14 @@ class ZaloOAChannel:
 
     async def _send(self, user_id: str, message: dict[str, Any]) -> None:
         """One consultation message; rate limited (-32, HTTP 429: Zalo says to wait a minute) or
-        a passing error, it is sent again, within ``reply_patience`` seconds: the resident's
-        step has moved on already, a dropped answer would leave them with nothing."""
-        waited, transient = 0.0, 0
-        while True:
-            try:
-                await self.client.send_cs(user_id, message)
-                return
-            except ZaloOAError as exc:
-                if exc.code in RATE_LIMITED_CODES:
-                    wait = self._rate_wait
-                elif exc.transient:
-                    transient += 1
-                    if transient >= TRANSIENT_TRIES:
-                        raise
-                    wait = self._retry_delay * 2 ** (transient - 1)
-                else:
-                    raise
-                if waited + wait > self._patience:
-                    raise
-                log.info("Zalo OA %s (%s); sending again in %.0f s", exc.operation, exc.code, wait)
-                await asyncio.sleep(wait)
-                waited += wait
+        a passing error, it is sent again, within ``reply_patience`` seconds."""
+
+        def pause_for(exc: Exception) -> Pause | None:
+            if not isinstance(exc, ZaloOAError):
+                return None
+            if exc.code in RATE_LIMITED_CODES:
+                return Pause(self._rate_wait)
+            return Pause(self._retry_delay, transient=True) if exc.transient else None
+
+        await send_patiently(lambda: self.client.send_cs(user_id, message), pause_for=pause_for,
+                             patience=self._patience)
