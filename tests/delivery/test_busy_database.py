@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -84,6 +84,24 @@ async def queue_broadcast(app: App, clock: RunningClock) -> None:
         ])
 
 
+@asynccontextmanager
+async def broadcast_sending(app: App, tg: FakeTelegram, clock: RunningClock) -> AsyncIterator[Callable[[], int]]:
+    """The real sender draining :func:`queue_broadcast`'s rows to the fake; yields how many
+    have been received so far, and waits (after the block) until every row is ``sent``."""
+    for i in range(RECIPIENTS):
+        tg.add_user(FIRST_USER + i)
+    sender = telegram_sender(app.sessions, tg, clock=clock, per_second=100, concurrency=IN_FLIGHT,
+                             lease_seconds=3, store_retry_seconds=(0.1, 1.0))
+    task = asyncio.create_task(sender.run())
+    try:
+        yield lambda: sum(tg.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))
+        await asyncio.wait_for(all_sent(app), 120)
+    finally:
+        sender.stop()
+        await task
+        await sender.transport.bot.session.close()
+
+
 async def all_sent(app: App) -> None:
     while any(s != OutboxStatus.SENT for s in await statuses(app)):
         await asyncio.sleep(0.1)
@@ -102,22 +120,11 @@ async def test_a_10_s_write_lock_during_a_broadcast_loses_and_doubles_nothing(
     clock = RunningClock(START)
     await queue_broadcast(app, clock)
     async with FakeTelegram() as tg:
-        for i in range(RECIPIENTS):
-            tg.add_user(FIRST_USER + i)
-        sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
-        sender = telegram_sender(app.sessions, tg, clock=clock, per_second=100, concurrency=IN_FLIGHT,
-                                 lease_seconds=3, store_retry_seconds=(0.1, 1.0))
-        task = asyncio.create_task(sender.run())
-        try:
-            await tg.wait_for(lambda t: sent(t) >= 60, timeout=30)
+        async with broadcast_sending(app, tg, clock) as sent:
+            await tg.wait_for(lambda t: sent() >= 60, timeout=30)
             async with write_lock_held(database, LOCKED_FOR):
-                at_lock = sent(tg)  # the broadcast goes on around the lock while it is held
+                at_lock = sent()  # the broadcast goes on around the lock while it is held
             assert at_lock < RECIPIENTS  # the lock fell in the middle of the broadcast
-            await asyncio.wait_for(all_sent(app), 120)
-        finally:
-            sender.stop()
-            await task
-            await sender.transport.bot.session.close()
         counts = [tg.sent_count(FIRST_USER + i) for i in range(RECIPIENTS)]
 
     duplicates = sum(n - 1 for n in counts if n > 1)
@@ -155,22 +162,11 @@ async def test_a_resident_answering_while_the_database_is_locked_and_a_broadcast
         answer = [d for t, d in tg.buttons(resident) if t == question.options[question.answer_index]][0]
 
         await queue_broadcast(app, clock)
-        for i in range(RECIPIENTS):
-            tg.add_user(FIRST_USER + i)
-        sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
-        sender = telegram_sender(app.sessions, tg, clock=clock, per_second=100, concurrency=IN_FLIGHT,
-                                 lease_seconds=3, store_retry_seconds=(0.1, 1.0))
-        task = asyncio.create_task(sender.run())
-        try:
-            await tg.wait_for(lambda t: sent(t) >= 60, timeout=30)
+        async with broadcast_sending(app, tg, clock) as sent:
+            await tg.wait_for(lambda t: sent() >= 60, timeout=30)
             async with write_lock_held(database, LOCKED_FOR):
                 pressed = tg.push_callback(resident, answer)
             await step(pressed)
-            await asyncio.wait_for(all_sent(app), 120)
-        finally:
-            sender.stop()
-            await task
-            await sender.transport.bot.session.close()
         counts = [tg.sent_count(FIRST_USER + i) for i in range(RECIPIENTS)]
         texts = [m.text for m in tg.chat(resident)]
 
