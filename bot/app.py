@@ -206,8 +206,8 @@ async def serve(app: App, *, role: ProcessRole) -> None:
         for t in transports
     ]
     producers = Producers(
-        sessions=app.sessions, clock=clock, quiet=quiet, lessons=app.lessons, catalog=app.catalog,
-        policy=ReminderPolicy(zone=settings.zone, quiet=quiet, inactive_days=settings.reminder_inactive_days,
+        sessions=app.sessions, clock=clock, lessons=app.lessons, catalog=app.catalog,
+        policy=ReminderPolicy(zone=settings.zone, inactive_days=settings.reminder_inactive_days,
                               max_unanswered=settings.reminder_max_unanswered),
         on_queued=lambda: [s.wake() for s in senders],
         outbox_retention=timedelta(days=settings.outbox_retention_days),

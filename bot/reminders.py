@@ -23,7 +23,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
-from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import OutboundMessage
 from bot.core.messages import Option
 from storage import outbox
@@ -34,7 +33,6 @@ from storage.models import Identity, LessonProgress, Person, ProgressStatus
 @dataclass(frozen=True)
 class ReminderPolicy:
     zone: ZoneInfo
-    quiet: QuietHours  # not used to plan (the senders keep the quiet hours); kept for the callers
     inactive_days: int = 2
     max_unanswered: int = 3
     catch_up: timedelta = timedelta(hours=2)

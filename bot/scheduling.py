@@ -28,7 +28,6 @@ from apscheduler.triggers.date import DateTrigger
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
-from bot.delivery.quiet import QuietHours
 from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
 from bot.reminders import ReminderPolicy, plan_reminders
 from storage import outbox
@@ -54,7 +53,6 @@ class Producers:
 
     sessions: SessionFactory
     clock: Clock
-    quiet: QuietHours  # not used to plan (the senders keep the quiet hours); kept for the callers
     policy: ReminderPolicy
     lessons: LessonLibrary
     catalog: Catalog

@@ -133,7 +133,7 @@ async def test_erasure_leaves_nothing_of_a_resident_who_used_every_feature(any_a
     async with app.sessions() as session, session.begin():
         services = app.conversation.services
         await plan_reminders(session, now=clock.now(), lessons=app.lessons, catalog=app.catalog,
-                             policy=ReminderPolicy(zone=ZONE, quiet=services.quiet))
+                             policy=ReminderPolicy(zone=ZONE))
         admin = await session.exec(select(Identity).where(Identity.external_id == "509"))
         await schedule(session, author=f"person:{admin.one().person_id}", text="Phường mở lớp kỹ năng số.",
                        audience_text="all", lesson_ids={lesson.id for lesson in app.lessons}, now=clock.now(),

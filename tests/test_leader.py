@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 from sqlmodel import select
 
 from bot.app import App
-from bot.delivery.quiet import QuietHours
 from bot.digest import digest_due, plan_digests
 from storage.models import AuditLog, Invite, LessonProgress, Outbox, Person, ProgressStatus, Role, RoleKind
 from storage.stats import group_stats
@@ -253,9 +252,8 @@ async def test_the_monday_job_and_the_catch_up_after_a_restart(ward: App, clock:
     from bot.scheduling import Producers, build_scheduler, send_digests, tick
 
     await _group_with_residents(ward, clock)
-    quiet = QuietHours(ZONE, datetime.min.time().replace(hour=21), datetime.min.time().replace(hour=7))
-    producers = Producers(sessions=ward.sessions, clock=clock, quiet=quiet, lessons=ward.lessons, catalog=ward.catalog,
-                          policy=ReminderPolicy(zone=ZONE, quiet=quiet))
+    producers = Producers(sessions=ward.sessions, clock=clock, lessons=ward.lessons, catalog=ward.catalog,
+                          policy=ReminderPolicy(zone=ZONE))
     scheduler = build_scheduler(producers, zone=ZONE)
     job = scheduler.get_job("leader-digest")
     assert job is not None and job.func is send_digests

@@ -11,12 +11,11 @@ import pytest
 
 import bot.scheduling
 from bot.app import App
-from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, tick
 from storage.broadcasts import cancel_broadcast, create_broadcast, queue_broadcast
 from storage.models import Broadcast, BroadcastStatus, Outbox, OutboxStatus
-from tests.delivery.helpers import NO_QUIET, ZONE, seed_residents
+from tests.delivery.helpers import ZONE, seed_residents
 from tests.staff import rows
 from tests.support import ManualClock
 
@@ -35,9 +34,9 @@ async def _cancel(app: App, broadcast_id: int) -> bool:
         return await cancel_broadcast(session, broadcast_id=broadcast_id)
 
 
-def _producers(app: App, clock: ManualClock, quiet: QuietHours = NO_QUIET) -> Producers:
-    return Producers(sessions=app.sessions, clock=clock, quiet=quiet, lessons=app.lessons, catalog=app.catalog,
-                     policy=ReminderPolicy(zone=ZONE, quiet=quiet))
+def _producers(app: App, clock: ManualClock) -> Producers:
+    return Producers(sessions=app.sessions, clock=clock, lessons=app.lessons, catalog=app.catalog,
+                     policy=ReminderPolicy(zone=ZONE))
 
 
 async def _state(app: App) -> tuple[BroadcastStatus, set[str]]:

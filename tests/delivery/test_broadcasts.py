@@ -121,8 +121,8 @@ async def test_the_tick_queues_a_broadcast_when_due_once(ward: App, clock: Manua
     async with ward.sessions() as session, session.begin():
         broadcast = await create_broadcast(session, author="test", text="Ngày hội", audience={"kind": "all"},
                                            scheduled_at=clock.now().replace(hour=5), now=clock.now())  # 12:00 local
-    producers = Producers(sessions=ward.sessions, clock=clock, quiet=QUIET, lessons=ward.lessons, catalog=ward.catalog,
-                          policy=ReminderPolicy(zone=ZONE, quiet=QUIET))
+    producers = Producers(sessions=ward.sessions, clock=clock, lessons=ward.lessons, catalog=ward.catalog,
+                          policy=ReminderPolicy(zone=ZONE))
     assert (await tick(producers))["broadcast_rows"] == 0  # 10:00: not yet
     clock.advance(hours=2)
     assert (await tick(producers))["broadcast_rows"] == 3
@@ -140,8 +140,8 @@ async def test_the_real_scheduler_runs_the_tick(ward: App, clock: ManualClock, y
         broadcast = await create_broadcast(session, author="test", text="Ngay", audience={"kind": "all"},
                                            scheduled_at=clock.now(), now=clock.now())
     queued = asyncio.Event()
-    producers = Producers(sessions=ward.sessions, clock=clock, quiet=QUIET, lessons=ward.lessons, catalog=ward.catalog,
-                          policy=ReminderPolicy(zone=ZONE, quiet=QUIET), on_queued=queued.set)
+    producers = Producers(sessions=ward.sessions, clock=clock, lessons=ward.lessons, catalog=ward.catalog,
+                          policy=ReminderPolicy(zone=ZONE), on_queued=queued.set)
     scheduler = build_scheduler(producers, zone=ZONE, tick_seconds=60)
     scheduler.start()
     try:

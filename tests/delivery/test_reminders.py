@@ -19,7 +19,7 @@ from tests.support import Chat, ManualClock, join
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 QUIET = QuietHours(ZONE, time(21), time(7))
-POLICY = ReminderPolicy(zone=ZONE, quiet=QUIET, inactive_days=2, max_unanswered=3)
+POLICY = ReminderPolicy(zone=ZONE, inactive_days=2, max_unanswered=3)
 USER = 5150
 
 

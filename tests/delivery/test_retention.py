@@ -17,7 +17,7 @@ from bot.scheduling import Producers, build_scheduler, prune
 from storage import outbox
 from storage.broadcasts import create_broadcast
 from storage.models import HandledEvent, Outbox, OutboxStatus
-from tests.delivery.helpers import NO_QUIET, ZONE, seed_residents
+from tests.delivery.helpers import ZONE, seed_residents
 from tests.staff import rows
 from tests.support import ManualClock
 
@@ -66,8 +66,8 @@ async def test_old_finished_payloads_are_emptied_in_batches_and_events_forgotten
         before = await outbox.delivery_report(session, broadcast_id=broadcast.id)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bot.scheduling, "PRUNE_BATCH", 2)  # several batches, one transaction each
-    producers = Producers(sessions=app.sessions, clock=clock, quiet=NO_QUIET, lessons=app.lessons,
-                          catalog=app.catalog, policy=ReminderPolicy(zone=ZONE, quiet=NO_QUIET))
+    producers = Producers(sessions=app.sessions, clock=clock, lessons=app.lessons,
+                          catalog=app.catalog, policy=ReminderPolicy(zone=ZONE))
     assert await prune(producers) == {"payloads": 5, "events": 1}
     assert await prune(producers) == {"payloads": 0, "events": 0}  # idempotent
 
@@ -84,7 +84,7 @@ async def test_old_finished_payloads_are_emptied_in_batches_and_events_forgotten
 
 
 def test_the_scheduler_prunes_every_hour(app: App, clock: ManualClock) -> None:
-    producers = Producers(sessions=app.sessions, clock=clock, quiet=NO_QUIET, lessons=app.lessons,
-                          catalog=app.catalog, policy=ReminderPolicy(zone=ZONE, quiet=NO_QUIET))
+    producers = Producers(sessions=app.sessions, clock=clock, lessons=app.lessons,
+                          catalog=app.catalog, policy=ReminderPolicy(zone=ZONE))
     job = build_scheduler(producers, zone=ZONE).get_job("outbox-prune")
     assert job is not None and job.func is prune and job.trigger.interval == timedelta(hours=1)
