@@ -116,3 +116,24 @@ async def test_a_zalo_reply_refused_twice_with_429_still_arrives(ward: App) -> N
         await zalo.wait_for(lambda: zalo.pending == 0 and bot.received >= zalo.handed_out
                             and bot.tasks.in_flight == 0, timeout=30)
         assert "Bạn có đồng ý không?" in zalo.chat("00aa")[-1].text
+
+
+async def test_a_resident_waiting_out_a_429_holds_up_nobody_else(ward: App) -> None:
+    """Lan's reply must wait 3 s (429) and her next message waits behind it, in her queue;
+    Bảo, writing meanwhile, is answered at once — and nothing is confirmed to Telegram before
+    it is committed."""
+    lan, bao = USERS[4], USERS[5]
+    async with telegram_server(ward) as (tg, handled):
+        tg.fail_next("sendMessage", 429, "Too Many Requests: retry after 3", retry_after=3)
+        first = tg.push_text(lan, "/start")
+        await tg.wait_for(lambda t: any(c.status == 429 for c in t.calls_to("sendMessage")), timeout=10)
+        second = tg.push_text(lan, "/trogiup")  # queued behind her first reply
+        await tg.wait_for(lambda t: t._delivered_upto >= second, timeout=10)
+        other = tg.push_text(bao, "/start")
+        await handled.wait(other, timeout=10)
+        assert not tg.chat(lan), "Lan's first reply is still waiting out the 429"
+        assert "Bạn có đồng ý không?" in tg.last_message(bao).text  # type: ignore[union-attr]
+        await handled.wait(first, timeout=30)
+        await handled.wait(second, timeout=30)
+        texts = [m.text for m in tg.chat(lan)]
+        assert "Bạn có đồng ý không?" in texts[0] and len(texts) == 2

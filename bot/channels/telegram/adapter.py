@@ -66,6 +66,7 @@ CAPABILITIES = Capabilities(buttons=True, edit=True, text_limit=TEXT_LIMIT)
 PHOTO_MAX_BYTES = 10 * 1024 * 1024  # as a broadcast photo may be; larger ones are not fetched
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 NOTICE_LIMIT = 200  # answerCallbackQuery text
+ACK_WAIT = 1.0  # seconds to wait for the updates in hand to commit before polling again
 T = TypeVar("T")
 # The acknowledgement of the update being handled in this task (resolved once committed).
 _ack: ContextVar[asyncio.Future[None] | None] = ContextVar("telegram_update_ack", default=None)
@@ -134,10 +135,14 @@ class TelegramChannel:
         await self.bot.set_my_commands(commands)
 
     async def run_polling(self, *, polling_timeout: int = 30) -> None:
-        """Long-poll until :meth:`stop`. Each batch is handed to the chats' queues in order;
-        the next ``getUpdates`` (which confirms the batch) waits until every update of it is
-        committed. Errors back off and never end the loop."""
+        """Long-poll until :meth:`stop`. Each update is handed to its chat's queue in order; the
+        offset sent with the next ``getUpdates`` (which confirms everything before it) never
+        passes an update that is not yet committed. While one is still in hand after
+        ``ACK_WAIT`` (its chat's previous reply waits out a 429, say), polling goes on: what
+        comes back again is already queued and skipped, new updates of other chats are handled.
+        Errors back off and never end the loop."""
         await self.set_commands()
+        in_hand: dict[int, asyncio.Future[None]] = {}  # fetched, queued, not yet confirmed
         offset: int | None = None
         delay = self._backoff[0]
         stop = asyncio.create_task(self._stopped.wait())
@@ -161,14 +166,17 @@ class TelegramChannel:
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 delay = self._backoff[0]
-                if not updates:
-                    continue
-                acks = [self.feed(update) for update in updates]
-                await asyncio.gather(*acks)
-                offset = updates[-1].update_id + 1
+                for update in updates:
+                    if update.update_id not in in_hand:  # else fetched again while in hand
+                        in_hand[update.update_id] = self.feed(update)
+                waiting = [ack for ack in in_hand.values() if not ack.done()]
+                if waiting:
+                    await asyncio.wait(waiting, timeout=ACK_WAIT)
+                offset = _confirmable(in_hand, offset)
         finally:
             stop.cancel()
             await self.queues.drain()
+            offset = _confirmable(in_hand, offset)
             if offset is not None:
                 await self._confirm(offset)
 
@@ -340,6 +348,17 @@ def _pause_for(exc: Exception) -> Pause | None:
     if isinstance(exc, TelegramServerError | TelegramNetworkError):
         return Pause(1.0, transient=True)
     return None
+
+
+def _confirmable(in_hand: dict[int, asyncio.Future[None]], offset: int | None) -> int | None:
+    """The next offset: just past the committed updates that come before the first one still
+    in hand (which are then forgotten)."""
+    for update_id in sorted(in_hand):
+        if not in_hand[update_id].done():
+            return update_id
+        del in_hand[update_id]
+        offset = update_id + 1
+    return offset
 
 
 def _chat_of(update: Update) -> Hashable:
