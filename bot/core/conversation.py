@@ -38,7 +38,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Catalog, Translate
-from bot.core.messages import Capabilities, Incoming, Menu, Notice, Option, Reply, Text
+from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
 from bot.core.text import fold, typed_number
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
@@ -204,7 +204,7 @@ def _options(raw: object) -> list[Option]:
 
 
 Handler = Callable[[Context], Awaitable[None]]
-Check = Callable[[Context], Awaitable[bool]]
+Predicate = Callable[[Context], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -238,7 +238,7 @@ class Fallbacks:
     # Consent is given but the name or the group is still missing: ask for it.
     incomplete: Handler
     # Whether the person in the context has everything a member needs (a name, a group).
-    onboarded: Check
+    onboarded: Predicate
 
 
 @dataclass(frozen=True)
@@ -537,7 +537,3 @@ class Conversation:
             made.extend(produced)
         return made
 
-
-def notice_only(replies: Sequence[Reply]) -> bool:
-    """Whether the replies are only acknowledgements (nothing to show as a message)."""
-    return bool(replies) and all(isinstance(r, Notice) for r in replies)

@@ -328,7 +328,8 @@ class TelegramChannel:
                     log.debug("edit failed (%s); sending instead", exc.message)
             for i, piece in enumerate(pieces):
                 last = i == len(pieces) - 1
-                await self._call(lambda: self.bot.send_message(chat_id, piece, reply_markup=markup if last else None))
+                await self._call(lambda piece=piece, last=last: self.bot.send_message(
+                    chat_id, piece, reply_markup=markup if last else None))
         elif isinstance(reply, Image):
             caption = reply.caption[:CAPTION_LIMIT] or None
             await self._call(lambda: self.bot.send_photo(chat_id, FSInputFile(reply.path), caption=caption))
