@@ -68,6 +68,10 @@ def build_router() -> Router:
             stale_action=fallback.stale_action,
             needs_start=onboarding.start_over,
             repeated_action=fallback.repeated_action,
+            confused=fallback.confused,
+            greeted=fallback.greeted,
+            cancelled=fallback.cancelled,
+            ambiguous=fallback.ambiguous,
             incomplete=onboarding.resume_incomplete,
             onboarded=onboarding.is_onboarded,
         )

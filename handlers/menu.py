@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from bot.core.conversation import Context
 from bot.core.i18n import Translate
+from handlers import resume
 from handlers.steps import Step
 from storage.models import RoleKind
 from storage.roles import roles_of
 
 
-def main_options(t: Translate, *, leader: bool = False, admin: bool = False) -> list[tuple[str, str]]:
+def main_options(
+    t: Translate, *, leader: bool = False, admin: bool = False, quiz: str | None = None
+) -> list[tuple[str, str]]:
+    """The main menu; ``quiz``: the lesson whose quiz she left half answered (its first
+    entry then goes on with it)."""
     options = [
-        (t("menu.continue"), "next"),
+        (t("menu.continue_quiz"), f"quiz:{quiz}") if quiz else (t("menu.continue"), "next"),
         (t("menu.lessons"), "lessons:0"),
         (t("menu.progress"), "progress"),
         (t("menu.reminders"), "reminders"),
@@ -31,12 +36,15 @@ def main_options(t: Translate, *, leader: bool = False, admin: bool = False) -> 
 
 
 async def show_main_menu(ctx: Context, text: str | None = None) -> None:
-    ctx.goto(Step.MENU)
     leader = admin = False
+    quiz = None
     if ctx.person is not None and ctx.person.id is not None:
         kinds = {role.kind for role in await roles_of(ctx.session, person_id=ctx.person.id)}
         leader, admin = RoleKind.LEADER in kinds, RoleKind.ADMIN in kinds
-    ctx.ask(text or ctx.t("menu.prompt"), main_options(ctx.t, leader=leader, admin=admin))
+        place = await resume.where_she_was(ctx)  # before leaving the step: a quiz she is in
+        quiz = place.lesson.id if place is not None and place.quiz is not None else None
+    ctx.goto(Step.MENU)
+    ctx.ask(text or ctx.t("menu.prompt"), main_options(ctx.t, leader=leader, admin=admin, quiz=quiz))
 
 
 async def open_menu(ctx: Context) -> None:

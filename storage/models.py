@@ -113,6 +113,8 @@ class LessonProgress(SQLModel, table=True):
     status: ProgressStatus = Field(default=ProgressStatus.IN_PROGRESS, sa_type=String(16))
     score: int | None = None
     attempts: int = Field(default=0)
+    # The card she read last (0-based): "📖 Học tiếp" opens the lesson there again.
+    card: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     started_at: datetime | None = _time(nullable=False)
     completed_at: datetime | None = _time(index=True)
     updated_at: datetime | None = _time(nullable=False)

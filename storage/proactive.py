@@ -61,6 +61,8 @@ async def offer_options(
     menu = dict(state.menu or {})
     if pending_at is not None and state.version == pending_at:
         menu.pop("extra", None)
+        menu.pop("marks", None)  # sent numbered (``bot.core.render.numbered_menu``)
+        menu.pop("misses", None)
         menu["options"] = options
         if text is not None:
             menu["text"] = text[:4000]

@@ -104,9 +104,9 @@ async def join(chat: Chat, *, group_code: str | None = "DEMO-TDP03") -> None:
 
 
 async def open_quiz(chat: Chat, lesson) -> None:  # type: ignore[no-untyped-def]
-    """Open a lesson and read on to its quiz, as a resident does: starting a quiz is a
-    step-bound action, honoured only where it is offered (after the last card)."""
-    await chat.action(f"lesson:{lesson.id}")
+    """Open a lesson at its first card and read on to its quiz, as a resident does: starting
+    a quiz is a step-bound action, honoured only where it is offered (after the last card)."""
+    await chat.action(f"lesson:{lesson.id}:0")
     for _ in range(len(lesson.cards) - 1):
         await chat.press("Tiếp")
     await chat.press("Làm bài kiểm tra")

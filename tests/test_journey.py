@@ -57,7 +57,7 @@ async def test_resident_learns_a_lesson_end_to_end(any_app: App) -> None:
         assert "✅ Đúng rồi" in replies[0].text and question.explanation in replies[0].text
     assert "3/3" in chat.last_text and "hoàn thành" in chat.last_text
     following = app.lessons.after(lesson.id)
-    assert following is not None and chat.option("Bài tiếp theo").action == f"lesson:{following.id}"
+    assert following is not None and chat.option("Học tiếp bài").action == f"lesson:{following.id}"
 
     [person] = await _rows(app, Person)
     [group] = [g for g in await _rows(app, ResidentGroup) if g.id == person.group_id]
@@ -81,7 +81,7 @@ async def test_failing_the_quiz_offers_retry_and_review_and_a_retry_can_pass(app
     lesson = app.lessons.first
     await pass_lesson(chat, lesson, correct=1)
     assert "1/3" in chat.last_text and "Làm lại" in " ".join(o.label for o in chat.menu.options)
-    assert chat.option("Xem lại").action == f"lesson:{lesson.id}"
+    assert chat.option("Xem lại").action == f"lesson:{lesson.id}:0"
     [progress] = await _rows(app, LessonProgress)
     assert progress.status == ProgressStatus.IN_PROGRESS and progress.attempts == 1
 
@@ -127,7 +127,7 @@ async def test_numbered_menus_take_a_typed_number(ward: App) -> None:
     await chat.send("1")  # Học tiếp
     assert ward.lessons.first.cards[0].text in chat.last_text
     await chat.send("9")  # out of range: nothing happens; the card is shown again with its options
-    assert "chọn một mục" in chat.last_text and ward.lessons.first.cards[0].text in chat.last_text
+    assert "chưa hiểu" in chat.last_text and ward.lessons.first.cards[0].text in chat.last_text
     assert [o.label for o in chat.menu.options][0] == "Tiếp ▶"
     [person] = await _rows(ward, Person)
     assert person.display_name == "Bác Minh"

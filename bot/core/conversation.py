@@ -37,9 +37,10 @@ from zoneinfo import ZoneInfo
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.core.choice import Picked, marks_for, pick
 from bot.core.i18n import Catalog, Translate
-from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
-from bot.core.text import fold, typed_number
+from bot.core.messages import Capabilities, Incoming, Marks, Menu, Option, Reply, Text
+from bot.core.text import fold
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from storage.db import SessionFactory, retrying
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 MAX_ACTION_BYTES = 64  # Telegram's callback-data limit; anything longer is forged
 DEFAULT_ZONE = "Asia/Ho_Chi_Minh"
 PROMPT_KEPT = 4000  # characters of the last question remembered for re-asking it
-TYPED_CHOICE_MAX = 200  # longer text never picks an option
 
 
 class Clock(Protocol):
@@ -134,8 +134,13 @@ class Context:
         self.args: tuple[str, ...] = ()
         self.replies: list[Reply | Later] = []
         self.erased = False  # the identity was deleted: nothing of it may be saved again
-        # Set by a fallback that re-asked the pending question: what was offered stays offered.
+        # Set by a fallback that re-asked the pending question: the step stays the step and the
+        # question the question (the options shown with it are what may be picked next).
         self.reoffered = False
+        # Set by a fallback for a reply that picked nothing: a second miss in a row gets an example.
+        self.missed = False
+        # The options a typed reply could have meant (it matched several equally).
+        self.candidates: tuple[Option, ...] = ()
         self._media = media
 
     @property
@@ -160,9 +165,13 @@ class Context:
         *,
         columns: int = 1,
         replace: bool = False,
+        marks: Marks | None = None,
     ) -> None:
+        """Ask ``text`` with ``options``. ``marks``: letters for options picked by their content
+        (quiz answers, groups); by default letters when ``text`` holds a numbered list of its
+        own, else numbers (``bot.core.choice``)."""
         opts = tuple(o if isinstance(o, Option) else Option(*o) for o in options)
-        self.replies.append(Menu(text, opts, columns=columns, replace=replace))
+        self.replies.append(Menu(text, opts, columns=columns, replace=replace, marks=marks_for(text, marks)))
 
     def later(self, make: Callable[[SessionFactory], Awaitable[Sequence[Reply]]]) -> None:
         """Replies to make once the transaction has committed (files to render)."""
@@ -194,6 +203,20 @@ class Context:
         """The last thing the bot asked, to ask it again after a reply that answered nothing."""
         text = (self.state.menu or {}).get("text")
         return text if isinstance(text, str) and text else None
+
+    def pending_marks(self) -> Marks:
+        """How the options of the last menu were marked (a typed "b" or "2" reads by them)."""
+        raw = (self.state.menu or {}).get("marks")
+        return Marks(raw) if raw in set(Marks) else Marks.NUMBERS
+
+    def misses(self) -> int:
+        """Replies in a row, before this one, that picked nothing."""
+        raw = (self.state.menu or {}).get("misses")
+        return raw if isinstance(raw, int) and raw > 0 else 0
+
+    def words(self, key: str) -> frozenset[str]:
+        """A comma-separated list of words from the catalogue, folded ("thôi, hủy" → {"thoi", "huy"})."""
+        return frozenset(w for w in (fold(word) for word in self.t(key).split(",")) if w)
 
 
 def _options(raw: object) -> list[Option]:
@@ -235,6 +258,14 @@ class Fallbacks:
     needs_start: Handler
     # A press of the button just handled (a double tap): acknowledge, change nothing.
     repeated_action: Handler
+    # "tôi không hiểu", "giúp", "?": where she is, how to answer, a way out (any step).
+    confused: Handler
+    # "xin chào" (any step): a greeting, then the way on.
+    greeted: Handler
+    # "thôi", "hủy" typed (not an option's own word): leave the step, keep nothing typed.
+    cancelled: Handler
+    # A reply that could mean several of the options offered (``ctx.candidates``).
+    ambiguous: Handler
     # Consent is given but the name or the group is still missing: ask for it.
     incomplete: Handler
     # Whether the person in the context has everything a member needs (a name, a group).
@@ -304,11 +335,33 @@ class Router:
             name = fold(name.split("@", 1)[0]).replace(" ", "_")
             ctx.args = tuple(rest.split())
             return Resolved(self._commands.get(name) or Route(self.fallbacks.unknown_command, needs_person=False))
-        chosen = self._typed_choice(ctx, text)
-        if chosen is not None:
-            return self._resolve_action(ctx, chosen, offered=None)
+        return self._resolve_text(ctx, text)
+
+    def _resolve_text(self, ctx: Context, text: str) -> Resolved:
+        """Typed text, in this order: an exact pick of an offered option (its mark, label or
+        alias); words of confusion, a greeting or a cancel ("thôi", "hủy": never a name or a
+        question); the current step's own text; a loose pick (a keyword, a small typo); else
+        the fallback, which helps."""
+        exact = self._typed_choice(ctx, text, loose=False)
+        if exact.option is not None:
+            return self._resolve_action(ctx, exact.option.action, offered=None)
+        typed = fold(text)
+        if not typed and text.strip("?？ ") == "" or typed in ctx.words("words.confused"):
+            return Resolved(Route(self.fallbacks.confused, needs_person=False))
+        if typed in ctx.words("words.greeting"):
+            return Resolved(Route(self.fallbacks.greeted, needs_person=False))
+        if typed in ctx.words("words.cancel"):
+            return Resolved(Route(self.fallbacks.cancelled, needs_person=False))
         route = self._steps.get(ctx.state.step)
-        return Resolved(route or Route(self.fallbacks.text, needs_person=False))
+        if route is not None:
+            return Resolved(route)
+        loose = self._typed_choice(ctx, text, loose=True)
+        if loose.option is not None:
+            return self._resolve_action(ctx, loose.option.action, offered=None)
+        if loose.ambiguous:
+            ctx.candidates = loose.candidates
+            return Resolved(Route(self.fallbacks.ambiguous, needs_person=False))
+        return Resolved(Route(self.fallbacks.text, needs_person=False))
 
     @staticmethod
     def _offered(ctx: Context) -> set[str]:
@@ -330,22 +383,10 @@ class Router:
         return Resolved(route, action)
 
     @staticmethod
-    def _typed_choice(ctx: Context, text: str) -> str | None:
-        """The action of the offered option the user's text picks, if any: its number on a
-        numbered channel, else its label (or an alias) typed with or without diacritics; the
-        labels of a proactive message's options too."""
-        if not text or len(text) > TYPED_CHOICE_MAX:
-            return None
-        options = ctx.pending_options()
-        if ctx.capabilities.numbered_menus and (number := typed_number(text)) is not None:
-            return options[number - 1].action if 1 <= number <= len(options) else None
-        typed = fold(text)
-        if not typed:
-            return None
-        for option in [*options, *ctx.extra_options()]:
-            if fold(option.label) == typed or any(fold(alias) == typed for alias in option.aliases):
-                return option.action
-        return None
+    def _typed_choice(ctx: Context, text: str, *, loose: bool) -> Picked:
+        """The offered option the user's text picks (``bot.core.choice``); the labels of a
+        proactive message's options too."""
+        return pick(text, ctx.pending_options(), marks=ctx.pending_marks(), extra=ctx.extra_options(), loose=loose)
 
 
 class KeyedLocks:
@@ -500,19 +541,26 @@ class Conversation:
     @staticmethod
     def _remember(ctx: Context, action: str | None) -> None:
         """What the bot offered and asked last: the options a typed reply picks (and the only
-        step-bound actions honoured next), the question to re-ask after a confused reply,
-        and the action just honoured (a second press of it is a repeat)."""
+        step-bound actions honoured next) and how they were marked, the question to re-ask
+        after a confused reply, the replies in a row that picked nothing, and the action just
+        honoured (a second press of it is a repeat)."""
         old: dict[str, Any] = dict(ctx.state.menu or {})
         new: dict[str, Any] = {k: old[k] for k in ("extra",) if old.get(k)}
         shown = [r for r in ctx.replies if isinstance(r, Text | Menu)]
-        if ctx.reoffered or not shown:
-            # Nothing new was asked (a repeat acknowledged, a question asked again): keep it.
-            new.update({k: old[k] for k in ("options", "text") if k in old})
+        menus = [r for r in shown if isinstance(r, Menu)]
+        asked = menus[-1] if menus and menus[-1] is shown[-1] else None
+        if not shown or ctx.reoffered:
+            # Nothing new was asked (a repeat acknowledged, a question asked again): the
+            # question stays, and so do its options unless they were shown again (with a way
+            # out added: those may be picked now).
+            new.update({k: old[k] for k in ("options", "text", "marks") if k in old})
         else:
-            menus = [r for r in shown if isinstance(r, Menu)]
-            if menus and menus[-1] is shown[-1]:
-                new["options"] = [[o.label, o.action, list(o.aliases)] for o in menus[-1].options]
             new["text"] = shown[-1].text[:PROMPT_KEPT]
+        if asked is not None:
+            new["options"] = [[o.label, o.action, list(o.aliases)] for o in asked.options]
+            new["marks"] = str(asked.marks)
+        if ctx.missed:
+            new["misses"] = ctx.misses() + 1
         last = action or old.get("last")
         if last:
             new["last"] = last

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 
@@ -60,14 +61,28 @@ class Text:
     replace: bool = False
 
 
+class Marks(StrEnum):
+    """How a menu's options are marked where they are shown as lines of text (Zalo, the
+    terminal), and what a typed mark picks on every channel (``bot.core.choice``)."""
+
+    NUMBERS = "numbers"  # "1. Học tiếp"
+    LETTERS = "letters"  # "A. Tài khoản mức 2": the options' own words may hold numbers
+
+    def of(self, index: int) -> str:
+        """The mark of the option at ``index`` (0-based): "2" or "B"."""
+        return chr(ord("A") + index) if self is Marks.LETTERS else str(index + 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Menu:
-    """Text with options: buttons on Telegram, numbered lines on Zalo and the terminal."""
+    """Text with options: buttons on Telegram, numbered (or lettered) lines on Zalo and the
+    terminal."""
 
     text: str
     options: tuple[Option, ...]
     columns: int = 1
     replace: bool = False
+    marks: Marks = Marks.NUMBERS
 
 
 @dataclass(frozen=True, slots=True)

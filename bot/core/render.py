@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from bot.core.i18n import Translate
-from bot.core.messages import Menu
+from bot.core.messages import Marks, Menu
 
 
 def numbered_menu(menu: Menu, t: Translate) -> str:
-    """A menu as text with numbered lines and a hint: "Gõ 1, 2 hoặc 3"."""
+    """A menu as text with numbered (or lettered) lines and one hint: "Gõ 1, 2 hoặc 3"."""
+    marks = [menu.marks.of(i) for i in range(len(menu.options))]
     lines = [menu.text, ""]
-    lines += [f"{i}. {option.label}" for i, option in enumerate(menu.options, 1)]
-    count = len(menu.options)
+    lines += [f"{m}. {option.label}" for m, option in zip(marks, menu.options, strict=True)]
+    return "\n".join(lines + ["", type_hint(menu.marks, len(menu.options), t)])
+
+
+def type_hint(marks: Marks, count: int, t: Translate) -> str:
+    """"(Gõ 1, 2 hoặc 3 rồi gửi.)" or "(Gõ chữ A, B hoặc C rồi gửi.)"."""
+    shown = [marks.of(i) for i in range(count)]
+    letters = marks is Marks.LETTERS
     if count == 1:
-        hint = t("render.type_one")
-    else:
-        numbers = ", ".join(str(i) for i in range(1, count))
-        hint = t("render.type_number", numbers=numbers, last=count)
-    return "\n".join(lines + ["", hint])
+        return t("render.type_letter_one" if letters else "render.type_one", mark=shown[0])
+    return t("render.type_letter" if letters else "render.type_number", numbers=", ".join(shown[:-1]), last=shown[-1])
 
 
 def keyword(label: str) -> str:

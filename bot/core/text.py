@@ -21,15 +21,6 @@ def fold(text: str) -> str:
     return _SPACES.sub(" ", stripped).strip()
 
 
-def typed_number(text: str) -> int | None:
-    """The number a reply is, if it is only a number: "2", " 2 ", "2." and any Unicode way of
-    writing it ("①", "２", "٢") give 2. Anything else (or a number of more than 3 digits): None."""
-    plain = unicodedata.normalize("NFKC", text).strip().rstrip(".").strip()
-    if not plain or len(plain) > 3 or not plain.isdecimal():
-        return None
-    return int(plain)
-
-
 def is_plain_int(raw: str, *, max_digits: int = 12) -> bool:
     """Whether ``raw`` is ASCII digits only (button data we wrote; "①".isdigit() is True, but
     int("①") fails)."""

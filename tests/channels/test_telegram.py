@@ -117,7 +117,7 @@ async def test_bad_input_over_telegram(ward: App, telegram: tuple[FakeTelegram, 
     await lan.settle(tg.push_voice(USER))
     assert "chỉ đọc được tin nhắn chữ" in lan.last
     await lan.send("x" * 5000)
-    assert "chọn một mục" in lan.last
+    assert "chưa hiểu" in lan.last
     await lan.send("/khonglenh")
     assert "chưa biết lệnh này" in lan.last
     await lan.settle(tg.push_callback(USER, "ans:b01-binh-dan-hoc-vu-so:9:9:9", forged=True))

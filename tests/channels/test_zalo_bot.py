@@ -87,10 +87,10 @@ async def test_a_resident_learns_over_zalo_by_typing_numbers_and_words_without_d
         await choose(zalo, bot, "Đúng rồi")
         assert lesson.cards[0].text in await choose(zalo, bot, "hoc tiep")
         for _ in range(len(lesson.cards) - 1):
-            await choose(zalo, bot, "1")  # Tiếp ▶
-        assert lesson.quiz.questions[0].text in await choose(zalo, bot, "1")  # Làm bài kiểm tra
+            await choose(zalo, bot, "tiep")  # Tiếp ▶ (cards that hold a numbered list letter their options)
+        assert lesson.quiz.questions[0].text in await choose(zalo, bot, "lam bai kiem tra")
         for question in lesson.quiz.questions:
-            await choose(zalo, bot, str(question.answer))  # options are numbered from 1, like answers
+            await choose(zalo, bot, "abc"[question.answer_index])  # answers are lettered
         assert "hoàn thành" in zalo.last_text(USER)
         assert f"1/{len(ward.lessons)}" in await say(zalo, bot, "/tiendo")
 

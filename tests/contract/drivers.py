@@ -32,7 +32,7 @@ from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_bot_api import FakeZaloBot
 
 CHANNELS = ("console", "telegram", "zalo")
-_OPTION = re.compile(r"^(\d+)\. (.*)$")
+_OPTION = re.compile(r"^(\d+|[A-Z])\. (.*)$")
 
 
 class Driver(Protocol):
@@ -50,6 +50,10 @@ class Driver(Protocol):
         """Whether any message the bot sent this user so far contains ``fragment``."""
         ...
 
+    def options(self) -> list[str]:
+        """The labels of the options offered last (buttons, or numbered or lettered lines)."""
+        ...
+
 
 def pick(labels: list[str], label: str) -> int:
     """Index of the option named ``label``: an exact match, else the only one containing it."""
@@ -60,21 +64,28 @@ def pick(labels: list[str], label: str) -> int:
     return matches[0]
 
 
-def numbered_options(text: str) -> list[str]:
-    """The option labels of a numbered menu (``bot.core.render.numbered_menu``): the block of
-    "N. label" lines between a blank line and the blank line before the hint."""
+def menu_marks(text: str) -> list[tuple[str, str]]:
+    """The (mark, label) lines of a menu shown as text (``bot.core.render.numbered_menu``): the
+    block of "1. label" or "A. label" lines between a blank line and the blank line before the
+    hint, marked 1, 2, 3… or A, B, C…"""
     lines = text.rstrip("\n").split("\n")
     if len(lines) < 4 or lines[-2] != "":
         return []
-    options: list[str] = []
+    found: list[tuple[str, str]] = []
     index = len(lines) - 3
     while index >= 0 and (match := _OPTION.match(lines[index])):
-        options.insert(0, match.group(2))
+        found.insert(0, (match.group(1), match.group(2)))
         index -= 1
-    numbered = [_OPTION.match(line) for line in lines[index + 1 : len(lines) - 2]]
-    if index < 0 or lines[index] != "" or [int(m.group(1)) for m in numbered if m] != list(range(1, len(options) + 1)):
+    marks = [mark for mark, _ in found]
+    expected = ([str(i) for i in range(1, len(found) + 1)], [chr(ord("A") + i) for i in range(len(found))])
+    if index < 0 or lines[index] != "" or marks not in expected:
         return []
-    return options
+    return found
+
+
+def numbered_options(text: str) -> list[str]:
+    """The option labels of a menu shown as text (numbered or lettered)."""
+    return [label for _, label in menu_marks(text)]
 
 
 class NumberedDriver(ABC):
@@ -93,10 +104,15 @@ class NumberedDriver(ABC):
     def said(self, fragment: str) -> bool:
         return any(fragment in message for message in self.messages)
 
+    def options(self) -> list[str]:
+        menus = [menu_marks(m) for m in self.messages if menu_marks(m)]
+        return [label for _, label in menus[-1]] if menus else []
+
     async def choose(self, label: str) -> None:
-        menus = [numbered_options(m) for m in self.messages if numbered_options(m)]
+        """Type the mark (number or letter) of the option named ``label`` in the last menu."""
+        menus = [menu_marks(m) for m in self.messages if menu_marks(m)]
         assert menus, "no menu was shown"
-        await self.send(str(pick(menus[-1], label) + 1))
+        await self.send(menus[-1][pick([text for _, text in menus[-1]], label)][0])
 
 
 class _Lines(io.StringIO):
@@ -177,6 +193,9 @@ class TelegramDriver:
 
     def said(self, fragment: str) -> bool:
         return any(fragment in message.text for message in self.tg.chat(self.user))
+
+    def options(self) -> list[str]:
+        return [text for text, _ in self.tg.buttons(self.user)]
 
 
 class ZaloDriver(NumberedDriver):

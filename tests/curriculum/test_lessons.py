@@ -140,7 +140,7 @@ async def test_every_lesson_end_to_end_all_right_completes_all_wrong_offers_retr
             assert any(card.text in r.text for r in right.history if isinstance(r, Menu))
         replies = await pass_lesson(wrong, lesson, correct=0)
         assert isinstance(replies[-1], Menu)
-        assert [o.action for o in replies[-1].options][:2] == [f"quiz:{lesson.id}", f"lesson:{lesson.id}"]
+        assert [o.action for o in replies[-1].options][:2] == [f"quiz:{lesson.id}", f"lesson:{lesson.id}:0"]
     async with ward.sessions() as session:
         rows = (await session.exec(select(LessonProgress))).all()
     by_status = {(r.status, r.person_id) for r in rows}

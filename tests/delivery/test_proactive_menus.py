@@ -91,7 +91,7 @@ async def test_mid_quiz_a_reminder_leaves_the_typed_number_to_the_quiz(ward: App
         assert state.step == "quiz" and state.menu is not None and state.menu["extra"] == REMINDER_OPTIONS
         assert [o[0] for o in state.menu["options"]] == list(question.options)
 
-        await lan.send("2")
+        await lan.send("b")  # the second answer, by its letter
         assert question.options[1] in lan.messages[-2]  # "Bạn chọn …", then the next question
         assert lesson.quiz.questions[1].text in lan.last_text()
     _, person, _ = await _mine(ward)
