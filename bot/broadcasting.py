@@ -1,19 +1,45 @@
-"""Composing, scheduling and reporting broadcasts: one service for the CLI and the chat."""
+"""Composing, scheduling and reporting broadcasts: one service for the CLI and the chat.
+
+What residents receive (:func:`resident_message`, the one place that says it; the outbox row
+and the composer's preview both come from it): a first line naming who sends it —
+"📢 UBND phường Bến Thạch:" from the ward's name (``storage.broadcasts.sender_ward``), or the
+programme when a command-line broadcast goes to several wards — then the admin's text, and,
+when the broadcast invites to learn, the "📖 Học tiếp" button (action ``next``, a free action:
+a press, its number or the words typed pick it, see ``storage.proactive``).
+
+Whether a broadcast invites to learn is the admin's explicit choice (the composer asks "Thêm
+nút «📖 Học tiếp»?" after the text; ``--learn`` on the command line), never guessed from the
+words: "học" appears in news that is not an invitation, and a button that surprises the admin
+in the preview would be worse than one more question.
+"""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.core.i18n import Catalog
+from bot.core.i18n import Catalog, Translate
+from bot.core.messages import Option
 from bot.delivery.quiet import QuietHours
+from bot.delivery.transport import OutboundMessage
 from storage import audit
-from storage.broadcasts import AudienceError, check_groups_exist, create_broadcast, parse_audience, queue_broadcast
-from storage.models import Broadcast
+from storage.broadcasts import (
+    LEARN,
+    AudienceError,
+    check_groups_exist,
+    create_broadcast,
+    invites_to_learn,
+    parse_audience,
+    queue_broadcast,
+)
+from storage.models import Broadcast, Ward
 from storage.outbox import DeliveryReport
 
 TEXT_MAX = 4000  # one Telegram message (4,096) with room to spare; Zalo splits at 2,000
@@ -24,6 +50,11 @@ STATUS_TEXT = {
     "queued": "broadcast.status_queued",
     "cancelled": "broadcast.status_cancelled",
 }
+
+
+LEARN_ACTION = "next"  # the "📖 Học tiếp" button: the lesson in progress, else the next one
+# A ward's name starts with its kind ("Phường Bến Thạch"); after "UBND" it is written small.
+WARD_KINDS = ("phường", "xã", "thị trấn", "đặc khu")
 
 
 class BroadcastError(ValueError):
@@ -43,6 +74,39 @@ def sends_at(broadcast: Broadcast, *, quiet: QuietHours, now: datetime) -> datet
     ``now`` while it waits. The command line, the chat and the delivery report all show it."""
     assert broadcast.scheduled_at is not None
     return quiet.expected(broadcast.scheduled_at, now=broadcast.queued_at or now)
+
+
+def sender_line(t: Translate, ward_name: str | None) -> str:
+    """"📢 UBND phường Bến Thạch:" — or the programme's name when no one ward sends it."""
+    if not ward_name:
+        return t("broadcast.from_programme")
+    name = unicodedata.normalize("NFC", " ".join(ward_name.split()))
+    for kind in WARD_KINDS:
+        if name[: len(kind)].casefold() == kind and name[len(kind) : len(kind) + 1] == " ":
+            name = kind + name[len(kind) :]
+            break
+    return t("broadcast.from_ward", ward=name)
+
+
+def resident_message(
+    t: Translate, *, text: str, ward_name: str | None, learn: bool, image: str | None = None
+) -> OutboundMessage:
+    """A broadcast as residents receive it: who sends it, the text, the button if it invites
+    to learn, the photo. Queued as the outbox payload; shown as is by the composer's preview."""
+    options = (Option(t("menu.continue"), LEARN_ACTION),) if learn else ()
+    return OutboundMessage(text=f"{sender_line(t, ward_name)}\n{text}", options=options, image=image)
+
+
+def payload_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str, Any]]:
+    """What ``storage.broadcasts.queue_broadcast`` stores in each recipient's outbox row."""
+    t = catalog.translator(None)
+
+    def payload(broadcast: Broadcast, ward: Ward | None) -> dict[str, Any]:
+        message = resident_message(t, text=broadcast.text, image=broadcast.image,
+                                   ward_name=ward.name if ward else None, learn=invites_to_learn(broadcast))
+        return message.to_payload()
+
+    return payload
 
 
 def parse_time(text: str, *, zone: ZoneInfo) -> datetime:
@@ -75,11 +139,14 @@ async def schedule(
     now: datetime,
     quiet: QuietHours,
     at: datetime | None = None,
+    catalog: Catalog,
     image: str | None = None,
     ward: str | None = None,
+    learn: bool = False,
 ) -> Scheduled:
     """Validate and store a broadcast; queue it at once when it is due now. ``ward`` (a
-    ward's code) limits the audience to that ward (the chat's composer always gives it).
+    ward's code) limits the audience to that ward and names it as the sender (the chat's
+    composer always gives it); ``learn``: it invites to learn (the "📖 Học tiếp" button).
     ``Scheduled.sends_at`` is when it starts to go out (:func:`sends_at`)."""
     text = text.strip()
     if not text:
@@ -90,6 +157,8 @@ async def schedule(
         audience = parse_audience(audience_text, lesson_ids=lesson_ids)
         if ward is not None:
             audience["ward"] = ward
+        if learn:
+            audience[LEARN] = True
         await check_groups_exist(session, audience=audience)
     except AudienceError as exc:
         raise BroadcastError(str(exc)) from None
@@ -102,7 +171,8 @@ async def schedule(
     recipients = None
     if when <= now:
         assert broadcast.id is not None
-        recipients = await queue_broadcast(session, broadcast_id=broadcast.id, now=now)
+        recipients = await queue_broadcast(session, broadcast_id=broadcast.id, now=now,
+                                           payload=payload_for(catalog))
     return Scheduled(broadcast, recipients, sends_at(broadcast, quiet=quiet, now=now))
 
 

@@ -25,6 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
+from bot.broadcasting import payload_for
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
@@ -69,7 +70,8 @@ async def tick(producers: Producers) -> dict[str, int]:
     async with producers.sessions() as session, session.begin():
         for broadcast in await due_broadcasts(session, now=now):
             assert broadcast.id is not None
-            counts["broadcast_rows"] += await queue_broadcast(session, broadcast_id=broadcast.id, now=now) or 0
+            counts["broadcast_rows"] += await queue_broadcast(
+                session, broadcast_id=broadcast.id, now=now, payload=payload_for(producers.catalog)) or 0
     async with producers.sessions() as session, session.begin():
         counts["reminders"] = await plan_reminders(
             session, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog

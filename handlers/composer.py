@@ -1,16 +1,23 @@
 """The broadcast composer in the chat, and the admin's view of broadcasts sent.
 
-text (± a photo) → audience (everyone / chosen groups / residents who have not completed
-lesson X / leaders only — always within the admin's ward) → a preview exactly as a
-resident will see it, with the number of recipients → confirm → now or at a chosen time
-(quick choices or a typed "2026-11-25 08:00") → queued by ``bot.broadcasting.schedule``,
-the same service as the CLI → the delivery report, and cancel.
+text (± a photo) → "Thêm nút «📖 Học tiếp»?" (yes / no: does it invite residents to learn?)
+→ audience (everyone / chosen groups / residents who have not completed lesson X / leaders
+only — always within the admin's ward) → a preview exactly as a resident will see it — the
+"📢 UBND phường …:" line, the text, the photo, the button — with the number of recipients →
+confirm → now or at a chosen time (quick choices or a typed "2026-11-25 08:00") → queued by
+``bot.broadcasting.schedule``, the same service as the CLI → the delivery report, and cancel.
 
-The draft lives in the conversation state (``ward``, ``text``, ``image``, ``aud``, ``sel``);
-every ``bc:`` action checks the step it belongs to and the admin's role again.
-Actions: ``bc:new:<ward>`` · ``bc:a[:all|g|nc|ld]`` · ``bc:t:<group>`` · ``bc:gp:<page>`` ·
-``bc:gd`` · ``bc:l:<n>`` · ``bc:lp:<page>`` · ``bc:ok`` · ``bc:at:now|<unix time>`` ·
-``bc:tm`` · ``bc:e`` · ``bc:x``; and ``adm:br|bx|by:<broadcast>`` (report, cancel).
+Whether a broadcast invites to learn is asked, not inferred from its words: the admin knows,
+and the preview shows the answer (``bot.broadcasting`` has the reasons). On a channel without
+buttons the preview shows the button as residents get it while busy with something else — the
+words to type («Học tiếp») — so its number never collides with the composer's menu below it.
+
+The draft lives in the conversation state (``ward``, ``text``, ``image``, ``learn``, ``aud``,
+``sel``); every ``bc:`` action checks the step it belongs to and the admin's role again.
+Actions: ``bc:new:<ward>`` · ``bc:b:1|0`` · ``bc:a[:all|g|nc|ld]`` · ``bc:t:<group>`` ·
+``bc:gp:<page>`` · ``bc:gd`` · ``bc:l:<n>`` · ``bc:lp:<page>`` · ``bc:ok`` ·
+``bc:at:now|<unix time>`` · ``bc:tm`` · ``bc:e`` · ``bc:x``; and ``adm:br|bx|by:<broadcast>``
+(report, cancel).
 """
 
 from __future__ import annotations
@@ -21,12 +28,23 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from bot.broadcasting import TEXT_MAX, BroadcastError, format_report, parse_time, schedule, sends_at
+from bot.broadcasting import (
+    TEXT_MAX,
+    BroadcastError,
+    format_report,
+    parse_time,
+    resident_message,
+    schedule,
+    sends_at,
+)
 from bot.core.conversation import Context
-from bot.core.messages import Image, Text
+from bot.core.i18n import Translate
+from bot.core.messages import Capabilities, Image, Menu, Reply, Text
+from bot.core.render import keyword_menu
 from bot.core.text import is_plain_int
+from bot.delivery.transport import OutboundMessage
 from handlers import admin, authz
-from handlers.common import int_arg, local_time, paginate
+from handlers.common import int_arg, local_time, paginate, words
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from handlers.support import clean_message
@@ -35,10 +53,9 @@ from storage.groups import list_groups
 from storage.models import Broadcast, BroadcastStatus, Ward
 from storage.outbox import delivery_report
 
-CAPTION_MAX = 1024  # Telegram sends a longer text after the photo, not as its caption
 LATEST_MAX = timedelta(days=90)
 BROADCASTS_SHOWN = 8
-DRAFT = ("ward", "text", "image", "aud", "sel", "ok")
+DRAFT = ("ward", "text", "image", "learn", "aud", "sel", "ok")
 
 
 def _go(ctx: Context, step: Step, **changes: Any) -> None:
@@ -78,6 +95,9 @@ async def composer_action(ctx: Context) -> None:
         _ask_text(ctx)
     elif not has_text:
         await stale_action(ctx)
+    elif verb == "b" and len(args) == 2 and args[1] in ("1", "0"):
+        _go(ctx, Step.COMPOSE_AUDIENCE, learn=args[1] == "1")
+        _ask_audience(ctx)
     elif verb == "a" and len(args) == 1:
         _ask_audience(ctx)
     elif verb == "a" and len(args) == 2 and args[1] in ("all", "ld"):
@@ -149,7 +169,18 @@ async def receive_text(ctx: Context) -> None:
         ctx.ask(t("composer.photo_needs_text"), [(t("composer.cancel"), "bc:x")])
         return
     _go(ctx, Step.COMPOSE_AUDIENCE, text=text, **changes)
-    _ask_audience(ctx)
+    _ask_learn(ctx)
+
+
+def _ask_learn(ctx: Context) -> None:
+    """Does the broadcast invite residents to learn? Then it carries "📖 Học tiếp"."""
+    t = ctx.t
+    ctx.ask(t("composer.ask_learn", button=t("menu.continue")), [
+        (t("composer.learn_yes"), "bc:b:1", words(ctx, "words.yes")),
+        (t("composer.learn_no"), "bc:b:0", words(ctx, "words.no")),
+        (t("composer.edit_text"), "bc:e"),
+        (t("composer.cancel"), "bc:x"),
+    ])
 
 
 def _ask_audience(ctx: Context) -> None:
@@ -213,13 +244,24 @@ def _choose_lesson(ctx: Context, page: int) -> None:
     ctx.ask(t("composer.choose_lesson"), options)
 
 
-def message_replies(text: str, image: str | None) -> list[Image | Text]:
-    """The broadcast as a resident receives it (the outbox transports send it this way)."""
-    if image is None:
-        return [Text(text)]
-    if len(text) <= CAPTION_MAX:
-        return [Image(Path(image), text)]
-    return [Image(Path(image)), Text(text)]
+def message_replies(message: OutboundMessage, t: Translate, capabilities: Capabilities) -> list[Reply]:
+    """The broadcast as residents receive it on this channel (the outbox transports send it
+    this way): the photo with the text as its caption, or the photo and then the text
+    (``OutboundMessage.caption``); the button as a button, or where there are none as the
+    words to type (see the module)."""
+    replies: list[Reply] = []
+    if message.image:
+        caption = message.caption
+        replies.append(Image(Path(message.image), caption or ""))
+        if caption is not None:
+            return replies
+    if not message.options:
+        replies.append(Text(message.text))
+    elif capabilities.buttons:
+        replies.append(Menu(message.text, message.options))
+    else:
+        replies.append(Text(keyword_menu(Menu(message.text, message.options), t)))
+    return replies
 
 
 def _audience_words(ctx: Context, audience: str) -> str:
@@ -240,7 +282,9 @@ async def _preview(ctx: Context, ward: Ward, audience: str) -> None:
     count = len(await recipients(ctx.session, audience=stored))
     _go(ctx, Step.COMPOSE_CONFIRM, aud=audience, ok=False)
     ctx.say(t("composer.preview_head"))
-    ctx.replies.extend(message_replies(str(ctx.data["text"]), ctx.data.get("image")))
+    message = resident_message(t, text=str(ctx.data["text"]), image=ctx.data.get("image"),
+                               ward_name=ward.name, learn=ctx.data.get("learn") is True)
+    ctx.replies.extend(message_replies(message, t, ctx.capabilities))
     ctx.ask(t("composer.preview_count", count=count, audience=_audience_words(ctx, audience)), [
         (t("composer.confirm"), "bc:ok"),
         (t("composer.change_audience"), "bc:a"),
@@ -298,7 +342,8 @@ async def _schedule(ctx: Context, ward: Ward, when: datetime | None) -> None:
         done = await schedule(
             ctx.session, author=authz.actor(ctx), text=str(ctx.data["text"]), audience_text=str(ctx.data["aud"]),
             lesson_ids={l.id for l in ctx.lessons}, now=ctx.now, quiet=ctx.services.quiet, at=when,
-            image=ctx.data.get("image"), ward=ward.code,
+            image=ctx.data.get("image"), ward=ward.code, learn=ctx.data.get("learn") is True,
+            catalog=ctx.services.catalog,
         )
     except BroadcastError as exc:
         _go(ctx, Step.COMPOSE_CONFIRM)
@@ -321,7 +366,7 @@ async def _schedule(ctx: Context, ward: Ward, when: datetime | None) -> None:
 # -- broadcasts sent ------------------------------------------------------------------
 
 async def list_broadcasts(ctx: Context, ward: Ward) -> None:
-    """The ward's latest broadcasts made in the chat (the CLI's have no ward)."""
+    """The ward's latest broadcasts: made in the chat, or on the command line with ``--ward``."""
     t = ctx.t
     latest = (await ctx.session.exec(select(Broadcast).order_by(col(Broadcast.id).desc()).limit(200))).all()
     mine = [b for b in latest if b.audience.get("ward") == ward.code][:BROADCASTS_SHOWN]
@@ -353,7 +398,7 @@ async def broadcast_action(ctx: Context) -> None:
     broadcast = await ctx.session.get(Broadcast, broadcast_id) if broadcast_id is not None else None
     ward_code = broadcast.audience.get("ward") if broadcast is not None else None
     found = (await ctx.session.exec(select(Ward.id).where(Ward.code == ward_code))).first() if ward_code else None
-    ward = await authz.administered(ctx, found)  # a broadcast of the CLI or another ward: refused
+    ward = await authz.administered(ctx, found)  # a broadcast of no ward or another ward: refused
     if broadcast is None or ward is None:
         return
     back = [(t("composer.list_button"), f"adm:bl:{ward.id}"), (t("admin.back"), f"adm:w:{ward.id}")]

@@ -1,8 +1,14 @@
-"""Broadcasts: an audience, a text, a time; queued into the outbox when due."""
+"""Broadcasts: an audience, a text, a time; queued into the outbox when due.
+
+The stored ``audience`` also carries two things about the message itself (the table has no
+column for them): ``ward``, the code of the ward the broadcast comes from and is limited to
+(always set by the chat's composer, by ``--ward`` on the command line), and ``learn``: true
+when it invites residents to learn, so it carries the "📖 Học tiếp" button. What residents
+read is made when the broadcast is queued (``payload=`` of :func:`queue_broadcast`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +34,9 @@ from storage.outbox import enqueue, outbox_row
 from storage.reach import reachable
 
 
+LEARN = "learn"  # the audience key saying the broadcast invites to learn (see the module)
+
+
 class AudienceError(ValueError):
     """The audience text names nothing we know; ``str()`` says what is wrong, in Vietnamese."""
 
@@ -42,7 +51,7 @@ class Recipient:
 def parse_audience(text: str, *, lesson_ids: set[str]) -> dict[str, Any]:
     """``all`` · ``group:CODE[,CODE…]`` · ``not-completed:LESSON`` · ``leaders[:WARD]`` → the
     stored audience. Any audience may also carry ``ward`` (a ward's code), which limits it to
-    that ward's groups: the chat's composer always sets it."""
+    that ward's groups: the chat's composer always sets it (and ``learn``, see the module)."""
     kind, _, rest = text.strip().partition(":")
     kind = kind.lower()
     if kind == "all" and not rest:
@@ -111,6 +120,22 @@ def _ward_groups(ward_code: str):  # type: ignore[no-untyped-def]
     return select(ResidentGroup.id).join(Ward, col(Ward.id) == ResidentGroup.ward_id).where(Ward.code == ward_code)
 
 
+def invites_to_learn(broadcast: Broadcast) -> bool:
+    """Whether the broadcast carries the "📖 Học tiếp" button."""
+    return broadcast.audience.get(LEARN) is True
+
+
+async def sender_ward(session: AsyncSession, *, broadcast: Broadcast) -> Ward | None:
+    """The ward a broadcast comes from: the one its audience names; else, when the database
+    has exactly one ward, that one (a command-line broadcast of a one-ward deployment); else
+    None — it comes from the programme, to residents of several wards."""
+    code = broadcast.audience.get("ward")
+    if code:
+        return (await session.exec(select(Ward).where(Ward.code == code))).first()
+    wards = (await session.exec(select(Ward).limit(2))).all()
+    return wards[0] if len(wards) == 1 else None
+
+
 async def create_broadcast(
     session: AsyncSession,
     *,
@@ -139,11 +164,19 @@ async def due_broadcasts(session: AsyncSession, *, now: datetime) -> Sequence[Br
     return (await session.exec(query.with_for_update(skip_locked=True))).all()
 
 
-async def queue_broadcast(session: AsyncSession, *, broadcast_id: int, now: datetime) -> int | None:
+async def queue_broadcast(
+    session: AsyncSession,
+    *,
+    broadcast_id: int,
+    now: datetime,
+    payload: Callable[[Broadcast, Ward | None], dict[str, Any]],
+) -> int | None:
     """Turn a due broadcast into one outbox row per recipient, due at its scheduled time (the
-    sender keeps the quiet hours). The move from ``scheduled`` to ``queued`` is a guarded
-    UPDATE: if the broadcast is no longer scheduled (cancelled, or queued by another tick
-    meanwhile) nothing is inserted and None is returned; else the number of recipients.
+    sender keeps the quiet hours). ``payload`` makes the message residents get from the
+    broadcast and the ward it comes from (:func:`sender_ward`): ``bot.broadcasting`` says how.
+    The move from ``scheduled`` to ``queued`` is a guarded UPDATE: if the broadcast is no
+    longer scheduled (cancelled, or queued by another tick meanwhile) nothing is inserted and
+    None is returned; else the number of recipients.
     The rows' dedupe key (broadcast and person) keeps a repeat from adding any twice."""
     moved = await session.exec(  # type: ignore[call-overload]
         update(Broadcast)
@@ -155,14 +188,12 @@ async def queue_broadcast(session: AsyncSession, *, broadcast_id: int, now: date
     broadcast = (await session.exec(
         select(Broadcast).where(Broadcast.id == broadcast_id).execution_options(populate_existing=True)
     )).one()
-    payload: dict[str, Any] = {"text": broadcast.text}
-    if broadcast.image:
-        payload["image"] = broadcast.image
+    message = payload(broadcast, await sender_ward(session, broadcast=broadcast))
     people = await recipients(session, audience=broadcast.audience)
     due_at = broadcast.scheduled_at or now
     rows = [
         outbox_row(
-            kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload=payload, due_at=due_at,
+            kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload=message, due_at=due_at,
             dedupe_key=f"broadcast:{broadcast_id}:{r.person_id}", now=now, broadcast_id=broadcast_id,
         )
         for r in people

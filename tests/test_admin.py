@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import Deps, cli
-from bot.core.messages import Document, Image, Menu, Text
+from bot.core.messages import Document, Image, Menu, Option, Text
 from storage.models import (
     AuditLog,
     Broadcast,
@@ -91,11 +91,15 @@ async def test_compose_a_broadcast_to_residents_who_have_not_completed_a_lesson(
     await admin.send("/quantri")
     await admin.press("Soạn thông báo")
     await admin.send("Mời bà con học bài 1 trước thứ Sáu.")
+    assert "Thông báo này có mời bà con học bài không?" in admin.last_text
+    await admin.press("Có, thêm nút")
     await admin.press("Người chưa hoàn thành một bài")
     await admin.press(f"1. {ward.lessons.first.title}")
     preview = admin.history[-3:]
     assert isinstance(preview[0], Text) and "Xem trước" in preview[0].text
-    assert preview[1] == Text("Mời bà con học bài 1 trước thứ Sáu.")  # exactly what residents get
+    # Exactly what residents get: who sends it, the text, the button.
+    assert preview[1] == Menu("📢 UBND phường Mẫu:\nMời bà con học bài 1 trước thứ Sáu.",
+                              (Option("📖 Học tiếp", "next"),))
     assert isinstance(preview[2], Menu) and "sẽ gửi tới 4 người" in preview[2].text  # Minh, Hoa, Ba, the admin
     await admin.press("Đồng ý, gửi")
     assert [o.label for o in admin.menu.options][:3] == ["Gửi ngay", "19:00 hôm nay", "08:00 sáng mai"]
@@ -103,7 +107,11 @@ async def test_compose_a_broadcast_to_residents_who_have_not_completed_a_lesson(
     assert "Đã xếp hàng thông báo #1 cho 4 người" in admin.last_text
     assert await _names(ward, 1) == ["Ba", "Cán bộ Hà", "Hoa", "Minh"]
     [broadcast] = await rows(ward, Broadcast)
-    assert broadcast.audience == {"kind": "not_completed", "lesson": ward.lessons.first.id, "ward": "DEMO"}
+    assert broadcast.audience == {"kind": "not_completed", "lesson": ward.lessons.first.id, "ward": "DEMO",
+                                  "learn": True}
+    queued = (await rows(ward, Outbox))[0]
+    assert queued.payload == {"text": "📢 UBND phường Mẫu:\nMời bà con học bài 1 trước thứ Sáu.",
+                              "options": [["📖 Học tiếp", "next"]]}
     assert broadcast.author == f"person:{(await person_of(ward, admin)).id}"
     await admin.press("Kết quả gửi")
     assert "Thông báo #1 — đã xếp hàng gửi, 4 người nhận" in admin.last_text
@@ -122,6 +130,7 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.send("/quantri")
     await admin.press("Soạn thông báo")
     await admin.send("Họp tổ tối thứ Bảy.")
+    await admin.press("Không cần nút")
     await admin.press("Chọn một số tổ")
     await admin.press("Tổ dân phố 3")
     await admin.press("Tổ dân phố 5")
@@ -156,15 +165,20 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
         return photo
 
     await admin._handle(attachment="photo", fetch_media=download, text="Ngày hội chuyển đổi số")
+    await admin.press("Không cần nút")
     await admin.press("Tất cả người dân")
     shown = [r for r in admin.history[-3:] if isinstance(r, Image)]
-    assert shown == [Image(photo, "Ngày hội chuyển đổi số")] and "sẽ gửi tới 5 người" in admin.last_text
+    # One message, as residents get it.
+    assert shown == [Image(photo, "📢 UBND phường Mẫu:\nNgày hội chuyển đổi số")]
+    assert "sẽ gửi tới 5 người" in admin.last_text
     await admin.press("Đồng ý, gửi")
     await admin.press("Gửi ngay")
     broadcast = (await rows(ward, Broadcast))[-1]
     assert broadcast.image == str(photo.resolve()) and photo.exists()
     rows_ = [r for r in await rows(ward, Outbox) if r.broadcast_id == broadcast.id]
-    assert len(rows_) == 5 and rows_[0].payload == {"text": "Ngày hội chuyển đổi số", "image": str(photo.resolve())}
+    assert len(rows_) == 5
+    assert rows_[0].payload == {"text": "📢 UBND phường Mẫu:\nNgày hội chuyển đổi số",
+                                "image": str(photo.resolve())}
 
 
 async def test_a_photo_nobody_asked_for_is_not_kept(ward: App, tmp_path: Path) -> None:
@@ -268,6 +282,7 @@ async def test_numbered_channels_compose_by_typing_numbers(ward: App) -> None:
     await admin.send("/quantri")
     await admin.send("3")  # Soạn thông báo
     await admin.send("Tin ngắn")
+    await admin.send("2")  # no "Học tiếp" button
     await admin.send("1")  # everyone
     assert "sẽ gửi tới 1 người" in admin.last_text
     await admin.send("1")  # confirm
@@ -293,12 +308,15 @@ async def test_composer_buttons_out_of_order_or_for_another_ward_change_nothing(
     await admin.send("/quantri")
     await admin.press("Soạn thông báo")
     await admin.send("Tin thử")
+    assert "Nút này đã cũ" in admin.texts(await admin.action("bc:a:all"))  # the button question comes first
+    await admin.press("Không cần nút")
     await admin.action("bc:a:all")
     assert "sẽ gửi tới 1 người" in admin.last_text
     assert "Nút này đã cũ" in admin.texts(await admin.action("bc:at:now"))  # not confirmed under the preview
     await admin.send("/quantri")
     await admin.press("Soạn thông báo")
     await admin.send("Tin thử")
+    await admin.press("Không cần nút")
     await admin.press("Chọn một số tổ")
     # Another ward's group was never offered: an old (forged) button, nothing changes.
     assert "Nút này đã cũ" in admin.texts(await admin.action(f"bc:t:{foreign.id}"))

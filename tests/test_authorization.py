@@ -73,9 +73,10 @@ async def _world(app: App, clock: ManualClock) -> World:
         quiet = quiet_hours(app.settings)
         mine = await schedule(session, author=f"person:{admin.id}", text="Họp tổ", audience_text="all",
                               lesson_ids={l.id for l in app.lessons}, now=now, quiet=quiet,
-                              at=now + timedelta(days=1), ward="DEMO")
+                              at=now + timedelta(days=1), ward="DEMO", catalog=app.catalog)
         cli = await schedule(session, author="cli", text="Tin CLI", audience_text="all",
-                             lesson_ids={l.id for l in app.lessons}, now=now, quiet=quiet, at=now + timedelta(days=1))
+                             lesson_ids={l.id for l in app.lessons}, now=now, quiet=quiet,
+                             at=now + timedelta(days=1), catalog=app.catalog)
         codes = {"expired": expired.code, "used": used.code}
         broadcasts = {"mine": mine.broadcast.id, "cli": cli.broadcast.id}
     await chats["resident"].send("/hotro")

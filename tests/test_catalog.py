@@ -4,6 +4,7 @@ placeholders as the call passes, and no catalogue entry is unused."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from bot.core.i18n import Catalog
@@ -60,3 +61,47 @@ def test_no_unused_texts(catalog: Catalog) -> None:
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 constants.add(node.value)
     assert sorted(catalog.keys() - constants) == []
+
+
+# -- forms of address (the rule at the top of the catalogue) -------------------------------
+
+# Greeting, thanking or congratulating the reader by their own name.
+_BY_NAME = re.compile(r"(?:\b(?:chào mừng|chào|cảm ơn|chúc mừng)\s+\{name\})|(?:\{name\}\s+ơi\b)",
+                      re.IGNORECASE)
+_BAN = re.compile(r"\bbạn\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?…:\n]")
+# Texts where {name} is someone else and "bạn" is the reader (a leader or an admin).
+THIRD_PERSON_NAME = {"assisted.choose_lesson"}
+
+
+def _addressed_by_name(catalog: Catalog) -> dict[str, str]:
+    return {k: catalog.text(k) for k in catalog.keys("vi") if _BY_NAME.search(catalog.text(k))}
+
+
+def test_a_text_that_addresses_the_reader_by_name_never_also_calls_them_ban(catalog: Catalog) -> None:
+    addressed = _addressed_by_name(catalog)
+    # The rule finds the greetings it is about (else it would pass by finding nothing).
+    assert {"onboarding.joined", "menu.welcome_back", "reminders.message", "certificate.caption",
+            "leader.nudge_message"} <= set(addressed)
+    assert {k: v for k, v in addressed.items() if _BAN.search(v)} == {}
+
+
+def test_no_sentence_names_someone_and_then_says_ban_unless_they_are_a_third_person(catalog: Catalog) -> None:
+    """"Cảm ơn Bà Tư, bạn …" / "Chị Hoa … Bạn …" in one sentence: two forms of address for one
+    reader. Allowed only where {name} is a third person (listed, and checked to still apply)."""
+    mixed = set()
+    for key in catalog.keys("vi"):
+        for sentence in _SENTENCE_END.split(catalog.text(key)):
+            at = sentence.find("{name}")
+            if at >= 0 and _BAN.search(sentence, at):
+                mixed.add(key)
+    assert mixed == THIRD_PERSON_NAME
+
+
+def test_the_start_command_says_what_it_does(catalog: Catalog) -> None:
+    """/start opens the menu (or begins); it resets nothing, so it must not promise to."""
+    descriptions = {command: catalog.text(key) for command, key in COMMANDS}
+    assert "quay lại từ đầu" not in descriptions["start"] and "menu" in descriptions["start"]
+    for key in catalog.keys("vi"):
+        if key.startswith(("command.", "help.")):
+            assert "từ đầu" not in catalog.text(key), key

@@ -137,7 +137,7 @@ async def test_erasure_leaves_nothing_of_a_resident_who_used_every_feature(any_a
         admin = await session.exec(select(Identity).where(Identity.external_id == "509"))
         await schedule(session, author=f"person:{admin.one().person_id}", text="Phường mở lớp kỹ năng số.",
                        audience_text="all", lesson_ids={lesson.id for lesson in app.lessons}, now=clock.now(),
-                       quiet=services.quiet, ward="DEMO")
+                       quiet=services.quiet, ward="DEMO", catalog=app.catalog)
     # At night she asks again: the forward waits for 07:00.
     clock._now = local(27, 22)
     await tham.send("/hotro")

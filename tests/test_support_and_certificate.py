@@ -134,7 +134,7 @@ async def test_the_certificate_comes_with_the_last_lesson_and_from_progress(ward
     clock._now = datetime(2026, 11, 30, 23, 30, tzinfo=ZONE).astimezone(UTC)  # still the 30th in Hà Nội
     replies = await pass_lesson(lan, lessons[-1])
     [image] = [r for r in replies if isinstance(r, Image)]
-    assert "Chúc mừng Lan Nguyễn! Bạn đã hoàn thành cả 13 bài học" in image.caption
+    assert "Chúc mừng Lan Nguyễn đã hoàn thành cả 13 bài học!" in image.caption
     picture = PILImage.open(image.path)
     assert picture.format == "PNG" and picture.size[0] >= 1000
     # Learning a lesson again later brings no second certificate.

@@ -55,7 +55,7 @@ async def test_a_broadcast_photo_is_downloaded_before_the_transaction(ward: App)
 
     await admin._handle(attachment="photo", fetch_media=download, text="Ngày hội")
     assert free_during_download == [True]
-    assert "cho ai?" in admin.last_text  # the photo was taken: the audience comes next
+    assert "mời bà con học bài" in admin.last_text  # the photo was taken: the draft goes on
 
 
 async def test_certificate_and_report_are_drawn_after_the_transaction(

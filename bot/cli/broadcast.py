@@ -22,9 +22,17 @@ def broadcast_send(
     to: Annotated[str, typer.Option("--to", help="all | group:MÃ_TỔ[,MÃ_TỔ] | not-completed:MÃ_BÀI | leaders[:MÃ_PHƯỜNG]")],
     at: Annotated[str | None, typer.Option("--at", help="Giờ gửi theo giờ địa phương, ví dụ '2026-11-25 08:00'")] = None,
     image: Annotated[str | None, typer.Option("--image", help="Ảnh .jpg/.png gửi kèm")] = None,
+    ward: Annotated[str | None, typer.Option(
+        "--ward", help="Mã phường gửi thông báo: chỉ gửi người dân của phường đó, dòng đầu ghi "
+                       "«📢 UBND phường …». Bỏ trống: phường duy nhất trong dữ liệu (nhiều phường: "
+                       "tên chương trình)")] = None,
+    learn: Annotated[bool, typer.Option(
+        "--learn", help="Thông báo mời bà con học bài: thêm nút «📖 Học tiếp»")] = False,
 ) -> None:
-    """Lên lịch một thông báo: gửi ngay hoặc vào giờ đã chọn (tin chờ qua giờ yên lặng)."""
-    from bot.broadcasting import BroadcastError, Scheduled, parse_time, schedule
+    """Lên lịch một thông báo: gửi ngay hoặc vào giờ đã chọn (tin chờ qua giờ yên lặng).
+    Người dân nhận đúng như tin soạn trong bot: dòng đầu ghi ai gửi, rồi nội dung."""
+    from bot.broadcasting import BroadcastError, Scheduled, parse_time, resident_message, schedule
+    from storage.broadcasts import invites_to_learn, sender_ward
 
     settings = context.settings()
     catalog = Catalog.load()
@@ -34,19 +42,27 @@ def broadcast_send(
     except BroadcastError as exc:
         raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
 
-    async def work(session: AsyncSession) -> Scheduled:
-        return await schedule(
+    async def work(session: AsyncSession) -> tuple[Scheduled, str]:
+        done = await schedule(
             session, author="cli", text=text, audience_text=to, lesson_ids={l.id for l in lessons},
-            now=context.now(ctx), quiet=quiet_hours(settings), at=when, image=image,
+            now=context.now(ctx), quiet=quiet_hours(settings), at=when, image=image, ward=ward, learn=learn,
+            catalog=catalog,
         )
+        sender = await sender_ward(session, broadcast=done.broadcast)
+        message = resident_message(catalog.translator(None), text=done.broadcast.text,
+                                   ward_name=sender.name if sender else None,
+                                   learn=invites_to_learn(done.broadcast))
+        shown = "\n".join([message.text, *(f"[{o.label}]" for o in message.options)])
+        return done, shown
 
     try:
-        done = context.run_work(settings, work)
+        done, shown = context.run_work(settings, work)
     except BroadcastError as exc:
         raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
     local = done.sends_at.astimezone(settings.zone).strftime("%H:%M %d/%m/%Y")
     key = "cli.broadcast_queued" if done.recipients is not None else "cli.broadcast_scheduled"
     typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.recipients or 0, when=local))
+    typer.echo(catalog.text("cli.broadcast_preview", message=shown))
 
 
 @commands.command("status")

@@ -35,11 +35,37 @@ def clean_line(text: str, *, limit: int) -> str:
 
 def split_text(text: str, limit: int) -> list[str]:
     """Split text into pieces of at most ``limit`` characters, preferring paragraph, then
-    line, then word boundaries, so a long message stays readable on channels with a cap."""
+    line, then word boundaries, so a long message stays readable on channels with a cap.
+
+    A text that needs more than one piece has each piece end with its place on a line of
+    its own — "(1/2)", "(2/2)" — so a reader on a small screen knows that more is coming
+    (or that an earlier part is missing). The marker counts within ``limit``. Every channel
+    and outbox transport splits through here, so they all mark pieces the same way."""
     if len(text) <= limit:
         return [text]
+    if len(text.strip()) <= limit:  # only surrounding spaces made it too long
+        return [text.strip()]
+    digits = 1
+    while True:
+        # "\n(12/12)": room for the marker of the largest count with this many digits.
+        room = limit - len(_marker(10**digits - 1, 10**digits - 1))
+        if room < 1:
+            raise ValueError(f"a limit of {limit} leaves no room for a piece")
+        pieces = _pieces(text, room)
+        if len(pieces) < 10**digits:
+            break
+        digits += 1
+    return [piece + _marker(i, len(pieces)) for i, piece in enumerate(pieces, 1)]
+
+
+def _marker(number: int, count: int) -> str:
+    """The line ending the ``number``-th of ``count`` pieces of a split message."""
+    return f"\n({number}/{count})"
+
+
+def _pieces(text: str, limit: int) -> list[str]:
     pieces: list[str] = []
-    rest = text
+    rest = text.strip()
     while len(rest) > limit:
         window = rest[: limit + 1]
         cut = -1
@@ -49,7 +75,9 @@ def split_text(text: str, limit: int) -> list[str]:
                 break
         if cut <= 0:
             cut = limit
-        pieces.append(rest[:cut].rstrip())
+        piece = rest[:cut].rstrip()
+        if piece:
+            pieces.append(piece)
         rest = rest[cut:].lstrip()
     if rest:
         pieces.append(rest)

@@ -13,6 +13,10 @@ from typing import Any, Protocol
 
 from bot.core.messages import Capabilities, Menu, Option, Text
 
+# The longest text a photo carries as its caption (Telegram's limit, kept on every channel so
+# that a message looks the same everywhere and the composer's preview can show it).
+CAPTION_MAX = 1024
+
 
 @dataclass(frozen=True)
 class OutboundMessage:
@@ -49,6 +53,15 @@ class OutboundMessage:
 
     def as_reply(self) -> Text | Menu:
         return Menu(self.text, self.options) if self.options else Text(self.text)
+
+    @property
+    def caption(self) -> str | None:
+        """With an image: the text as the photo's caption — one message — when it has no
+        options and is short enough; None when the photo goes first, alone, and the text (with
+        its options) follows as a message of its own. Every transport sends images this way."""
+        if self.image and not self.options and len(self.text) <= CAPTION_MAX:
+            return self.text
+        return None
 
 
 class Result(StrEnum):

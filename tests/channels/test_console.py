@@ -33,7 +33,7 @@ async def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_p
     out = result.stdout
     assert "Đã nạp dữ liệu mẫu: 10 tổ dân phố." in out
     assert "1. ✅ Đồng ý\n2. Không đồng ý\n\n(Gõ 1 hoặc 2 rồi gửi.)" in out
-    assert "Cảm ơn Bà Tư! Bạn đã tham gia Tổ dân phố 3, Phường Mẫu." in out
+    assert "Cảm ơn Bà Tư đã tham gia Tổ dân phố 3, Phường Mẫu!" in out
     assert out.count("✅ Đúng rồi!") == 3 and "hoàn thành bài" in out
     assert f"▓░░░░░░░░░ 1/{len(library)}" in out
     assert out.rstrip().endswith("Tạm biệt! Tiến độ học của bạn đã được lưu.")

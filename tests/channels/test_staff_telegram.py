@@ -34,6 +34,7 @@ from tests.support import ManualClock
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 QUIET = QuietHours(ZONE, time(21), time(7))
+HEADER = "📢 UBND phường Mẫu:"  # who sends the ward's broadcasts
 
 
 def local(day: int, hour: int, minute: int = 0) -> datetime:
@@ -105,7 +106,8 @@ async def test_leaders_see_their_group_and_nudges_respect_quiet_hours(ward: App,
             sender.wake()
             await tg.wait_for(lambda t: len(t.chat(lan)) > before[lan], timeout=10)
         nudge = tg.last_message(lan)
-        assert nudge is not None and "Tổ trưởng Ba Nguyễn (Tổ dân phố 3) nhắc bạn" in nudge.text
+        assert nudge is not None
+        assert "Tổ trưởng Ba Nguyễn (Tổ dân phố 3) nhắc: Lan Trần đã học 1/13 bài" in nudge.text
         assert [text for text, _ in nudge.buttons[0]] == ["📖 Học tiếp"]
         assert {user: len(tg.chat(user)) for user in (minh, hoa)} == {minh: before[minh], hoa: before[hoa]}
         assert [r.status for r in await rows(ward, Outbox) if r.kind == "nudge"] == [OutboxStatus.SENT]
@@ -155,11 +157,14 @@ async def test_a_broadcast_with_a_photo_reaches_exactly_who_has_not_completed_th
         PILImage.new("RGB", (64, 48), "blue").save(picture, format="JPEG")
         await handled.wait(tg.push_photo(int(ha.external_id), caption="Mời học bài 1 tuần này", data=picture.getvalue()))
         assert tg.downloads, "the adapter fetched the photo"
+        await ha.choose("Có, thêm nút")  # it invites to learn
         await ha.choose("Người chưa hoàn thành một bài")
         await ha.choose(f"1. {ward.lessons.first.title}")
-        preview = [m for m in tg.chat(int(ha.external_id)) if m.kind == "photo"][-1]
-        assert preview.text == "Mời học bài 1 tuần này"  # the photo with its caption, as residents get it
-        assert "sẽ gửi tới 5 người" in ha.last_text()  # everyone but Lan
+        # The preview, as residents get it: the photo, then who sends it and the text, with the button.
+        *_, photo, text, count = tg.chat(int(ha.external_id))
+        assert photo.kind == "photo" and photo.text == ""
+        assert text.text == f"{HEADER}\nMời học bài 1 tuần này" and text.buttons == [[("📖 Học tiếp", "next")]]
+        assert "sẽ gửi tới 5 người" in count.text  # everyone but Lan
         await ha.choose("Đồng ý, gửi")
         await ha.choose("Gửi ngay")
         assert "Đã xếp hàng thông báo #1 cho 5 người" in ha.last_text()
@@ -169,7 +174,11 @@ async def test_a_broadcast_with_a_photo_reaches_exactly_who_has_not_completed_th
                                             for n in ("Ba", "Năm", "Hà", "Minh", "Hoa")), timeout=10)
         got = {name for name, d in people.items() if len(tg.chat(int(d.external_id))) > counts[name]}
         assert got == {"Ba", "Năm", "Hà", "Minh", "Hoa"}
-        received = tg.last_message(int(people["Hoa"].external_id))
-        assert received is not None and received.kind == "photo" and received.text == "Mời học bài 1 tuần này"
-        assert received.upload.data == picture.getvalue()
+        *_, photo, received = tg.chat(int(people["Hoa"].external_id))
+        assert photo.kind == "photo" and photo.upload.data == picture.getvalue()
+        assert received.text == f"{HEADER}\nMời học bài 1 tuần này"
+        assert received.buttons == [[("📖 Học tiếp", "next")]]
         assert all(r.status == OutboxStatus.SENT for r in await rows(ward, Outbox))
+        # Pressed, the button opens her lesson.
+        await people["Hoa"].choose("Học tiếp")
+        assert ward.lessons.first.cards[0].text in people["Hoa"].last_text()

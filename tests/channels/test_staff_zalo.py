@@ -28,9 +28,12 @@ async def test_a_broadcast_photo_sent_on_zalo_is_fetched_and_used(ward: App) -> 
         PILImage.new("RGB", (32, 24), "green").save(picture, format="JPEG")
         zalo.push_image(admin.external_id, data=picture.getvalue(), caption="Ngày hội chuyển đổi số")
         await settle(zalo, bot)
+        assert "Thông báo này có mời bà con học bài không?" in admin.last_text()
+        await admin.choose("Không cần nút")
         assert "Gửi thông báo này cho ai?" in admin.last_text()
         await admin.choose("Tất cả người dân")
-        assert admin.said("Ngày hội chuyển đổi số\n\n🖼 Ở đây có một hình ảnh")  # the preview, as Zalo shows it
+        # The preview, as Zalo shows it: who sends it, the text, and the photo's stand-in.
+        assert admin.said("📢 UBND phường Mẫu:\nNgày hội chuyển đổi số\n\n🖼 Ở đây có một hình ảnh")
         await admin.choose("Đồng ý, gửi")
         await admin.choose("Gửi ngay")
         [broadcast] = await rows(ward, Broadcast)

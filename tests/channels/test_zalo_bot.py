@@ -168,8 +168,10 @@ async def test_long_text_is_split_on_paragraph_boundaries(ward: App, zalo: FakeZ
     await channel.render(USER, [Text("\n\n".join(paragraphs))])
     await channel.close()
     pieces = [m.text for m in zalo.chat(USER)]
-    assert [len(p.split("\n\n")) for p in pieces] == [6, 4]  # 6 whole paragraphs fit in 2,000
-    assert all(len(p) <= 2000 for p in pieces) and "\n\n".join(pieces) == "\n\n".join(paragraphs)
+    bodies, marks = zip(*(p.rsplit("\n", 1) for p in pieces), strict=True)
+    assert marks == ("(1/2)", "(2/2)")  # each piece says where it stands
+    assert [len(b.split("\n\n")) for b in bodies] == [6, 4]  # 6 whole paragraphs fit in 2,000
+    assert all(len(p) <= 2000 for p in pieces) and "\n\n".join(bodies) == "\n\n".join(paragraphs)
 
 
 async def test_images_go_by_url_from_our_own_endpoint_else_as_a_text(ward: App, zalo: FakeZaloBot, tmp_path: Path) -> None:

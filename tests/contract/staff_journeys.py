@@ -92,6 +92,7 @@ async def admin_journey(admin: Driver, lessons: LessonLibrary) -> None:
     await admin.choose("Về menu quản trị")
     await admin.choose("Soạn thông báo")
     await admin.send("Mời bà con học bài 1 trong tuần này.")
+    await admin.choose("Có, thêm nút")
     await admin.choose("Người chưa hoàn thành một bài")
     await admin.choose(f"1. {lessons.first.title}")
     assert "sẽ gửi tới 2 người" in admin.last_text()  # the admin and the leader; Cụ Sáu has no chat

@@ -43,6 +43,7 @@ async def _queued_at_06_15(ward: App, clock: ManualClock) -> Chat:
     await admin.send("/quantri")
     await admin.press("Soạn thông báo")
     await admin.send("Sáng nay 8 giờ họp tổ.")
+    await admin.press("Không cần nút")
     await admin.press("Tất cả người dân")
     await admin.press("Đồng ý, gửi")
     await admin.press("Gửi ngay")
@@ -64,7 +65,7 @@ async def test_queued_in_the_window_it_goes_out_when_the_window_ends(ward: App, 
         status = format_report(ward.catalog, broadcast, report, zone=ZONE, quiet=WINDOW, now=clock.now())
         # What the command line's `broadcast send` announces for the same request.
         cli = await schedule(session, author="cli", text="Sáng nay 8 giờ họp tổ.", audience_text="all",
-                             lesson_ids=set(), now=clock.now(), quiet=WINDOW)
+                             lesson_ids=set(), now=clock.now(), quiet=WINDOW, catalog=ward.catalog)
     assert "lịch gửi 07:00 24/11/2026" in status  # `broadcast status`
     assert cli.sends_at == local(24, 7)
     assert {r.due_at for r in await rows(ward, Outbox)} == {local(24, 6, 15)}  # the intended time, not frozen

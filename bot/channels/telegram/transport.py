@@ -14,7 +14,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import FSInputFile
 
-from bot.channels.telegram.adapter import CAPABILITIES, CAPTION_LIMIT, CHANNEL, TEXT_LIMIT, keyboard
+from bot.channels.telegram.adapter import CAPABILITIES, CHANNEL, TEXT_LIMIT, keyboard
 from bot.core.messages import Menu
 from bot.core.text import split_text
 from bot.delivery.transport import SENT, Delivery, OutboundMessage, Pacing, Recipient, Result
@@ -37,16 +37,15 @@ class TelegramTransport:
         chat_id = int(recipient.external_id)
         markup = keyboard(Menu(message.text, message.options)) if message.options else None
         try:
-            text = message.text
             if message.image:
-                caption = text if len(text) <= CAPTION_LIMIT else ""
-                await self.bot.send_photo(
-                    chat_id, FSInputFile(message.image), caption=caption or None,
-                    reply_markup=markup if caption else None, request_timeout=REQUEST_TIMEOUT,
-                )
-                if caption:
+                # The text is the caption (one message), else it follows the photo, with the
+                # buttons: ``OutboundMessage.caption``, as on every channel.
+                caption = message.caption
+                await self.bot.send_photo(chat_id, FSInputFile(message.image), caption=caption or None,
+                                          request_timeout=REQUEST_TIMEOUT)
+                if caption is not None:
                     return SENT
-            pieces = split_text(text, TEXT_LIMIT)
+            pieces = split_text(message.text, TEXT_LIMIT)
             for i, piece in enumerate(pieces):
                 last = i == len(pieces) - 1
                 await self.bot.send_message(

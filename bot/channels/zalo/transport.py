@@ -70,8 +70,8 @@ class ZaloBotTransport:
             photo = await _image_reply(message.image, self.media)
             if photo is None:
                 return sends + texts(self.t("zalo.image_fallback"))  # said, not silently dropped
-            if not message.options and len(sends) == 1:
-                return [Outgoing(photo=photo.photo, caption=sends[0].text)]  # one message: photo + text
+            if message.caption is not None:
+                return [Outgoing(photo=photo.photo, caption=message.caption)]  # one message: photo + text
             return [photo, *sends]
         return sends
 
