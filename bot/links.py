@@ -23,8 +23,14 @@ def start_link(channel: str, param: str, *, telegram_username: str | None) -> st
     return f"/start {param}"
 
 
+def group_param(group_code: str) -> str:
+    """The start parameter of a group's join link, ``g_<code>``: also the short code printed
+    under its QR code, which a resident may type to the bot where there is no deep link (Zalo)."""
+    return f"g_{group_code}"
+
+
 def group_link(group_code: str, *, telegram_username: str | None, channel: str = "telegram") -> str:
-    return start_link(channel, f"g_{group_code}", telegram_username=telegram_username)
+    return start_link(channel, group_param(group_code), telegram_username=telegram_username)
 
 
 def invite_link(code: str, *, telegram_username: str | None, channel: str = "telegram") -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from bot.core.conversation import Context
 from bot.core.messages import Image, Reply
-from bot.links import group_link, invite_link
+from bot.links import group_link, group_param, invite_link
 from handlers import authz
 from handlers.common import int_arg, local_time, paginate, write_file
 from handlers.fallback import stale_action
@@ -75,11 +75,12 @@ async def join_link(ctx: Context, ward: Ward, group: ResidentGroup) -> None:
 
     t = ctx.t
     telegram, zalo = _links(ctx, group_link, group.code)
-    text = t("admin.join_link", group=group.name, telegram=telegram or t("admin.no_telegram_link"), zalo=zalo)
+    text = t("admin.join_link", group=group.name, telegram=telegram or t("admin.no_telegram_link"), zalo=zalo,
+             code=group_param(group.code))
     caption, code = t("admin.qr_caption", group=group.name), group.code
 
     async def draw(_sessions: SessionFactory) -> list[Reply]:
-        png = await asyncio.to_thread(join_qr_png, telegram or zalo, caption=group.name)
+        png = await asyncio.to_thread(join_qr_png, telegram or zalo, caption=group.name, code=group_param(code))
         path = await asyncio.to_thread(write_file, ctx, prefix=f"qr-{code}", suffix=".png", data=png)
         return [Image(path, caption)]
 

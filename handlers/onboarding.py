@@ -8,12 +8,13 @@ group), so ``/start`` always resumes where a resident left off.
 from __future__ import annotations
 
 from bot.core.conversation import Context
-from bot.core.text import clean_line, fold
+from bot.core.text import clean_line
+from bot.group_search import has_link_prefix, match_code, search
 from handlers import invites, menu
-from handlers.common import PAGE_SIZE, int_arg, paginate, words
+from handlers.common import int_arg, paginate, words
 from handlers.steps import Step
 from storage.groups import count_groups, find_group_by_code, get_group, get_ward, list_groups, list_wards
-from storage.models import ResidentGroup
+from storage.models import ResidentGroup, Ward
 from storage.people import create_person, forget_identities
 from storage.roles import roles_of
 
@@ -34,6 +35,12 @@ async def start(ctx: Context) -> None:
     t = ctx.t
     group_code = _group_code_from(ctx.args)
     invite = invites.invite_code_from(ctx.args)
+    typed = ctx.incoming.text or ""
+    if ctx.person is None and group_code is None and not ctx.args and not typed.startswith("/"):
+        # Someone new whose first message is the code on the notice board ("g_TDP09"): on Zalo
+        # there is no deep link, so that is how the QR poster's group comes with them.
+        coded = match_code(await list_groups(ctx.session), typed)
+        group_code = coded.code if coded is not None else None
     if ctx.person is None:
         ctx.goto(Step.CONSENT, group_code=group_code, invite=invite)
         ctx.ask(
@@ -162,31 +169,49 @@ async def continue_onboarding(
 
 
 async def answer_name(ctx: Context) -> None:
-    """``name:ok`` keeps the name from the channel; ``name:edit`` asks for another."""
+    """``name:ok`` keeps the name from the channel; ``name:edit`` asks for another;
+    ``name:keep`` (the "Thôi" of ``/doiten``) keeps the name one has."""
     assert ctx.person is not None
     suggested = ctx.data.get("suggested")
     if ctx.args == ("ok",) and suggested:
         ctx.person.display_name = clean_line(str(suggested), limit=NAME_MAX)
         await continue_onboarding(ctx, group_code=ctx.data.get("group_code"))
         return
+    if ctx.args == ("keep",) and ctx.person.display_name:
+        kept = ctx.t("onboarding.name_kept", name=ctx.person.display_name)
+        await continue_onboarding(ctx, group_code=ctx.data.get("group_code"), greeting=kept)
+        return
     await ask_name(ctx)
 
 
-async def ask_name(ctx: Context) -> None:
-    """``/doiten``: type the name to show (also used during onboarding)."""
-    ctx.goto(Step.ASK_NAME, group_code=ctx.data.get("group_code"))
-    ctx.say(ctx.t("onboarding.ask_name"))
+async def ask_name(ctx: Context, *, note: str | None = None, group_code: str | None = None) -> None:
+    """``/doiten``: type the name to show (also used during onboarding). Whoever has a name
+    may keep it ("Thôi"); someone joining without one has nothing to go back to."""
+    ctx.goto(Step.ASK_NAME, group_code=group_code or ctx.data.get("group_code"))
+    text = ctx.t("onboarding.ask_name")
+    text = f"{note}\n\n{text}" if note else text
+    if ctx.person is not None and ctx.person.display_name:
+        ctx.ask(text, [(ctx.t("onboarding.name_keep"), "name:keep")])
+    else:
+        ctx.say(text)
 
 
 async def receive_name(ctx: Context) -> None:
     assert ctx.person is not None
     raw = ctx.incoming.text or ""
+    if has_link_prefix(raw) and (coded := match_code(await list_groups(ctx.session), raw)) is not None:
+        # The group's code from the notice board, typed where the name is asked: never a name.
+        # Someone joining keeps it for the group question that follows.
+        joining = ctx.person.group_id is None
+        await ask_name(ctx, note=ctx.t("onboarding.code_not_name", group=coded.name),
+                       group_code=coded.code if joining else None)
+        return
     name = clean_line(raw, limit=NAME_MAX + 1)
     if len(name) > NAME_MAX:
-        ctx.say(ctx.t("onboarding.name_too_long", limit=NAME_MAX))
+        await ask_name(ctx, note=ctx.t("onboarding.name_too_long", limit=NAME_MAX))  # the way out stays offered
         return
     if not any(c.isalpha() for c in name):
-        ctx.say(ctx.t("onboarding.name_invalid"))
+        await ask_name(ctx, note=ctx.t("onboarding.name_invalid"))
         return
     changed = bool(ctx.person.display_name)
     ctx.person.display_name = name
@@ -197,8 +222,20 @@ async def receive_name(ctx: Context) -> None:
 
 
 async def change_group(ctx: Context) -> None:
-    """``/doito``: choose another residential group."""
+    """``/doito``: choose another residential group (or keep the one she is in)."""
     await choose_group(ctx)
+
+
+async def _current_group(ctx: Context) -> ResidentGroup | None:
+    group_id = ctx.person.group_id if ctx.person is not None else None
+    return await get_group(ctx.session, group_id=group_id) if group_id is not None else None
+
+
+def _keep_option(ctx: Context, current: ResidentGroup | None) -> list[tuple[str, str, tuple[str, ...]]]:
+    """"✋ Giữ tổ hiện tại (Tổ dân phố 3)" for whoever is in a group already."""
+    if current is None:
+        return []
+    return [(ctx.t("onboarding.group_keep", group=current.name), "group:keep", words(ctx, "words.keep"))]
 
 
 async def choose_group(ctx: Context, *, group_code: str | None = None, ward_id: int | None = None, page: int = 0) -> None:
@@ -214,34 +251,49 @@ async def choose_group(ctx: Context, *, group_code: str | None = None, ward_id: 
     if not wards:
         await menu.show_main_menu(ctx, t("onboarding.no_groups"))
         return
+    keep = _keep_option(ctx, await _current_group(ctx))
     if ward_id is None and len(wards) > 1:
         ctx.goto(Step.CHOOSE_GROUP)
-        ctx.ask(t("onboarding.choose_ward"), [(w.name, f"group:ward:{w.id}") for w in wards])
+        ctx.ask(t("onboarding.choose_ward"), [*((w.name, f"group:ward:{w.id}") for w in wards), *keep])
         return
     ward = next((w for w in wards if w.id == ward_id), wards[0])
     shown = paginate(await list_groups(ctx.session, ward_id=ward.id), page)
-    options = [(g.name, f"group:set:{g.id}") for g in shown.items]
+    options: list = [(g.name, f"group:set:{g.id}") for g in shown.items]
     options += shown.nav(ctx, f"group:page:{ward.id}:")
     if len(wards) > 1:
         options.append((t("onboarding.other_ward"), "group:wards"))
     ctx.goto(Step.CHOOSE_GROUP, ward=ward.id, page=shown.number)
-    ctx.ask(t("onboarding.choose_group", ward=ward.name, hint=shown.hint(ctx)), options)
+    ctx.ask(t("onboarding.choose_group", ward=ward.name, hint=shown.hint(ctx)), options + keep)
 
 
 async def _confirm_group(ctx: Context, group: ResidentGroup) -> None:
+    """"Tổ dân phố 9, Phường X. Đúng không?"; to someone in another group already, which one
+    she is in and whether to move ("Bạn đang ở Tổ dân phố 3. Chuyển sang Tổ dân phố 5?")."""
+    t = ctx.t
     ward = await get_ward(ctx.session, ward_id=group.ward_id)
+    ward_name = ward.name if ward else ""
+    current = await _current_group(ctx)
+    if current is not None and current.id == group.id:
+        await menu.show_main_menu(ctx, t("onboarding.group_kept", group=current.name, ward=ward_name))
+        return
     ctx.goto(Step.CHOOSE_GROUP, ward=group.ward_id)
+    other = (t("onboarding.group_other"), f"group:page:{group.ward_id}:0")
+    if current is None:
+        ctx.ask(
+            t("onboarding.confirm_group", group=group.name, ward=ward_name),
+            [(t("onboarding.group_ok"), f"group:set:{group.id}", words(ctx, "words.yes")), (*other, words(ctx, "words.no"))],
+        )
+        return
+    keep = (t("onboarding.group_keep", group=current.name), "group:keep", (*words(ctx, "words.no"), *words(ctx, "words.keep")))
     ctx.ask(
-        ctx.t("onboarding.confirm_group", group=group.name, ward=ward.name if ward else ""),
-        [
-            (ctx.t("onboarding.group_ok"), f"group:set:{group.id}", words(ctx, "words.yes")),
-            (ctx.t("onboarding.group_other"), f"group:page:{group.ward_id}:0", words(ctx, "words.no")),
-        ],
+        t("onboarding.confirm_move", current=current.name, group=group.name, ward=ward_name),
+        [(t("onboarding.group_move", group=group.name), f"group:set:{group.id}", words(ctx, "words.yes")), keep, other],
     )
 
 
 async def group_action(ctx: Context) -> None:
-    """``group:set:<id>``, ``group:page:<ward>:<page>``, ``group:ward:<id>``, ``group:wards``."""
+    """``group:set:<id>``, ``group:page:<ward>:<page>``, ``group:ward:<id>``, ``group:wards``,
+    ``group:keep`` (stay in the group one is in)."""
     assert ctx.person is not None
     kind = ctx.args[0] if ctx.args else ""
     if kind == "set":
@@ -256,26 +308,48 @@ async def group_action(ctx: Context) -> None:
         key = "onboarding.group_changed" if had_group else "onboarding.joined"
         text = ctx.t(key, name=ctx.person.display_name or "", group=group.name, ward=ward.name if ward else "")
         await continue_onboarding(ctx, greeting=text)
+    elif kind == "keep":
+        current = await _current_group(ctx)
+        if current is None:
+            await choose_group(ctx)
+            return
+        ward = await get_ward(ctx.session, ward_id=current.ward_id)
+        await continue_onboarding(ctx, greeting=ctx.t("onboarding.group_kept", group=current.name,
+                                                      ward=ward.name if ward else ""))
     elif kind == "page":
         await choose_group(ctx, ward_id=int_arg(ctx, 1, low=1), page=int_arg(ctx, 2) or 0)
     elif kind == "ward":
         await choose_group(ctx, ward_id=int_arg(ctx, 1, low=1))
     else:
-        ctx.goto(Step.CHOOSE_GROUP)
-        wards = await list_wards(ctx.session)
-        ctx.ask(ctx.t("onboarding.choose_ward"), [(w.name, f"group:ward:{w.id}") for w in wards])
+        await choose_group(ctx)
 
 
 async def search_group(ctx: Context) -> None:
-    """Typed text while choosing a group: find groups whose name or code contains it."""
-    typed = fold(ctx.incoming.text or "")[:60]
+    """Typed text while choosing a group: a group's short code ("g_TDP09", any case, from the
+    notice board), a number ("9", "tổ 9", "tdp 9"), a name, with small typos
+    (``bot.group_search``). One clear match is asked to confirm; else at most five, best first."""
+    t = ctx.t
     ward_id = ctx.data.get("ward")
-    groups = await list_groups(ctx.session, ward_id=ward_id if isinstance(ward_id, int) else None)
-    matches = [g for g in groups if typed and (typed in fold(g.name) or typed == fold(g.code))]
-    if len(matches) == 1:
-        await _confirm_group(ctx, matches[0])
-    elif 1 < len(matches) <= PAGE_SIZE:
-        ctx.ask(ctx.t("onboarding.group_matches"), [(g.name, f"group:set:{g.id}") for g in matches])
-    else:
-        ctx.say(ctx.t("onboarding.group_not_found"))
-        await choose_group(ctx, ward_id=ward_id if isinstance(ward_id, int) else None)
+    ward_id = ward_id if isinstance(ward_id, int) else None
+    found = search(await list_groups(ctx.session), ctx.incoming.text or "", ward_id=ward_id)
+    if found.sure is not None:
+        await _confirm_group(ctx, found.sure)
+        return
+    if not found.groups:
+        ctx.say(t("onboarding.group_search_vague" if found.vague else "onboarding.group_not_found"))
+        await choose_group(ctx, ward_id=ward_id)
+        return
+    wards = {w.id: w for w in await list_wards(ctx.session)}
+    several = len({g.ward_id for g in found.groups}) > 1
+    options: list = [(f"{g.name} ({_ward_name(wards, g.ward_id)})" if several else g.name, f"group:set:{g.id}")
+                     for g in found.groups]
+    back = ward_id if ward_id is not None else found.groups[0].ward_id if not several else None
+    options.append((t("onboarding.group_all"), f"group:page:{back}:0" if back is not None else "group:wards"))
+    options += _keep_option(ctx, await _current_group(ctx))
+    named = sorted({_ward_name(wards, g.ward_id) for g in found.groups})
+    ctx.ask(t("onboarding.group_matches", ward=", ".join(named)), options)
+
+
+def _ward_name(wards: dict[int | None, Ward], ward_id: int) -> str:
+    ward = wards.get(ward_id)
+    return ward.name if ward is not None else ""

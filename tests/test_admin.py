@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from bot.app import App
 from bot.cli import Deps, cli
 from bot.core.messages import Document, Image, Menu, Option, Text
+from bot.reports.qr import join_qr_png
 from storage.models import (
     AuditLog,
     Broadcast,
@@ -226,6 +227,9 @@ async def test_join_link_and_qr_code_and_leader_invitations(ward: App, clock: Ma
     [qr] = [r for r in admin.history if isinstance(r, Image)]
     [decoded] = zxingcpp.read_barcodes(PILImage.open(qr.path))
     assert decoded.text == "https://t.me/hocvuso_bot?start=g_DEMO-TDP03"
+    # The poster for the notice board: the short code Zalo users type, in large type under the code.
+    assert "hoặc chỉ gõ mã g_DEMO-TDP03" in admin.texts()
+    assert qr.path.read_bytes() == join_qr_png(decoded.text, caption="Tổ dân phố 3", code="g_DEMO-TDP03")
 
     await admin.press("Về menu quản trị")
     await admin.press("Mời tổ trưởng")
