@@ -8,6 +8,7 @@ group), so ``/start`` always resumes where a resident left off.
 from __future__ import annotations
 
 from bot.core.conversation import Context
+from bot.core.messages import Marks
 from bot.core.text import clean_line
 from bot.group_search import has_link_prefix, match_code, search
 from handlers import invites, menu
@@ -94,7 +95,7 @@ async def resume(ctx: Context, *, note: str | None = None) -> None:
         ctx.reoffered = True  # the same question, the same options
         text = f"{note}\n\n{prompt}" if note else prompt
         options = ctx.pending_options()
-        ctx.ask(text, options) if options else ctx.say(text)
+        ctx.ask(text, options, marks=ctx.pending_marks()) if options else ctx.say(text)
         return
     if note:
         ctx.say(note)
@@ -254,7 +255,8 @@ async def choose_group(ctx: Context, *, group_code: str | None = None, ward_id: 
     keep = _keep_option(ctx, await _current_group(ctx))
     if ward_id is None and len(wards) > 1:
         ctx.goto(Step.CHOOSE_GROUP)
-        ctx.ask(t("onboarding.choose_ward"), [*((w.name, f"group:ward:{w.id}") for w in wards), *keep])
+        ctx.ask(t("onboarding.choose_ward"), [*((w.name, f"group:ward:{w.id}") for w in wards), *keep],
+                marks=Marks.LETTERS)  # "Phường 5": a typed number is a name, never a line
         return
     ward = next((w for w in wards if w.id == ward_id), wards[0])
     shown = paginate(await list_groups(ctx.session, ward_id=ward.id), page)
@@ -263,7 +265,8 @@ async def choose_group(ctx: Context, *, group_code: str | None = None, ward_id: 
     if len(wards) > 1:
         options.append((t("onboarding.other_ward"), "group:wards"))
     ctx.goto(Step.CHOOSE_GROUP, ward=ward.id, page=shown.number)
-    ctx.ask(t("onboarding.choose_group", ward=ward.name, hint=shown.hint(ctx)), options + keep)
+    # Lettered: a typed "9" searches for tổ 9 (``search_group``), it never picks the ninth line.
+    ctx.ask(t("onboarding.choose_group", ward=ward.name, hint=shown.hint(ctx)), options + keep, marks=Marks.LETTERS)
 
 
 async def _confirm_group(ctx: Context, group: ResidentGroup) -> None:
@@ -347,7 +350,7 @@ async def search_group(ctx: Context) -> None:
     options.append((t("onboarding.group_all"), f"group:page:{back}:0" if back is not None else "group:wards"))
     options += _keep_option(ctx, await _current_group(ctx))
     named = sorted({_ward_name(wards, g.ward_id) for g in found.groups})
-    ctx.ask(t("onboarding.group_matches", ward=", ".join(named)), options)
+    ctx.ask(t("onboarding.group_matches", ward=", ".join(named)), options, marks=Marks.LETTERS)
 
 
 def _ward_name(wards: dict[int | None, Ward], ward_id: int) -> str:

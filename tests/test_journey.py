@@ -123,7 +123,8 @@ async def test_numbered_menus_take_a_typed_number(ward: App) -> None:
     await chat.send("/start")
     await chat.send("1")  # Đồng ý
     await chat.send("Bác Minh")  # no name from the channel: typed
-    await chat.send("4")  # Tổ dân phố 4
+    await chat.send("4")  # searches for tổ 4 (the list is lettered): "Tổ dân phố 4, đúng không?"
+    await chat.send("1")  # Đúng rồi
     await chat.send("1")  # Học tiếp
     assert ward.lessons.first.cards[0].text in chat.last_text
     await chat.send("9")  # out of range: nothing happens; the card is shown again with its options

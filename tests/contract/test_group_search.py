@@ -108,7 +108,7 @@ async def test_a_typed_search_finds_the_group(groups: App, driver: Driver, typed
         name, code = found.confirm
         assert f"Bạn thuộc {name}, {WARD}. Đúng không ạ?" in text
         await driver.choose("Đúng rồi")
-        assert f"Bạn đã tham gia {name}, {WARD}" in driver.last_text()
+        assert f"đã tham gia {name}, {WARD}" in driver.last_text()
         assert (await outcome(groups, driver))["group"] == code
     elif found.listed:
         assert f"Mình tìm thấy mấy tổ này ở {WARD}. Bạn thuộc tổ nào?" in text
@@ -116,7 +116,7 @@ async def test_a_typed_search_finds_the_group(groups: App, driver: Driver, typed
         assert shown[: len(found.listed)] == list(found.listed)
         assert shown[len(found.listed)] == "📋 Xem cả danh sách tổ"
         await driver.choose(found.listed[-1])
-        assert f"Bạn đã tham gia {found.listed[-1]}, {WARD}" in driver.last_text()
+        assert f"đã tham gia {found.listed[-1]}, {WARD}" in driver.last_text()
     else:
         assert found.note is not None and driver.said(found.note)
         assert f"Bạn thuộc tổ dân phố/thôn nào của {WARD}?" in text
