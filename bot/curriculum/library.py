@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -92,7 +93,13 @@ def _describe(error: dict) -> str:
     return message
 
 
-def _read_yaml(text: str, *, file: str, what: str) -> tuple[dict | None, list[LessonError]]:
+Model = TypeVar("Model", Lesson, Glossary)
+
+
+def _parse(
+    text: str, model: type[Model], rules: Callable[[Model], list[tuple[str, str]]], *, file: str, what: str
+) -> tuple[Model | None, list[LessonError]]:
+    """YAML, then the model's structure, then its ``rules``; the value only if all passed."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -101,22 +108,19 @@ def _read_yaml(text: str, *, file: str, what: str) -> tuple[dict | None, list[Le
         return None, [LessonError(file, where, f"YAML không đọc được: {getattr(exc, 'problem', exc)}")]
     if not isinstance(data, dict):
         return None, [LessonError(file, "(cả tệp)", f"tệp phải là {what} (các trường dạng khóa: giá trị)")]
-    return data, []
-
-
-def parse_lesson(text: str, *, file: str) -> tuple[Lesson | None, list[LessonError]]:
-    """Parse one lesson file's text; return the lesson (if valid) and every problem found."""
-    data, errors = _read_yaml(text, file=file, what="một bài học")
-    if data is None:
-        return None, errors
     try:
-        lesson = Lesson.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as exc:
         return None, [
             LessonError(file, _field_path(tuple(e["loc"])), _describe(e)) for e in exc.errors()
         ]
-    problems = [LessonError(file, field, message) for field, message in lesson_problems(lesson)]
-    return (None if problems else lesson), problems
+    problems = [LessonError(file, field, message) for field, message in rules(value)]
+    return (None if problems else value), problems
+
+
+def parse_lesson(text: str, *, file: str) -> tuple[Lesson | None, list[LessonError]]:
+    """Parse one lesson file's text; return the lesson (if valid) and every problem found."""
+    return _parse(text, Lesson, lesson_problems, file=file, what="một bài học")
 
 
 class LessonLibrary:
@@ -155,15 +159,7 @@ def default_lessons_dir() -> Path:
 
 def parse_glossary(text: str, *, file: str = GLOSSARY_FILE) -> tuple[Glossary | None, list[LessonError]]:
     """Parse the glossary file's text; return the glossary (if valid) and every problem found."""
-    data, errors = _read_yaml(text, file=file, what="một bảng thuật ngữ")
-    if data is None:
-        return None, errors
-    try:
-        glossary = Glossary.model_validate(data)
-    except ValidationError as exc:
-        return None, [LessonError(file, _field_path(tuple(e["loc"])), _describe(e)) for e in exc.errors()]
-    problems = [LessonError(file, field, message) for field, message in glossary_problems(glossary)]
-    return (None if problems else glossary), problems
+    return _parse(text, Glossary, glossary_problems, file=file, what="một bảng thuật ngữ")
 
 
 def check_directory(directory: Path) -> tuple[list[Lesson], list[LessonError]]:
