@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import ValidationError
 
-from bot.curriculum.schema import Lesson, lesson_problems
+from bot.curriculum.glossary import GLOSSARY_FILE, Glossary, glossary_problems, unexplained_terms
+from bot.curriculum.schema import Lesson, lesson_problems, lesson_warnings
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,23 @@ class LessonError:
 
     def __str__(self) -> str:
         return f"{self.file}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LessonWarning(LessonError):
+    """Advice that does not stop the lessons from loading (a sentence too long to read easily)."""
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: cảnh báo: {self.message}"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``hocvuso lessons check`` finds in a folder: errors block loading, warnings do not."""
+
+    lessons: list[Lesson]
+    errors: list[LessonError]
+    warnings: list[LessonWarning]
 
 
 class LessonLibraryError(Exception):
@@ -74,8 +93,13 @@ def _describe(error: dict) -> str:
     return message
 
 
-def parse_lesson(text: str, *, file: str) -> tuple[Lesson | None, list[LessonError]]:
-    """Parse one lesson file's text; return the lesson (if valid) and every problem found."""
+Model = TypeVar("Model", Lesson, Glossary)
+
+
+def _parse(
+    text: str, model: type[Model], rules: Callable[[Model], list[tuple[str, str]]], *, file: str, what: str
+) -> tuple[Model | None, list[LessonError]]:
+    """YAML, then the model's structure, then its ``rules``; the value only if all passed."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -83,15 +107,20 @@ def parse_lesson(text: str, *, file: str) -> tuple[Lesson | None, list[LessonErr
         where = f"dòng {mark.line + 1}" if mark is not None else "(cả tệp)"
         return None, [LessonError(file, where, f"YAML không đọc được: {getattr(exc, 'problem', exc)}")]
     if not isinstance(data, dict):
-        return None, [LessonError(file, "(cả tệp)", "tệp phải là một bài học (các trường dạng khóa: giá trị)")]
+        return None, [LessonError(file, "(cả tệp)", f"tệp phải là {what} (các trường dạng khóa: giá trị)")]
     try:
-        lesson = Lesson.model_validate(data)
+        value = model.model_validate(data)
     except ValidationError as exc:
         return None, [
             LessonError(file, _field_path(tuple(e["loc"])), _describe(e)) for e in exc.errors()
         ]
-    problems = [LessonError(file, field, message) for field, message in lesson_problems(lesson)]
-    return (None if problems else lesson), problems
+    problems = [LessonError(file, field, message) for field, message in rules(value)]
+    return (None if problems else value), problems
+
+
+def parse_lesson(text: str, *, file: str) -> tuple[Lesson | None, list[LessonError]]:
+    """Parse one lesson file's text; return the lesson (if valid) and every problem found."""
+    return _parse(text, Lesson, lesson_problems, file=file, what="một bài học")
 
 
 class LessonLibrary:
@@ -128,11 +157,27 @@ def default_lessons_dir() -> Path:
     return Path(str(resources.files("lessons")))
 
 
+def parse_glossary(text: str, *, file: str = GLOSSARY_FILE) -> tuple[Glossary | None, list[LessonError]]:
+    """Parse the glossary file's text; return the glossary (if valid) and every problem found."""
+    return _parse(text, Glossary, glossary_problems, file=file, what="một bảng thuật ngữ")
+
+
 def check_directory(directory: Path) -> tuple[list[Lesson], list[LessonError]]:
     """Validate every ``*.yaml`` file of a directory, including rules across files."""
+    report = inspect_directory(directory)
+    return report.lessons, report.errors
+
+
+def inspect_directory(directory: Path) -> CheckReport:
+    """Everything :func:`check_directory` checks, the glossary if the folder has one
+    (``glossary.yaml``), and the warnings of the valid lessons."""
     lessons: list[Lesson] = []
     errors: list[LessonError] = []
-    files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    warnings: list[LessonWarning] = []
+    files = [
+        path for path in sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+        if path.name != GLOSSARY_FILE
+    ]
     if not files:
         errors.append(LessonError(str(directory), "(thư mục)", "không có tệp bài học *.yaml nào"))
     ids: dict[str, str] = {}
@@ -147,6 +192,7 @@ def check_directory(directory: Path) -> tuple[list[Lesson], list[LessonError]]:
         errors.extend(problems)
         if lesson is None:
             continue
+        warnings.extend(LessonWarning(path.name, field, text) for field, text in lesson_warnings(lesson))
         if lesson.id in ids:
             errors.append(LessonError(path.name, "id", f"mã bài '{lesson.id}' trùng với {ids[lesson.id]}"))
             continue
@@ -161,7 +207,25 @@ def check_directory(directory: Path) -> tuple[list[Lesson], list[LessonError]]:
         ids[lesson.id] = path.name
         orders[lesson.order] = path.name
         lessons.append(lesson)
-    return lessons, errors
+    errors.extend(_glossary_errors(directory / GLOSSARY_FILE, lessons, ids))
+    return CheckReport(lessons, errors, warnings)
+
+
+def _glossary_errors(path: Path, lessons: list[Lesson], files: dict[str, str]) -> list[LessonError]:
+    """The glossary file's own problems, then every term a lesson uses before explaining it."""
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [LessonError(path.name, "(cả tệp)", f"không đọc được tệp: {exc}")]
+    glossary, errors = parse_glossary(text, file=path.name)
+    if glossary is None:
+        return errors
+    return [
+        LessonError(files[lesson.id], field, message)
+        for lesson, field, message in unexplained_terms(glossary, lessons)
+    ]
 
 
 def load_library(directory: Path | None = None) -> LessonLibrary:

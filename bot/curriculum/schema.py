@@ -14,10 +14,12 @@ elderly resident reads on a small phone stays short (about 600 characters).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 SCHEMA_VERSION = 1
 
@@ -33,6 +35,7 @@ QUESTION_MAX = 300
 OPTION_MAX = 100  # Telegram quiz-poll option limit; also a readable button
 EXPLANATION_MAX = 200  # "one line"; also Telegram's quiz explanation limit
 QUESTION_ID_MAX = 8
+SENTENCE_WORDS_MAX = 30  # a longer sentence is hard to follow on a phone: a warning, not an error
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 QUESTION_ID = r"^[a-z0-9]+$"
@@ -43,6 +46,18 @@ _VIETNAMESE = re.compile(
     "[àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ]",
     re.IGNORECASE,
 )
+# A date as officers write it: "2026-03" or "2026-03-13" (a source may give only "2024").
+_REVIEWED = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?$")
+_SOURCE_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
+# A sentence ends at . ! ? … (then closing quotes or brackets, then a space) or at a line break;
+# "22.000", "gov.vn" and "1/7/2025" do not end one.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’')]*\s+|\n+")
+_WORD = re.compile(r"\w")
+
+
+def has_vietnamese(text: str) -> bool:
+    """Whether ``text`` has a letter only Vietnamese writes (so it was typed with diacritics)."""
+    return bool(_VIETNAMESE.search(text))
 
 
 class Competence(StrEnum):
@@ -59,6 +74,14 @@ class Competence(StrEnum):
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+def _date_as_text(value: object) -> object:
+    # YAML reads an unquoted 2026-03-13 as a date: keep it as the text the officer wrote.
+    return value.isoformat() if isinstance(value, date) else value
+
+
+DateText = Annotated[str, BeforeValidator(_date_as_text)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -69,7 +92,7 @@ class Source(_Strict):
     id: Annotated[str, StringConstraints(pattern=SOURCE_ID, max_length=16)]
     title: Text
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
-    date: str | None = None  # when the source was published or read, as written by the author
+    date: DateText | None = None  # when the source was published: "2025", "2025-08" or "2025-08-30"
 
 
 class Link(_Strict):
@@ -117,7 +140,8 @@ class Lesson(_Strict):
     quiz: Quiz
     links: list[Link] = Field(default_factory=list)
     sources: list[Source]
-    reviewed: str | None = None  # date the facts were last checked, e.g. "2026-11"
+    # The date of the newest source consulted when the facts were last checked, e.g. "2026-03-13".
+    reviewed: DateText | None = None
 
 
 def lesson_problems(lesson: Lesson) -> list[tuple[str, str]]:
@@ -175,6 +199,88 @@ def lesson_problems(lesson: Lesson) -> list[tuple[str, str]]:
     for field, text in [("title", lesson.title), ("summary", lesson.summary)] + [
         (f"cards[{i}].text", c.text) for i, c in enumerate(lesson.cards)
     ]:
-        if not _VIETNAMESE.search(text):
+        if not has_vietnamese(text):
             add((field, "không thấy chữ tiếng Việt có dấu: hãy viết đầy đủ dấu"))
+
+    problems.extend(_date_problems(lesson))
     return problems
+
+
+def _valid_date(text: str, shape: re.Pattern[str]) -> bool:
+    if not shape.match(text):
+        return False
+    parts = [int(p) for p in text.split("-")] + [1, 1]
+    try:
+        date(parts[0], parts[1], parts[2])
+    except ValueError:
+        return False
+    return True
+
+
+def _date_problems(lesson: Lesson) -> list[tuple[str, str]]:
+    """``reviewed`` and the sources' dates are real dates, and ``reviewed`` is not older than
+    the newest dated source (compared at the precision both give: "2026-03" ≥ "2026-03-13")."""
+    problems: list[tuple[str, str]] = []
+    dated: list[tuple[str, str]] = []
+    for i, source in enumerate(lesson.sources):
+        if source.date is None:
+            continue
+        if _valid_date(source.date, _SOURCE_DATE):
+            dated.append((source.date, source.id))
+        else:
+            problems.append((
+                f"sources[{i}].date", f"'{source.date}' không phải ngày dạng YYYY-MM-DD, YYYY-MM hay YYYY"
+            ))
+    if lesson.reviewed is None:
+        return problems
+    if not _valid_date(lesson.reviewed, _REVIEWED):
+        problems.append(("reviewed", f"'{lesson.reviewed}' không phải ngày dạng YYYY-MM hoặc YYYY-MM-DD"))
+        return problems
+    if dated:
+        newest, source_id = max(dated)
+        precision = min(len(newest), len(lesson.reviewed))
+        if lesson.reviewed[:precision] < newest[:precision]:
+            problems.append(("reviewed", (
+                f"{lesson.reviewed} sớm hơn ngày của nguồn mới nhất trong bài ({source_id}: {newest}). "
+                "reviewed là ngày của nguồn mới nhất đã tra khi kiểm tra lại thông tin: "
+                f"hãy sửa thành {newest}, hoặc ngày của nguồn mới hơn đã tra"
+            )))
+    return problems
+
+
+def learner_texts(lesson: Lesson, *, with_title: bool = True) -> Iterator[tuple[str, str]]:
+    """``(field path, text)`` for every text a learner reads, in reading order."""
+    if with_title:
+        yield "title", lesson.title
+        yield "summary", lesson.summary
+    for i, card in enumerate(lesson.cards):
+        yield f"cards[{i}].text", card.text
+    for i, q in enumerate(lesson.quiz.questions):
+        yield f"quiz.questions[{i}].text", q.text
+        for j, option in enumerate(q.options):
+            yield f"quiz.questions[{i}].options[{j}]", option
+        yield f"quiz.questions[{i}].explanation", q.explanation
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def word_count(sentence: str) -> int:
+    return sum(1 for token in sentence.split() if _WORD.search(token))
+
+
+def lesson_warnings(lesson: Lesson) -> list[tuple[str, str]]:
+    """Advice that does not stop a lesson from loading: sentences over
+    :data:`SENTENCE_WORDS_MAX` words (a Vietnamese word here is one syllable, as written)."""
+    warnings: list[tuple[str, str]] = []
+    for field, text in learner_texts(lesson):
+        for sentence in sentences(text):
+            words = word_count(sentence)
+            if words > SENTENCE_WORDS_MAX:
+                start = " ".join(sentence.split()[:8])
+                warnings.append((field, (
+                    f"câu dài {words} từ (nên tối đa {SENTENCE_WORDS_MAX}), "
+                    f"hãy tách thành câu ngắn hơn: “{start} …”"
+                )))
+    return warnings
