@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.app import App
 from bot.core.messages import Incoming, Menu, Notice, Text
 from bot.core.render import numbered_menu
-from storage.models import LessonProgress, Person, QuizAnswer
+from storage.models import ConversationState, HelpRequest, Identity, LessonProgress, Person, QuizAnswer
 from tests.conftest import seed_demo_groups
 from tests.support import BUTTONS, NUMBERED, Chat, join, open_quiz
 
@@ -207,3 +207,44 @@ async def test_consent_is_recorded_only_under_the_consent_question(ward: App) ->
     assert "Nút này đã cũ" in stranger.texts(replies)
     async with ward.sessions() as session:
         assert (await session.exec(select(Person))).all() == []
+
+
+@pytest.mark.parametrize("word", ["thôi", "Hủy", "huy", "không đổi nữa", "Thôi!"])
+async def test_cancel_words_leave_every_text_step_and_nothing_typed_is_kept(ward: App, word: str) -> None:
+    """Whatever step takes free text (a name, a question, an answer, a code, a broadcast, a
+    time, a group search), a typed "thôi" never reaches it: the menu, with nothing kept."""
+    chat = Chat(ward.conversation)
+    await join(chat)
+    steps = ward.conversation.router.text_steps
+    assert {"ask_name", "choose_group", "help_text", "help_reply", "link_code", "assist_name",
+            "compose_text", "compose_time"} <= set(steps)
+    for step in steps:
+        async with ward.sessions() as session, session.begin():
+            identity = (await session.exec(select(Identity).where(Identity.external_id == chat.user))).one()
+            state = (await session.exec(select(ConversationState).where(
+                ConversationState.identity_id == identity.id))).one()
+            state.step, state.data, state.menu = step, {"group": 1, "request": 1, "ward": 1}, None
+            session.add(state)
+        await chat.send(word)
+        assert "Đã hủy, không có gì thay đổi." in chat.last_text, step
+        assert chat.option("Học tiếp").action == "next", step
+    async with ward.sessions() as session:
+        people = (await session.exec(select(Person))).all()
+        assert [p.display_name for p in people] == ["Lan Nguyễn"]
+        assert (await session.exec(select(HelpRequest))).all() == []
+        state = (await session.exec(select(ConversationState))).one()
+        assert state.step == "menu"
+
+
+@pytest.mark.parametrize("kind", ["sticker", "voice"])
+async def test_a_sticker_or_a_voice_note_gets_help_and_a_way_out(ward: App, learner: Chat, kind: str) -> None:
+    options = learner.menu.options
+    replies = await learner.attach(kind)
+    text = replies[-1].text
+    assert "chỉ đọc được tin nhắn chữ" in text and "tổ trưởng" in text and "câu 2/3" in text
+    assert learner.menu.options[: len(options)] == options  # still answerable
+    assert {o.label for o in learner.menu.options[len(options):]} == {"🙋 Hỏi tổ trưởng", "🏠 Về menu chính"}
+    await learner.attach(kind)
+    assert "Ví dụ" in learner.last_text  # the second miss in a row shows how
+    await learner.press("Hỏi tổ trưởng")
+    assert "tổ trưởng" in learner.last_text.lower() or "hỗ trợ" in learner.last_text.lower()

@@ -7,10 +7,11 @@ For every update it
 3. opens one short transaction: records the channel's event id (a repeat is dropped here),
    loads the identity, locks its conversation state, loads the person;
 4. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
-   reply that picks an option offered (``2`` or its label typed without diacritics), free
-   text for the current step, or an attachment. A *step-bound* action is honoured only while
-   it is among the options the bot offered last; anything else is a stale press (or, when it
-   is the press just handled, a repeat) and changes nothing;
+   reply that picks an option offered (``2``, ``b``, its label typed without diacritics, a
+   keyword, a small typo: ``bot.core.choice``), words of confusion, a greeting or a cancel,
+   free text for the current step, or an attachment. A *step-bound* action is honoured only
+   while it is among the options the bot offered last; anything else is a stale press (or,
+   when it is the press just handled, a repeat) and changes nothing;
 5. runs the handler, remembers what it offered and asked (so a later "2" can pick from it, a
    stale press can be refused, a confused reply re-asked), saves the state and commits;
 6. when the database was busy (SQLite's write lock, a PostgreSQL deadlock, an exhausted pool)
@@ -314,6 +315,11 @@ class Router:
     @property
     def commands(self) -> list[str]:
         return list(self._commands)
+
+    @property
+    def text_steps(self) -> list[str]:
+        """The steps that take free text (a name, a question, a search…)."""
+        return list(self._steps)
 
     def takes_media(self, step: str | None) -> bool:
         return step in self._media_steps

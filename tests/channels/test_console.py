@@ -23,7 +23,7 @@ async def _run_chat(tmp_path: Path, lines: list[str]) -> Finished:
 
 async def test_a_resident_learns_a_lesson_in_the_terminal_with_piped_input(tmp_path: Path, library: LessonLibrary) -> None:
     lesson = library.first
-    lines = ["c", "1", "Bà Tư", "3", "1"]  # demo data, consent, name, Tổ dân phố 3, Học tiếp
+    lines = ["c", "1", "Bà Tư", "3", "1", "1"]  # demo data, consent, name, tổ 3 searched, Đúng rồi, Học tiếp
     lines += ["tiếp"] * (len(lesson.cards) - 1)  # Tiếp ▶ through the cards, by its word
     lines += ["lam bai kiem tra"]  # Làm bài kiểm tra, typed without diacritics
     lines += ["ABC"[q.answer_index] for q in lesson.quiz.questions]  # answers are lettered
