@@ -21,7 +21,7 @@ run: $(VENV)/.installed  ## start the bot (terminal chat when no channel token i
 	$(BIN)/hocvuso run
 
 test: $(VENV)/.installed-dev  ## install the dev dependencies and run the whole suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 check-lessons: $(VENV)/.installed  ## validate the lesson files
 	$(BIN)/hocvuso lessons check
