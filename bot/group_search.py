@@ -3,7 +3,7 @@
 from the notice board ("g_TDP09", any case, with or without "g_").
 
 Pure functions over a ward's groups (a ward has a few hundred at most): the caller fetches them
-(``storage.groups.search_groups``). The rules, in the order they rank:
+(``storage.groups.list_groups``). The rules, in the order they rank:
 
 1. The typed text is folded (case, diacritics, punctuation) and the words that only say what
    kind of group it is ("tổ dân phố", "tdp", "tổ", "thôn", "khu phố", "ấp", "số"…) are taken off
@@ -33,7 +33,7 @@ from enum import IntEnum
 from rapidfuzz import fuzz
 from rapidfuzz.distance import OSA
 
-from bot.core.text import fold
+from bot.core.text import fold, number_from_words
 from storage.models import GroupKind, ResidentGroup
 
 SHOWN = 5  # groups listed at most: a phone screen, and few enough to read
@@ -56,27 +56,6 @@ _NUMBER_WORD = "so"  # "số": "tổ dân phố số 9", "số 9"
 _KIND_VOCABULARY = frozenset(w for phrase, _ in KIND_WORDS for w in phrase.split()) | {_NUMBER_WORD}
 _GLUED = re.compile(r"(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])")  # "tdp9" → "tdp 9", "12a" → "12 a"
 _LINK_PREFIX = re.compile(r"^\s*g\s*[_\-\s]", re.IGNORECASE)  # "g_", "G_", "g-", "g "
-
-UNITS = {"khong": 0, "mot": 1, "hai": 2, "ba": 3, "bon": 4, "tu": 4, "nam": 5, "sau": 6, "bay": 7, "tam": 8, "chin": 9}
-_AFTER_TEN = {**UNITS, "lam": 5}  # "mười lăm"; "hai mươi mốt", "hai mươi tư" fold to "mot", "tu"
-
-
-def number_from_words(words: Sequence[str]) -> int | None:
-    """1–99 written in (folded) Vietnamese words: "hai" 2, "muoi hai" 12, "hai muoi" 20,
-    "hai muoi lam" 25, "muoi lam" 15. Anything else: None."""
-    match list(words):
-        case [unit] if unit in UNITS and unit != "khong":
-            return UNITS[unit]
-        case ["muoi"]:
-            return 10
-        case ["muoi", unit] if unit in _AFTER_TEN and unit != "khong":
-            return 10 + _AFTER_TEN[unit]
-        case [tens, "muoi"] if UNITS.get(tens, 0) >= 2:
-            return 10 * UNITS[tens]
-        case [tens, "muoi", unit] if UNITS.get(tens, 0) >= 2 and unit in _AFTER_TEN and unit != "khong":
-            return 10 * UNITS[tens] + _AFTER_TEN[unit]
-    return None
-
 
 @dataclass(frozen=True)
 class Words:

@@ -12,11 +12,11 @@ from bot.group_search import (
     SHOWN,
     code_candidates,
     match_code,
-    number_from_words,
     rank_groups,
     search,
     split_words,
 )
+from bot.core.text import number_from_words
 from storage.models import GroupKind, ResidentGroup
 
 KINDS = {"Tổ": GroupKind.TO_DAN_PHO, "Thôn": GroupKind.THON, "Khu": GroupKind.KHU_PHO, "Ấp": GroupKind.AP}

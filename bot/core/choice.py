@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz
 
 from bot.core.messages import Marks, Option
-from bot.core.text import fold
+from bot.core.text import fold, number_from_words
 
 TYPED_CHOICE_MAX = 200  # longer text never picks an option
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -34,10 +34,6 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 # typed "2" meaning the list's second line never picks the menu's second option.
 _NUMBERED_LINE = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 
-NUMBER_WORDS = {
-    "mot": 1, "hai": 2, "ba": 3, "bon": 4, "tu": 4, "nam": 5, "sau": 6, "bay": 7, "tam": 8,
-    "chin": 9, "muoi": 10,
-}
 # Words people put before the mark they mean: "chọn số 2", "câu b", "ý b", "đáp án b".
 _NUMBER_LEAD = re.compile(r"^(?:chon |muc |so )*")
 _LETTER_LEAD = re.compile(r"^(?:chon |cau |y |dap an |phuong an |muc )*")
@@ -103,7 +99,7 @@ def _position(typed: str, marks: Marks) -> int | None:
     rest = _NUMBER_LEAD.sub("", typed)
     if rest.isdecimal() and len(rest) <= 3:
         return int(rest) - 1 if int(rest) >= 1 else None
-    number = NUMBER_WORDS.get(rest)
+    number = number_from_words(rest.split())
     return number - 1 if number is not None else None
 
 

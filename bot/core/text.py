@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[^\w\s]", re.UNICODE)
@@ -19,6 +20,28 @@ def fold(text: str) -> str:
     stripped = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
     stripped = _NOT_WORD.sub(" ", stripped.casefold())
     return _SPACES.sub(" ", stripped).strip()
+
+
+# Vietnamese number words, folded: typed replies ("hai") and group searches ("tổ mười hai").
+UNITS = {"khong": 0, "mot": 1, "hai": 2, "ba": 3, "bon": 4, "tu": 4, "nam": 5, "sau": 6, "bay": 7, "tam": 8, "chin": 9}
+_AFTER_TEN = {**UNITS, "lam": 5}  # "mười lăm"; "hai mươi mốt", "hai mươi tư" fold to "mot", "tu"
+
+
+def number_from_words(words: Sequence[str]) -> int | None:
+    """1–99 written in (folded) Vietnamese words: "hai" 2, "muoi hai" 12, "hai muoi" 20,
+    "hai muoi lam" 25, "muoi lam" 15. Anything else: None."""
+    match list(words):
+        case [unit] if unit in UNITS and unit != "khong":
+            return UNITS[unit]
+        case ["muoi"]:
+            return 10
+        case ["muoi", unit] if unit in _AFTER_TEN and unit != "khong":
+            return 10 + _AFTER_TEN[unit]
+        case [tens, "muoi"] if UNITS.get(tens, 0) >= 2:
+            return 10 * UNITS[tens]
+        case [tens, "muoi", unit] if UNITS.get(tens, 0) >= 2 and unit in _AFTER_TEN and unit != "khong":
+            return 10 * UNITS[tens] + _AFTER_TEN[unit]
+    return None
 
 
 def is_plain_int(raw: str, *, max_digits: int = 12) -> bool:
