@@ -118,9 +118,10 @@ def build_router() -> Router:
     # Leaders' and admins' views and idempotent actions are authorised from the database on
     # every press (the digest carries "lead:g:…"); a nudge, a new invitation and what is asked
     # to confirm (erase a person, cancel a broadcast, remove a leader) stay bound.
-    router.action("lead", leader.lead_action, free={"", "g", "m", "as", "al", "an", "ac", "ad"})
+    router.action("lead", leader.lead_action, free={"", "g", "m", "p", "as", "al", "an", "ac", "ad", "ud"})
     router.action("adm", admin.admin_action,
-                  free={"", "w", "ov", "rk", "bl", "rp", "br", "bx", "jl", "jq", "il", "iv", "rv"})
+                  free={"", "w", "ov", "rk", "bl", "rp", "br", "bx", "jl", "jq", "il", "iv", "rv",
+                        "gl", "g", "nl", "hq", "bk"})
     router.action("bc", composer.composer_action, free={"new"})
     # Free text in a step that expects it.
     router.step(Step.ASK_NAME, onboarding.receive_name, needs_person=True, onboarding=True)

@@ -7,7 +7,7 @@ leader's view and the XLSX report, so the chat and the reports agree.
 
 Actions (each checks again, from the database, that the person administers the ward):
 ``adm`` · ``adm:w:<ward>`` (menu) · ``adm:ov:<ward>`` · ``adm:rk:<ward>`` ·
-``adm:rp:<ward>[:<period>]`` · ``adm:jl|jq|il|iv|ic|rv|ry:…`` (admin_groups) ·
+``adm:rp:<ward>[:<period>]`` · ``adm:jl|jq|il|iv|ic|rv|ry|gl|g|n|nl|hq|bk:…`` (admin_groups) ·
 ``adm:bl|br|bx:…`` (composer).
 """
 
@@ -27,6 +27,7 @@ from handlers.common import write_file
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.db import SessionFactory
+from storage.members import blocked_per_group, groups_without_leader, open_questions_per_group
 from storage.models import ResidentGroup, Role, RoleKind, Ward
 from storage.roles import administered_wards
 from storage.stats import GroupStats, group_stats, ranking
@@ -130,9 +131,16 @@ async def overview(ctx: Context, ward: Ward) -> None:
         t("admin.overview_targets", met=sum(1 for s in stats if s.meets_target), groups=len(stats)),
         t("admin.overview_leaders", leaders=leaders[0], led=leaders[1], groups=len(stats)),
     ])
+    assert ward.id is not None
+    leaderless = len(await groups_without_leader(ctx.session, ward_id=ward.id))
+    questions = sum(g.count for g in await open_questions_per_group(ctx.session, ward_id=ward.id))
+    blocked = sum(g.count for g in await blocked_per_group(ctx.session, ward_id=ward.id))
     authz.record(ctx, "admin.overview", f"ward:{ward.id}")
     ctx.goto(Step.MENU)
-    ctx.ask(text, [(t("admin.ranking_button"), f"adm:rk:{ward.id}"), *_back(ctx, ward)])
+    ctx.ask(text, [(t("admin.ranking_button"), f"adm:rk:{ward.id}"), (t("admin.groups_button"), f"adm:gl:{ward.id}:0"),
+                   (t("admin.leaderless_button", count=leaderless), f"adm:nl:{ward.id}"),
+                   (t("admin.questions_button", count=questions), f"adm:hq:{ward.id}"),
+                   (t("admin.blocked_button", count=blocked), f"adm:bk:{ward.id}"), *_back(ctx, ward)])
 
 
 def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:

@@ -4,7 +4,13 @@ invitations (single use, 7 days) with the group's current leaders, who can be re
 Actions (the ward of the group is checked against the admin's role on every one):
 ``adm:jl:<ward>:<page>`` groups → ``adm:jq:<group>`` link + QR ·
 ``adm:il:<ward>:<page>`` groups → ``adm:iv:<group>`` leaders → ``adm:ic:<group>`` a new
-invitation · ``adm:rv:<role>`` asks to confirm → ``adm:ry:<role>`` removes the leader.
+invitation · ``adm:rv:<role>`` asks to confirm → ``adm:ry:<role>`` removes the leader (who is
+told, through the outbox).
+
+And the ward's groups as their leaders see them: ``adm:gl:<ward>:<page>`` groups →
+``adm:g:<group>`` the group's dashboard (read-only) → ``adm:n:<group>`` nudge who is behind;
+``adm:nl:<ward>`` groups without a leader · ``adm:hq:<ward>`` unanswered questions ·
+``adm:bk:<ward>`` people who blocked the bot, per group.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import asyncio
 from collections.abc import Callable
 
 from bot.core.conversation import Context
-from bot.core.messages import Image, Reply
+from bot.core.messages import Image, Option, Reply
+from bot.delivery.transport import OutboundMessage
 from bot.links import group_link, group_param, invite_link
 from handlers import authz
 from handlers.common import int_arg, local_time, paginate, write_file
@@ -21,10 +28,14 @@ from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.db import SessionFactory
 from storage.groups import get_group, get_ward, list_groups
+from storage.members import blocked_per_group, groups_without_leader, open_questions, open_questions_per_group
 from storage.models import Person, ResidentGroup, Role, RoleKind, Ward
+from storage.outbox import enqueue, outbox_row
+from storage.reach import reachable
 from storage.roles import administers, create_invite, leader_roles, revoke
 
-VERBS = {"jl", "jq", "il", "iv", "ic", "rv", "ry"}
+VERBS = {"jl", "jq", "il", "iv", "ic", "rv", "ry", "gl", "g", "n", "nl", "hq", "bk"}
+QUESTIONS_SHOWN = 8
 
 
 async def groups_action(ctx: Context) -> None:
@@ -46,6 +57,24 @@ async def groups_action(ctx: Context) -> None:
             await new_invite(ctx, ward, group)
     elif verb in ("rv", "ry") and count == 2:
         await _revoke(ctx, confirmed=verb == "ry")
+    elif verb == "gl" and count == 3:
+        ward = await authz.admin_ward(ctx)
+        if ward is not None:
+            await _choose_group(ctx, ward, verb, int_arg(ctx, 2) or 0)
+    elif verb in ("g", "n") and count == 2:
+        from handlers import leader  # leader's view of a group (leader imports nothing of admin)
+
+        found = await authz.admin_group(ctx)
+        if found is None:
+            return
+        if verb == "g":
+            await leader.show_dashboard(ctx, found[1], as_admin=True)
+        else:
+            await leader.nudge(ctx, found[1], as_admin=True)
+    elif verb in ("nl", "hq", "bk") and count == 2:
+        ward = await authz.admin_ward(ctx)
+        if ward is not None:
+            await {"nl": leaderless, "hq": questions, "bk": blocked}[verb](ctx, ward)
     else:
         await stale_action(ctx)
 
@@ -53,11 +82,11 @@ async def groups_action(ctx: Context) -> None:
 async def _choose_group(ctx: Context, ward: Ward, verb: str, page: int) -> None:
     t = ctx.t
     shown = paginate(await list_groups(ctx.session, ward_id=ward.id), page)
-    target = "jq" if verb == "jl" else "iv"
+    target = {"jl": "jq", "il": "iv", "gl": "g"}[verb]
     options = [(g.name, f"adm:{target}:{g.id}") for g in shown.items]
     options += shown.nav(ctx, f"adm:{verb}:{ward.id}:")
     options.append((t("admin.back"), f"adm:w:{ward.id}"))
-    key = "admin.join_choose" if verb == "jl" else "admin.invite_choose"
+    key = {"jl": "admin.join_choose", "il": "admin.invite_choose", "gl": "admin.group_choose"}[verb]
     ctx.goto(Step.MENU)
     ctx.ask(t(key, hint=shown.hint(ctx)), options)
 
@@ -141,5 +170,74 @@ async def _revoke(ctx: Context, *, confirmed: bool) -> None:
                 [(t("admin.revoke_yes"), f"adm:ry:{role.id}"), (t("admin.revoke_no"), f"adm:iv:{group.id}")])
         return
     await revoke(ctx.session, role_id=role.id)  # type: ignore[arg-type]
-    authz.record(ctx, "admin.revoke", f"group:{group.id}", person=role.person_id)
+    told = await tell_role_removed(ctx, role=role, group=group, ward=ward)
+    authz.record(ctx, "admin.revoke", f"group:{group.id}", person=role.person_id, told=told)
     await show_leaders(ctx, ward, group, note=t("admin.revoked", name=name, group=group.name), audit=False)
+
+
+async def tell_role_removed(ctx: Context, *, role: Role, group: ResidentGroup, ward: Ward) -> bool:
+    """The person whose leader role was removed is told, through the outbox (due now: the
+    sender keeps the quiet hours), in their own language; False if they cannot be reached.
+    Their menu no longer shows "👥 Tổ của tôi": it reads the roles each time."""
+    person = await ctx.session.get(Person, role.person_id)
+    if person is None or person.id is None or person.deleted_at is not None:
+        return False
+    identity = (await reachable(ctx.session, person_ids=[person.id])).get(person.id)
+    if identity is None or identity.id is None:
+        return False
+    rt = ctx.services.catalog.translator(person.locale)
+    message = OutboundMessage(text=rt("roles.leader_removed", group=group.name, ward=ward.name),
+                              options=(Option(rt("menu.back"), "menu"),))
+    row = outbox_row(kind="role", identity_id=identity.id, channel=identity.channel, payload=message.to_payload(),
+                     due_at=ctx.now, dedupe_key=f"role-removed:{role.id}", now=ctx.now)
+    return await enqueue(ctx.session, [row]) > 0
+
+
+async def leaderless(ctx: Context, ward: Ward) -> None:
+    """Groups of the ward without a leader, each a button to invite one."""
+    t = ctx.t
+    assert ward.id is not None
+    groups = await groups_without_leader(ctx.session, ward_id=ward.id)
+    lines = [t("admin.leaderless_head", ward=ward.name, count=len(groups))]
+    lines += [f"• {g.name}" for g in groups] or [t("admin.leaderless_none")]
+    options = [(g.name, f"adm:iv:{g.id}") for g in groups[:QUESTIONS_SHOWN]]
+    authz.record(ctx, "admin.leaderless", f"ward:{ward.id}", count=len(groups))
+    ctx.goto(Step.MENU)
+    ctx.ask("\n".join(lines), [*options, (t("admin.back"), f"adm:w:{ward.id}"), (t("menu.back"), "menu")])
+
+
+async def questions(ctx: Context, ward: Ward) -> None:
+    """The ward's unanswered questions: how many per group, the oldest with a reply button
+    (an admin of the ward may answer, ``hotro:rep``)."""
+    t = ctx.t
+    assert ward.id is not None
+    per_group = await open_questions_per_group(ctx.session, ward_id=ward.id)
+    total = sum(g.count for g in per_group)
+    lines = [t("admin.questions_head", ward=ward.name, count=total)]
+    lines += [t("admin.questions_group", group=g.name, count=g.count) for g in per_group] or [t("admin.questions_none")]
+    options = []
+    oldest = await open_questions(ctx.session, ward_id=ward.id, limit=QUESTIONS_SHOWN)
+    if oldest:
+        lines.append("")
+    for request, name, group_name in oldest:
+        text = request.text if len(request.text) <= 80 else request.text[:79] + "…"
+        lines.append(t("admin.question_line", name=name, group=group_name, when=local_time(ctx, request.created_at),
+                       text=text))
+        options.append((t("admin.question_reply", name=name), f"hotro:rep:{request.id}"))
+    authz.record(ctx, "admin.questions", f"ward:{ward.id}", count=total)
+    ctx.goto(Step.MENU)
+    ctx.ask("\n".join(lines), [*options, (t("admin.back"), f"adm:w:{ward.id}"), (t("menu.back"), "menu")])
+
+
+async def blocked(ctx: Context, ward: Ward) -> None:
+    """How many people of each group blocked the bot (counts only: no names)."""
+    t = ctx.t
+    assert ward.id is not None
+    per_group = await blocked_per_group(ctx.session, ward_id=ward.id)
+    total = sum(g.count for g in per_group)
+    lines = [t("admin.blocked_head", ward=ward.name, count=total)]
+    lines += [t("admin.blocked_group", group=g.name, count=g.count) for g in per_group] or [t("admin.blocked_none")]
+    options = [(g.name, f"adm:g:{g.group_id}") for g in per_group[:QUESTIONS_SHOWN]]
+    authz.record(ctx, "admin.blocked", f"ward:{ward.id}", count=total)
+    ctx.goto(Step.MENU)
+    ctx.ask("\n".join(lines), [*options, (t("admin.back"), f"adm:w:{ward.id}"), (t("menu.back"), "menu")])

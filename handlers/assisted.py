@@ -14,7 +14,13 @@ Actions (the leader's role and the resident's group are checked on every one):
 ``lead:as:<group>:<page>`` choose a resident · ``lead:an:<group>`` add by name (then the
 ``assist_name`` step) · ``lead:al:<group>:<person>:<page>`` the lessons ·
 ``lead:ac:<group>:<person>:<lesson number>`` record it · ``lead:ad:<group>:<person>`` erase
-someone added by name (ask) · ``lead:ax:<group>:<person>`` (do; only right after asking).
+someone added by name (ask) · ``lead:ax:<group>:<person>`` (do; only right after asking) ·
+``lead:ud:<group>:<person>:<lesson number>`` undo an assisted completion recorded by mistake
+(ask) · ``lead:ux:…`` (do; only right after asking).
+
+An assisted completion can be undone by the leader who recorded it (while they lead the
+group) or an admin of the ward; the progress row goes back to what it was before (kept in the
+audit details of ``leader.assist``): deleted if the resident had no progress on the lesson.
 """
 
 from __future__ import annotations
@@ -29,25 +35,29 @@ from handlers.fallback import stale_action
 from handlers.onboarding import CONSENT_VERSION
 from handlers.steps import Step
 from storage.groups import get_group
+from storage.members import before_assist, member_of, undo_assist
 from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup
 from storage.people import erasable_by_staff, erase_person
 from storage.progress import get_progress, progress_of
 from storage.roles import administers, leads
 from storage.stats import members_progress
 
-VERBS = {"as", "an", "al", "ac", "ad", "ax"}
+VERBS = {"as", "an", "al", "ac", "ad", "ax", "ud", "ux"}
 NAME_MAX = 64
 ASSISTED_CONSENT_PREFIX = "assisted-"  # consent given in person, to the leader
 
 
 async def assisted_action(ctx: Context) -> None:
     verb = ctx.args[0]
-    shapes = {"as": 3, "an": 2, "al": 4, "ac": 4, "ad": 3, "ax": 3}
+    shapes = {"as": 3, "an": 2, "al": 4, "ac": 4, "ad": 3, "ax": 3, "ud": 4, "ux": 4}
     if len(ctx.args) != shapes[verb]:
         await stale_action(ctx)
         return
     if verb in ("ad", "ax"):
         await erase_action(ctx, confirmed=verb == "ax")
+        return
+    if verb in ("ud", "ux"):
+        await undo_action(ctx, confirmed=verb == "ux")
         return
     group = await authz.led_group(ctx)
     if group is None:
@@ -166,6 +176,7 @@ async def record(ctx: Context, group: ResidentGroup, person: Person, number: int
         key = "assisted.already_self" if row.assisted_by is None else "assisted.already_assisted"
         note = t(key, name=name, title=lesson.title)
     else:
+        before = before_assist(row)
         if row is None:
             row = LessonProgress(person_id=person.id, lesson_id=lesson.id, lesson_version=lesson.version,
                                  started_at=ctx.now, updated_at=ctx.now)
@@ -177,7 +188,7 @@ async def record(ctx: Context, group: ResidentGroup, person: Person, number: int
         ctx.session.add(row)
         person.last_active_at = ctx.now  # learning in person is activity: not "behind" today
         ctx.session.add(person)
-        authz.record(ctx, "leader.assist", f"person:{person.id}", group=group.id, lesson=lesson.id)
+        authz.record(ctx, "leader.assist", f"person:{person.id}", group=group.id, lesson=lesson.id, before=before)
         note = t("assisted.recorded", name=name, title=lesson.title)
     page = (ctx.lessons.position(lesson.id) - 1) // PAGE_SIZE
     await choose_lesson(ctx, group, person, page, note=note)
@@ -212,5 +223,49 @@ async def erase_action(ctx: Context, *, confirmed: bool) -> None:
     note = t("assisted.erased", group=group.name)  # not the name: this text is kept as the pending question
     if await leads(ctx.session, person_id=ctx.person.id, group_id=group.id):
         await choose_resident(ctx, group, 0, note=note)
+    else:
+        await menu.show_main_menu(ctx, note)
+
+
+async def undo_action(ctx: Context, *, confirmed: bool) -> None:
+    """``lead:ud`` asks, ``lead:ux`` undoes an assisted completion — if this person recorded it
+    and leads the group *now*, or administers its ward, and (to undo) the question was just asked."""
+    from handlers import leader  # the member's page (leader imports this module)
+
+    assert ctx.person is not None and ctx.person.id is not None
+    t = ctx.t
+    group_id, person_id = int_arg(ctx, 1, low=1), int_arg(ctx, 2, low=1)
+    number = int_arg(ctx, 3, low=1, high=len(ctx.lessons) + 1)
+    group = await get_group(ctx.session, group_id=group_id) if group_id is not None else None
+    person = (await member_of(ctx.session, group_id=group.id, person_id=person_id)  # type: ignore[arg-type]
+              if group is not None and person_id is not None else None)
+    lesson = list(ctx.lessons)[number - 1] if number is not None else None
+    row = (await get_progress(ctx.session, person_id=person.id, lesson_id=lesson.id)  # type: ignore[union-attr]
+           if person is not None and lesson is not None else None)
+    allowed = False
+    if group is not None and row is not None and row.status == ProgressStatus.COMPLETED and row.assisted_by is not None:
+        allowed = (row.assisted_by == ctx.person.id and await leads(ctx.session, person_id=ctx.person.id,
+                                                                    group_id=group.id)  # type: ignore[arg-type]
+                   or await administers(ctx.session, person_id=ctx.person.id, ward_id=group.ward_id))
+    if not allowed or group is None or person is None or lesson is None or row is None:
+        await authz.refuse(ctx)
+        return
+    name = person.display_name or ""
+    if not confirmed:
+        ctx.goto(Step.MENU, undo=row.id)
+        ctx.ask(t("assisted.undo_confirm", name=name, number=number, title=lesson.title),
+                [(t("assisted.undo_yes"), f"lead:ux:{group.id}:{person.id}:{number}"),
+                 (t("assisted.undo_no"), f"lead:p:{group.id}:{person.id}")])
+        return
+    if ctx.data.get("undo") != row.id:
+        await stale_action(ctx)  # not right after the question: a forged or old button
+        return
+    recorded_by = row.assisted_by
+    outcome = await undo_assist(ctx.session, row=row)
+    authz.record(ctx, "leader.undo_assist", f"person:{person.id}", group=group.id, lesson=lesson.id,
+                 recorded_by=recorded_by, outcome=outcome)
+    note = t("assisted.undone", name=name, number=number, title=lesson.title)
+    if await leads(ctx.session, person_id=ctx.person.id, group_id=group.id):  # type: ignore[arg-type]
+        await leader.show_member(ctx, group, person, note=note)
     else:
         await menu.show_main_menu(ctx, note)

@@ -5,15 +5,24 @@ against the group's target as text bars, the residents who are behind, a one-tap
 assisted completion (``handlers.assisted``) and residents' help requests
 (``handlers.support``). Every number comes from ``storage.stats``, as in the reports.
 
+The dashboard opens with what to do ("👋 3 người cần nhắc · 2 câu hỏi chưa trả lời"), counted
+by the same functions as the lists those buttons open. Who is **behind**: members who have not
+finished the programme and were not active for ``BEHIND_AFTER`` (``bot.leading``), and members
+who opened a lesson today (the ward's day) and did not finish it.
+
+A ward admin opens the same dashboard read-only (``adm:g:<group>``), with the nudge only.
+
 Actions (each re-checks that the person leads the group, from the database):
 ``lead`` (choose a group) · ``lead:g:<group>`` (the dashboard) · ``lead:m:<group>:<page>``
-(members) · ``lead:n:<group>`` (nudge who is behind) · ``lead:as|an|al|ac:…`` (assisted).
+(members) · ``lead:p:<group>:<person>`` (one member's page) · ``lead:n:<group>`` (nudge who
+is behind) · ``lead:np:<group>:<person>`` (nudge one person) ·
+``lead:as|an|al|ac|ad|ax|ud|ux:…`` (assisted, ``handlers.assisted``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import col, select
 
@@ -27,10 +36,12 @@ from handlers.common import PAGE_SIZE, int_arg, local_time, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.groups import get_ward
-from storage.models import Person, ResidentGroup
+from storage.members import lessons_of, member_of, stalled_since
+from storage.models import Person, ProgressStatus, ResidentGroup
+from storage.people import erasable_by_staff
 from storage.outbox import enqueue, outbox_row
 from storage.reach import reachable, sent_since
-from storage.roles import led_groups
+from storage.roles import administers, led_groups
 from storage.stats import GroupStats, MemberProgress, group_stats, members_progress
 
 NUDGE_EVERY = timedelta(days=3)  # at most one nudge per resident in this time
@@ -74,6 +85,17 @@ async def lead_action(ctx: Context) -> None:
         group = await authz.led_group(ctx)
         if group is not None:
             await nudge(ctx, group)
+    elif verb in ("p", "np") and len(ctx.args) == 3:
+        group = await authz.led_group(ctx)
+        if group is None:
+            return
+        person = await _named_member(ctx, group)
+        if person is None:
+            return
+        if verb == "p":
+            await show_member(ctx, group, person)
+        else:
+            await nudge(ctx, group, only=person)
     elif verb in assisted.VERBS:
         await assisted.assisted_action(ctx)
     else:
@@ -91,49 +113,83 @@ async def _members(ctx: Context, group: ResidentGroup) -> list[MemberProgress]:
     return await members_progress(ctx.session, group_id=group.id, lesson_ids=lesson_ids(ctx))
 
 
-async def show_dashboard(ctx: Context, group: ResidentGroup) -> None:
-    assert group.id is not None
+def day_start(ctx: Context) -> datetime:
+    """The start of today in the ward's time."""
+    local = ctx.now.astimezone(ctx.services.zone)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+
+async def behind(ctx: Context, group: ResidentGroup,
+                 members: Sequence[MemberProgress] | None = None) -> tuple[list[MemberProgress], list[MemberProgress]]:
+    """Who needs a nudge, leaving out the person looking (a leader is often a member too):
+    (not active for ``BEHIND_AFTER`` and not finished, stalled inside a lesson today). The
+    dashboard's "cần nhắc" count, its lists and the nudge all come from here."""
+    assert ctx.person is not None and group.id is not None
+    members = await _members(ctx, group) if members is None else members
+    total = len(ctx.lessons)
+    idle = [m for m in members if m.person_id != ctx.person.id and is_behind(m, total=total, now=ctx.now)]
+    stalled_ids = await stalled_since(ctx.session, group_id=group.id, since=day_start(ctx), lesson_ids=lesson_ids(ctx))
+    idle_ids = {m.person_id for m in idle}
+    stalled = [m for m in members if m.person_id in stalled_ids and m.person_id not in idle_ids
+               and m.person_id != ctx.person.id]
+    return idle, stalled
+
+
+async def show_dashboard(ctx: Context, group: ResidentGroup, *, as_admin: bool = False) -> None:
+    """The group's page; ``as_admin``: a ward admin looking (read-only, plus the nudge)."""
+    assert group.id is not None and ctx.person is not None
     t = ctx.t
     ward = await get_ward(ctx.session, ward_id=group.ward_id)
     stats = await _stats(ctx, group)
-    lines = [t("leader.head", group=group.name, ward=ward.name if ward else ""),
-             *summary_lines(t, stats, lessons=len(ctx.lessons)), "", t("leader.lessons_head")]
+    members = await _members(ctx, group)
+    idle, stalled = await behind(ctx, group, members)
+    open_requests = await support.open_requests(ctx, group_id=group.id)
+    to_nudge = len(idle) + len(stalled)
+    lines = [t("leader.head", group=group.name, ward=ward.name if ward else "")]
+    if to_nudge or open_requests:
+        lines.append(t("leader.todo", behind=to_nudge, questions=len(open_requests)))
+    else:
+        lines.append(t("leader.todo_none"))
+    lines += ["", *summary_lines(t, stats, lessons=len(ctx.lessons)), "", t("leader.lessons_head")]
     for position, lesson in enumerate(ctx.lessons, 1):
         counts = stats.lessons[lesson.id]
         assisted_note = t("leader.lesson_assisted", count=counts.completed_assisted) if counts.completed_assisted else ""
         lines.append(t("leader.lesson_line", number=position, title=lesson.title,
                        bar=progress_bar(counts.completed, stats.members, width=5), assisted=assisted_note,
                        learning=counts.started - counts.completed))
-    members = await _members(ctx, group)
-    behind = _behind(ctx, members)
     lines.append("")
-    if behind:
-        lines.append(t("leader.behind_head", count=len(behind), days=BEHIND_AFTER.days))
-        lines += [_member_line(ctx, m) for m in behind[:BEHIND_SHOWN]]
-        if len(behind) > BEHIND_SHOWN:
-            lines.append(t("leader.behind_more", count=len(behind) - BEHIND_SHOWN))
-    else:
+    if idle:
+        lines.append(t("leader.behind_head", count=len(idle), days=BEHIND_AFTER.days))
+        lines += [_member_line(ctx, m) for m in idle[:BEHIND_SHOWN]]
+        if len(idle) > BEHIND_SHOWN:
+            lines.append(t("leader.behind_more", count=len(idle) - BEHIND_SHOWN))
+    if stalled:
+        lines.append(t("leader.stalled_head", count=len(stalled)))
+        lines += [_member_line(ctx, m) for m in stalled[:BEHIND_SHOWN]]
+        if len(stalled) > BEHIND_SHOWN:
+            lines.append(t("leader.behind_more", count=len(stalled) - BEHIND_SHOWN))
+    if not idle and not stalled:
         lines.append(t("leader.nobody_behind"))
     options: list[tuple[str, str]] = []
-    if any(m.display_name and not m.added_by_leader for m in behind):
-        options.append((t("leader.nudge_button", count=len(behind)), f"lead:n:{group.id}"))
-    options.append((t("leader.members_button", count=len(members)), f"lead:m:{group.id}:0"))
+    if any(m.display_name and not m.added_by_leader for m in (*idle, *stalled)):
+        options.append((t("leader.nudge_button", count=to_nudge), f"{'adm' if as_admin else 'lead'}:n:{group.id}"))
+    if as_admin:
+        options += [(t("admin.group_other"), f"adm:gl:{group.ward_id}:0"), (t("admin.back"), f"adm:w:{group.ward_id}"),
+                    (t("menu.back"), "menu")]
+        authz.record(ctx, "admin.group", f"group:{group.id}")
+        ctx.goto(Step.MENU)
+        ctx.ask("\n".join(lines), options)
+        return
+    options.append((t("leader.members_button", count=stats.members), f"lead:m:{group.id}:0"))
     options.append((t("leader.assist_button"), f"lead:as:{group.id}:0"))
-    open_requests = await support.open_requests(ctx, group_id=group.id)
     if open_requests:
         options.append((t("leader.help_requests_button", count=len(open_requests)), f"hotro:list:{group.id}"))
-    if len(await led_groups(ctx.session, person_id=ctx.person.id)) > 1:  # type: ignore[union-attr]
+    if len(await led_groups(ctx.session, person_id=ctx.person.id)) > 1:  # type: ignore[arg-type]
         options.append((t("leader.other_group"), "lead"))
     options.append((t("menu.back"), "menu"))
     authz.record(ctx, "leader.view", f"group:{group.id}")
     ctx.goto(Step.MENU)
     ctx.ask("\n".join(lines), options)
-
-
-def _behind(ctx: Context, members: Sequence[MemberProgress]) -> list[MemberProgress]:
-    """Who is behind, leaving out the leader looking (a leader is often a member too)."""
-    assert ctx.person is not None
-    return [m for m in members if m.person_id != ctx.person.id and is_behind(m, total=len(ctx.lessons), now=ctx.now)]
 
 
 def _member_line(ctx: Context, member: MemberProgress) -> str:
@@ -149,43 +205,109 @@ def _member_line(ctx: Context, member: MemberProgress) -> str:
 
 
 async def show_members(ctx: Context, group: ResidentGroup, page: int) -> None:
+    """The named members (a page at a time, each a button to their page). The count is the
+    group's members as the dashboard counts them (``group_stats``): people who erased their
+    data stay counted, without a name, and are said apart."""
     t = ctx.t
     members = await _members(ctx, group)
+    stats = await _stats(ctx, group)
     shown = paginate(members, page, size=MEMBERS_PER_PAGE)
-    lines = [t("leader.members_head", group=group.name, count=len(members))]
+    lines = [t("leader.members_head", group=group.name, count=stats.members)]
     lines += [_member_line(ctx, m) for m in shown.items] or [t("leader.no_members")]
+    if stats.members > len(members):
+        lines.append(t("leader.members_erased", count=stats.members - len(members)))
     if shown.count > 1:
         lines.append(shown.hint(ctx))
-    options = shown.nav(ctx, f"lead:m:{group.id}:")
+    options = [(m.display_name or "", f"lead:p:{group.id}:{m.person_id}") for m in shown.items]
+    options += shown.nav(ctx, f"lead:m:{group.id}:")
     options += [(t("leader.back_to_group"), f"lead:g:{group.id}"), (t("menu.back"), "menu")]
     authz.record(ctx, "leader.members", f"group:{group.id}", page=shown.number)
     ctx.goto(Step.MENU)
     ctx.ask("\n".join(lines), options, replace=ctx.incoming.action is not None and shown.number > 0)
 
 
-async def nudge(ctx: Context, group: ResidentGroup) -> None:
-    """One tap: a kind reminder to every resident who is behind, through the outbox (due now;
-    the sender keeps the quiet hours, and the leader is told when it goes out), at most once
-    per resident every ``NUDGE_EVERY``. The message carries the leader's name: the rows name
-    the leader as ``about_person_id``."""
+async def _named_member(ctx: Context, group: ResidentGroup, index: int = 2) -> Person | None:
+    """The member named by action argument ``index``: a named person of this group; else refuse."""
+    person_id = int_arg(ctx, index, low=1)
+    assert group.id is not None
+    person = await member_of(ctx.session, group_id=group.id, person_id=person_id) if person_id else None
+    if person is None:
+        await authz.refuse(ctx)
+    return person
+
+
+async def show_member(ctx: Context, group: ResidentGroup, person: Person, *, note: str = "") -> None:
+    """One member's page: each lesson done (date, on their own or with a leader), the lesson
+    they are in, last activity; nudge them, undo an assisted completion the looking leader
+    recorded (an admin: any), erase someone added by name."""
+    assert ctx.person is not None and ctx.person.id is not None and person.id is not None and group.id is not None
+    t = ctx.t
+    progress = await lessons_of(ctx.session, person_id=person.id)
+    admin = await administers(ctx.session, person_id=ctx.person.id, ward_id=group.ward_id)
+    done = [(n, lesson, progress[lesson.id]) for n, lesson in enumerate(ctx.lessons, 1)
+            if lesson.id in progress and progress[lesson.id].status == ProgressStatus.COMPLETED]
+    learning = [(n, lesson, progress[lesson.id]) for n, lesson in enumerate(ctx.lessons, 1)
+                if lesson.id in progress and progress[lesson.id].status != ProgressStatus.COMPLETED]
+    last = local_time(ctx, person.last_active_at) if person.last_active_at else t("leader.never_active")
+    lines = [t("leader.member_head", name=person.display_name or "", group=group.name),
+             t("leader.member_summary", done=len(done), total=len(ctx.lessons), last=last)]
+    if person.added_by is not None:
+        lines.append(t("leader.member_no_phone"))
+    options: list[tuple[str, str]] = []
+    if done:
+        lines += ["", t("leader.member_done_head")]
+    for number, lesson, row in done:
+        when = local_time(ctx, row.completed_at, "%d/%m/%Y")
+        if row.assisted_by is None:
+            lines.append(t("leader.member_done_self", number=number, title=lesson.title, when=when))
+        else:
+            lines.append(t("leader.member_done_assisted", number=number, title=lesson.title, when=when))
+            if row.assisted_by == ctx.person.id or admin:
+                options.append((t("leader.undo_button", number=number), f"lead:ud:{group.id}:{person.id}:{number}"))
+    if learning:
+        lines += ["", t("leader.member_learning_head")]
+        lines += [t("leader.member_learning", number=number, title=lesson.title, when=local_time(ctx, row.updated_at))
+                  for number, lesson, row in learning]
+    if person.added_by is None and person.id != ctx.person.id and len(done) < len(ctx.lessons):
+        options.insert(0, (t("leader.nudge_one_button"), f"lead:np:{group.id}:{person.id}"))
+    if await erasable_by_staff(ctx.session, person=person):
+        options.append((t("assisted.erase_button"), f"lead:ad:{group.id}:{person.id}"))
+    options += [(t("leader.members_back"), f"lead:m:{group.id}:0"), (t("leader.back_to_group"), f"lead:g:{group.id}")]
+    authz.record(ctx, "leader.member", f"person:{person.id}", group=group.id)
+    ctx.goto(Step.MENU)
+    text = "\n".join(lines)
+    ctx.ask(f"{note}\n\n{text}" if note else text, options)
+
+
+async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = None, as_admin: bool = False) -> None:
+    """One tap: a kind reminder to every resident who is behind (or to ``only`` that one
+    member), through the outbox (due now; the sender keeps the quiet hours, and the one who
+    pressed is told when it goes out), at most once per resident every ``NUDGE_EVERY``. The
+    message carries the sender's name: the rows name the sender as ``about_person_id``."""
     assert ctx.person is not None and group.id is not None
     t = ctx.t
     total = len(ctx.lessons)
-    behind = _behind(ctx, await _members(ctx, group))
-    ids = [m.person_id for m in behind]
+    members = await _members(ctx, group)
+    if only is not None:
+        targets = [m for m in members if m.person_id == only.id and m.person_id != ctx.person.id]
+    else:
+        idle, stalled = await behind(ctx, group, members)
+        targets = [*idle, *stalled]
+    ids = [m.person_id for m in targets]
     recent = await sent_since(ctx.session, kind="nudge", person_ids=ids, since=ctx.now - NUDGE_EVERY)
     people = {p.id: p for p in await _people(ctx, ids)}
     accounts = await reachable(ctx.session, person_ids=[i for i in ids if people[i].reminders_on])
     day = ctx.now.astimezone(ctx.services.zone).date().isoformat()
+    key = "leader.nudge_message_ward" if as_admin else "leader.nudge_message"
     rows = []
-    for member in behind:
+    for member in targets:
         identity = accounts.get(member.person_id)
         if member.person_id in recent or identity is None:
             continue
         person = people[member.person_id]
         rt = ctx.services.catalog.translator(person.locale)
         message = OutboundMessage(
-            text=rt("leader.nudge_message", name=person.display_name or "", leader=ctx.person.display_name or "",
+            text=rt(key, name=person.display_name or "", leader=ctx.person.display_name or "",
                     group=group.name, done=member.completed, total=total),
             options=(Option(rt("menu.continue"), "next"), Option(rt("reminders.stop_button"), "reminders:off")),
         )
@@ -193,24 +315,37 @@ async def nudge(ctx: Context, group: ResidentGroup) -> None:
                                payload=message.to_payload(), due_at=ctx.now, dedupe_key=f"nudge:{person.id}:{day}",
                                now=ctx.now, about_person_id=ctx.person.id))
     sent = await enqueue(ctx.session, rows) if rows else 0
-    skipped_recent = sum(1 for m in behind if m.person_id in recent)
-    unreachable = len(behind) - sent - skipped_recent
-    authz.record(ctx, "leader.nudge", f"group:{group.id}", queued=sent, recent=skipped_recent,
-                 unreachable=unreachable)
-    parts = [t("leader.nudged", count=sent)]
-    if skipped_recent:
-        parts.append(t("leader.nudged_recent", count=skipped_recent, days=NUDGE_EVERY.days))
-    if unreachable:
-        parts.append(t("leader.nudged_unreachable", count=unreachable))
+    skipped_recent = sum(1 for m in targets if m.person_id in recent)
+    unreachable = len(targets) - sent - skipped_recent
+    action = "admin.nudge" if as_admin else ("leader.nudge_one" if only is not None else "leader.nudge")
+    target = f"person:{only.id}" if only is not None else f"group:{group.id}"
+    authz.record(ctx, action, target, queued=sent, recent=skipped_recent, unreachable=unreachable)
+    if only is not None:
+        name = only.display_name or ""
+        parts = [t("leader.nudged_one", name=name) if sent else
+                 t("leader.nudged_one_recent", name=name, days=NUDGE_EVERY.days) if skipped_recent else
+                 t("leader.nudged_one_unreachable", name=name)]
+    else:
+        parts = [t("leader.nudged", count=sent)]
+        if skipped_recent:
+            parts.append(t("leader.nudged_recent", count=skipped_recent, days=NUDGE_EVERY.days))
+        if unreachable:
+            parts.append(t("leader.nudged_unreachable", count=unreachable))
     sends_at = ctx.services.quiet.expected(ctx.now, now=ctx.now)
     if sent and sends_at > ctx.now:
         parts.append(t("leader.nudged_quiet", when=local_time(ctx, sends_at)))
     ctx.goto(Step.MENU)
-    ctx.ask(" ".join(parts), [(t("leader.back_to_group"), f"lead:g:{group.id}"), (t("menu.back"), "menu")])
+    if as_admin:
+        back = [(t("admin.group_back"), f"adm:g:{group.id}"), (t("admin.back"), f"adm:w:{group.ward_id}")]
+    elif only is not None:
+        back = [(t("leader.member_back", name=only.display_name or ""), f"lead:p:{group.id}:{only.id}"),
+                (t("leader.back_to_group"), f"lead:g:{group.id}")]
+    else:
+        back = [(t("leader.back_to_group"), f"lead:g:{group.id}")]
+    ctx.ask(" ".join(parts), [*back, (t("menu.back"), "menu")])
 
 
 async def _people(ctx: Context, ids: Sequence[int]) -> list[Person]:
     if not ids:
         return []
     return list((await ctx.session.exec(select(Person).where(col(Person.id).in_(list(ids))))).all())
-
