@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.conversation import Context
+from bot.core.i18n import Catalog
 from bot.core.messages import Image, Option, Reply
 from bot.delivery.transport import OutboundMessage
 from bot.links import group_link, group_param, invite_link
@@ -170,27 +174,30 @@ async def _revoke(ctx: Context, *, confirmed: bool) -> None:
                 [(t("admin.revoke_yes"), f"adm:ry:{role.id}"), (t("admin.revoke_no"), f"adm:iv:{group.id}")])
         return
     await revoke(ctx.session, role_id=role.id)  # type: ignore[arg-type]
-    told = await tell_role_removed(ctx, role=role, group=group, ward=ward)
+    told = await tell_role_removed(ctx.session, role=role, group=group, ward=ward, catalog=ctx.services.catalog,
+                                   now=ctx.now)
     authz.record(ctx, "admin.revoke", f"group:{group.id}", person=role.person_id, told=told)
     await show_leaders(ctx, ward, group, note=t("admin.revoked", name=name, group=group.name), audit=False)
 
 
-async def tell_role_removed(ctx: Context, *, role: Role, group: ResidentGroup, ward: Ward) -> bool:
+async def tell_role_removed(session: AsyncSession, *, role: Role, group: ResidentGroup, ward: Ward, catalog: Catalog,
+                            now: datetime) -> bool:
     """The person whose leader role was removed is told, through the outbox (due now: the
     sender keeps the quiet hours), in their own language; False if they cannot be reached.
-    Their menu no longer shows "👥 Tổ của tôi": it reads the roles each time."""
-    person = await ctx.session.get(Person, role.person_id)
+    Their menu no longer shows "👥 Tổ của tôi": it reads the roles each time. Channel-free and
+    without a conversation, so a CLI command removing a leader can call it as the chat does."""
+    person = await session.get(Person, role.person_id)
     if person is None or person.id is None or person.deleted_at is not None:
         return False
-    identity = (await reachable(ctx.session, person_ids=[person.id])).get(person.id)
+    identity = (await reachable(session, person_ids=[person.id])).get(person.id)
     if identity is None or identity.id is None:
         return False
-    rt = ctx.services.catalog.translator(person.locale)
+    rt = catalog.translator(person.locale)
     message = OutboundMessage(text=rt("roles.leader_removed", group=group.name, ward=ward.name),
                               options=(Option(rt("menu.back"), "menu"),))
     row = outbox_row(kind="role", identity_id=identity.id, channel=identity.channel, payload=message.to_payload(),
-                     due_at=ctx.now, dedupe_key=f"role-removed:{role.id}", now=ctx.now)
-    return await enqueue(ctx.session, [row]) > 0
+                     due_at=now, dedupe_key=f"role-removed:{role.id}", now=now)
+    return await enqueue(session, [row]) > 0
 
 
 async def leaderless(ctx: Context, ward: Ward) -> None:

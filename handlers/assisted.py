@@ -266,6 +266,6 @@ async def undo_action(ctx: Context, *, confirmed: bool) -> None:
                  recorded_by=recorded_by, outcome=outcome)
     note = t("assisted.undone", name=name, number=number, title=lesson.title)
     if await leads(ctx.session, person_id=ctx.person.id, group_id=group.id):  # type: ignore[arg-type]
-        await leader.show_member(ctx, group, person, note=note)
+        await leader.show_member(ctx, group, person, note=note, audit=False)
     else:
         await menu.show_main_menu(ctx, note)

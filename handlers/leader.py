@@ -236,7 +236,8 @@ async def _named_member(ctx: Context, group: ResidentGroup, index: int = 2) -> P
     return person
 
 
-async def show_member(ctx: Context, group: ResidentGroup, person: Person, *, note: str = "") -> None:
+async def show_member(ctx: Context, group: ResidentGroup, person: Person, *, note: str = "",
+                      audit: bool = True) -> None:
     """One member's page: each lesson done (date, on their own or with a leader), the lesson
     they are in, last activity; nudge them, undo an assisted completion the looking leader
     recorded (an admin: any), erase someone added by name."""
@@ -273,7 +274,8 @@ async def show_member(ctx: Context, group: ResidentGroup, person: Person, *, not
     if await erasable_by_staff(ctx.session, person=person):
         options.append((t("assisted.erase_button"), f"lead:ad:{group.id}:{person.id}"))
     options += [(t("leader.members_back"), f"lead:m:{group.id}:0"), (t("leader.back_to_group"), f"lead:g:{group.id}")]
-    authz.record(ctx, "leader.member", f"person:{person.id}", group=group.id)
+    if audit:
+        authz.record(ctx, "leader.member", f"person:{person.id}", group=group.id)
     ctx.goto(Step.MENU)
     text = "\n".join(lines)
     ctx.ask(f"{note}\n\n{text}" if note else text, options)

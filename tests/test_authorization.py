@@ -104,6 +104,14 @@ def _matrix(i: dict) -> list[tuple[str, set[str], str | None] | tuple[str, set[s
         (f"lead:an:{A}", LEADER_A, None),
         (f"lead:al:{A}:{i['R']}:0", LEADER_A, None),
         (f"lead:ac:{A}:{i['R']}:1", LEADER_A, "leader.assist"),
+        # one member's page, nudging one person, undoing an assisted completion (only the leader who
+        # recorded it: the others have none to undo here)
+        (f"lead:p:{A}:{i['R']}", LEADER_A, "leader.member"),
+        (f"lead:np:{A}:{i['R']}", LEADER_A, "leader.nudge_one"),
+        (f"lead:ud:{A}:{i['R']}:1", LEADER_A, None),
+        (f"lead:ux:{A}:{i['R']}:1", LEADER_A, "leader.undo_assist"),
+        (f"lead:p:{A}:{i['hoa']}", set(), None),
+        (f"lead:np:{i['B']}:{i['R']}", set(), None),
         (f"hotro:list:{A}", LEADER_A, "help.list"),
         (f"hotro:rep:{i['req']}", {"leader_a", "admin"}, None),  # the ward's admins are the fallback
         # forged: a resident of another group, a group that does not exist, a lesson out of range
@@ -131,6 +139,14 @@ def _matrix(i: dict) -> list[tuple[str, set[str], str | None] | tuple[str, set[s
         (f"adm:br:{i['cli']}", set(), None),  # the CLI's broadcast belongs to no ward
         (f"bc:new:{W}", ADMIN, None),
         (f"adm:rv:{i['role_a']}", ADMIN, None),
+        # any group of the ward as its leader sees it (read-only, plus the nudge), the ward's lists
+        (f"adm:gl:{W}:0", ADMIN, None),
+        (f"adm:g:{A}", ADMIN, "admin.group"),
+        (f"adm:n:{A}", ADMIN, "admin.nudge"),
+        (f"adm:g:{i['other_group']}", {"other_admin"}, "admin.group"),
+        (f"adm:nl:{W}", ADMIN, "admin.leaderless"),
+        (f"adm:hq:{W}", ADMIN, "admin.questions"),
+        (f"adm:bk:{W}", ADMIN, "admin.blocked"),
         # forged: composer steps with no draft, a ward that does not exist
         ("bc:ok", set(), None, STALE),
         ("bc:at:now", set(), None, STALE),
@@ -152,7 +168,8 @@ def _via(what: str) -> str | None:
     through its question); None for free actions."""
     prefix, _, rest = what.partition(":")
     verb, _, tail = rest.partition(":")
-    offered_by = {("lead", "n"): "g", ("adm", "ic"): "iv", ("adm", "by"): "bx", ("adm", "ry"): "rv"}
+    offered_by = {("lead", "n"): "g", ("adm", "ic"): "iv", ("adm", "by"): "bx", ("adm", "ry"): "rv",
+                  ("lead", "np"): "p", ("lead", "ux"): "ud", ("adm", "n"): "g"}
     view = offered_by.get((prefix, verb))
     return f"{prefix}:{view}:{tail}" if view else None
 

@@ -63,6 +63,19 @@ async def leader_journey(leader: Driver, resident: Driver, lessons: LessonLibrar
     assert f"Đã ghi nhận: {NO_PHONE} hoàn thành bài" in leader.last_text()
     await leader.choose("Về trang của tổ")
     assert f"1. {lessons.first.title}: ▓▓▓░░ 2/3 (🤝 1)" in leader.last_text()
+    # Recorded by mistake? Undone from the person's page (and recorded again here).
+    await leader.choose("Danh sách thành viên (3)")
+    await leader.choose(NO_PHONE)
+    assert f"🤝 1. {lessons.first.title}" in leader.last_text()
+    await leader.choose("Hủy ghi nhận bài 1")
+    await leader.choose("Đúng, hủy ghi nhận")
+    assert f"Đã hủy ghi nhận bài 1. {lessons.first.title} của {NO_PHONE}" in leader.last_text()
+    await leader.choose("Về trang của tổ")
+    assert f"1. {lessons.first.title}: ▓▓░░░ 1/3 · đang học 0" in leader.last_text()
+    await leader.choose("Ghi nhận học trực tiếp")
+    await leader.choose(f"{NO_PHONE} (0/13)")
+    await leader.choose(f"1. {lessons.first.title}")
+    await leader.choose("Về trang của tổ")
 
     clock.advance(days=4)  # Friday: the resident has not come back since Monday
     await leader.send("/nhom")

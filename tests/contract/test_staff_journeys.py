@@ -92,6 +92,7 @@ async def test_leader_and_admin_journeys_leave_the_same_rows_on_every_channel(tm
     assert broadcast[0] == ADMIN and broadcast[3:] == ("queued", 2)
     actions = set(outcome["audit"])
     assert {(ADMIN, "admin.invite"), (LEADER, "invite.accept"), (LEADER, "leader.add_person"),
-            (LEADER, "leader.assist"), (LEADER, "leader.nudge"), (RESIDENT, "help.ask"), (LEADER, "help.reply"),
+            (LEADER, "leader.assist"), (LEADER, "leader.member"), (LEADER, "leader.undo_assist"),
+            (LEADER, "leader.nudge"), (RESIDENT, "help.ask"), (LEADER, "help.reply"),
             (ADMIN, "admin.overview"), (ADMIN, "admin.ranking"), (ADMIN, "broadcast.create"),
             (ADMIN, "admin.broadcast_report"), (ADMIN, "admin.report")} <= actions
