@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import and_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -57,11 +58,9 @@ async def find_ward(session: AsyncSession, *, code: str) -> Ward | None:
     return (await session.exec(select(Ward).where(Ward.code == code))).first()
 
 
-def _mark(row: LessonProgress, end: datetime) -> Mark | None:
-    if row.started_at is not None and row.started_at > end:
-        return None
-    if row.status == ProgressStatus.COMPLETED and row.completed_at is not None and row.completed_at <= end:
-        return Mark.SELF if row.assisted_by is None else Mark.ASSISTED
+def _mark(status: str, completed_at: datetime | None, assisted_by: int | None, end: datetime) -> Mark:
+    if status == ProgressStatus.COMPLETED and completed_at is not None and completed_at <= end:
+        return Mark.SELF if assisted_by is None else Mark.ASSISTED
     return Mark.IN_PROGRESS
 
 
@@ -69,29 +68,34 @@ async def residents_progress(
     session: AsyncSession, *, ward_id: int, lesson_ids: Sequence[str], end: datetime
 ) -> list[ResidentRow]:
     """Every named resident of the ward's groups (anonymous tombstones left out) with their
-    mark on each lesson as of ``end``, ordered by group code, then name."""
+    mark on each lesson as of ``end``, ordered by group code, then name. Two queries joined
+    on the ward's groups (never a list of people's ids); progress rows stream in."""
+    named = and_(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
+                 col(Person.display_name).is_not(None), col(Person.created_at) <= end)
     people = (await session.exec(
-        select(Person, ResidentGroup.code, ResidentGroup.name)
+        select(Person.id, Person.display_name, Person.last_active_at, Person.added_by,
+               ResidentGroup.code, ResidentGroup.name)
         .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
-        .where(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
-               col(Person.display_name).is_not(None))
+        .where(named)
         .order_by(col(ResidentGroup.code), col(Person.display_name), col(Person.id))
     )).all()
-    people = [p for p in people if p[0].created_at is None or p[0].created_at <= end]
-    ids = [person.id for person, _, _ in people]
     marks: dict[int, dict[str, Mark]] = defaultdict(dict)
-    wanted = set(lesson_ids)
-    if ids:
-        rows = (await session.exec(select(LessonProgress).where(col(LessonProgress.person_id).in_(ids)))).all()
-        for row in rows:
-            mark = _mark(row, end) if row.lesson_id in wanted else None
-            if mark is not None:
-                marks[row.person_id][row.lesson_id] = mark
+    if people and lesson_ids:
+        rows = await session.stream(
+            select(LessonProgress.person_id, LessonProgress.lesson_id, LessonProgress.status,
+                   LessonProgress.completed_at, LessonProgress.assisted_by)
+            .join(Person, col(Person.id) == LessonProgress.person_id)
+            .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+            .where(named, col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))),
+                   col(LessonProgress.started_at) <= end)
+            .execution_options(yield_per=10_000)
+        )
+        async for person_id, lesson_id, status, completed_at, assisted_by in rows:
+            marks[person_id][lesson_id] = _mark(status, completed_at, assisted_by, end)
     return [
-        ResidentRow(person_id=person.id, name=person.display_name or "", group_code=code,  # type: ignore[arg-type]
-                    group_name=name, last_active_at=person.last_active_at,
-                    added_by_leader=person.added_by is not None, marks=marks[person.id])  # type: ignore[index]
-        for person, code, name in people
+        ResidentRow(person_id=person_id, name=name or "", group_code=code, group_name=group_name,
+                    last_active_at=last_active, added_by_leader=added_by is not None, marks=marks[person_id])
+        for person_id, name, last_active, added_by, code, group_name in people
     ]
 
 
