@@ -234,3 +234,15 @@ async def behind_counts(
 
 async def wards(session: AsyncSession) -> Sequence[Ward]:
     return (await session.exec(select(Ward).order_by(col(Ward.code)))).all()
+
+
+async def leader_counts(session: AsyncSession, *, ward_id: int) -> tuple[int, int]:
+    """(leaders, groups led) in the ward: people holding a leader role who have not erased
+    their data, and the groups they lead (the admin's overview)."""
+    row = (await session.exec(
+        select(func.count(func.distinct(Role.person_id)), func.count(func.distinct(Role.group_id)))
+        .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .join(Person, col(Person.id) == Role.person_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None))
+    )).one()
+    return int(row[0]), int(row[1])

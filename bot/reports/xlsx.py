@@ -26,10 +26,9 @@ from bot.core.i18n import Translate
 from bot.curriculum import LessonLibrary
 from bot.reports.sheets import Column, emphasise, put, write_table
 from bot.reports.wording import COMPETENCE_TEXT, audience_words, local_time, translator
-from storage.models import Broadcast, Ward
-from storage.outbox import DeliveryReport, delivery_report
+from storage.models import Ward
 from storage.report_data import (
-    AssistedRow, Mark, ResidentRow, assisted_completions, residents_progress, ward_broadcasts,
+    AssistedRow, Mark, ResidentRow, WardBroadcast, assisted_completions, residents_progress, ward_broadcasts,
 )
 from storage.stats import GroupStats, group_stats
 
@@ -72,7 +71,7 @@ class WorkbookData:
     before: dict[int, GroupStats]
     residents: list[ResidentRow]
     assisted: list[AssistedRow]
-    broadcasts: list[tuple[Broadcast, DeliveryReport]]
+    broadcasts: list[WardBroadcast]  # each with its delivery to this ward's residents only
 
 
 async def read_workbook(
@@ -93,9 +92,7 @@ async def read_workbook(
     residents = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
     assisted = await assisted_completions(session, ward_id=ward_id, start=start, end=end)
     broadcasts = await ward_broadcasts(session, ward_id=ward_id, start=start, end=end)
-    reports = [await delivery_report(session, broadcast_id=b.id) for b in broadcasts]  # type: ignore[arg-type]
-    return WorkbookData(ward, list(at_end), before, list(residents), list(assisted),
-                        list(zip(broadcasts, reports, strict=True)))
+    return WorkbookData(ward, list(at_end), before, list(residents), list(assisted), broadcasts)
 
 
 def render_workbook(
@@ -239,7 +236,7 @@ def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow],
     write_table(ws, columns=columns, rows=table, freeze_columns=1)
 
 
-def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[tuple[Broadcast, DeliveryReport]],
+def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[WardBroadcast],
                       zone: ZoneInfo) -> None:
     ws.title = t("report.sheet_broadcasts")
     columns = [Column(t("report.col_broadcast_id"), 8, COUNT), Column(t("report.col_broadcast_time"), 17),
@@ -248,10 +245,11 @@ def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[tuple
                Column(t("report.col_sent"), 10, COUNT), Column(t("report.col_blocked"), 10, COUNT),
                Column(t("report.col_failed"), 10, COUNT), Column(t("report.col_pending"), 10, COUNT)]
     table = []
-    for broadcast, report in broadcasts:
+    for shown in broadcasts:
+        broadcast, report = shown.broadcast, shown.report
         text = broadcast.text if len(broadcast.text) <= 200 else broadcast.text[:199] + "…"
         table.append([broadcast.id, _local(broadcast.scheduled_at, zone), t(STATUS_TEXT[broadcast.status]),
-                      audience_words(broadcast.audience), text, broadcast.recipients,
+                      audience_words(broadcast.audience), text, shown.recipients,
                       report.totals["sent"], report.totals["blocked"], report.totals["failed"],
                       report.totals["pending"]])
     write_table(ws, columns=columns, rows=table)
