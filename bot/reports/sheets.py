@@ -33,11 +33,18 @@ class Column:
 
 
 def cell(ws: WriteOnlyWorksheet, value: object, number_format: str | None = None, *, font: Font | None = None,
-         fill: PatternFill | None = None) -> WriteOnlyCell | None:
-    """One cell to append: text stays text (a resident may call themselves "=HYPERLINK(…)"),
+         fill: PatternFill | None = None) -> WriteOnlyCell | str | int | None:
+    """One cell (or a plain value, where openpyxl would store the same thing) to append: text stays text (a resident may call themselves "=HYPERLINK(…)"),
     dates get DATE_FORMAT, numbers ``number_format``."""
-    if value is None and font is None and fill is None:
+    plain = font is None and fill is None
+    if value is None and plain:
         return None
+    if plain and isinstance(value, str):  # the common case, kept cheap: no style
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        if not value.startswith("="):
+            return value  # type: ignore[return-value]
+    if plain and number_format == "0" and type(value) is int:
+        return value  # type: ignore[return-value]  # General shows a whole number as "0" does
     if isinstance(value, str):
         made = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("", value))
         made.data_type = "s"
