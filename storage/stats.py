@@ -131,8 +131,12 @@ async def group_stats(
     wanted = set(lesson_ids)
     if not wanted:
         return list(result.values())
-    rows_of = [*members_of, col(LessonProgress.lesson_id).in_(sorted(wanted))]
-    done = LessonProgress.status == ProgressStatus.COMPLETED
+    # The lessons are picked inside the sums, not in WHERE: so the database reaches the rows
+    # through the people of the groups (person.group_id, then lesson_progress.person_id), which
+    # keeps one group's page fast in a ward of 50,000.
+    rows_of = list(members_of)
+    wanted_lesson = col(LessonProgress.lesson_id).in_(sorted(wanted))
+    done = and_(wanted_lesson, LessonProgress.status == ProgressStatus.COMPLETED)
     if until is not None:
         rows_of.append(col(LessonProgress.started_at) <= until)
         done = and_(done, col(LessonProgress.completed_at) <= until)
@@ -141,31 +145,37 @@ async def group_stats(
     per_lesson = await session.exec(
         select(Person.group_id, LessonProgress.lesson_id, func.count(),
                func.sum(case((self_done, 1), else_=0)), func.sum(case((assisted_done, 1), else_=0)))
-        .join(Person, col(Person.id) == LessonProgress.person_id)
+        .select_from(Person)
+        .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
         .where(*rows_of).group_by(col(Person.group_id), col(LessonProgress.lesson_id))
     )
     for group_id, lesson_id, started, completed_self, completed_assisted in per_lesson.all():
+        if lesson_id not in wanted:
+            continue  # a lesson no longer in the curriculum
         counts = result[group_id].lessons[lesson_id]
         counts.started, counts.completed_self = int(started), int(completed_self or 0)
         counts.completed_assisted = int(completed_assisted or 0)
     per_person = (
         select(col(Person.group_id).label("group_id"),
+               func.sum(case((wanted_lesson, 1), else_=0)).label("rows"),
                func.sum(case((done, 1), else_=0)).label("done"),
                func.sum(case((and_(done, col(LessonProgress.completed_at) <= since), 1), else_=0)).label("before"))
-        .select_from(LessonProgress)
-        .join(Person, col(Person.id) == LessonProgress.person_id)
-        .where(*rows_of).group_by(col(LessonProgress.person_id), col(Person.group_id))
+        .select_from(Person)
+        .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(*rows_of).group_by(col(Person.group_id), col(Person.id))
         .subquery()
     )
     per_group = await session.exec(
-        select(per_person.c.group_id, func.count(),
+        select(per_person.c.group_id,
+               func.sum(case((per_person.c.rows > 0, 1), else_=0)),
                func.sum(case((per_person.c.done == len(wanted), 1), else_=0)),
                func.sum(case((per_person.c.before == len(wanted), 1), else_=0)))
         .group_by(per_person.c.group_id)
     )
     for group_id, started, finished, finished_before in per_group.all():
         stats = result[group_id]
-        stats.started, stats.finished, stats.finished_before = int(started), int(finished or 0), int(finished_before or 0)
+        stats.started, stats.finished = int(started or 0), int(finished or 0)
+        stats.finished_before = int(finished_before or 0)
     return list(result.values())
 
 
