@@ -114,6 +114,10 @@ async def build_ward(sessions: Any, *, residents: int, lesson_ids: list[str], no
             "WHERE p.display_name LIKE 'Cư dân %'"
         ), {"leader": assisting, "days": DAYS})
         await connection.run_sync(meta.drop_all)
+    if sessions.kw["bind"].dialect.name == "postgresql":
+        async with sessions() as session:  # what autovacuum does soon after a bulk load
+            await (await session.connection()).execute(text("ANALYZE"))
+            await session.commit()
     async with sessions() as session:
         people = (await session.exec(select(func.count()).select_from(Person))).one()  # type: ignore[call-overload]
         rows = (await session.exec(select(func.count()).select_from(LessonProgress))).one()  # type: ignore[call-overload]
