@@ -19,11 +19,11 @@ from bot.core.i18n import Catalog
 from bot.core.messages import Option
 from bot.curriculum import LessonLibrary
 from bot.delivery.transport import OutboundMessage
-from bot.leading import is_behind, summary_lines
+from bot.leading import BEHIND_AFTER, summary_lines
 from storage.models import Person, ResidentGroup, Role, RoleKind
 from storage.outbox import enqueue, outbox_row
 from storage.reach import reachable
-from storage.stats import group_stats, members_progress
+from storage.stats import behind_counts, group_stats
 
 DIGEST_WEEKDAY, DIGEST_HOUR = 0, 8  # Monday 08:00
 CATCH_UP = timedelta(hours=24)  # after a restart, Monday's digest still goes out until Tuesday 08:00
@@ -64,10 +64,8 @@ async def plan_digests(
     all_groups = {g.id for groups in groups_of.values() for g in groups}
     stats = {s.group_id: s for s in await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7),
                                                       group_ids=list(all_groups))}  # type: ignore[arg-type]
-    behind: dict[int, set[int]] = {}  # group → people behind (as /nhom lists them)
-    for group_id in all_groups:
-        members = await members_progress(session, group_id=group_id, lesson_ids=ids)  # type: ignore[arg-type]
-        behind[group_id] = {m.person_id for m in members if is_behind(m, total=len(ids), now=now)}  # type: ignore[index]
+    behind, leaders_behind = await behind_counts(session, group_ids=sorted(all_groups), lesson_ids=ids,  # type: ignore[arg-type]
+                                                 inactive_since=now - BEHIND_AFTER)
     week = week_of(now, zone)
     rows = []
     for person_id, groups in groups_of.items():
@@ -82,7 +80,7 @@ async def plan_digests(
             parts.append("\n".join([
                 t("digest.group", group=group.name),
                 *summary_lines(t, stats[group.id], lessons=len(ids)),
-                t("digest.behind", count=len(behind[group.id] - {person_id})),  # the leader is not behind himself
+                t("digest.behind", count=behind[group.id] - ((group.id, person_id) in leaders_behind)),  # not himself
             ]))
         if len(groups) <= BUTTONS_MAX:
             options = tuple(Option(t("digest.open_group", group=g.name), f"lead:g:{g.id}") for g in groups)

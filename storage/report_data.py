@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import and_, func
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog, Broadcast, LessonProgress, Person, ProgressStatus, ResidentGroup, Ward
+from storage.models import (
+    AuditLog, Broadcast, Identity, LessonProgress, Outbox, OutboxStatus, Person, ProgressStatus, ResidentGroup, Ward,
+)
+from storage.outbox import REPORT_STATUSES, DeliveryReport
 
 
 class Mark(StrEnum):
@@ -57,11 +61,9 @@ async def find_ward(session: AsyncSession, *, code: str) -> Ward | None:
     return (await session.exec(select(Ward).where(Ward.code == code))).first()
 
 
-def _mark(row: LessonProgress, end: datetime) -> Mark | None:
-    if row.started_at is not None and row.started_at > end:
-        return None
-    if row.status == ProgressStatus.COMPLETED and row.completed_at is not None and row.completed_at <= end:
-        return Mark.SELF if row.assisted_by is None else Mark.ASSISTED
+def _mark(status: str, completed_at: datetime | None, assisted_by: int | None, end: datetime) -> Mark:
+    if status == ProgressStatus.COMPLETED and completed_at is not None and completed_at <= end:
+        return Mark.SELF if assisted_by is None else Mark.ASSISTED
     return Mark.IN_PROGRESS
 
 
@@ -69,30 +71,49 @@ async def residents_progress(
     session: AsyncSession, *, ward_id: int, lesson_ids: Sequence[str], end: datetime
 ) -> list[ResidentRow]:
     """Every named resident of the ward's groups (anonymous tombstones left out) with their
-    mark on each lesson as of ``end``, ordered by group code, then name."""
+    mark on each lesson as of ``end``, ordered by group code, then name. Two queries joined
+    on the ward's groups (never a list of people's ids); progress rows stream in."""
+    named = and_(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
+                 col(Person.display_name).is_not(None), col(Person.created_at) <= end)
     people = (await session.exec(
-        select(Person, ResidentGroup.code, ResidentGroup.name)
+        select(Person.id, Person.display_name, Person.last_active_at, Person.added_by,
+               ResidentGroup.code, ResidentGroup.name)
         .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
-        .where(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
-               col(Person.display_name).is_not(None))
+        .where(named)
         .order_by(col(ResidentGroup.code), col(Person.display_name), col(Person.id))
     )).all()
-    people = [p for p in people if p[0].created_at is None or p[0].created_at <= end]
-    ids = [person.id for person, _, _ in people]
     marks: dict[int, dict[str, Mark]] = defaultdict(dict)
-    wanted = set(lesson_ids)
-    if ids:
-        rows = (await session.exec(select(LessonProgress).where(col(LessonProgress.person_id).in_(ids)))).all()
-        for row in rows:
-            mark = _mark(row, end) if row.lesson_id in wanted else None
-            if mark is not None:
-                marks[row.person_id][row.lesson_id] = mark
+    latest: dict[int, datetime] = {}  # the last progress moment up to ``end``, per person
+    if people and lesson_ids:
+        rows = await session.stream(
+            select(LessonProgress.person_id, LessonProgress.lesson_id, LessonProgress.status,
+                   LessonProgress.completed_at, LessonProgress.assisted_by, LessonProgress.started_at,
+                   LessonProgress.updated_at)
+            .join(Person, col(Person.id) == LessonProgress.person_id)
+            .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+            .where(named, col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))),
+                   col(LessonProgress.started_at) <= end)
+            .execution_options(yield_per=10_000)
+        )
+        async for person_id, lesson_id, status, completed_at, assisted_by, started_at, updated_at in rows:
+            marks[person_id][lesson_id] = _mark(status, completed_at, assisted_by, end)
+            moments = [m for m in (started_at, completed_at, updated_at) if m is not None and m <= end]
+            if moments and (person_id not in latest or max(moments) > latest[person_id]):
+                latest[person_id] = max(moments)
     return [
-        ResidentRow(person_id=person.id, name=person.display_name or "", group_code=code,  # type: ignore[arg-type]
-                    group_name=name, last_active_at=person.last_active_at,
-                    added_by_leader=person.added_by is not None, marks=marks[person.id])  # type: ignore[index]
-        for person, code, name in people
+        ResidentRow(person_id=person_id, name=name or "", group_code=code, group_name=group_name,
+                    last_active_at=_last_active(last_active, latest.get(person_id), end),
+                    added_by_leader=added_by is not None, marks=marks[person_id])
+        for person_id, name, last_active, added_by, code, group_name in people
     ]
+
+
+def _last_active(last_active: datetime | None, progress: datetime | None, end: datetime) -> datetime | None:
+    """The last activity as of ``end``: a past period never shows a later date. When the person
+    was active after ``end``, their last progress up to ``end`` stands in (None if none)."""
+    if last_active is not None and last_active <= end:
+        return last_active
+    return progress
 
 
 async def assisted_completions(
@@ -117,25 +138,63 @@ async def assisted_completions(
     return [AssistedRow(*row) for row in (await session.exec(query)).all()]  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class WardBroadcast:
+    """A broadcast as the ward's report shows it: its delivery to this ward's residents only."""
+
+    broadcast: Broadcast
+    recipients: int | None  # this ward's recipients (the broadcast's own count until it is queued)
+    report: DeliveryReport
+
+
 async def ward_broadcasts(
     session: AsyncSession, *, ward_id: int, start: datetime | None, end: datetime
-) -> list[Broadcast]:
-    """Broadcasts sent (or due) in [start, end] whose audience may reach the ward: not limited
-    to another ward (``audience["ward"]``), and, for a list of groups, naming one of its groups."""
+) -> list[WardBroadcast]:
+    """The ward's broadcasts sent (or due) in [start, end], oldest first: those addressed to it
+    (``audience["ward"]`` is its code, or a list of groups names one of its groups) and, for a
+    broadcast without a ward, only if it reached residents of this ward — with the delivery
+    counted for this ward's residents alone (never another ward's)."""
     query = select(Broadcast).where(col(Broadcast.scheduled_at) <= end)
     if start is not None:
         query = query.where(col(Broadcast.scheduled_at) >= start)
     broadcasts = (await session.exec(query.order_by(col(Broadcast.scheduled_at), col(Broadcast.id)))).all()
     ward = await session.get(Ward, ward_id)
     codes = set((await session.exec(select(ResidentGroup.code).where(ResidentGroup.ward_id == ward_id))).all())
+    ids = [b.id for b in broadcasts]
+    shares: dict[int, DeliveryReport] = {}
+    if ids:
+        delivered = (
+            select(Outbox.broadcast_id, ResidentGroup.name, ResidentGroup.code, Outbox.status, func.count())
+            .select_from(Outbox)
+            .join(Identity, col(Identity.id) == Outbox.identity_id)
+            .join(Person, col(Person.id) == Identity.person_id)
+            .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+            .where(col(Outbox.broadcast_id).in_(ids), ResidentGroup.ward_id == ward_id)
+            .group_by(col(Outbox.broadcast_id), col(ResidentGroup.name), col(ResidentGroup.code), col(Outbox.status))
+        )
+        for broadcast_id, name, code, status, count in (await session.exec(delivered)).all():
+            report = shares.setdefault(broadcast_id, DeliveryReport(dict.fromkeys(REPORT_STATUSES, 0), {}))
+            bucket = "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else str(status)
+            report.totals[bucket] = report.totals.get(bucket, 0) + int(count)
+            row = report.by_group.setdefault(f"{name} ({code})", dict.fromkeys(REPORT_STATUSES, 0))
+            row[bucket] = row.get(bucket, 0) + int(count)
 
-    def reaches(audience: dict[str, object]) -> bool:
-        if audience.get("ward") and ward is not None and audience["ward"] != ward.code:
-            return False
-        named = set(audience.get("codes") or [])  # type: ignore[call-overload]
-        return audience.get("kind") != "groups" or bool(codes & named)
+    def addressed(audience: dict[str, object]) -> bool:
+        if audience.get("ward"):
+            return ward is not None and audience["ward"] == ward.code
+        if audience.get("kind") == "groups":
+            return bool(codes & set(audience.get("codes") or []))  # type: ignore[call-overload]
+        return False
 
-    return [b for b in broadcasts if reaches(b.audience)]
+    result = []
+    for b in broadcasts:
+        share = shares.get(b.id)  # type: ignore[arg-type]
+        if share is None and not addressed(b.audience):
+            continue  # no ward named and nobody of this ward reached
+        report = share or DeliveryReport(dict.fromkeys(REPORT_STATUSES, 0), {})
+        recipients = report.total if share is not None or b.recipients is not None and b.queued_at else b.recipients
+        result.append(WardBroadcast(b, recipients, report))
+    return result
 
 
 async def audit_entries(

@@ -16,15 +16,15 @@ Definitions (also in docs/architecture.md):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import and_, case, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup, Ward
+from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup, Role, RoleKind, Ward
 
 
 @dataclass
@@ -101,12 +101,16 @@ async def group_stats(
 ) -> list[GroupStats]:
     """Statistics of every group (of a ward, or the given groups), in code order.
 
-    ``until`` limits the count to completions up to that time (a period's report)."""
+    ``until`` limits the count to completions up to that time (a period's report).
+    Computed with SQL aggregates per group and lesson: never a list of people's ids."""
     groups_query = select(ResidentGroup).order_by(col(ResidentGroup.code))
+    chosen = select(ResidentGroup.id)
     if ward_id is not None:
         groups_query = groups_query.where(ResidentGroup.ward_id == ward_id)
+        chosen = chosen.where(ResidentGroup.ward_id == ward_id)
     if group_ids is not None:
         groups_query = groups_query.where(col(ResidentGroup.id).in_(list(group_ids)))
+        chosen = chosen.where(col(ResidentGroup.id).in_(list(group_ids)))
     groups = (await session.exec(groups_query)).all()
     result = {
         g.id: GroupStats(g.id, g.code, g.name, g.ward_id, g.target_percent,  # type: ignore[arg-type]
@@ -115,90 +119,140 @@ async def group_stats(
     }
     if not result:
         return []
-    people = (await session.exec(
-        select(Person.id, Person.group_id, Person.created_at).where(col(Person.group_id).in_(list(result)))
-    )).all()
-    group_of: dict[int, int] = {}
-    for person_id, group_id, created_at in people:
-        if until is not None and created_at is not None and created_at > until:
-            continue
-        group_of[person_id] = group_id
-        stats = result[group_id]
-        stats.members += 1
-        if created_at is None or created_at <= since:
-            stats.members_before += 1
-    rows = (await session.exec(
-        select(LessonProgress.person_id, LessonProgress.lesson_id, LessonProgress.status,
-               LessonProgress.completed_at, LessonProgress.assisted_by, LessonProgress.started_at)
-        .where(col(LessonProgress.person_id).in_(list(group_of)))
-    )).all()
-    done_now: dict[int, set[str]] = defaultdict(set)
-    done_before: dict[int, set[str]] = defaultdict(set)
-    started_people: set[int] = set()
+    members_of = [col(Person.group_id).in_(chosen)]
+    if until is not None:
+        members_of.append(col(Person.created_at) <= until)
+    members = await session.exec(
+        select(Person.group_id, func.count(), func.sum(case((col(Person.created_at) <= since, 1), else_=0)))
+        .where(*members_of).group_by(col(Person.group_id))
+    )
+    for group_id, count, before in members.all():
+        result[group_id].members, result[group_id].members_before = int(count), int(before or 0)
     wanted = set(lesson_ids)
-    for person_id, lesson_id, status, completed_at, assisted_by, started_at in rows:
-        if lesson_id not in wanted or (until is not None and started_at and started_at > until):
-            continue
-        stats = result[group_of[person_id]]
-        counts = stats.lessons[lesson_id]
-        counts.started += 1
-        started_people.add(person_id)
-        completed = status == ProgressStatus.COMPLETED and (until is None or (completed_at and completed_at <= until))
-        if completed:
-            if assisted_by is None:
-                counts.completed_self += 1
-            else:
-                counts.completed_assisted += 1
-            done_now[person_id].add(lesson_id)
-            if completed_at is not None and completed_at <= since:
-                done_before[person_id].add(lesson_id)
-    for person_id in started_people:
-        result[group_of[person_id]].started += 1
-    for person_id, group_id in group_of.items():
-        if wanted and done_now[person_id] >= wanted:
-            result[group_id].finished += 1
-        if wanted and done_before[person_id] >= wanted:
-            result[group_id].finished_before += 1
+    if not wanted:
+        return list(result.values())
+    # The lessons are picked inside the sums, not in WHERE: so the database reaches the rows
+    # through the people of the groups (person.group_id, then lesson_progress.person_id), which
+    # keeps one group's page fast in a ward of 50,000.
+    rows_of = list(members_of)
+    wanted_lesson = col(LessonProgress.lesson_id).in_(sorted(wanted))
+    done = and_(wanted_lesson, LessonProgress.status == ProgressStatus.COMPLETED)
+    if until is not None:
+        rows_of.append(col(LessonProgress.started_at) <= until)
+        done = and_(done, col(LessonProgress.completed_at) <= until)
+    self_done = and_(done, col(LessonProgress.assisted_by).is_(None))
+    assisted_done = and_(done, col(LessonProgress.assisted_by).is_not(None))
+    per_lesson = await session.exec(
+        select(Person.group_id, LessonProgress.lesson_id, func.count(),
+               func.sum(case((self_done, 1), else_=0)), func.sum(case((assisted_done, 1), else_=0)))
+        .select_from(Person)
+        .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(*rows_of).group_by(col(Person.group_id), col(LessonProgress.lesson_id))
+    )
+    for group_id, lesson_id, started, completed_self, completed_assisted in per_lesson.all():
+        if lesson_id not in wanted:
+            continue  # a lesson no longer in the curriculum
+        counts = result[group_id].lessons[lesson_id]
+        counts.started, counts.completed_self = int(started), int(completed_self or 0)
+        counts.completed_assisted = int(completed_assisted or 0)
+    per_person = (
+        select(col(Person.group_id).label("group_id"),
+               func.sum(case((wanted_lesson, 1), else_=0)).label("rows"),
+               func.sum(case((done, 1), else_=0)).label("done"),
+               func.sum(case((and_(done, col(LessonProgress.completed_at) <= since), 1), else_=0)).label("before"))
+        .select_from(Person)
+        .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(*rows_of).group_by(col(Person.group_id), col(Person.id))
+        .subquery()
+    )
+    per_group = await session.exec(
+        select(per_person.c.group_id,
+               func.sum(case((per_person.c.rows > 0, 1), else_=0)),
+               func.sum(case((per_person.c.done == len(wanted), 1), else_=0)),
+               func.sum(case((per_person.c.before == len(wanted), 1), else_=0)))
+        .group_by(per_person.c.group_id)
+    )
+    for group_id, started, finished, finished_before in per_group.all():
+        stats = result[group_id]
+        stats.started, stats.finished = int(started or 0), int(finished or 0)
+        stats.finished_before = int(finished_before or 0)
     return list(result.values())
 
 
 def ranking(stats: Sequence[GroupStats]) -> list[GroupStats]:
-    """Thi đua order: completion rate, then progress against target, then completions."""
-    return sorted(stats, key=lambda s: (-s.rate, -(s.rate - s.target_percent), -s.completions, s.code))
+    """Thi đua order: groups with members first (an empty group has nothing to rank), then
+    completion rate, progress against target, completions."""
+    return sorted(stats, key=lambda s: (s.members == 0, -s.rate, -(s.rate - s.target_percent), -s.completions,
+                                        s.code))
 
 
 async def members_progress(
     session: AsyncSession, *, group_id: int, lesson_ids: Sequence[str]
 ) -> list[MemberProgress]:
-    """Every named member of a group with their counts (tombstones are left out: no name)."""
-    people = (await session.exec(
-        select(Person).where(Person.group_id == group_id, col(Person.deleted_at).is_(None))
+    """Every named member of a group with their counts (tombstones are left out: no name).
+    One query: the person's progress rows are counted in SQL."""
+    done = LessonProgress.status == ProgressStatus.COMPLETED
+    joined = and_(col(LessonProgress.person_id) == Person.id,
+                  col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))))
+    query = (
+        select(Person.id, Person.display_name, Person.last_active_at, Person.added_by,
+               func.count(LessonProgress.id),
+               func.sum(case((done, 1), else_=0)),
+               func.sum(case((and_(done, col(LessonProgress.assisted_by).is_not(None)), 1), else_=0)))
+        .select_from(Person)
+        .outerjoin(LessonProgress, joined if lesson_ids else false())
+        .where(Person.group_id == group_id, col(Person.deleted_at).is_(None))
+        .group_by(col(Person.id), col(Person.display_name), col(Person.last_active_at), col(Person.added_by))
         .order_by(col(Person.display_name), col(Person.id))
+    )
+    return [
+        MemberProgress(person_id=person_id, display_name=name, last_active_at=last_active,
+                       completed=int(completed or 0), assisted=int(assisted or 0),
+                       in_progress=int(rows) - int(completed or 0), added_by_leader=added_by is not None)
+        for person_id, name, last_active, added_by, rows, completed, assisted in (await session.exec(query)).all()
+    ]
+
+
+async def behind_counts(
+    session: AsyncSession, *, group_ids: Sequence[int], lesson_ids: Sequence[str], inactive_since: datetime,
+) -> tuple[dict[int, int], set[tuple[int, int]]]:
+    """How many named members of each group are behind (as ``bot.leading.is_behind`` says:
+    fewer than every lesson completed, not active since ``inactive_since``), counted in SQL;
+    and which of them lead the group ((group, person) pairs), so a leader's own count can
+    leave them out."""
+    done = and_(LessonProgress.status == ProgressStatus.COMPLETED,
+                col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))))
+    completed = (
+        select(func.count(LessonProgress.id)).where(col(LessonProgress.person_id) == Person.id, done)
+        .correlate(Person).scalar_subquery()
+    )
+    behind = and_(col(Person.group_id).in_(list(group_ids)), col(Person.deleted_at).is_(None),
+                  completed < len(set(lesson_ids)),
+                  or_(col(Person.last_active_at).is_(None), col(Person.last_active_at) <= inactive_since))
+    counts = {group_id: 0 for group_id in group_ids}
+    for group_id, count in (await session.exec(
+        select(Person.group_id, func.count()).where(behind).group_by(col(Person.group_id))
+    )).all():
+        counts[group_id] = int(count)
+    leaders = (await session.exec(
+        select(Person.group_id, Person.id).join(Role, and_(col(Role.person_id) == Person.id,
+                                                           col(Role.group_id) == Person.group_id))
+        .where(behind, Role.kind == RoleKind.LEADER)
     )).all()
-    ids = [p.id for p in people]
-    rows = (await session.exec(
-        select(LessonProgress).where(col(LessonProgress.person_id).in_(ids))
-    )).all() if ids else []
-    wanted = set(lesson_ids)
-    per: dict[int, list[LessonProgress]] = defaultdict(list)
-    for row in rows:
-        if row.lesson_id in wanted:
-            per[row.person_id].append(row)
-    result = []
-    for person in people:
-        mine = per[person.id]  # type: ignore[index]
-        completed = [r for r in mine if r.status == ProgressStatus.COMPLETED]
-        result.append(MemberProgress(
-            person_id=person.id,  # type: ignore[arg-type]
-            display_name=person.display_name,
-            last_active_at=person.last_active_at,
-            completed=len(completed),
-            assisted=sum(1 for r in completed if r.assisted_by is not None),
-            in_progress=len(mine) - len(completed),
-            added_by_leader=person.added_by is not None,
-        ))
-    return result
+    return counts, {(g, p) for g, p in leaders}  # type: ignore[misc]
 
 
 async def wards(session: AsyncSession) -> Sequence[Ward]:
     return (await session.exec(select(Ward).order_by(col(Ward.code)))).all()
+
+
+async def leader_counts(session: AsyncSession, *, ward_id: int) -> tuple[int, int]:
+    """(leaders, groups led) in the ward: people holding a leader role who have not erased
+    their data, and the groups they lead (the admin's overview)."""
+    row = (await session.exec(
+        select(func.count(func.distinct(Role.person_id)), func.count(func.distinct(Role.group_id)))
+        .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .join(Person, col(Person.id) == Role.person_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None))
+    )).one()
+    return int(row[0]), int(row[1])

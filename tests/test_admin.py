@@ -81,8 +81,10 @@ async def test_overview_and_ranking_use_the_same_numbers(ward: App) -> None:
     assert lines[0] == "🏆 Thi đua giữa các tổ — Phường Mẫu"
     ranked = [line for line in lines if "% (" in line]
     assert len(ranked) == 10
-    # storage.stats.ranking: rate, then how near the target (nobody has finished: lower targets first)
-    assert ranked[0] == "1. Tổ dân phố Bắc Sơn: 0% (0/0) · chỉ tiêu 70% · không đổi trong tuần"
+    # storage.stats.ranking: groups with members first, then rate, then how near the target (nobody has
+    # finished: lower targets first); a group without members never ranks above one with members
+    assert ranked[0] == "1. Tổ dân phố 5: 0% (0/2) · chỉ tiêu 75% · không đổi trong tuần"
+    assert all("(0/0)" in line for line in ranked[3:]) and "4. Tổ dân phố Bắc Sơn: 0% (0/0)" in ranked[3]
     assert "Tổ dân phố 3: 0% (0/2) · chỉ tiêu 80% · không đổi trong tuần" in admin.last_text
 
 

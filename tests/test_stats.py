@@ -49,3 +49,31 @@ async def test_counts_rates_and_ranking(ward: App, clock) -> None:  # type: igno
         group_one = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == "DEMO-TDP01"))).one()
         members = await members_progress(session, group_id=group_one.id, lesson_ids=ids)
     assert [(m.display_name, m.completed, m.assisted) for m in members] == [("An", 2, 0), ("Bình", 2, 1)]
+
+
+def test_groups_without_members_never_rank_above_groups_with_members() -> None:
+    from storage.stats import GroupStats
+
+    empty_low_target = GroupStats(1, "A-EMPTY", "Trống", 1, target_percent=10)
+    nobody_finished = GroupStats(2, "B-ZERO", "Chưa ai xong", 1, target_percent=90, members=5)
+    some_finished = GroupStats(3, "C-SOME", "Có người xong", 1, target_percent=80, members=4, finished=1)
+    assert [s.code for s in ranking([empty_low_target, nobody_finished, some_finished])] == [
+        "C-SOME", "B-ZERO", "A-EMPTY"]
+
+
+async def test_leader_counts_leave_out_leaders_who_erased_their_data(ward: App, clock) -> None:  # type: ignore[no-untyped-def]
+    from storage.models import Person, Role, RoleKind, Ward
+    from storage.stats import leader_counts
+
+    async with ward.sessions() as session, session.begin():
+        groups = (await session.exec(select(ResidentGroup).order_by(ResidentGroup.code))).all()
+        for n, group in enumerate(groups[:2]):
+            person = Person(display_name=f"Tổ trưởng {n}", group_id=group.id, created_at=clock.now(),
+                            deleted_at=clock.now() if n else None)  # the second erased their data
+            session.add(person)
+            await session.flush()
+            session.add(Role(person_id=person.id, kind=RoleKind.LEADER, group_id=group.id, granted_by="test",
+                             granted_at=clock.now()))
+        ward_id = (await session.exec(select(Ward.id))).first()
+    async with ward.sessions() as session:
+        assert await leader_counts(session, ward_id=ward_id) == (1, 1)

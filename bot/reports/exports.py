@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +18,7 @@ from bot.reports.xlsx import WorkbookData, read_workbook, render_workbook
 from storage.groups import list_groups
 from storage.models import Ward
 from storage.report_data import find_ward
-from storage.stats import GroupStats, group_stats, ranking, wards
+from storage.stats import GroupStats, ranking, wards
 
 
 class UnknownWard(LookupError):
@@ -70,9 +70,8 @@ async def read_ward_report(
     ward = await _ward(session, ward_code)
     assert ward.id is not None
     workbook = await read_workbook(session, ward_id=ward.id, lessons=lessons, start=start, end=end)
-    stats = await group_stats(session, lesson_ids=[lesson.id for lesson in lessons],
-                              since=end - timedelta(days=7), until=end, ward_id=ward.id)
-    return WardReportData(ward, list(stats), workbook)
+    # The workbook's statistics as of the end are the same call (since = end - 7 days): read once.
+    return WardReportData(ward, list(workbook.at_end), workbook)
 
 
 def render_ward_report(

@@ -10,7 +10,7 @@ into self completions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from io import BytesIO
@@ -18,18 +18,17 @@ from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from openpyxl.worksheet.worksheet import Worksheet
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet as Worksheet
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.broadcasting import STATUS_TEXT
 from bot.core.i18n import Translate
 from bot.curriculum import LessonLibrary
-from bot.reports.sheets import Column, emphasise, put, write_table
+from bot.reports.sheets import Column, cell, stream_table
 from bot.reports.wording import COMPETENCE_TEXT, audience_words, local_time, translator
-from storage.models import Broadcast, Ward
-from storage.outbox import DeliveryReport, delivery_report
+from storage.models import Ward
 from storage.report_data import (
-    AssistedRow, Mark, ResidentRow, assisted_completions, residents_progress, ward_broadcasts,
+    AssistedRow, Mark, ResidentRow, WardBroadcast, assisted_completions, residents_progress, ward_broadcasts,
 )
 from storage.stats import GroupStats, group_stats
 
@@ -72,7 +71,7 @@ class WorkbookData:
     before: dict[int, GroupStats]
     residents: list[ResidentRow]
     assisted: list[AssistedRow]
-    broadcasts: list[tuple[Broadcast, DeliveryReport]]
+    broadcasts: list[WardBroadcast]  # each with its delivery to this ward's residents only
 
 
 async def read_workbook(
@@ -93,19 +92,18 @@ async def read_workbook(
     residents = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
     assisted = await assisted_completions(session, ward_id=ward_id, start=start, end=end)
     broadcasts = await ward_broadcasts(session, ward_id=ward_id, start=start, end=end)
-    reports = [await delivery_report(session, broadcast_id=b.id) for b in broadcasts]  # type: ignore[arg-type]
-    return WorkbookData(ward, list(at_end), before, list(residents), list(assisted),
-                        list(zip(broadcasts, reports, strict=True)))
+    return WorkbookData(ward, list(at_end), before, list(residents), list(assisted), broadcasts)
 
 
 def render_workbook(
     data: WorkbookData, *, lessons: LessonLibrary, start: datetime | None, end: datetime, zone: ZoneInfo,
     now: datetime,
 ) -> bytes:
-    """The workbook as .xlsx bytes, stamped as made at ``now`` (CPU work: run it off the event loop)."""
+    """The workbook as .xlsx bytes, stamped as made at ``now`` (CPU work: run it off the event loop).
+    Written in openpyxl's write-only mode: rows stream out, the book is never held in memory."""
     t = translator()
-    book = Workbook()
-    _groups_sheet(book.active, t, ward=data.ward, stats=data.at_end, before=data.before, start=start, end=end,
+    book = Workbook(write_only=True)
+    _groups_sheet(book.create_sheet(), t, ward=data.ward, stats=data.at_end, before=data.before, start=start, end=end,
                   zone=zone, now=now)
     _residents_sheet(book.create_sheet(), t, rows=data.residents, lessons=lessons, zone=zone)
     _lessons_sheet(book.create_sheet(), t, lessons=lessons, stats=data.at_end, before=data.before,
@@ -138,12 +136,14 @@ def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[Gr
                   now: datetime) -> None:
     ws.title = t("report.sheet_groups")
     meeting = sum(1 for s in stats if s.meets_target)
-    put(ws["A1"], t("report.title", ward=ward.name))
-    ws["A1"].font = Font(bold=True, size=14)
-    put(ws["A2"], _period(t, start, end, zone))
-    put(ws["A3"], t("report.generated", time=local_time(now, zone), zone=zone.key))
-    put(ws["A4"], t("report.groups_meeting_target", count=meeting, total=len(stats)))
-    put(ws["A5"], t("report.definitions"))
+    above = [
+        [cell(ws, t("report.title", ward=ward.name), font=Font(bold=True, size=14))],
+        [cell(ws, _period(t, start, end, zone))],
+        [cell(ws, t("report.generated", time=local_time(now, zone), zone=zone.key))],
+        [cell(ws, t("report.groups_meeting_target", count=meeting, total=len(stats)))],
+        [cell(ws, t("report.definitions"))],
+        [],
+    ]
     columns = [
         Column(t("report.col_group_code"), 14), Column(t("report.col_group_name"), 26),
         Column(t("report.col_target"), 10, COUNT), Column(t("report.col_members"), 11, COUNT),
@@ -160,7 +160,6 @@ def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[Gr
         rows.append([s.code, s.name, s.target_percent, s.members, s.started, s.finished, s.rate,
                      t("report.yes_target") if s.meets_target else t("report.no_target"),
                      total.self, total.assisted, period.self, period.assisted, s.change])
-    last = write_table(ws, columns=columns, rows=rows, top=7, freeze_columns=2)
     members = sum(s.members for s in stats)
     finished = sum(s.finished for s in stats)
     members_before = sum(s.members_before for s in stats)
@@ -171,12 +170,7 @@ def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[Gr
         totals = [a + b for a, b in zip(totals, row[8:12], strict=True)]
     total_row = [t("report.ward_total"), ward.name, None, members, sum(s.started for s in stats), finished, rate,
                  None, *totals, rate - rate_before]
-    for index, (column, value) in enumerate(zip(columns, total_row, strict=True), 1):
-        cell = ws.cell(row=last + 1, column=index)
-        put(cell, value)
-        if column.number_format and isinstance(value, int | float):
-            cell.number_format = column.number_format
-    emphasise(ws, last + 1, len(columns))
+    stream_table(ws, columns=columns, rows=rows, above=above, total=total_row, freeze_columns=2)
 
 
 def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow], lessons: LessonLibrary,
@@ -191,13 +185,16 @@ def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow]
     ] + [Column(t("report.col_lesson", order=n, title=lesson.title), 16) for n, lesson in enumerate(lessons, 1)]
     words = {Mark.SELF: t("report.mark_self"), Mark.ASSISTED: t("report.mark_assisted"),
              Mark.IN_PROGRESS: t("report.mark_in_progress")}
-    table = []
-    for row in rows:
-        marks = [words[row.marks[lesson.id]] if lesson.id in row.marks else "" for lesson in lessons]
-        table.append([row.name, row.group_code, row.group_name, row.count(Mark.SELF), row.count(Mark.ASSISTED),
-                      row.count(Mark.IN_PROGRESS), _local(row.last_active_at, zone),
-                      t("report.yes") if row.added_by_leader else t("report.no"), *marks])
-    write_table(ws, columns=columns, rows=table, freeze_columns=1)
+    yes, no = t("report.yes"), t("report.no")
+
+    def table() -> Iterator[list[object]]:  # one resident at a time, straight into the file
+        for row in rows:
+            marks = [words[row.marks[lesson.id]] if lesson.id in row.marks else "" for lesson in lessons]
+            yield [row.name, row.group_code, row.group_name, row.count(Mark.SELF), row.count(Mark.ASSISTED),
+                   row.count(Mark.IN_PROGRESS), _local(row.last_active_at, zone),
+                   yes if row.added_by_leader else no, *marks]
+
+    stream_table(ws, columns=columns, rows=table(), freeze_columns=1)
 
 
 def _lessons_sheet(ws: Worksheet, t: Translate, *, lessons: LessonLibrary, stats: Sequence[GroupStats],
@@ -220,7 +217,7 @@ def _lessons_sheet(ws: Worksheet, t: Translate, *, lessons: LessonLibrary, stats
         rows.append([order, lesson.id, lesson.title, t(COMPETENCE_TEXT[lesson.competence]), lesson.version,
                      sum(s.lessons[lesson.id].started for s in stats), total.self, total.assisted,
                      period.self, period.assisted])
-    write_table(ws, columns=columns, rows=rows, freeze_columns=3)
+    stream_table(ws, columns=columns, rows=rows, freeze_columns=3)
 
 
 def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow], lessons: LessonLibrary,
@@ -236,10 +233,10 @@ def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow],
         table.append([row.person_name or erased, row.group_code, row.group_name,
                       lesson.title if lesson else row.lesson_id, row.leader_name or erased,
                       _local(row.completed_at, zone)])
-    write_table(ws, columns=columns, rows=table, freeze_columns=1)
+    stream_table(ws, columns=columns, rows=table, freeze_columns=1)
 
 
-def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[tuple[Broadcast, DeliveryReport]],
+def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[WardBroadcast],
                       zone: ZoneInfo) -> None:
     ws.title = t("report.sheet_broadcasts")
     columns = [Column(t("report.col_broadcast_id"), 8, COUNT), Column(t("report.col_broadcast_time"), 17),
@@ -248,10 +245,11 @@ def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[tuple
                Column(t("report.col_sent"), 10, COUNT), Column(t("report.col_blocked"), 10, COUNT),
                Column(t("report.col_failed"), 10, COUNT), Column(t("report.col_pending"), 10, COUNT)]
     table = []
-    for broadcast, report in broadcasts:
+    for shown in broadcasts:
+        broadcast, report = shown.broadcast, shown.report
         text = broadcast.text if len(broadcast.text) <= 200 else broadcast.text[:199] + "…"
         table.append([broadcast.id, _local(broadcast.scheduled_at, zone), t(STATUS_TEXT[broadcast.status]),
-                      audience_words(broadcast.audience), text, broadcast.recipients,
+                      audience_words(broadcast.audience), text, shown.recipients,
                       report.totals["sent"], report.totals["blocked"], report.totals["failed"],
                       report.totals["pending"]])
-    write_table(ws, columns=columns, rows=table)
+    stream_table(ws, columns=columns, rows=table)

@@ -21,6 +21,7 @@ from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup
 from storage.outbox import delivery_report
 from storage.stats import group_stats, members_progress
 from tests.reports.conftest import AUGUST, MAY, Seed
+from tests.support import Chat
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SEPTEMBER = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
@@ -155,7 +156,7 @@ async def test_every_sheet_matches_the_database(seeded: Seed) -> None:
     assert [r["Số"] for r in broadcasts] == [seeded.broadcasts["all"], seeded.broadcasts["behind"]]  # not KHAC's
     first = broadcasts[0]
     assert (first["Đối tượng"], first["Người nhận"], first["Đã gửi"], first["Bị chặn"], first["Lỗi"], first["Đang chờ"]) \
-        == ("Tất cả người dân", 4, 1, 1, 1, 1)
+        == ("Tất cả người dân", 3, 1, 1, 1, 0)  # this ward's share: Khoa (KHAC) waits in the other ward's
     async with seeded.app.sessions() as session:
         report = await delivery_report(session, broadcast_id=seeded.broadcasts["behind"])
     assert [broadcasts[1][k] for k in ("Đã gửi", "Bị chặn", "Lỗi", "Đang chờ")] == \
@@ -228,3 +229,37 @@ async def test_a_name_is_never_a_formula(seeded: Seed) -> None:
     with zipfile.ZipFile(BytesIO(data)) as archive:
         sheets = [archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/")]
     assert not any(b"<f>" in xml for xml in sheets)
+
+
+async def test_a_past_periods_sheets_show_nothing_dated_after_its_end(seeded: Seed) -> None:
+    an = Chat(seeded.app.conversation, user="An", name="An")
+    await an.send("xin chào")  # An is active again in August
+    h1_end = datetime(2026, 6, 30, 17, tzinfo=UTC) - timedelta(microseconds=1)
+    first = await _workbook(seeded, start=datetime(2025, 12, 31, 17, tzinfo=UTC), end=h1_end)
+    local_end = datetime(2026, 6, 30, 23, 59, 59)
+    residents = {r["Họ và tên"]: r for r in _table(first["Tiến độ người dân"], "Họ và tên")[1]}
+    assert residents["An"]["Hoạt động gần nhất"] == datetime(2026, 5, 4, 10, 0)  # his last lesson, not August
+    for sheet, top, column in (("Tiến độ người dân", "Họ và tên", "Hoạt động gần nhất"),
+                               ("Hoàn thành có hỗ trợ", "Họ và tên", "Thời gian hoàn thành"),
+                               ("Thông báo", "Số", "Thời gian gửi")):
+        dated = [r[column] for r in _table(first[sheet], top)[1] if r[column]]
+        assert all(moment <= local_end for moment in dated), sheet
+    now = await _workbook(seeded, start=None, end=SEPTEMBER)
+    residents = {r["Họ và tên"]: r for r in _table(now["Tiến độ người dân"], "Họ và tên")[1]}
+    assert residents["An"]["Hoạt động gần nhất"] > local_end
+
+
+async def test_a_wards_workbook_shows_only_its_own_share_of_broadcasts(seeded: Seed) -> None:
+    demo = await _workbook(seeded, start=None, end=SEPTEMBER)
+    async with seeded.app.sessions() as session:
+        other = (await session.exec(select(Ward).where(Ward.code == "KHAC"))).one()
+        khac = load_workbook(BytesIO(await build_workbook(
+            session, ward_id=other.id, lessons=seeded.lessons, start=None, end=SEPTEMBER,  # type: ignore[arg-type]
+            zone=ZONE, now=SEPTEMBER)))
+    mine = {r["Số"]: r for r in _table(demo["Thông báo"], "Số")[1]}
+    theirs = {r["Số"]: r for r in _table(khac["Thông báo"], "Số")[1]}
+    assert set(theirs) == {seeded.broadcasts["all"], seeded.broadcasts["other ward"]}  # no DEMO-only broadcast
+    everyone = seeded.broadcasts["all"]  # no ward named: each ward sees the residents it reached
+    assert mine[everyone]["Người nhận"] + theirs[everyone]["Người nhận"] == 4
+    assert sum(mine[everyone][k] + theirs[everyone][k] for k in ("Đã gửi", "Bị chặn", "Lỗi", "Đang chờ")) == 4
+    assert theirs[everyone]["Người nhận"] == 1 and mine[everyone]["Người nhận"] == 3
