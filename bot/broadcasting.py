@@ -29,6 +29,7 @@ from bot.core.i18n import Catalog, Translate
 from bot.core.messages import Option
 from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import OutboundMessage
+from bot.typed_time import TimeError as TimeError, explain as explain, parse_time as parse_time  # one reader of typed times
 from storage import audit
 from storage.broadcasts import (
     LEARN,
@@ -107,15 +108,6 @@ def payload_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str
         return message.to_payload()
 
     return payload
-
-
-def parse_time(text: str, *, zone: ZoneInfo) -> datetime:
-    """``2026-11-25 08:00`` (the ward's time) or an ISO time with an offset."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("T", " "))
-    except ValueError:
-        raise BroadcastError(f"thời gian '{text}' không đúng dạng NĂM-THÁNG-NGÀY GIỜ:PHÚT, ví dụ 2026-11-25 08:00") from None
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
 def check_image(path: str | None) -> str | None:

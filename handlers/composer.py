@@ -31,6 +31,8 @@ from sqlmodel import col, select
 from bot.broadcasting import (
     TEXT_MAX,
     BroadcastError,
+    TimeError,
+    explain,
     format_report,
     parse_time,
     resident_message,
@@ -319,15 +321,18 @@ async def _at(ctx: Context, ward: Ward, value: str) -> None:
 
 
 async def receive_time(ctx: Context) -> None:
-    """A typed time: "2026-11-25 08:00" in the ward's time."""
+    """A typed time in the ward's time ("10/12 8h", "8 giờ sáng mai", "2026-12-10 08:00"): the
+    one reader the command line's ``--at`` uses too (``bot.typed_time``)."""
     ward = await _ward(ctx)
     if ward is None:
         return
+    typed = clean_message(ctx.incoming.text or "")[:80]
     try:
-        when = parse_time((ctx.incoming.text or "")[:40], zone=ctx.services.zone)
-    except BroadcastError:
+        when = parse_time(typed, now=ctx.now, zone=ctx.services.zone)
+    except TimeError as exc:
         _go(ctx, Step.COMPOSE_TIME)
-        ctx.ask(ctx.t("composer.time_invalid"), [(ctx.t("composer.cancel"), "bc:x")])
+        ctx.ask(ctx.t("composer.time_invalid", text=typed, error=explain(ctx.t, exc)),
+                [(ctx.t("composer.cancel"), "bc:x")])
         return
     await _schedule(ctx, ward, when)
 

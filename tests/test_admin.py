@@ -145,9 +145,16 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.press("Đồng ý, gửi")
     await admin.press("Chọn giờ khác")
     await admin.send("ngày mai")
-    assert "chưa đọc được thời gian" in admin.last_text
-    await admin.send("2026-11-25 20:30")
-    assert "Đã lên lịch thông báo #1, sẽ gửi lúc 20:30 25/11/2026" in admin.last_text
+    assert "chưa đọc được thời gian «ngày mai»: «ngày mai» còn thiếu giờ gửi" in admin.last_text
+    assert "Ví dụ: 10/12 8h · 8 giờ sáng mai" in admin.last_text
+    await admin.send("31/11 8h")
+    assert "Ngày «31/11» không có trong lịch" in admin.last_text
+    await admin.send("8h hôm nay")  # 10:00 now
+    assert "08:00 23/11/2026 đã qua rồi (bây giờ là 10:00 23/11/2026)" in admin.last_text
+    await admin.send("8 rưỡi tối 25/11")
+    assert "Mình chưa hiểu «8»" in admin.last_text
+    await admin.send("8 giờ rưỡi tối 25/11")
+    assert "Đã lên lịch thông báo #1" in admin.last_text and "sẽ gửi lúc 20:30 25/11/2026" in admin.last_text
     [broadcast] = await rows(ward, Broadcast)
     assert broadcast.status == BroadcastStatus.SCHEDULED and broadcast.audience == {"kind": "leaders", "ward": "DEMO"}
     assert broadcast.scheduled_at == datetime(2026, 11, 25, 20, 30, tzinfo=ZONE).astimezone(UTC)
