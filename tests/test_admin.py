@@ -115,11 +115,12 @@ async def test_compose_a_broadcast_to_residents_who_have_not_completed_a_lesson(
                               "options": [["📖 Học tiếp", "next"]]}
     assert broadcast.author == f"person:{(await person_of(ward, admin)).id}"
     await admin.press("Kết quả gửi")
-    assert "Thông báo #1 — đã xếp hàng gửi, 4 người nhận" in admin.last_text
+    assert f"📬 Thông báo #1 — gửi người chưa hoàn thành bài \"{ward.lessons.first.title}\"" in admin.last_text
+    assert "⏳ Chờ gửi: bắt đầu gửi lúc 10:00 23/11/2026, cho 4 người" in admin.last_text
     assert "đang chờ 4" in admin.last_text
     await admin.press("Hủy thông báo")
     await admin.press("Hủy thông báo")  # the confirmation
-    assert "đã hủy" in admin.last_text
+    assert "✖ Đã hủy" in admin.last_text
     assert {r.status for r in await rows(ward, Outbox)} == {OutboxStatus.CANCELLED}
     actions = [a.action for a in await rows(ward, AuditLog)]
     assert "broadcast.create" in actions and "broadcast.cancel" in actions
@@ -138,7 +139,7 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.press("Tổ dân phố 5")  # toggled off again
     assert "✅ Tổ dân phố 3" in [o.label for o in admin.menu.options]
     await admin.press("Xong (1 tổ)")
-    assert "sẽ gửi tới 2 người (các tổ DEMO-TDP03)" in admin.last_text
+    assert "sẽ gửi tới 2 người (Tổ dân phố 3)" in admin.last_text  # names, not codes
     await admin.press("Đổi người nhận")
     await admin.press("Chỉ các tổ trưởng")
     assert "sẽ gửi tới 1 người (các tổ trưởng)" in admin.last_text

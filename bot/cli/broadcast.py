@@ -62,14 +62,14 @@ def broadcast_send(
         raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
     local = done.sends_at.astimezone(settings.zone).strftime("%H:%M %d/%m/%Y")
     key = "cli.broadcast_queued" if done.recipients is not None else "cli.broadcast_scheduled"
-    typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.recipients or 0, when=local))
+    typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.expected, when=local))
     typer.echo(catalog.text("cli.broadcast_preview", message=shown))
 
 
 @commands.command("status")
 def broadcast_status(ctx: typer.Context, broadcast_id: Annotated[int, typer.Argument(help="Số thông báo")]) -> None:
     """Kết quả gửi: đã gửi / bị chặn / lỗi / đang chờ, tổng và theo từng tổ."""
-    from bot.broadcasting import format_report
+    from bot.broadcasting import format_report, views
     from storage.models import Broadcast
     from storage.outbox import delivery_report
 
@@ -81,8 +81,10 @@ def broadcast_status(ctx: typer.Context, broadcast_id: Annotated[int, typer.Argu
         broadcast = await session.get(Broadcast, broadcast_id)
         if broadcast is None:
             return None
-        return format_report(catalog, broadcast, await delivery_report(session, broadcast_id=broadcast_id),
-                             zone=settings.zone, quiet=quiet_hours(settings), now=now)
+        [view] = await views(session, [broadcast], t=catalog.translator(None), lessons=load_library(),
+                             quiet=quiet_hours(settings), now=now)
+        return format_report(catalog, view, await delivery_report(session, broadcast_id=broadcast_id),
+                             zone=settings.zone)
 
     text = context.run_work(settings, work)
     if text is None:

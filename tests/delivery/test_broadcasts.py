@@ -166,7 +166,7 @@ async def test_delivery_report_per_group_and_cancel(ward: App, clock: ManualCloc
     assert result.exit_code == 0, result.output
     at = f"{_local_day(clock, 45):%Y-%m-%d} 09:00"
     later = await _cli(ward, "broadcast", "send", "--text", "Sau", "--to", "all", "--at", at)
-    assert "Đã lên lịch thông báo #2" in later.output
+    assert "Đã lên lịch thông báo #2 cho 3 người (tính đến bây giờ)" in later.output
     async with FakeTelegram() as tg:
         for chat in chats.values():
             tg.add_user(int(chat.user))
@@ -189,6 +189,8 @@ async def test_delivery_report_per_group_and_cancel(ward: App, clock: ManualCloc
         "Tổ dân phố 5 (DEMO-TDP05)": {"sent": 0, "blocked": 1, "failed": 0, "pending": 0},
     }
     status = await _cli(ward, "broadcast", "status", "1")
+    assert "📬 Thông báo #1 — gửi tất cả người dân của phường" in status.output
+    assert "✅ Đã gửi xong: đã gửi 2 · lỗi 0 · bị chặn 1" in status.output  # a status that ends
     assert "Tổng: đã gửi 2 · bị chặn 1 · lỗi 0 · đang chờ 0" in status.output
     assert "Tổ dân phố 5 (DEMO-TDP05): đã gửi 0 · bị chặn 1" in status.output
     cancelled = await _cli(ward, "broadcast", "cancel", "2")
