@@ -164,7 +164,8 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.press("Về menu quản trị")
     await admin.press("Soạn thông báo")
     replies = await admin.attach("photo")
-    assert "chưa nhận được ảnh" in admin.texts(replies) and "--image" in admin.texts(replies)
+    assert "chưa nhận được ảnh" in admin.texts(replies) and "mở bot trên Telegram hoặc Zalo" in admin.texts(replies)
+    assert "--image" not in admin.texts(replies) and "hocvuso" not in admin.texts(replies)  # no shell commands
     # Where the adapter can fetch it (Incoming.fetch_media), it is kept with its caption as the text.
     photo = ward.conversation.services.files_dir / "in" / "tg-test.jpg"
 

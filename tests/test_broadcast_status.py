@@ -5,9 +5,11 @@ applied, then the first message actually sent), group names and lesson titles, n
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from bot.app import App
+from bot.core.i18n import Catalog
 from storage.outbox import claim_due, mark_blocked, mark_failed, mark_sent
 from tests.staff import make_admin
 from tests.support import Chat, ManualClock, join, pass_lesson
@@ -104,3 +106,36 @@ async def test_a_scheduled_broadcast_shows_its_recipients_and_real_start(ward: A
     await admin.press("Hủy thông báo")
     await admin.press("Hủy thông báo")
     assert admin.last_text.split("\n")[1] == "✖ Đã hủy"
+
+
+SHELL_WORDS = re.compile(r"hocvuso|\blệnh\b|\bCLI\b|terminal|dòng lệnh|(?<![\w-])--[a-z]", re.IGNORECASE)
+
+
+def test_no_text_an_admin_reads_in_the_chat_names_a_shell_command(catalog: Catalog) -> None:
+    """The composer, the broadcast views, the time reader and the admin's pages tell an officer
+    what to do in the chat, never a command to type on a server (chat commands like /quantri
+    are fine: "lệnh /xoadulieu" is not among these texts either)."""
+    keys = [k for k in catalog.keys("vi") if k.startswith(("composer.", "broadcast.", "time.", "admin."))]
+    assert len(keys) > 60
+    assert {k: catalog.text(k) for k in keys if SHELL_WORDS.search(catalog.text(k))} == {}
+
+
+async def test_the_composer_never_sends_an_officer_to_the_shell(ward: App, clock: ManualClock) -> None:
+    """Every reply of a whole composing session, photo refused and time mistyped included."""
+    admin, _ = await _ward_with_people(ward)
+    start = len(admin.history)  # after joining (whose texts name chat commands such as /xoadulieu)
+    await admin.send("/quantri")
+    await admin.press("Soạn thông báo")
+    await admin.attach("photo")  # this channel cannot fetch it
+    await admin.send("Tin thử")
+    await admin.press("Không cần nút")
+    await admin.press("Tất cả người dân")
+    await admin.press("Đồng ý, gửi")
+    await admin.press("Chọn giờ khác")
+    await admin.send("thứ hai")
+    await admin.send("10/12 8h")
+    await admin.press("Kết quả gửi")
+    await admin.press("Thông báo khác")
+    said = admin.texts(admin.history[start:])
+    assert "Ví dụ: 10/12 8h" in said and "Đã lên lịch thông báo #1" in said
+    assert SHELL_WORDS.search(said) is None, SHELL_WORDS.search(said)
