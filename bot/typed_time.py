@@ -8,7 +8,8 @@ What it reads, with or without diacritics, in any order ("8h30 10/12" = "10/12 8
   ``tuần sau`` / ``tuần tới`` (the week after this one) or ``tuần này``;
 - hours: ``08:00`` · ``8h`` · ``8h30`` · ``8 giờ`` · ``8 giờ 30 [phút]`` · ``8 giờ rưỡi`` ·
   ``9 giờ kém 15`` · ``8g30``; a part of the day: ``sáng``, ``trưa``, ``chiều``, ``tối``, ``đêm``
-  (``chiều``/``tối`` add 12 hours to 1–11: "8h tối" is 20:00), ``am``/``pm``;
+  (``chiều``/``tối`` add 12 hours to 1–11: "8h tối" is 20:00; "12 giờ đêm/tối" is midnight,
+  00:00 of the next day), ``am``/``pm``;
 - an ISO time with an offset (``2026-12-10T08:00+07:00``), for scripts.
 
 Which day, when it is not written in full (time is an input: ``now``, never the wall clock):
@@ -44,7 +45,7 @@ _TOKENS = re.compile(
     r"(?P<iso>\d{4}-\d{1,2}-\d{1,2})(?![\d/.-])"
     r"|(?P<dmy>\d{1,2}[/.-]\d{1,2}(?:[/.-]\d{2,4})?)(?![\d/.-])"
     r"|(?P<clock>\d{1,2}:\d{2})(?::\d{2})?(?![\d:])"
-    r"|(?P<hx>\d{1,2})[hg](?P<hxm>\d{1,2})?(?![a-z\d])"
+    r"|(?P<hx>\d{1,2})[hg](?P<hxm>\d{1,2})?(?:p|ph|phut)?(?![a-z\d])"
     r"|(?P<weekday>t[2-7]|cn)(?![a-z\d])"
     r"|(?P<num>\d+)"
     r"|(?P<word>[a-z]+)"
@@ -269,8 +270,15 @@ def _kem_end(tokens: list[_Token], at: int) -> int:
     return at
 
 
-def _hour_of_day(r: _Reading) -> int:
-    """The hour on a 24-hour clock, by the part of the day written with it."""
+def _hour_of_day(r: _Reading) -> tuple[int, int]:
+    """The hour on a 24-hour clock, by the part of the day written with it, and the days it
+    moves the date: "12 giờ đêm nay" is midnight, 00:00 of tomorrow."""
+    if r.hour == 12 and r.period in ("toi", "dem"):
+        return 0, 1
+    return _hour(r), 0
+
+
+def _hour(r: _Reading) -> int:
     assert r.hour is not None
     hour, period = r.hour, r.period
     mismatch = TimeError("time.period_mismatch", part=r.hour_text, period=r.period_text)
@@ -279,7 +287,7 @@ def _hour_of_day(r: _Reading) -> int:
             raise mismatch
         return 0 if hour == 12 and period == "am" else hour
     if period in ("chieu", "toi", "pm"):
-        if hour == 0 or (period == "toi" and hour == 12):
+        if hour == 0:
             raise mismatch
         return hour + 12 if 1 <= hour <= 11 else hour
     if period == "trua":
@@ -319,11 +327,12 @@ def parse_time(text: str, *, now: datetime, zone: ZoneInfo) -> datetime:
             else TimeError("time.unknown", part=text.strip())
     if r.week is not None and r.weekday is None:
         raise TimeError("time.week_needs_day")
-    clock = time(_hour_of_day(r), r.minute)
+    hour, days_after = _hour_of_day(r)
+    clock = time(hour, r.minute)
     today = local_now.date()
 
     def at(day: date) -> datetime:
-        return datetime.combine(day, clock, tzinfo=zone)
+        return datetime.combine(day + timedelta(days=days_after), clock, tzinfo=zone)
 
     if r.day is not None:
         moment = at(r.day)

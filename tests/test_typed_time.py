@@ -60,6 +60,14 @@ READS = [
     (WED, "1 giờ trưa mai", at(2026, 12, 3, 13)),
     (WED, "10 giờ đêm nay", at(2026, 12, 2, 22)),
     (WED, "8pm", at(2026, 12, 2, 20)),
+    (WED, "8h30p mai", at(2026, 12, 3, 8, 30)),
+    (WED, "12h đêm nay", at(2026, 12, 3, 0)),  # midnight tonight
+    (WED, "12 giờ tối thứ bảy", at(2026, 12, 6, 0)),
+    (WED, "0h mai", at(2026, 12, 3, 0)),
+    (WED, "23:59", at(2026, 12, 2, 23, 59)),
+    (WED, "Thứ Hai 9h", at(2026, 12, 7, 9)),
+    (WED, "10/12, 8h", at(2026, 12, 10, 8)),
+    (WED, "8h sáng ngày 10 tháng 12", at(2026, 12, 10, 8)),
     (WED, "10:15", at(2026, 12, 2, 10, 15)),  # this very minute: now
     (WED, "20:30", at(2026, 12, 2, 20, 30)),  # no day: the next one ahead, today
     (WED, "9h", at(2026, 12, 3, 9)),  # 9:00 today is gone: tomorrow
@@ -131,7 +139,8 @@ REFUSALS = [
     (WED, "8h mai 10/12", "time.two_days", {"first": "mai", "second": "10/12"}),
     (WED, "8h 9h mai", "time.two_hours", {"first": "8h", "second": "9h"}),
     (WED, "20h sáng mai", "time.period_mismatch", {"part": "20h", "period": "sáng"}),
-    (WED, "12h tối mai", "time.period_mismatch", {"part": "12h", "period": "tối"}),
+    (WED, "0h chiều mai", "time.period_mismatch", {"part": "0h", "period": "chiều"}),
+    (WED, "13 giờ sáng mai", "time.period_mismatch", {"part": "13 giờ", "period": "sáng"}),
     (WED, "8h tuần sau", "time.week_needs_day", {}),
     # The past, with or without a year.
     (WED, "8h hôm nay", "time.past", {"when": "08:00 02/12/2026", "now": "10:15 02/12/2026"}),
