@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,20 +26,26 @@ from zoneinfo import ZoneInfo
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Catalog, Translate
+from bot.curriculum import LessonLibrary
 from bot.core.messages import Option
 from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import OutboundMessage
+from bot.typed_time import TimeError as TimeError, explain as explain, parse_time as parse_time  # one reader of typed times
 from storage import audit
 from storage.broadcasts import (
     LEARN,
     AudienceError,
+    Progress,
     check_groups_exist,
+    count_recipients,
     create_broadcast,
+    delivery_progress,
+    group_names,
     invites_to_learn,
     parse_audience,
     queue_broadcast,
 )
-from storage.models import Broadcast, Ward
+from storage.models import Broadcast, BroadcastStatus, Ward
 from storage.outbox import DeliveryReport
 
 TEXT_MAX = 4000  # one Telegram message (4,096) with room to spare; Zalo splits at 2,000
@@ -66,6 +72,7 @@ class Scheduled:
     broadcast: Broadcast
     recipients: int | None  # known once queued (immediately for "now")
     sends_at: datetime  # when it starts to go out: :func:`sends_at`, the time every view shows
+    expected: int = 0  # while scheduled: how many it would reach now (the audience query it will use)
 
 
 def sends_at(broadcast: Broadcast, *, quiet: QuietHours, now: datetime) -> datetime:
@@ -107,15 +114,6 @@ def payload_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str
         return message.to_payload()
 
     return payload
-
-
-def parse_time(text: str, *, zone: ZoneInfo) -> datetime:
-    """``2026-11-25 08:00`` (the ward's time) or an ISO time with an offset."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("T", " "))
-    except ValueError:
-        raise BroadcastError(f"thời gian '{text}' không đúng dạng NĂM-THÁNG-NGÀY GIỜ:PHÚT, ví dụ 2026-11-25 08:00") from None
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
 
 
 def check_image(path: str | None) -> str | None:
@@ -173,26 +171,96 @@ async def schedule(
         assert broadcast.id is not None
         recipients = await queue_broadcast(session, broadcast_id=broadcast.id, now=now,
                                            payload=payload_for(catalog))
-    return Scheduled(broadcast, recipients, sends_at(broadcast, quiet=quiet, now=now))
+    expected = recipients if recipients is not None else await count_recipients(session, audience=audience)
+    return Scheduled(broadcast, recipients, sends_at(broadcast, quiet=quiet, now=now), expected)
 
 
-def format_report(
-    catalog: Catalog,
-    broadcast: Broadcast,
-    report: DeliveryReport,
-    *,
-    zone: ZoneInfo,
-    quiet: QuietHours,
-    now: datetime,
-) -> str:
-    """The delivery report. Its time is :func:`sends_at`, the one the command line and the chat
-    announced (the quiet hours as they are now)."""
+@dataclass(frozen=True)
+class View:
+    """A broadcast as the admin reads it: who it goes to in words, how many, when it starts
+    (the quiet hours applied) or started (the first message sent), and how far it got."""
+
+    broadcast: Broadcast
+    audience: str  # group names and lesson titles, never codes
+    recipients: int  # stored once queued; while scheduled, counted now with the send's query
+    sends_at: datetime  # :func:`sends_at`
+    progress: Progress
+
+    @property
+    def state(self) -> str:
+        """``scheduled`` · ``waiting`` (queued, nothing out yet) · ``sending`` · ``done`` · ``cancelled``."""
+        if self.broadcast.status == BroadcastStatus.CANCELLED:
+            return "cancelled"
+        if self.broadcast.status == BroadcastStatus.SCHEDULED:
+            return "scheduled"
+        if self.progress.pending == 0:
+            return "done"  # every row has an outcome (or there was nobody to send to)
+        return "sending" if self.progress.rows > self.progress.pending else "waiting"
+
+
+def describe_audience(t: Translate, audience: dict[str, Any], *, names: dict[str, str],
+                      lessons: LessonLibrary) -> str:
+    """"Tổ dân phố 3, Tổ dân phố 5" · "người chưa hoàn thành bài «…»" · … from a stored audience."""
+    kind = audience.get("kind")
+    if kind == "groups":
+        return t("composer.to_groups", names=", ".join(names.get(c, c) for c in audience.get("codes", [])))
+    if kind == "not_completed":
+        lesson = lessons.get(str(audience.get("lesson")))
+        return t("composer.to_not_completed", title=lesson.title if lesson else audience.get("lesson"))
+    return t("composer.to_leaders") if kind == "leaders" else t("composer.to_all")
+
+
+async def views(session: AsyncSession, broadcasts: list[Broadcast], *, t: Translate, lessons: LessonLibrary,
+                quiet: QuietHours, now: datetime) -> list[View]:
+    """:class:`View` of each broadcast: one query for the outcomes, one for the group names,
+    and a count per broadcast still scheduled."""
+    progress = await delivery_progress(session, broadcast_ids=[b.id for b in broadcasts if b.id is not None])
+    names = await group_names(session, codes={c for b in broadcasts if b.audience.get("kind") == "groups"
+                                              for c in b.audience.get("codes", [])})
+    shown = []
+    for b in broadcasts:
+        count = b.recipients
+        if b.status == BroadcastStatus.SCHEDULED or count is None:
+            count = await count_recipients(session, audience=b.audience)
+        shown.append(View(b, describe_audience(t, b.audience, names=names, lessons=lessons), count,
+                          sends_at(b, quiet=quiet, now=now), progress.get(b.id or 0, Progress())))
+    return shown
+
+
+def status_text(t: Translate, view: View, *, zone: ZoneInfo) -> str:
+    """One line: scheduled for when and for how many; waiting; sending, how far; sent, with
+    the outcomes; cancelled."""
+    def local(moment: datetime | None) -> str:
+        return moment.astimezone(zone).strftime("%H:%M %d/%m/%Y") if moment is not None else "—"
+
+    p, state = view.progress, view.state
+    if state == "cancelled":
+        return t("broadcast.state_cancelled_after", sent=p.sent) if p.sent else t("broadcast.state_cancelled")
+    if state in ("scheduled", "waiting"):
+        key = "broadcast.state_scheduled" if state == "scheduled" else "broadcast.state_waiting"
+        line = t(key, when=local(view.sends_at), count=view.recipients)
+        planned = view.broadcast.scheduled_at
+        if planned is not None and view.sends_at - max(planned, view.broadcast.queued_at or planned) > timedelta(minutes=1):
+            line += " " + t("broadcast.after_quiet", planned=local(planned))
+        return line
+    if state == "sending":
+        return t("broadcast.state_sending", started=local(p.first_sent_at or view.sends_at),
+                 done=p.rows - p.pending, count=p.rows)
+    line = t("broadcast.state_done", sent=p.sent, failed=p.failed, blocked=p.blocked)
+    if p.first_sent_at is not None:
+        line += " " + t("broadcast.sent_between", started=local(p.first_sent_at), finished=local(p.last_sent_at))
+    return line
+
+
+def format_report(catalog: Catalog, view: View, report: DeliveryReport, *, zone: ZoneInfo) -> str:
+    """The delivery report: who it goes to, its state (:func:`status_text`), then the rows'
+    outcomes overall and per group once there are rows."""
     t = catalog.translator(None)
-    when = sends_at(broadcast, quiet=quiet, now=now).astimezone(zone).strftime("%H:%M %d/%m/%Y")
-    lines = [t("broadcast.report_head", id=broadcast.id, status=t(STATUS_TEXT[broadcast.status]),
-               recipients=broadcast.recipients if broadcast.recipients is not None else "?", when=when)]
-    lines.append(t("broadcast.report_line", label=t("broadcast.total"), **report.totals))
-    if report.by_group:
+    lines = [t("broadcast.report_head", id=view.broadcast.id, audience=view.audience),
+             status_text(t, view, zone=zone)]
+    if report.total:
+        lines.append(t("broadcast.report_line", label=t("broadcast.total"), **report.totals))
+    if report.by_group and report.total:
         lines.append(t("broadcast.by_group"))
         for group, counts in report.by_group.items():
             lines.append("  " + t("broadcast.report_line", label=group or t("broadcast.no_group"), **counts))

@@ -26,16 +26,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bot.broadcasting import (
     TEXT_MAX,
     BroadcastError,
+    TimeError,
+    describe_audience,
+    explain,
     format_report,
     parse_time,
     resident_message,
     schedule,
-    sends_at,
+    status_text,
+    views,
 )
 from bot.core.conversation import Context
 from bot.core.i18n import Translate
@@ -48,7 +52,7 @@ from handlers.common import int_arg, local_time, paginate, words
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from handlers.support import clean_message
-from storage.broadcasts import cancel_broadcast, parse_audience, recipients
+from storage.broadcasts import cancel_broadcast, count_recipients, group_names, parse_audience, ward_broadcasts
 from storage.groups import list_groups
 from storage.models import Broadcast, BroadcastStatus, Ward
 from storage.outbox import delivery_report
@@ -264,28 +268,20 @@ def message_replies(message: OutboundMessage, t: Translate, capabilities: Capabi
     return replies
 
 
-def _audience_words(ctx: Context, audience: str) -> str:
-    kind, _, rest = audience.partition(":")
-    if kind == "group":
-        return ctx.t("composer.to_groups", codes=rest.replace(",", ", "))
-    if kind == "not-completed":
-        lesson = ctx.lessons.get(rest)
-        return ctx.t("composer.to_not_completed", title=lesson.title if lesson else rest)
-    return ctx.t("composer.to_leaders") if kind == "leaders" else ctx.t("composer.to_all")
-
-
 async def _preview(ctx: Context, ward: Ward, audience: str) -> None:
     """The message exactly as residents will see it, and how many will get it."""
     t = ctx.t
     stored = parse_audience(audience, lesson_ids={l.id for l in ctx.lessons})
     stored["ward"] = ward.code
-    count = len(await recipients(ctx.session, audience=stored))
+    count = await count_recipients(ctx.session, audience=stored)  # the query the send will use
+    names = await group_names(ctx.session, codes=stored.get("codes", []))
     _go(ctx, Step.COMPOSE_CONFIRM, aud=audience, ok=False)
     ctx.say(t("composer.preview_head"))
     message = resident_message(t, text=str(ctx.data["text"]), image=ctx.data.get("image"),
                                ward_name=ward.name, learn=ctx.data.get("learn") is True)
     ctx.replies.extend(message_replies(message, t, ctx.capabilities))
-    ctx.ask(t("composer.preview_count", count=count, audience=_audience_words(ctx, audience)), [
+    words = describe_audience(t, stored, names=names, lessons=ctx.lessons)
+    ctx.ask(t("composer.preview_count", count=count, audience=words), [
         (t("composer.confirm"), "bc:ok"),
         (t("composer.change_audience"), "bc:a"),
         (t("composer.edit_text"), "bc:e"),
@@ -319,15 +315,18 @@ async def _at(ctx: Context, ward: Ward, value: str) -> None:
 
 
 async def receive_time(ctx: Context) -> None:
-    """A typed time: "2026-11-25 08:00" in the ward's time."""
+    """A typed time in the ward's time ("10/12 8h", "8 giờ sáng mai", "2026-12-10 08:00"): the
+    one reader the command line's ``--at`` uses too (``bot.typed_time``)."""
     ward = await _ward(ctx)
     if ward is None:
         return
+    typed = clean_message(ctx.incoming.text or "")[:80]
     try:
-        when = parse_time((ctx.incoming.text or "")[:40], zone=ctx.services.zone)
-    except BroadcastError:
+        when = parse_time(typed, now=ctx.now, zone=ctx.services.zone)
+    except TimeError as exc:
         _go(ctx, Step.COMPOSE_TIME)
-        ctx.ask(ctx.t("composer.time_invalid"), [(ctx.t("composer.cancel"), "bc:x")])
+        ctx.ask(ctx.t("composer.time_invalid", text=typed, error=explain(ctx.t, exc)),
+                [(ctx.t("composer.cancel"), "bc:x")])
         return
     await _schedule(ctx, ward, when)
 
@@ -354,7 +353,7 @@ async def _schedule(ctx: Context, ward: Ward, when: datetime | None) -> None:
     if done.recipients is not None:
         text = t("composer.queued", id=broadcast.id, count=done.recipients, when=sends_at)
     else:
-        text = t("composer.scheduled", id=broadcast.id, when=sends_at)
+        text = t("composer.scheduled", id=broadcast.id, count=done.expected, when=sends_at)
     ctx.goto(Step.MENU)  # the draft is now a broadcast: its image file belongs to it
     ctx.ask(text, [
         (t("composer.report_button"), f"adm:br:{broadcast.id}"),
@@ -368,26 +367,19 @@ async def _schedule(ctx: Context, ward: Ward, when: datetime | None) -> None:
 async def list_broadcasts(ctx: Context, ward: Ward) -> None:
     """The ward's latest broadcasts: made in the chat, or on the command line with ``--ward``."""
     t = ctx.t
-    latest = (await ctx.session.exec(select(Broadcast).order_by(col(Broadcast.id).desc()).limit(200))).all()
-    mine = [b for b in latest if b.audience.get("ward") == ward.code][:BROADCASTS_SHOWN]
+    mine = await ward_broadcasts(ctx.session, ward_code=ward.code, limit=BROADCASTS_SHOWN)
+    shown = await views(ctx.session, mine, t=t, lessons=ctx.lessons, quiet=ctx.services.quiet, now=ctx.now)
     lines = [t("composer.list_head", ward=ward.name)] if mine else [t("composer.list_empty")]
-    for b in mine:
+    for view in shown:
+        b = view.broadcast
         excerpt = b.text if len(b.text) <= 60 else b.text[:59] + "…"
-        when = local_time(ctx, sends_at(b, quiet=ctx.services.quiet, now=ctx.now))
-        lines.append(t("composer.list_line", id=b.id, when=when,
-                       status=t(STATUS_KEYS[b.status]), text=excerpt))
+        lines.append(t("composer.list_line", id=b.id, audience=view.audience,
+                       status=status_text(t, view, zone=ctx.services.zone), text=excerpt))
     authz.record(ctx, "admin.broadcasts", f"ward:{ward.id}")
     ctx.goto(Step.MENU)
     options = [(t("composer.report_of", id=b.id), f"adm:br:{b.id}") for b in mine]
     ctx.ask("\n".join(lines), [*options, (t("admin.compose_button"), f"bc:new:{ward.id}"),
                                (t("admin.back"), f"adm:w:{ward.id}")])
-
-
-STATUS_KEYS = {
-    BroadcastStatus.SCHEDULED: "broadcast.status_scheduled",
-    BroadcastStatus.QUEUED: "broadcast.status_queued",
-    BroadcastStatus.CANCELLED: "broadcast.status_cancelled",
-}
 
 
 async def broadcast_action(ctx: Context) -> None:
@@ -414,8 +406,8 @@ async def broadcast_action(ctx: Context) -> None:
     else:
         authz.record(ctx, "admin.broadcast_report", f"broadcast:{broadcast.id}")
     report = await delivery_report(ctx.session, broadcast_id=broadcast.id)  # type: ignore[arg-type]
-    text = format_report(ctx.services.catalog, broadcast, report, zone=ctx.services.zone,
-                         quiet=ctx.services.quiet, now=ctx.now)
+    [view] = await views(ctx.session, [broadcast], t=t, lessons=ctx.lessons, quiet=ctx.services.quiet, now=ctx.now)
+    text = format_report(ctx.services.catalog, view, report, zone=ctx.services.zone)
     options = []
     if broadcast.status != BroadcastStatus.CANCELLED and (
             broadcast.status == BroadcastStatus.SCHEDULED or report.totals.get("pending")):

@@ -8,18 +8,19 @@ read is made when the broadcast is queued (``payload=`` of :func:`queue_broadcas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Select, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
     Broadcast,
     BroadcastStatus,
+    Identity,
     LessonProgress,
     Outbox,
     OutboxStatus,
@@ -89,9 +90,8 @@ async def check_groups_exist(session: AsyncSession, *, audience: dict[str, Any])
         raise AudienceError("không có tổ " + ", ".join(unknown))
 
 
-async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list[Recipient]:
-    """Consenting, not deleted people of the audience, each through one reachable identity
-    (the one they used most recently), so a person on two channels gets the news once."""
+def _audience_people(audience: dict[str, Any]) -> Select:  # type: ignore[type-arg]
+    """The ids of the consenting, not deleted people of an audience, as a query (never a list)."""
     people = select(Person.id).where(col(Person.deleted_at).is_(None), col(Person.consent_at).is_not(None))
     kind = audience.get("kind")
     if kind == "groups":
@@ -112,8 +112,23 @@ async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list
         raise AudienceError(f"đối tượng '{kind}' chưa hỗ trợ")
     if audience.get("ward") and kind != "leaders":
         people = people.where(col(Person.group_id).in_(_ward_groups(audience["ward"])))
-    accounts = await reachable(session, person_ids=people)
+    return people
+
+
+async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list[Recipient]:
+    """Consenting, not deleted people of the audience, each through one reachable identity
+    (the one they used most recently), so a person on two channels gets the news once."""
+    accounts = await reachable(session, person_ids=_audience_people(audience))
     return [Recipient(p, i.id, i.channel) for p, i in sorted(accounts.items())]  # type: ignore[arg-type]
+
+
+async def count_recipients(session: AsyncSession, *, audience: dict[str, Any]) -> int:
+    """How many people :func:`recipients` would list now (one SQL count, the same audience
+    query and the same "has an unblocked account" rule): a scheduled broadcast's number."""
+    query = select(func.count(func.distinct(Identity.person_id))).where(
+        col(Identity.person_id).in_(_audience_people(audience)), col(Identity.blocked_at).is_(None)
+    )
+    return int((await session.exec(query)).one() or 0)
 
 
 def _ward_groups(ward_code: str):  # type: ignore[no-untyped-def]
@@ -223,3 +238,57 @@ async def cancel_broadcast(session: AsyncSession, *, broadcast_id: int) -> bool:
         .values(status=OutboxStatus.CANCELLED.value)
     )
     return True
+
+
+# -- what the admin reads about broadcasts sent --------------------------------------------
+
+@dataclass(frozen=True)
+class Progress:
+    """A broadcast's outbox rows by outcome, and when the first and the last was sent."""
+
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    pending: int = 0  # waiting or being sent now
+    cancelled: int = 0
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.sent + self.failed + self.blocked + self.pending + self.cancelled
+
+
+async def delivery_progress(session: AsyncSession, *, broadcast_ids: Collection[int]) -> dict[int, Progress]:
+    """:class:`Progress` of each broadcast named (a page of broadcasts: a few ids), in one query."""
+    if not broadcast_ids:
+        return {}
+    query = (
+        select(Outbox.broadcast_id, Outbox.status, func.count(), func.min(Outbox.sent_at), func.max(Outbox.sent_at))
+        .where(col(Outbox.broadcast_id).in_(list(broadcast_ids)))
+        .group_by(Outbox.broadcast_id, Outbox.status)
+    )
+    counts: dict[int, dict[str, Any]] = {}
+    for broadcast_id, status, count, first, last in (await session.exec(query)).all():  # type: ignore[call-overload]
+        row = counts.setdefault(broadcast_id, {})
+        bucket = "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else str(status)
+        if bucket in ("sent", "failed", "blocked", "pending", "cancelled"):
+            row[bucket] = row.get(bucket, 0) + count
+        if status == OutboxStatus.SENT and first is not None:
+            row["first_sent_at"], row["last_sent_at"] = first, last
+    return {b: Progress(**row) for b, row in counts.items()}
+
+
+async def group_names(session: AsyncSession, *, codes: Collection[str]) -> dict[str, str]:
+    """Group code → name for the codes broadcasts' audiences name (one query)."""
+    if not codes:
+        return {}
+    query = select(ResidentGroup.code, ResidentGroup.name).where(col(ResidentGroup.code).in_(sorted(set(codes))))
+    return dict((await session.exec(query)).all())  # type: ignore[arg-type]
+
+
+async def ward_broadcasts(session: AsyncSession, *, ward_code: str, limit: int) -> list[Broadcast]:
+    """The ward's latest broadcasts (made in the chat, or on the command line with ``--ward``),
+    newest first, among the latest 200 of all wards."""
+    latest = (await session.exec(select(Broadcast).order_by(col(Broadcast.id).desc()).limit(200))).all()
+    return [b for b in latest if b.audience.get("ward") == ward_code][:limit]

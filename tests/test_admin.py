@@ -117,11 +117,12 @@ async def test_compose_a_broadcast_to_residents_who_have_not_completed_a_lesson(
                               "options": [["📖 Học tiếp", "next"]]}
     assert broadcast.author == f"person:{(await person_of(ward, admin)).id}"
     await admin.press("Kết quả gửi")
-    assert "Thông báo #1 — đã xếp hàng gửi, 4 người nhận" in admin.last_text
+    assert f"📬 Thông báo #1 — gửi người chưa hoàn thành bài \"{ward.lessons.first.title}\"" in admin.last_text
+    assert "⏳ Chờ gửi: bắt đầu gửi lúc 10:00 23/11/2026, cho 4 người" in admin.last_text
     assert "đang chờ 4" in admin.last_text
     await admin.press("Hủy thông báo")
     await admin.press("Hủy thông báo")  # the confirmation
-    assert "đã hủy" in admin.last_text
+    assert "✖ Đã hủy" in admin.last_text
     assert {r.status for r in await rows(ward, Outbox)} == {OutboxStatus.CANCELLED}
     actions = [a.action for a in await rows(ward, AuditLog)]
     assert "broadcast.create" in actions and "broadcast.cancel" in actions
@@ -140,16 +141,23 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.press("Tổ dân phố 5")  # toggled off again
     assert "✅ Tổ dân phố 3" in [o.label for o in admin.menu.options]
     await admin.press("Xong (1 tổ)")
-    assert "sẽ gửi tới 2 người (các tổ DEMO-TDP03)" in admin.last_text
+    assert "sẽ gửi tới 2 người (Tổ dân phố 3)" in admin.last_text  # names, not codes
     await admin.press("Đổi người nhận")
     await admin.press("Chỉ các tổ trưởng")
     assert "sẽ gửi tới 1 người (các tổ trưởng)" in admin.last_text
     await admin.press("Đồng ý, gửi")
     await admin.press("Chọn giờ khác")
     await admin.send("ngày mai")
-    assert "chưa đọc được thời gian" in admin.last_text
-    await admin.send("2026-11-25 20:30")
-    assert "Đã lên lịch thông báo #1, sẽ gửi lúc 20:30 25/11/2026" in admin.last_text
+    assert "chưa đọc được thời gian «ngày mai»: «ngày mai» còn thiếu giờ gửi" in admin.last_text
+    assert "Ví dụ: 10/12 8h · 8 giờ sáng mai" in admin.last_text
+    await admin.send("31/11 8h")
+    assert "Ngày «31/11» không có trong lịch" in admin.last_text
+    await admin.send("8h hôm nay")  # 10:00 now
+    assert "08:00 23/11/2026 đã qua rồi (bây giờ là 10:00 23/11/2026)" in admin.last_text
+    await admin.send("8 rưỡi tối 25/11")
+    assert "Mình chưa hiểu «8»" in admin.last_text
+    await admin.send("8 giờ rưỡi tối 25/11")
+    assert "Đã lên lịch thông báo #1" in admin.last_text and "sẽ gửi lúc 20:30 25/11/2026" in admin.last_text
     [broadcast] = await rows(ward, Broadcast)
     assert broadcast.status == BroadcastStatus.SCHEDULED and broadcast.audience == {"kind": "leaders", "ward": "DEMO"}
     assert broadcast.scheduled_at == datetime(2026, 11, 25, 20, 30, tzinfo=ZONE).astimezone(UTC)
@@ -158,7 +166,8 @@ async def test_chosen_groups_leaders_a_typed_time_and_a_photo(ward: App, clock: 
     await admin.press("Về menu quản trị")
     await admin.press("Soạn thông báo")
     replies = await admin.attach("photo")
-    assert "chưa nhận được ảnh" in admin.texts(replies) and "--image" in admin.texts(replies)
+    assert "chưa nhận được ảnh" in admin.texts(replies) and "mở bot trên Telegram hoặc Zalo" in admin.texts(replies)
+    assert "--image" not in admin.texts(replies) and "hocvuso" not in admin.texts(replies)  # no shell commands
     # Where the adapter can fetch it (Incoming.fetch_media), it is kept with its caption as the text.
     photo = ward.conversation.services.files_dir / "in" / "tg-test.jpg"
 

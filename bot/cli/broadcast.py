@@ -20,7 +20,7 @@ def broadcast_send(
     ctx: typer.Context,
     text: Annotated[str, typer.Option("--text", help="Nội dung thông báo")],
     to: Annotated[str, typer.Option("--to", help="all | group:MÃ_TỔ[,MÃ_TỔ] | not-completed:MÃ_BÀI | leaders[:MÃ_PHƯỜNG]")],
-    at: Annotated[str | None, typer.Option("--at", help="Giờ gửi theo giờ địa phương, ví dụ '2026-11-25 08:00'")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Giờ gửi theo giờ địa phương: '2026-12-10 08:00', '10/12 8h', '8 giờ sáng mai', '20h hôm nay'")] = None,
     image: Annotated[str | None, typer.Option("--image", help="Ảnh .jpg/.png gửi kèm")] = None,
     ward: Annotated[str | None, typer.Option(
         "--ward", help="Mã phường gửi thông báo: chỉ gửi người dân của phường đó, dòng đầu ghi "
@@ -31,16 +31,17 @@ def broadcast_send(
 ) -> None:
     """Lên lịch một thông báo: gửi ngay hoặc vào giờ đã chọn (tin chờ qua giờ yên lặng).
     Người dân nhận đúng như tin soạn trong bot: dòng đầu ghi ai gửi, rồi nội dung."""
-    from bot.broadcasting import BroadcastError, Scheduled, parse_time, resident_message, schedule
+    from bot.broadcasting import BroadcastError, Scheduled, TimeError, explain, parse_time, resident_message, schedule
     from storage.broadcasts import invites_to_learn, sender_ward
 
     settings = context.settings()
     catalog = Catalog.load()
     lessons = load_library()
     try:
-        when = parse_time(at, zone=settings.zone) if at else None
-    except BroadcastError as exc:
-        raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
+        when = parse_time(at, now=context.now(ctx), zone=settings.zone) if at else None
+    except TimeError as exc:
+        error = explain(catalog.translator(None), exc).rstrip(".")
+        raise context.fail(catalog.text("cli.broadcast_invalid", error=error)) from None
 
     async def work(session: AsyncSession) -> tuple[Scheduled, str]:
         done = await schedule(
@@ -61,14 +62,14 @@ def broadcast_send(
         raise context.fail(catalog.text("cli.broadcast_invalid", error=str(exc))) from None
     local = done.sends_at.astimezone(settings.zone).strftime("%H:%M %d/%m/%Y")
     key = "cli.broadcast_queued" if done.recipients is not None else "cli.broadcast_scheduled"
-    typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.recipients or 0, when=local))
+    typer.echo(catalog.text(key, id=done.broadcast.id, recipients=done.expected, when=local))
     typer.echo(catalog.text("cli.broadcast_preview", message=shown))
 
 
 @commands.command("status")
 def broadcast_status(ctx: typer.Context, broadcast_id: Annotated[int, typer.Argument(help="Số thông báo")]) -> None:
     """Kết quả gửi: đã gửi / bị chặn / lỗi / đang chờ, tổng và theo từng tổ."""
-    from bot.broadcasting import format_report
+    from bot.broadcasting import format_report, views
     from storage.models import Broadcast
     from storage.outbox import delivery_report
 
@@ -80,8 +81,10 @@ def broadcast_status(ctx: typer.Context, broadcast_id: Annotated[int, typer.Argu
         broadcast = await session.get(Broadcast, broadcast_id)
         if broadcast is None:
             return None
-        return format_report(catalog, broadcast, await delivery_report(session, broadcast_id=broadcast_id),
-                             zone=settings.zone, quiet=quiet_hours(settings), now=now)
+        [view] = await views(session, [broadcast], t=catalog.translator(None), lessons=load_library(),
+                             quiet=quiet_hours(settings), now=now)
+        return format_report(catalog, view, await delivery_report(session, broadcast_id=broadcast_id),
+                             zone=settings.zone)
 
     text = context.run_work(settings, work)
     if text is None:

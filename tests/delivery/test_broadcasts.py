@@ -96,7 +96,9 @@ async def test_bad_requests_are_refused_clearly(ward: App) -> None:
         (["--text", "x", "--to", "everyone"], "không hợp lệ"),
         (["--text", "x", "--to", "not-completed:b99"], "không có bài học 'b99'"),
         (["--text", "   ", "--to", "all"], "nội dung thông báo đang trống"),
-        (["--text", "x", "--to", "all", "--at", "thứ hai"], "không đúng dạng"),
+        (["--text", "x", "--to", "all", "--at", "thứ hai"], "«thứ hai» còn thiếu giờ gửi"),
+        (["--text", "x", "--to", "all", "--at", "31/02 8h"], "Ngày «31/02» không có trong lịch"),
+        (["--text", "x", "--to", "all", "--at", "8h hôm qua"], "08:00 22/11/2026 đã qua rồi"),
         (["--text", "x", "--to", "all", "--image", "/nope.png"], "không tìm thấy ảnh"),
     ]
     for args, expected in cases:
@@ -114,6 +116,9 @@ async def test_a_broadcast_at_22_00_waits_for_7_00(ward: App, clock: ManualClock
     result = await _cli(ward, "broadcast", "send", "--text", "Tin tối", "--to", "all", "--at", at)
     assert result.exit_code == 0, result.output
     assert f"gửi lúc 07:00 {tomorrow + timedelta(days=1):%d/%m/%Y}" in result.output, result.output
+    # The same reader as the chat's: "10 giờ tối mai" is that time too.
+    typed = await _cli(ward, "broadcast", "send", "--text", "Tin tối", "--to", "all", "--at", "10 giờ tối mai")
+    assert f"gửi lúc 07:00 {tomorrow + timedelta(days=1):%d/%m/%Y}" in typed.output, typed.output
 
 
 async def test_the_tick_queues_a_broadcast_when_due_once(ward: App, clock: ManualClock) -> None:
@@ -161,7 +166,7 @@ async def test_delivery_report_per_group_and_cancel(ward: App, clock: ManualCloc
     assert result.exit_code == 0, result.output
     at = f"{_local_day(clock, 45):%Y-%m-%d} 09:00"
     later = await _cli(ward, "broadcast", "send", "--text", "Sau", "--to", "all", "--at", at)
-    assert "Đã lên lịch thông báo #2" in later.output
+    assert "Đã lên lịch thông báo #2 cho 3 người (tính đến bây giờ)" in later.output
     async with FakeTelegram() as tg:
         for chat in chats.values():
             tg.add_user(int(chat.user))
@@ -184,6 +189,8 @@ async def test_delivery_report_per_group_and_cancel(ward: App, clock: ManualCloc
         "Tổ dân phố 5 (DEMO-TDP05)": {"sent": 0, "blocked": 1, "failed": 0, "pending": 0},
     }
     status = await _cli(ward, "broadcast", "status", "1")
+    assert "📬 Thông báo #1 — gửi tất cả người dân của phường" in status.output
+    assert "✅ Đã gửi xong: đã gửi 2 · lỗi 0 · bị chặn 1" in status.output  # a status that ends
     assert "Tổng: đã gửi 2 · bị chặn 1 · lỗi 0 · đang chờ 0" in status.output
     assert "Tổ dân phố 5 (DEMO-TDP05): đã gửi 0 · bị chặn 1" in status.output
     cancelled = await _cli(ward, "broadcast", "cancel", "2")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from bot.app import App
-from bot.broadcasting import format_report, schedule
+from bot.broadcasting import format_report, schedule, views
 from bot.delivery.quiet import QuietHours
 from storage.models import Broadcast, Outbox
 from storage.outbox import delivery_report
@@ -58,15 +58,19 @@ async def test_queued_in_the_window_it_goes_out_when_the_window_ends(ward: App, 
     admin = await _queued_at_06_15(ward, clock)
     assert "bắt đầu gửi lúc 07:00 24/11/2026" in admin.last_text  # the chat
     await admin.press("Kết quả gửi")
-    assert "lịch gửi 07:00 24/11/2026" in admin.last_text  # the delivery report in the chat
+    # The delivery report in the chat: the real start, and why it is not the time chosen.
+    assert ("⏳ Chờ gửi: bắt đầu gửi lúc 07:00 24/11/2026, cho 3 người (hẹn 06:15 24/11/2026, đang trong giờ "
+            "nghỉ nên gửi khi hết giờ nghỉ)") in admin.last_text
     [broadcast] = await rows(ward, Broadcast)
     async with ward.sessions() as session, session.begin():
         report = await delivery_report(session, broadcast_id=broadcast.id)  # type: ignore[arg-type]
-        status = format_report(ward.catalog, broadcast, report, zone=ZONE, quiet=WINDOW, now=clock.now())
+        [view] = await views(session, [broadcast], t=ward.catalog.translator(None), lessons=ward.lessons,
+                             quiet=WINDOW, now=clock.now())
+        status = format_report(ward.catalog, view, report, zone=ZONE)
         # What the command line's `broadcast send` announces for the same request.
         cli = await schedule(session, author="cli", text="Sáng nay 8 giờ họp tổ.", audience_text="all",
                              lesson_ids=set(), now=clock.now(), quiet=WINDOW, catalog=ward.catalog)
-    assert "lịch gửi 07:00 24/11/2026" in status  # `broadcast status`
+    assert "bắt đầu gửi lúc 07:00 24/11/2026" in status  # `broadcast status`
     assert cli.sends_at == local(24, 7)
     assert {r.due_at for r in await rows(ward, Outbox)} == {local(24, 6, 15)}  # the intended time, not frozen
 
