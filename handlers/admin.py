@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, func, select
 
 from bot.core.conversation import Context
 from bot.core.messages import Document, Image, Reply
@@ -28,9 +27,9 @@ from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.db import SessionFactory
 from storage.members import blocked_per_group, groups_without_leader, open_questions_per_group
-from storage.models import ResidentGroup, Role, RoleKind, Ward
+from storage.models import Ward
 from storage.roles import administered_wards
-from storage.stats import GroupStats, group_stats, ranking
+from storage.stats import GroupStats, group_stats, leader_counts, ranking
 
 PERIODS = {  # action argument → catalogue key of its label
     "month": "admin.period_month",
@@ -115,11 +114,7 @@ async def overview(ctx: Context, ward: Ward) -> None:
     members = sum(s.members for s in stats)
     finished = sum(s.finished for s in stats)
     before = sum(s.finished_before for s in stats)
-    leaders = (await ctx.session.exec(
-        select(func.count(func.distinct(Role.person_id)), func.count(func.distinct(Role.group_id)))
-        .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
-        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward.id)
-    )).one()
+    leaders = await leader_counts(ctx.session, ward_id=ward.id)  # erased leaders are not counted
     rate = 100.0 * finished / members if members else 0.0
     text = "\n".join([
         t("admin.overview_head", ward=ward.name),
