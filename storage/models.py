@@ -50,6 +50,8 @@ class ResidentGroup(SQLModel, table=True):
     name: str = Field(max_length=120)
     kind: GroupKind = Field(default=GroupKind.TO_DAN_PHO, sa_type=String(16))
     target_percent: int = Field(default=80)
+    # The group's adult population (groups CSV or the admin): coverage = completed ÷ adults.
+    adults: int | None = Field(default=None)
 
 
 class Person(SQLModel, table=True):
@@ -209,12 +211,16 @@ class Outbox(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_outbox_claim", "channel", "status", "due_at"),
+        Index("ix_outbox_broadcast_group", "broadcast_id", "group_id", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
-    identity_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("identity.id", ondelete="CASCADE"), nullable=False, index=True)
+    # The recipient; NULL once they erased their data (the row stays as an anonymous outcome).
+    identity_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("identity.id", ondelete="SET NULL", name="fk_outbox_identity_id_identity"),
+                         nullable=True, index=True),
     )
     channel: str = Field(max_length=16)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -230,6 +236,12 @@ class Outbox(SQLModel, table=True):
     dedupe_key: str = Field(max_length=96, unique=True)
     broadcast_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("broadcast.id"), index=True)
+    )
+    # The recipient's group when the row was queued: delivery reports count by it.
+    group_id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer, ForeignKey("resident_group.id", ondelete="SET NULL",
+                                             name="fk_outbox_group_id_resident_group")),
     )
     # The person whose name or words the message carries, when that is not the recipient (a
     # resident's question sent to a leader, a leader's nudge): erased with that person.

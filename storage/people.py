@@ -99,8 +99,9 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
     group, creation time and lesson completions, so the group's statistics keep their counts.
 
     Goes: the name, consent and activity times; every channel identity — and with them
-    (database cascades) their conversation state, the outbox rows addressed to them and
-    their link attempts; quiz answers; link codes; roles; the help requests they asked
+    (database cascades) their conversation state and their link attempts; the outbox rows
+    addressed to them lose their content and recipient but stay as anonymous outcomes (a
+    broadcast's delivery report keeps its counts), those not yet sent cancelled; quiz answers; link codes; roles; the help requests they asked
     (their words; a leader's dashboard no longer lists them). Outbox rows that carry their
     name or words to someone else (``about_person_id``: their question sent to a leader,
     their answer or nudge sent to a resident) keep no payload, and those not yet sent are
@@ -192,11 +193,20 @@ async def _forget_in_menus(session: AsyncSession, *, person_id: int, name: str |
 
 
 async def forget_identities(session: AsyncSession, *, person_id: int | None = None, identity_id: int | None = None) -> None:
-    """Delete identities (and, by cascade, their conversation state)."""
-    if identity_id is not None:
-        await session.exec(delete(ConversationState).where(ConversationState.identity_id == identity_id))
-        await session.exec(delete(Identity).where(Identity.id == identity_id))
-    if person_id is not None:
-        ids = select(Identity.id).where(Identity.person_id == person_id)
-        await session.exec(delete(ConversationState).where(ConversationState.identity_id.in_(ids)))
-        await session.exec(delete(Identity).where(Identity.person_id == person_id))
+    """Delete identities (and, by cascade, their conversation state). The outbox rows addressed
+    to them stay as anonymous outcomes (the database sets their identity to NULL, their group
+    stays, so a broadcast's delivery report keeps its counts); those not yet sent are
+    cancelled, and no row keeps what it said to them."""
+    ids = (select(Identity.id).where(Identity.id == identity_id) if identity_id is not None
+           else select(Identity.id).where(Identity.person_id == person_id))
+    if identity_id is None and person_id is None:
+        return
+    addressed = col(Outbox.identity_id).in_(ids)
+    await session.exec(
+        update(Outbox)
+        .where(addressed, col(Outbox.status).in_([OutboxStatus.PENDING.value, OutboxStatus.SENDING.value]))
+        .values(status=OutboxStatus.CANCELLED.value, lease_until=None, last_error=ERASED_REASON)
+    )
+    await session.exec(update(Outbox).where(addressed).values(payload={}))
+    await session.exec(delete(ConversationState).where(col(ConversationState.identity_id).in_(ids)))
+    await session.exec(delete(Identity).where(col(Identity.id).in_(ids)))
