@@ -8,13 +8,13 @@ person once created by ``end``. Nothing here commits.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, case, false, func, or_
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -61,51 +61,62 @@ async def find_ward(session: AsyncSession, *, code: str) -> Ward | None:
     return (await session.exec(select(Ward).where(Ward.code == code))).first()
 
 
-def _mark(status: str, completed_at: datetime | None, assisted_by: int | None, end: datetime) -> Mark:
-    if status == ProgressStatus.COMPLETED and completed_at is not None and completed_at <= end:
-        return Mark.SELF if assisted_by is None else Mark.ASSISTED
-    return Mark.IN_PROGRESS
+# A progress row's mark as one letter, decided in SQL (see ``_marks``): the per-row work of
+# 400,000 rows stays in the database, Python reads one short string per resident.
+_LETTERS = {"s": Mark.SELF, "a": Mark.ASSISTED, "p": Mark.IN_PROGRESS}
+_SEPARATOR = ","  # never in a lesson id (a slug: letters, digits and dashes)
+
+
+def _marks(letters: str | None) -> dict[str, Mark]:
+    """``"sb01-x,pb02-y"`` → ``{"b01-x": Mark.SELF, "b02-y": Mark.IN_PROGRESS}``."""
+    if not letters:
+        return {}
+    return {item[1:]: _LETTERS[item[0]] for item in letters.split(_SEPARATOR)}
 
 
 async def residents_progress(
     session: AsyncSession, *, ward_id: int, lesson_ids: Sequence[str], end: datetime
 ) -> list[ResidentRow]:
     """Every named resident of the ward's groups (anonymous tombstones left out) with their
-    mark on each lesson as of ``end``, ordered by group code, then name. Two queries joined
-    on the ward's groups (never a list of people's ids); progress rows stream in."""
+    mark on each lesson as of ``end``, ordered by group code, then name. One query joined on
+    the ward's groups (never a list of people's ids), one row per resident: the database
+    decides each lesson's mark (``Mark``: completed by ``end``, by a leader or not; else in
+    progress) and, for whoever was last active after ``end`` (or never), the last progress
+    moment up to ``end``; the rows stream in."""
     named = and_(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
                  col(Person.display_name).is_not(None), col(Person.created_at) <= end)
-    people = (await session.exec(
-        select(Person.id, Person.display_name, Person.last_active_at, Person.added_by,
-               ResidentGroup.code, ResidentGroup.name)
-        .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
-        .where(named)
-        .order_by(col(ResidentGroup.code), col(Person.display_name), col(Person.id))
-    )).all()
-    marks: dict[int, dict[str, Mark]] = defaultdict(dict)
-    latest: dict[int, datetime] = {}  # the last progress moment up to ``end``, per person
-    if people and lesson_ids:
-        rows = await session.stream(
-            select(LessonProgress.person_id, LessonProgress.lesson_id, LessonProgress.status,
-                   LessonProgress.completed_at, LessonProgress.assisted_by, LessonProgress.started_at,
-                   LessonProgress.updated_at)
-            .join(Person, col(Person.id) == LessonProgress.person_id)
-            .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
-            .where(named, col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))),
+    rows_of = and_(col(LessonProgress.person_id) == Person.id,
+                   col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))) if lesson_ids else false(),
                    col(LessonProgress.started_at) <= end)
-            .execution_options(yield_per=10_000)
-        )
-        async for person_id, lesson_id, status, completed_at, assisted_by, started_at, updated_at in rows:
-            marks[person_id][lesson_id] = _mark(status, completed_at, assisted_by, end)
-            moments = [m for m in (started_at, completed_at, updated_at) if m is not None and m <= end]
-            if moments and (person_id not in latest or max(moments) > latest[person_id]):
-                latest[person_id] = max(moments)
-    return [
-        ResidentRow(person_id=person_id, name=name or "", group_code=code, group_name=group_name,
-                    last_active_at=_last_active(last_active, latest.get(person_id), end),
-                    added_by_leader=added_by is not None, marks=marks[person_id])
-        for person_id, name, last_active, added_by, code, group_name in people
-    ]
+    completed = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
+    letter = case((and_(completed, col(LessonProgress.assisted_by).is_(None)), "s"), (completed, "a"), else_="p")
+    after_end = or_(col(Person.last_active_at).is_(None), col(Person.last_active_at) > end)
+
+    def latest(moment: Any) -> Any:
+        """The person's last ``moment`` up to ``end``, only when ``_last_active`` needs it."""
+        return case((after_end, func.max(case((moment <= end, moment)))))
+
+    query = (
+        select(Person.id, Person.display_name, Person.last_active_at, Person.added_by, ResidentGroup.code,
+               ResidentGroup.name, func.aggregate_strings(letter.concat(LessonProgress.lesson_id), _SEPARATOR),
+               latest(col(LessonProgress.started_at)), latest(col(LessonProgress.completed_at)),
+               latest(col(LessonProgress.updated_at)))
+        .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+        .outerjoin(LessonProgress, rows_of)
+        .where(named)
+        .group_by(col(Person.id), col(Person.display_name), col(Person.last_active_at), col(Person.added_by),
+                  col(ResidentGroup.code), col(ResidentGroup.name))
+        .order_by(col(ResidentGroup.code), col(Person.display_name), col(Person.id))
+        .execution_options(yield_per=5_000)
+    )
+    result = []
+    async for person_id, name, last_active, added_by, code, group_name, letters, *moments in \
+            await session.stream(query):
+        progress = max((m for m in moments if m is not None), default=None)
+        result.append(ResidentRow(person_id=person_id, name=name or "", group_code=code, group_name=group_name,
+                                  last_active_at=_last_active(last_active, progress, end),
+                                  added_by_leader=added_by is not None, marks=_marks(letters)))
+    return result
 
 
 def _last_active(last_active: datetime | None, progress: datetime | None, end: datetime) -> datetime | None:
