@@ -48,15 +48,19 @@ async def plan_digests(
     """Queue this week's digest for every leader who can be reached, due now (the sender
     keeps the quiet hours); returns rows added."""
     query = (
-        select(Role.person_id, ResidentGroup)
+        select(Person, ResidentGroup).select_from(Role)
         .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
         .join(Person, col(Person.id) == Role.person_id)
         .where(Role.kind == RoleKind.LEADER, col(Person.deleted_at).is_(None), col(Person.consent_at).is_not(None))
         .order_by(col(Role.person_id), col(ResidentGroup.code))
     )
+    # The leaders and their groups in one query; every group's numbers below in one pass each.
     groups_of: dict[int, list[ResidentGroup]] = defaultdict(list)
-    for person_id, group in (await session.exec(query)).all():
-        groups_of[person_id].append(group)
+    leaders: dict[int, Person] = {}
+    for person, group in (await session.exec(query)).all():
+        assert person.id is not None
+        leaders[person.id] = person
+        groups_of[person.id].append(group)
     if not groups_of:
         return 0
     accounts = await reachable(session, person_ids=list(groups_of))
@@ -69,9 +73,8 @@ async def plan_digests(
     week = week_of(now, zone)
     rows = []
     for person_id, groups in groups_of.items():
-        identity = accounts.get(person_id)
-        person = await session.get(Person, person_id)
-        if identity is None or person is None:
+        identity, person = accounts.get(person_id), leaders[person_id]
+        if identity is None:
             continue
         t = catalog.translator(person.locale)
         parts = [t("digest.head", name=person.display_name or "", date=now.astimezone(zone).strftime("%d/%m/%Y"))]

@@ -136,15 +136,17 @@ async def group_stats(
     # keeps one group's page fast in a ward of 50,000.
     rows_of = list(members_of)
     wanted_lesson = col(LessonProgress.lesson_id).in_(sorted(wanted))
-    done = and_(wanted_lesson, LessonProgress.status == ProgressStatus.COMPLETED)
+    completed = LessonProgress.status == ProgressStatus.COMPLETED
     if until is not None:
         rows_of.append(col(LessonProgress.started_at) <= until)
-        done = and_(done, col(LessonProgress.completed_at) <= until)
-    self_done = and_(done, col(LessonProgress.assisted_by).is_(None))
-    assisted_done = and_(done, col(LessonProgress.assisted_by).is_not(None))
+        completed = and_(completed, col(LessonProgress.completed_at) <= until)
+    done = and_(wanted_lesson, completed)
+    # Grouped by lesson, a row's lesson is picked after the query (below): the sums test only
+    # the status, the moment and who assisted, all in the covering index ix_progress_person_cover.
     per_lesson = await session.exec(
         select(Person.group_id, LessonProgress.lesson_id, func.count(),
-               func.sum(case((self_done, 1), else_=0)), func.sum(case((assisted_done, 1), else_=0)))
+               func.sum(case((and_(completed, col(LessonProgress.assisted_by).is_(None)), 1), else_=0)),
+               func.sum(case((and_(completed, col(LessonProgress.assisted_by).is_not(None)), 1), else_=0)))
         .select_from(Person)
         .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
         .where(*rows_of).group_by(col(Person.group_id), col(LessonProgress.lesson_id))
@@ -155,6 +157,8 @@ async def group_stats(
         counts = result[group_id].lessons[lesson_id]
         counts.started, counts.completed_self = int(started), int(completed_self or 0)
         counts.completed_assisted = int(completed_assisted or 0)
+    # Grouped by the person's id alone (the group follows from it): SQLite then walks the people
+    # in id order, so their progress rows are read in the covering index's own order.
     per_person = (
         select(col(Person.group_id).label("group_id"),
                func.sum(case((wanted_lesson, 1), else_=0)).label("rows"),
@@ -162,7 +166,7 @@ async def group_stats(
                func.sum(case((and_(done, col(LessonProgress.completed_at) <= since), 1), else_=0)).label("before"))
         .select_from(Person)
         .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(*rows_of).group_by(col(Person.group_id), col(Person.id))
+        .where(*rows_of).group_by(col(Person.id))
         .subquery()
     )
     per_group = await session.exec(
@@ -196,7 +200,7 @@ async def members_progress(
                   col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))))
     query = (
         select(Person.id, Person.display_name, Person.last_active_at, Person.added_by,
-               func.count(LessonProgress.id),
+               func.count(LessonProgress.person_id),  # not .id: the covering index holds person_id
                func.sum(case((done, 1), else_=0)),
                func.sum(case((and_(done, col(LessonProgress.assisted_by).is_not(None)), 1), else_=0)))
         .select_from(Person)
@@ -220,24 +224,30 @@ async def behind_counts(
     fewer than every lesson completed, not active since ``inactive_since``), counted in SQL;
     and which of them lead the group ((group, person) pairs), so a leader's own count can
     leave them out."""
-    done = and_(LessonProgress.status == ProgressStatus.COMPLETED,
+    done = and_(col(LessonProgress.person_id) == Person.id, LessonProgress.status == ProgressStatus.COMPLETED,
                 col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))))
-    completed = (
-        select(func.count(LessonProgress.id)).where(col(LessonProgress.person_id) == Person.id, done)
-        .correlate(Person).scalar_subquery()
+    idle = and_(col(Person.group_id).in_(list(group_ids)), col(Person.deleted_at).is_(None),
+                or_(col(Person.last_active_at).is_(None), col(Person.last_active_at) <= inactive_since))
+    # Everyone: one pass over the people and their completed rows (a join grouped by person, read
+    # from the covering index), not a correlated count per person.
+    behind = (
+        select(col(Person.group_id).label("group_id"))
+        .select_from(Person).outerjoin(LessonProgress, done).where(idle)
+        .group_by(col(Person.id))
+        .having(func.count(LessonProgress.person_id) < len(set(lesson_ids)))
+        .subquery()
     )
-    behind = and_(col(Person.group_id).in_(list(group_ids)), col(Person.deleted_at).is_(None),
-                  completed < len(set(lesson_ids)),
-                  or_(col(Person.last_active_at).is_(None), col(Person.last_active_at) <= inactive_since))
     counts = {group_id: 0 for group_id in group_ids}
     for group_id, count in (await session.exec(
-        select(Person.group_id, func.count()).where(behind).group_by(col(Person.group_id))
+        select(behind.c.group_id, func.count()).group_by(behind.c.group_id)
     )).all():
         counts[group_id] = int(count)
+    # The leaders: a few people, each counted on their own.
+    completed = select(func.count(LessonProgress.person_id)).where(done).correlate(Person).scalar_subquery()
     leaders = (await session.exec(
         select(Person.group_id, Person.id).join(Role, and_(col(Role.person_id) == Person.id,
                                                            col(Role.group_id) == Person.group_id))
-        .where(behind, Role.kind == RoleKind.LEADER)
+        .where(idle, Role.kind == RoleKind.LEADER, completed < len(set(lesson_ids)))
     )).all()
     return counts, {(g, p) for g, p in leaders}  # type: ignore[misc]
 
