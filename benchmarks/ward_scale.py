@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import resource
 import statistics
 import sys
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, func, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, func, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,16 +115,56 @@ async def build_ward(sessions: Any, *, residents: int, lesson_ids: list[str], no
             "WHERE p.display_name LIKE 'Cư dân %'"
         ), {"leader": assisting, "days": DAYS})
         await connection.run_sync(meta.drop_all)
-    if sessions.kw["bind"].dialect.name == "postgresql":
-        async with sessions() as session:  # what autovacuum does soon after a bulk load
-            await (await session.connection()).execute(text("ANALYZE"))
-            await session.commit()
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        # What autovacuum does soon after a bulk load (PostgreSQL 13+ vacuums after inserts too):
+        # statistics for the planner and the visibility map that lets it read the covering index alone.
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("VACUUM ANALYZE"))
     async with sessions() as session:
         people = (await session.exec(select(func.count()).select_from(Person))).one()  # type: ignore[call-overload]
         rows = (await session.exec(select(func.count()).select_from(LessonProgress))).one()  # type: ignore[call-overload]
     print(f"built {people[0]:,} people, {rows[0]:,} progress rows in {GROUPS} groups "
           f"in {time.monotonic() - started:.1f} s", flush=True)
     return {"ward": ward.id, "group": first_group}  # type: ignore[dict-item]
+
+
+class Statements:
+    """Counts the SQL statements the engine runs (one measure's query count)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *_: object) -> None:
+        self.count += 1
+
+
+class LoopStalls:
+    """The event loop's longest stall: a task that asks to wake every 5 ms and records how late
+    it woke (what a resident's reply waits for on top of its own work)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(0.005)
+            self.longest = max(self.longest, time.monotonic() - asked - 0.005)
+
+    def start(self) -> None:
+        self.longest = 0.0
+        self._task = asyncio.create_task(self._tick())
+
+    async def stop(self) -> float:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return self.longest
 
 
 async def timed(runs: int, work: Callable[[], Awaitable[object]], *, warm_up: bool = True) -> float:
@@ -160,14 +201,24 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
             ranking(await group_stats(session, lesson_ids=ids, since=clock.now() - timedelta(days=7), ward_id=ward_id))
 
     peak = {"rss": 0}
+    phases: dict[str, tuple[float, float]] = {}  # phase → (start, end) on the monotonic clock
+    stalls = LoopStalls()
 
     async def workbook_and_chart() -> None:
         end = clock.now()
+        started = time.monotonic()
+        stalls.start()
         async with app.sessions() as session:
             data = await read_ward_report(session, ward_code=WARD, lessons=lessons, start=end - timedelta(days=182),
                                           end=end)
+        read = time.monotonic()
+        phases["read (on the loop)"] = (started, read)
+        read_stall = await stalls.stop()
+        stalls.start()
         made = await asyncio.to_thread(render_ward_report, data, lessons=lessons, start=end - timedelta(days=182),
                                        end=end, zone=ZONE, chart=True, now=end)
+        phases["render (thread)"] = (read, time.monotonic())
+        phases["stall read"], phases["stall render"] = (0, read_stall), (0, await stalls.stop())
         assert made.workbook and made.chart
         peak["rss"] = max(peak["rss"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
@@ -178,53 +229,71 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
             assert queued == GROUPS, queued
             await transaction.rollback()
 
+    statements = Statements(app.engine)
     results: dict[str, float] = {}
+    queries: dict[str, int] = {}
     for name, count, work, warm_up in (("leader page", runs * 2, leader_page, True),
                                        ("ward overview + ranking", runs * 2, overview_and_ranking, True),
                                        ("weekly digest, all leaders", runs, digest, True)):
+        before = statements.count
+        await work()
+        queries[name] = statements.count - before
         results[name] = await timed(count, work, warm_up=warm_up)
-        print(f"  {name}: {results[name] * 1000:.0f} ms", flush=True)
+        print(f"  {name}: {results[name] * 1000:.0f} ms, {queries[name]} statements", flush=True)
 
     # A resident keeps chatting while the report is built.
     resident = Chat(app.conversation, user="bench-resident", name="Lan")
     await join(resident, group_code=f"{WARD}-01")
 
-    async def chat_latencies(stop: asyncio.Event, minimum: int) -> list[float]:
-        latencies: list[float] = []
+    async def chat_latencies(stop: asyncio.Event, minimum: int) -> list[tuple[float, float]]:
+        """(sent at, reply latency) of each message."""
+        latencies: list[tuple[float, float]] = []
         while not stop.is_set() or len(latencies) < minimum:
             started = time.monotonic()
             replies = await resident.send("xin chào")
             assert replies
-            latencies.append(time.monotonic() - started)
+            latencies.append((started, time.monotonic() - started))
             await asyncio.sleep(0.02)
         return latencies
 
     idle_stop = asyncio.Event()
     idle_stop.set()
-    idle = await chat_latencies(idle_stop, 50)
+    idle = [latency for _, latency in await chat_latencies(idle_stop, 50)]
     during_stop = asyncio.Event()
     chatting = asyncio.create_task(chat_latencies(during_stop, 20))
+    before = statements.count
     build_started = time.monotonic()
     await workbook_and_chart()
     build_time = time.monotonic() - build_started
+    queries["workbook (6 months) + chart"] = statements.count - before  # the resident's own included
     results["workbook (6 months) + chart"] = build_time  # the one run, while the resident chats
     during_stop.set()
     during = await chatting
 
     def p(values: list[float], q: float) -> float:
-        ordered = sorted(values)
+        ordered = sorted(values) or [0.0]
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    def sent_in(phase: str) -> list[float]:
+        first, last = phases[phase]
+        return [latency for sent, latency in during if first <= sent < last]
 
     await app.close()
     print(f"database                      {database.split('://')[0]}")
     print(f"residents / groups            {residents:,} / {GROUPS}")
     for name, seconds in results.items():
         count = runs * 2 if "page" in name or "ranking" in name else 1 if "workbook" in name else runs
-        print(f"{name:<30}{seconds * 1000:9.0f} ms  (median of {count})")
+        print(f"{name:<30}{seconds * 1000:9.0f} ms  (median of {count}; {queries[name]} SQL statements)")
+    for phase in ("read (on the loop)", "render (thread)"):
+        first, last = phases[phase]
+        print(f"  of which {phase:<20}{(last - first) * 1000:9.0f} ms; the loop's longest stall "
+              f"{phases['stall ' + phase.split()[0]][1] * 1000:.0f} ms; resident reply p50 "
+              f"{p(sent_in(phase), 0.5):.0f} ms, p99 {p(sent_in(phase), 0.99):.0f} ms ({len(sent_in(phase))} replies)")
     print(f"peak RSS of the process       {peak['rss'] / 1024:9.0f} MB")
     print(f"resident reply, idle          p50 {p(idle, 0.5):.0f} ms, p99 {p(idle, 0.99):.0f} ms ({len(idle)} replies)")
-    print(f"resident reply, during build  p50 {p(during, 0.5):.0f} ms, p99 {p(during, 0.99):.0f} ms "
-          f"({len(during)} replies during a {build_time:.1f} s build)")
+    replies = [latency for _, latency in during]
+    print(f"resident reply, during build  p50 {p(replies, 0.5):.0f} ms, p99 {p(replies, 0.99):.0f} ms "
+          f"({len(replies)} replies during a {build_time:.1f} s build)")
     print("report document (DOCX)        not built yet (issue 11 §3): not measured")
 
 
