@@ -1,0 +1,62 @@
+"""The statistics of a ward read the progress rows from the covering index
+``ix_progress_person_cover`` (migration 0007) instead of fetching each table row: SQLite's own
+plan of every statement they run that touches ``lesson_progress`` says so."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import event, text
+from sqlmodel import select
+
+from bot.app import App
+from storage.models import ResidentGroup
+from storage.report_data import residents_progress
+from storage.stats import behind_counts, group_stats, members_progress
+from tests.support import Chat, join, pass_lesson
+
+INDEX = "ix_progress_person_cover"
+
+
+async def test_statistics_read_progress_from_the_covering_index(ward: App, clock) -> None:  # type: ignore[no-untyped-def]
+    lessons = list(ward.lessons)[:2]
+    ids = [lesson.id for lesson in lessons]
+    for user, name in (("a", "An"), ("b", "Bình")):
+        chat = Chat(ward.conversation, user=user, name=name)
+        await join(chat, group_code="DEMO-TDP01")
+        await pass_lesson(chat, lessons[0])
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "lesson_progress" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(ward.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with ward.sessions() as session:
+            group = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == "DEMO-TDP01"))).one()
+            assert group.id is not None
+            now = clock.now()
+            [stats] = await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), group_ids=[group.id])
+            await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), until=now,
+                              ward_id=group.ward_id)
+            members = await members_progress(session, group_id=group.id, lesson_ids=ids)
+            await behind_counts(session, group_ids=[group.id], lesson_ids=ids, inactive_since=now)
+            residents = await residents_progress(session, ward_id=group.ward_id, lesson_ids=ids, end=now)
+    finally:
+        event.remove(ward.engine.sync_engine, "before_cursor_execute", seen)
+    # The numbers themselves (the index changes how, not what, is read).
+    assert stats.members == 2 and stats.lessons[ids[0]].completed_self == 2
+    assert [m.completed for m in members] == [1, 1]
+    assert sorted(r.name for r in residents if r.marks) == ["An", "Bình"]
+
+    assert len(statements) >= 7  # two per group_stats, one each for the others, two for behind_counts
+    async with ward.engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
+            steps = [str(row[-1]) for row in plan]
+            progress = [step for step in steps if "lesson_progress" in step]
+            assert progress, steps
+            assert all(f"COVERING INDEX {INDEX}" in step for step in progress), (statement, steps)
+        assert (await connection.execute(text("SELECT count(*) FROM sqlite_master WHERE name = :n"),
+                                         {"n": INDEX})).scalar() == 1
