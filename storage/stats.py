@@ -157,8 +157,6 @@ async def group_stats(
         counts = result[group_id].lessons[lesson_id]
         counts.started, counts.completed_self = int(started), int(completed_self or 0)
         counts.completed_assisted = int(completed_assisted or 0)
-    # Grouped by the person's id alone (the group follows from it): SQLite then walks the people
-    # in id order, so their progress rows are read in the covering index's own order.
     per_person = (
         select(col(Person.group_id).label("group_id"),
                func.sum(case((wanted_lesson, 1), else_=0)).label("rows"),
@@ -166,7 +164,7 @@ async def group_stats(
                func.sum(case((and_(done, col(LessonProgress.completed_at) <= since), 1), else_=0)).label("before"))
         .select_from(Person)
         .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(*rows_of).group_by(col(Person.id))
+        .where(*rows_of).group_by(col(Person.group_id), col(Person.id))
         .subquery()
     )
     per_group = await session.exec(
