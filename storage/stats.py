@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import and_, case, false, func, or_
+from sqlalchemy import and_, case, exists, false, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -226,26 +226,21 @@ async def behind_counts(
                 col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))))
     idle = and_(col(Person.group_id).in_(list(group_ids)), col(Person.deleted_at).is_(None),
                 or_(col(Person.last_active_at).is_(None), col(Person.last_active_at) <= inactive_since))
-    # Everyone: one pass over the people and their completed rows (a join grouped by person, read
-    # from the covering index), not a correlated count per person.
-    behind = (
-        select(col(Person.group_id).label("group_id"))
-        .select_from(Person).outerjoin(LessonProgress, done).where(idle)
-        .group_by(col(Person.id))
-        .having(func.count(LessonProgress.person_id) < len(set(lesson_ids)))
-        .subquery()
-    )
+    # A correlated count per person, answered from the covering index (person, lesson, status).
+    # (A join grouped by person is faster only when SQLite has statistics to plan a full scan.)
+    completed = select(func.count(LessonProgress.person_id)).where(done).correlate(Person).scalar_subquery()
+    behind = and_(idle, completed < len(set(lesson_ids)))
     counts = {group_id: 0 for group_id in group_ids}
     for group_id, count in (await session.exec(
-        select(behind.c.group_id, func.count()).group_by(behind.c.group_id)
+        select(Person.group_id, func.count()).where(behind).group_by(col(Person.group_id))
     )).all():
         counts[group_id] = int(count)
-    # The leaders: a few people, each counted on their own.
-    completed = select(func.count(LessonProgress.person_id)).where(done).correlate(Person).scalar_subquery()
+    # The leaders among them: read from the roles, each checked on their own (joined from the
+    # people, SQLite would count every member's lessons again before looking at the roles).
+    leader_behind = exists().where(col(Person.id) == Role.person_id, col(Person.group_id) == Role.group_id, behind)
     leaders = (await session.exec(
-        select(Person.group_id, Person.id).join(Role, and_(col(Role.person_id) == Person.id,
-                                                           col(Role.group_id) == Person.group_id))
-        .where(idle, Role.kind == RoleKind.LEADER, completed < len(set(lesson_ids)))
+        select(Role.group_id, Role.person_id)
+        .where(Role.kind == RoleKind.LEADER, col(Role.group_id).in_(list(group_ids)), leader_behind)
     )).all()
     return counts, {(g, p) for g, p in leaders}  # type: ignore[misc]
 
