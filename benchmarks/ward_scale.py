@@ -11,6 +11,11 @@ residents), then times, as median of a few runs on the real clock:
 - the reply latency of a resident chatting through the real conversation engine while the
   workbook is built (p50 / p99), against the same without a build.
 
+Each measure also reports how many SQL statements it runs, and the build is split into its read
+(on the event loop) and its render (in a thread), each with the loop's longest stall and the
+replies sent during it. PostgreSQL is vacuumed and analysed after the load; SQLite is not
+analysed (the bot never does), so its planner works without statistics, as in production.
+
 The DOCX report document of issue 11 §3 does not exist yet: it is not in these numbers.
 
     .venv/bin/python benchmarks/ward_scale.py                                   # SQLite file
