@@ -71,6 +71,7 @@ def build_app(
         lessons=library, catalog=catalog, clock=clock, reminder_hours=reminder_hours(quiet, clock.now()),
         zone=settings.zone, quiet=quiet, files_dir=files_dir or DEFAULT_FILES_DIR,
         telegram_username=settings.telegram_bot_username,
+        report_signer=(settings.report_signer_title, settings.report_signer_name),
     )
     conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
                                 read_sessions=sessions, services=services, in_flight=settings.updates_in_flight)

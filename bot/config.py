@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     zalo_oa_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://openapi.zalo.me"))
     zalo_oauth_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://oauth.zaloapp.com"))
 
+    # Who signs the ward's report and award list (the signature block of the Word documents).
+    report_signer_title: str = Field(default="CHỦ TỊCH", min_length=1, max_length=60,
+                                     description="e.g. CHỦ TỊCH, PHÓ CHỦ TỊCH")
+    report_signer_name: str = Field(default="", max_length=80, description="empty: a dotted line to write it")
+
     # The bot's own web endpoint (webhooks, images served for Zalo).
     public_base_url: AnyHttpUrl | None = None
     web_host: str = "0.0.0.0"
