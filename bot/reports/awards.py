@@ -14,7 +14,7 @@ The rule (the same words in docs/architecture.md §Reports):
   answered at least one resident's question (nudges alone are a button press: they count in
   the ordering and the sentence, not in the choice). Leaders who erased their data are left
   out (nobody to award). Order: assisted sessions, then questions answered, then nudges (most
-  first), then name, then id.
+  first), then name (diacritics folded), then id.
 
 Nothing here reads the database: the same ``PeriodFigures`` draw the report, the workbook,
 the charts and this list, so the proposal and the report never disagree.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.core.text import fold
 from bot.reports.wording import number, percent, translator
 from storage.figures import GroupFigures, LeaderFigures, PeriodFigures
 
@@ -102,6 +103,7 @@ def select_awards(figures: PeriodFigures) -> Awards:
     groups.sort(key=lambda a: (not a.at_target, -(a.group.rate or 0.0), -(a.group.change or 0.0), a.group.code))
     leaders = [LeaderAward(leader, _leader_sentence(leader)) for leader in figures.leaders
                if leader.name is not None and (leader.assisted or leader.answered)]
-    leaders.sort(key=lambda a: (-a.leader.assisted, -a.leader.answered, -a.leader.nudges, a.leader.name or "",
-                                a.leader.person_id))
+    # Names in alphabetical order as a Vietnamese reader expects ("Ánh" before "Bảo"): folded first.
+    leaders.sort(key=lambda a: (-a.leader.assisted, -a.leader.answered, -a.leader.nudges, fold(a.leader.name or ""),
+                                a.leader.name or "", a.leader.person_id))
     return Awards(groups, leaders)
