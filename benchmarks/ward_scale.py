@@ -5,13 +5,12 @@ residents), then times, as median of a few runs on the real clock:
 
 - the leader page: ``group_stats`` of one group + ``members_progress`` of it (what /nhom reads);
 - the ward overview and ranking: ``group_stats`` of the ward + ``ranking``;
-- the workbook + chart: ``read_ward_report`` then ``render_ward_report`` in a thread (as the
+- the workbook + charts + documents: ``read_report`` then ``render_report`` in a thread (as the
   admin's chat and the CLI do), one run, while a resident chats; the process's peak RSS;
 - the weekly digest planning for every leader (``plan_digests``, rolled back after each run);
 - the reply latency of a resident chatting through the real conversation engine while the
   workbook is built (p50 / p99), against the same without a build.
 
-The DOCX report document of issue 11 §3 does not exist yet: it is not in these numbers.
 
     .venv/bin/python benchmarks/ward_scale.py                                   # SQLite file
     .venv/bin/python benchmarks/ward_scale.py --database postgresql             # a fresh PostgreSQL database
@@ -45,8 +44,9 @@ from bot.config import Settings  # noqa: E402
 from bot.core.conversation import SystemClock  # noqa: E402
 from bot.curriculum import load_library  # noqa: E402
 from bot.digest import plan_digests  # noqa: E402
-from bot.reports.chart import completion_chart_png  # noqa: E402
-from bot.reports.exports import read_ward_report, render_ward_report  # noqa: E402
+from bot.reports.chart import GroupChart, group_chart_png  # noqa: E402
+from bot.reports.docx import Signer  # noqa: E402
+from bot.reports.exports import read_report, render_report  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Identity, LessonProgress, Person, ResidentGroup, Role, RoleKind, Ward  # noqa: E402
 from storage.stats import group_stats, members_progress, ranking  # noqa: E402
@@ -140,7 +140,7 @@ async def timed(runs: int, work: Callable[[], Awaitable[object]], *, warm_up: bo
 
 async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
     # Load matplotlib and its fonts once, as a running bot has: the workbook runs are not warmed up.
-    completion_chart_png([], title="warm-up")
+    group_chart_png(GroupChart("warm-up", []))
     await asyncio.to_thread(upgrade, database)
     clock = SystemClock()
     app = build_app(Settings(database_url=database, _env_file=None), clock=clock, files_dir=tmp / "files")  # type: ignore[call-arg]
@@ -164,11 +164,11 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
     async def workbook_and_chart() -> None:
         end = clock.now()
         async with app.sessions() as session:
-            data = await read_ward_report(session, ward_code=WARD, lessons=lessons, start=end - timedelta(days=182),
-                                          end=end)
-        made = await asyncio.to_thread(render_ward_report, data, lessons=lessons, start=end - timedelta(days=182),
-                                       end=end, zone=ZONE, chart=True, now=end)
-        assert made.workbook and made.chart
+            data = await read_report(session, ward_code=WARD, lessons=lessons, start=end - timedelta(days=182),
+                                     end=end, zone=ZONE)
+        made = await asyncio.to_thread(render_report, data, lessons=lessons, span=None, zone=ZONE, now=end,
+                                       signer=Signer())
+        assert made.workbook and made.report and made.charts
         peak["rss"] = max(peak["rss"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
     async def digest() -> None:

@@ -17,10 +17,9 @@ from PIL import Image, ImageChops
 
 from bot.reports import certificate
 from bot.reports.certificate import certificate_png
-from bot.reports.chart import completion_chart_png
+from bot.reports.chart import GroupBar, GroupChart, group_chart_png
 from bot.reports.fonts import SANS, SERIF, SERIF_BOLD, font_path
 from bot.reports.wording import translator
-from storage.stats import GroupStats
 
 TITLE = "Tỷ lệ hoàn thành chương trình theo tổ – Phường Mẫu (đến 23/11/2026)"
 NAMES = ["Tổ dân phố 1", "Tổ dân phố Bắc Sơn", "Tổ dân phố Hòa An", "Khu phố Đông Thượng Ưng", "Ấp Phước Lộc Thọ"]
@@ -28,9 +27,13 @@ NAMES = ["Tổ dân phố 1", "Tổ dân phố Bắc Sơn", "Tổ dân phố Hò
 VIETNAMESE = "aàáảãạăằắẳẵặâầấẩẫậeèéẻẽẹêềếểễệiìíỉĩịoòóỏõọôồốổỗộơờớởỡợuùúủũụưừứửữựyỳýỷỹỵđ"
 
 
-def _stats(names: list[str]) -> list[GroupStats]:
-    return [GroupStats(n, f"G{n}", name, 1, 70 + n, members=10, finished=min(2 * n, 10))
+def _stats(names: list[str]) -> list[GroupBar]:
+    return [GroupBar(name, 10.0 * min(2 * n, 10), 70 + n, 10.0 * min(2 * n, 10) >= 70 + n)
             for n, name in enumerate(names, 1)]
+
+
+def completion_chart_png(bars: list[GroupBar], *, title: str) -> bytes:
+    return group_chart_png(GroupChart(title, bars))
 
 
 def _bars_start(image: Image.Image, top: int, bottom: int) -> int:
