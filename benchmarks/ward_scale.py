@@ -11,7 +11,6 @@ residents), then times, as median of a few runs on the real clock:
 - the reply latency of a resident chatting through the real conversation engine while the
   workbook is built (p50 / p99), against the same without a build.
 
-
     .venv/bin/python benchmarks/ward_scale.py                                   # SQLite file
     .venv/bin/python benchmarks/ward_scale.py --database postgresql             # a fresh PostgreSQL database
     .venv/bin/python benchmarks/ward_scale.py --residents 5000 --runs 1         # quicker
