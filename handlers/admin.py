@@ -25,6 +25,7 @@ from bot.reports.period import Period, Span, report_period
 from handlers import admin_groups, authz, composer
 from handlers.common import write_file
 from handlers.fallback import stale_action
+from handlers.leader import curriculum
 from handlers.steps import Step
 from storage.db import SessionFactory
 from storage.members import blocked_per_group, groups_without_leader, open_questions_per_group
@@ -103,8 +104,9 @@ async def admin_action(ctx: Context) -> None:
 
 async def _stats(ctx: Context, ward: Ward, *, until: datetime | None = None) -> list[GroupStats]:
     end = until or ctx.now
-    return await group_stats(ctx.session, lesson_ids=[l.id for l in ctx.lessons], since=end - timedelta(days=7),
-                             until=until, ward_id=ward.id)
+    since = end - timedelta(days=7)
+    return await group_stats(ctx.session, lesson_ids=[l.id for l in ctx.lessons], since=since, until=until,
+                             ward_id=ward.id, curriculum=curriculum(ctx, end), curriculum_before=curriculum(ctx, since))
 
 
 def _back(ctx: Context, ward: Ward) -> list[tuple[str, str]]:
@@ -122,8 +124,9 @@ async def overview(ctx: Context, ward: Ward) -> None:
     text = "\n".join([
         t("admin.overview_head", ward=ward.name),
         t("admin.overview_people", groups=len(stats), members=members, started=sum(s.started for s in stats)),
-        t("admin.overview_finished", bar=progress_bar(finished, members), rate=f"{rate:.0f}", lessons=len(ctx.lessons),
-          week=finished - before),
+        t("admin.overview_finished", bar=progress_bar(finished, members), rate=f"{rate:.0f}",
+          lessons=len(curriculum(ctx)), week=finished - before),
+        *_ward_coverage(ctx, stats),
         t("admin.overview_completions", own=sum(s.completions - s.assisted for s in stats),
           assisted=sum(s.assisted for s in stats)),
         t("admin.overview_targets", met=sum(1 for s in stats if s.meets_target), groups=len(stats)),
@@ -141,6 +144,16 @@ async def overview(ctx: Context, ward: Ward) -> None:
                    (t("admin.blocked_button", count=blocked), f"adm:bk:{ward.id}"), *_back(ctx, ward)])
 
 
+def _ward_coverage(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
+    """The ward's coverage, once every group's adult population is set (else it would mislead)."""
+    if not stats or any(s.adults is None for s in stats):
+        return []
+    adults, finished = sum(s.adults or 0 for s in stats), sum(s.finished for s in stats)
+    if not adults:
+        return []
+    return [ctx.t("figures.ward_coverage", finished=finished, adults=adults, rate=f"{100.0 * finished / adults:.0f}")]
+
+
 def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
     t = ctx.t
     lines = []
@@ -152,6 +165,8 @@ def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
         target = t("admin.target_met") if s.meets_target else ""
         lines.append(t("admin.ranking_line", medal=medal, group=s.name, rate=f"{s.rate:.0f}", target=s.target_percent,
                        met=target, trend=trend, finished=s.finished, members=s.members))
+        if s.coverage is not None:
+            lines.append(t("figures.ranking_coverage", finished=s.finished, adults=s.adults, rate=f"{s.coverage:.0f}"))
     return lines
 
 

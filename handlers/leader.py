@@ -102,10 +102,26 @@ async def lead_action(ctx: Context) -> None:
         await stale_action(ctx)
 
 
+def curriculum(ctx: Context, moment: datetime | None = None) -> tuple[str, ...]:
+    """The lessons of the programme at ``moment`` (now): what "học xong" counts against."""
+    return ctx.lessons.curriculum_at(moment or ctx.now, ctx.services.zone)
+
+
 async def _stats(ctx: Context, group: ResidentGroup) -> GroupStats:
-    [stats] = await group_stats(ctx.session, lesson_ids=lesson_ids(ctx), since=ctx.now - timedelta(days=7),
-                                group_ids=[group.id])  # type: ignore[list-item]
+    since = ctx.now - timedelta(days=7)
+    [stats] = await group_stats(ctx.session, lesson_ids=lesson_ids(ctx), since=since,
+                                group_ids=[group.id], curriculum=curriculum(ctx),  # type: ignore[list-item]
+                                curriculum_before=curriculum(ctx, since))
     return stats
+
+
+def coverage_line(ctx: Context, stats: GroupStats) -> list[str]:
+    """"Độ phủ: 12/40 người lớn (30%)" against the group's adult population, when it is set."""
+    if stats.coverage is None or stats.adults is None:
+        return []
+    mark = ctx.t("leader.target_met") if stats.coverage >= stats.target_percent else ctx.t("leader.target_not_met")
+    return [ctx.t("figures.coverage_line", finished=stats.finished, adults=stats.adults,
+                  rate=f"{stats.coverage:.0f}", target=stats.target_percent, mark=mark)]
 
 
 async def _members(ctx: Context, group: ResidentGroup) -> list[MemberProgress]:
@@ -150,7 +166,8 @@ async def show_dashboard(ctx: Context, group: ResidentGroup, *, as_admin: bool =
         lines.append(t("leader.todo", behind=to_nudge, questions=len(open_requests)))
     else:
         lines.append(t("leader.todo_none"))
-    lines += ["", *summary_lines(t, stats, lessons=len(ctx.lessons)), "", t("leader.lessons_head")]
+    lines += ["", *summary_lines(t, stats, lessons=len(curriculum(ctx))), *coverage_line(ctx, stats), "",
+              t("leader.lessons_head")]
     for position, lesson in enumerate(ctx.lessons, 1):
         counts = stats.lessons[lesson.id]
         assisted_note = t("leader.lesson_assisted", count=counts.completed_assisted) if counts.completed_assisted else ""

@@ -24,16 +24,55 @@ live view of the same definitions for the chat):
   last 7 days (``bot.leading.is_behind``).
 
 "In the period" numbers count what happened in [start, end]; state numbers are as of end.
-The previous period is the period of the same length just before ``start``.
+The previous period is the period of the same length just before ``start``: its end is the
+last moment before ``start`` ("before" numbers count what stood strictly before ``start``).
+
+How each number is read (``read_period_figures``), where the words above leave a choice:
+
+- **participants** and **new participants** count the lessons of the curriculum at end; a
+  participant's first start is their earliest ``started_at`` among those lessons.
+- **completions in the period** (self / assisted) are first completions, of the lessons of
+  the curriculum at end, with ``completed_at`` in [start, end].
+- **finished in the period**: members who completed the programme at end (curriculum at
+  end) and whose last needed lesson was completed in [start, end]; a month's ``finished``
+  is the same in that month, so the months add up to the period.
+- **leaders**: people holding a leader role now on a group of the ward (an erased person
+  holds none). ``assisted``: completions they recorded (``assisted_by``), of the lessons of
+  the curriculum at end, completed in the period — whoever the resident is now.
+  ``nudges``: the people their nudges reached the outbox for (audit ``leader.nudge``,
+  ``leader.nudge_one``, ``admin.nudge``: the ``queued`` count; a person nudged twice counts
+  twice). ``answered``: the residents' questions they answered, from the audit log
+  (``help.reply``, one per question): the help request itself is deleted when its asker
+  erases their data, the audit entry is not.
+- the ward's **target** (``total.target_percent``) is the groups' targets weighted by their
+  members (the rate the ward reaches when every group just meets its own); the plain mean
+  while the ward has no member.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from storage.models import Ward
-from storage.report_data import WardBroadcast
+from sqlalchemy import and_, case, func
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.curriculum.schema import Competence
+from storage.models import AuditLog, LessonProgress, Person, ProgressStatus, ResidentGroup, Role, RoleKind, Ward
+from storage.report_data import WardBroadcast, ward_broadcasts
+
+if TYPE_CHECKING:
+    from bot.curriculum import LessonLibrary
+
+TICK = timedelta(microseconds=1)  # the previous period ends just before ``start``
+NUDGE_ACTIONS = ("leader.nudge", "leader.nudge_one", "admin.nudge")
+ANSWER_ACTION = "help.reply"
 
 
 @dataclass(frozen=True)
@@ -148,3 +187,294 @@ class PeriodFigures:
     areas: list[AreaFigures] = field(default_factory=list)  # in Competence order, areas with lessons only
     leaders: list[LeaderFigures] = field(default_factory=list)  # by name
     broadcasts: list[WardBroadcast] = field(default_factory=list)  # sent or due in the period
+
+
+@dataclass(frozen=True)
+class _Month:
+    month: date  # its first day
+    low: datetime | None  # the first moment counted (None: from the beginning)
+    high: datetime  # the last moment counted
+
+
+def _months(start: datetime | None, first: datetime | None, end: datetime, zone: ZoneInfo) -> list[_Month]:
+    """The calendar months (local) from ``start`` (else ``first``) to ``end``, clipped to them."""
+    begin = start or first
+    if begin is None or begin > end:
+        return []
+    local = begin.astimezone(zone)
+    month, months = date(local.year, local.month, 1), []
+    while True:
+        low = datetime(month.year, month.month, 1, tzinfo=zone).astimezone(UTC)
+        if low > end:
+            return months
+        following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        high = datetime(following.year, following.month, 1, tzinfo=zone).astimezone(UTC) - TICK
+        months.append(_Month(month, low if start is None else max(low, start), min(high, end)))
+        month = following
+
+
+def _count(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _within(column: Any, low: datetime | None, high: datetime) -> ColumnElement[bool]:
+    return and_(column <= high) if low is None else and_(column >= low, column <= high)
+
+
+def _as_int(value: Any) -> int:
+    return int(value or 0)
+
+
+async def read_period_figures(
+    session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
+    zone: ZoneInfo,
+) -> PeriodFigures:
+    """Every figure of the ward's report for [start, end] (start None: from the beginning), as
+    the module's docstring defines them. A handful of aggregate queries over the ward's groups
+    (person → group; the months and moments are columns of the same queries): never a list of
+    people's ids, never a query per group."""
+    ward = await session.get(Ward, ward_id)
+    assert ward is not None, f"no ward {ward_id}"
+    groups = (await session.exec(
+        select(ResidentGroup).where(ResidentGroup.ward_id == ward_id).order_by(col(ResidentGroup.code))
+    )).all()
+    previous_start = start - (end - start) if start is not None else None
+    previous_end = start - TICK if start is not None else None
+    curriculum = lessons.curriculum_at(end, zone)
+    in_ward = col(Person.group_id).in_(select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id))
+    first = None
+    if start is None:
+        first = (await session.exec(
+            select(func.min(Person.created_at)).where(in_ward, col(Person.created_at) <= end)
+        )).one()
+    months = _months(start, first, end, zone)
+
+    members = await _members(session, in_ward, [end, previous_end, *(m.high for m in months)])
+    people = await _people(session, in_ward, curriculum, start, end, months)
+    per_lesson = await _per_lesson(session, in_ward, curriculum, start, end, months)
+    moments: dict[tuple[str, ...], list[datetime]] = defaultdict(list)
+    if previous_end is not None:
+        moments[lessons.curriculum_at(previous_end, zone)].append(previous_end)
+    for month in months:
+        moments[lessons.curriculum_at(month.high, zone)].append(month.high)
+    finished_at: dict[datetime, dict[int, int]] = {}
+    for programme, ats in moments.items():
+        finished_at.update(await _finished_at(session, in_ward, programme, ats))
+
+    def group_figures(g: ResidentGroup) -> GroupFigures:
+        assert g.id is not None
+        counts, mine = people.get(g.id, {}), [row for (group_id, _), row in per_lesson.items() if group_id == g.id]
+        return GroupFigures(
+            group_id=g.id, code=g.code, name=g.name, target_percent=g.target_percent, adults=g.adults,
+            members=members.get(g.id, {}).get(end, 0), participants=counts.get("participants", 0),
+            finished=counts.get("finished", 0), new_participants=counts.get("new", 0),
+            completed_self=sum(r["period_self"] for r in mine), completed_assisted=sum(r["period_assisted"] for r in mine),
+            finished_in_period=counts.get("finished_in_period", 0),
+            members_before=members.get(g.id, {}).get(previous_end, 0) if previous_end else 0,
+            finished_before=finished_at.get(previous_end, {}).get(g.id, 0) if previous_end else 0,
+        )
+
+    group_rows = [group_figures(g) for g in groups]
+    lesson_rows = [_lesson_figures(lesson_id, per_lesson) for lesson_id in curriculum]
+    return PeriodFigures(
+        ward=ward, start=start, end=end, previous_start=previous_start, previous_end=previous_end,
+        curriculum=curriculum, groups=group_rows, total=_total(ward, group_rows),
+        months=[_month_figures(k, m, members, people, per_lesson, finished_at) for k, m in enumerate(months)],
+        lessons=lesson_rows, areas=_areas(lessons, lesson_rows),
+        leaders=await _leaders(session, ward_id=ward_id, curriculum=curriculum, start=start, end=end),
+        broadcasts=await ward_broadcasts(session, ward_id=ward_id, start=start, end=end),
+    )
+
+
+async def _members(session: AsyncSession, in_ward: Any, moments: Sequence[datetime | None]
+                   ) -> dict[int, dict[datetime, int]]:
+    """Members of each group at each moment (group → moment → count)."""
+    ats = sorted({m for m in moments if m is not None})
+    rows = (await session.exec(
+        select(Person.group_id, *(_count(col(Person.created_at) <= at) for at in ats))
+        .where(in_ward).group_by(col(Person.group_id))
+    )).all()
+    return {row[0]: {at: _as_int(n) for at, n in zip(ats, row[1:], strict=True)} for row in rows}
+
+
+async def _people(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], start: datetime | None,
+                  end: datetime, months: Sequence[_Month]) -> dict[int, dict[str, int]]:
+    """Per group: participants, new participants, finished and finished in the period (as of
+    end, the curriculum at end), and the same two "new" counts per month (``new:<k>``,
+    ``finished:<k>``) — from one row per person, summed in SQL."""
+    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
+    person = (
+        select(col(Person.group_id).label("group_id"), func.min(LessonProgress.started_at).label("first"),
+               _count(done).label("done"), func.max(case((done, LessonProgress.completed_at))).label("moment"))
+        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
+               col(LessonProgress.started_at) <= end)
+        .group_by(col(Person.group_id), col(Person.id))
+        .subquery()
+    )
+    finished = person.c.done == len(curriculum)
+    columns = {
+        "participants": func.count(),
+        "new": _count(_within(person.c.first, start, end)),
+        "finished": _count(finished),
+        "finished_in_period": _count(and_(finished, _within(person.c.moment, start, end))),
+    }
+    for k, month in enumerate(months):
+        columns[f"new:{k}"] = _count(_within(person.c.first, month.low, month.high))
+        columns[f"finished:{k}"] = _count(and_(finished, _within(person.c.moment, month.low, month.high)))
+    rows = (await session.exec(select(person.c.group_id, *columns.values()).group_by(person.c.group_id))).all()
+    return {row[0]: {name: _as_int(n) for name, n in zip(columns, row[1:], strict=True)} for row in rows}
+
+
+async def _per_lesson(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], start: datetime | None,
+                      end: datetime, months: Sequence[_Month]) -> dict[tuple[int, str], dict[str, int]]:
+    """Per group and lesson of the curriculum: started and completed (self / assisted) as of
+    end, completed in the period and in each month (``self:<k>``, ``assisted:<k>``)."""
+    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
+    own, helped = col(LessonProgress.assisted_by).is_(None), col(LessonProgress.assisted_by).is_not(None)
+    at = col(LessonProgress.completed_at)
+    columns = {
+        "started": func.count(),
+        "self": _count(and_(done, own)),
+        "assisted": _count(and_(done, helped)),
+        "period_self": _count(and_(done, own, _within(at, start, end))),
+        "period_assisted": _count(and_(done, helped, _within(at, start, end))),
+    }
+    for k, month in enumerate(months):
+        columns[f"self:{k}"] = _count(and_(done, own, _within(at, month.low, month.high)))
+        columns[f"assisted:{k}"] = _count(and_(done, helped, _within(at, month.low, month.high)))
+    rows = (await session.exec(
+        select(Person.group_id, LessonProgress.lesson_id, *columns.values())
+        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
+               col(LessonProgress.started_at) <= end)
+        .group_by(col(Person.group_id), col(LessonProgress.lesson_id))
+    )).all()
+    return {(row[0], row[1]): {name: _as_int(n) for name, n in zip(columns, row[2:], strict=True)} for row in rows}
+
+
+async def _finished_at(session: AsyncSession, in_ward: Any, programme: Sequence[str], moments: Sequence[datetime]
+                       ) -> dict[datetime, dict[int, int]]:
+    """Per moment T and group: members (created by T) who completed every lesson of
+    ``programme`` (the curriculum at T) by T. A person's last needed completion is computed
+    once; each moment is a column."""
+    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.lesson_id).in_(list(programme)))
+    person = (
+        select(col(Person.group_id).label("group_id"), col(Person.created_at).label("created"),
+               func.count().label("done"), func.max(LessonProgress.completed_at).label("moment"))
+        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(in_ward, done)
+        .group_by(col(Person.group_id), col(Person.id), col(Person.created_at))
+        .subquery()
+    )
+    ats = sorted(set(moments))
+    complete = person.c.done == len(programme)
+    rows = (await session.exec(
+        select(person.c.group_id,
+               *(_count(and_(complete, person.c.moment <= at, person.c.created <= at)) for at in ats))
+        .group_by(person.c.group_id)
+    )).all()
+    result: dict[datetime, dict[int, int]] = {at: {} for at in ats}
+    for row in rows:
+        for at, n in zip(ats, row[1:], strict=True):
+            result[at][row[0]] = _as_int(n)
+    return result
+
+
+def _month_figures(k: int, month: _Month, members: dict[int, dict[datetime, int]],
+                   people: dict[int, dict[str, int]], per_lesson: dict[tuple[int, str], dict[str, int]],
+                   finished_at: dict[datetime, dict[int, int]]) -> MonthFigures:
+    return MonthFigures(
+        month=month.month,
+        new_participants=sum(p.get(f"new:{k}", 0) for p in people.values()),
+        completed_self=sum(r[f"self:{k}"] for r in per_lesson.values()),
+        completed_assisted=sum(r[f"assisted:{k}"] for r in per_lesson.values()),
+        finished=sum(p.get(f"finished:{k}", 0) for p in people.values()),
+        members_end=sum(m.get(month.high, 0) for m in members.values()),
+        finished_end=sum(finished_at.get(month.high, {}).values()),
+    )
+
+
+def _lesson_figures(lesson_id: str, per_lesson: dict[tuple[int, str], dict[str, int]]) -> LessonFigures:
+    rows = [row for (_, lid), row in per_lesson.items() if lid == lesson_id]
+    return LessonFigures(
+        lesson_id=lesson_id, started=sum(r["started"] for r in rows), completed_self=sum(r["self"] for r in rows),
+        completed_assisted=sum(r["assisted"] for r in rows), period_self=sum(r["period_self"] for r in rows),
+        period_assisted=sum(r["period_assisted"] for r in rows),
+    )
+
+
+def _areas(lessons: LessonLibrary, rows: Sequence[LessonFigures]) -> list[AreaFigures]:
+    competence = {lesson.id: lesson.competence for lesson in lessons}
+    areas = []
+    for area in Competence:
+        mine = [r for r in rows if competence[r.lesson_id] == area]
+        if mine:
+            areas.append(AreaFigures(
+                competence=area.value, lesson_ids=tuple(r.lesson_id for r in mine),
+                started=sum(r.started for r in mine), completed_self=sum(r.completed_self for r in mine),
+                completed_assisted=sum(r.completed_assisted for r in mine),
+                period_self=sum(r.period_self for r in mine), period_assisted=sum(r.period_assisted for r in mine),
+            ))
+    return areas
+
+
+def _total(ward: Ward, groups: Sequence[GroupFigures]) -> GroupFigures:
+    members = sum(g.members for g in groups)
+    if members:
+        target = round(sum(g.target_percent * g.members for g in groups) / members)
+    else:
+        target = round(sum(g.target_percent for g in groups) / len(groups)) if groups else 0
+    adults = sum(g.adults or 0 for g in groups) if groups and all(g.adults is not None for g in groups) else None
+    return GroupFigures(
+        group_id=0, code=ward.code, name=ward.name, target_percent=target, adults=adults, members=members,
+        **{name: sum(getattr(g, name) for g in groups) for name in (
+            "participants", "finished", "new_participants", "completed_self", "completed_assisted",
+            "finished_in_period", "members_before", "finished_before")},
+    )
+
+
+async def _leaders(session: AsyncSession, *, ward_id: int, curriculum: Sequence[str], start: datetime | None,
+                   end: datetime) -> list[LeaderFigures]:
+    """The ward's leaders (roles held now) and what they did in [start, end]."""
+    held = (await session.exec(
+        select(Role.person_id, Person.display_name, Person.deleted_at, ResidentGroup.name)
+        .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .join(Person, col(Person.id) == Role.person_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward_id)
+        .order_by(col(ResidentGroup.code))
+    )).all()
+    if not held:
+        return []
+    leaders_of_ward = (
+        select(Role.person_id).join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward_id)
+    )
+    assisted = dict((await session.exec(
+        select(LessonProgress.assisted_by, func.count())
+        .where(col(LessonProgress.assisted_by).in_(leaders_of_ward), LessonProgress.status == ProgressStatus.COMPLETED,
+               col(LessonProgress.lesson_id).in_(list(curriculum)), _within(col(LessonProgress.completed_at), start, end))
+        .group_by(col(LessonProgress.assisted_by))
+    )).all())
+    # The audit log names actors as "person:<id>"; one row per actor, mapped back below.
+    in_period = _within(col(AuditLog.at), start, end)
+    nudges = dict((await session.exec(
+        select(AuditLog.actor, func.sum(col(AuditLog.details)["queued"].as_integer()))
+        .where(col(AuditLog.action).in_(NUDGE_ACTIONS), in_period).group_by(col(AuditLog.actor))
+    )).all())
+    answered = dict((await session.exec(
+        select(AuditLog.actor, func.count(func.distinct(AuditLog.target)))
+        .where(AuditLog.action == ANSWER_ACTION, in_period).group_by(col(AuditLog.actor))
+    )).all())
+    names: dict[int, str | None] = {}
+    groups: dict[int, list[str]] = defaultdict(list)
+    for person_id, name, deleted_at, group_name in held:
+        names[person_id] = None if deleted_at is not None else name
+        groups[person_id].append(group_name)
+    leaders = [
+        LeaderFigures(person_id=person_id, name=name, groups=tuple(groups[person_id]),
+                      assisted=_as_int(assisted.get(person_id)), nudges=_as_int(nudges.get(f"person:{person_id}")),
+                      answered=_as_int(answered.get(f"person:{person_id}")))
+        for person_id, name in names.items()
+    ]
+    return sorted(leaders, key=lambda leader: (leader.name is None, leader.name or "", leader.person_id))

@@ -25,7 +25,7 @@ from bot.reports.chart import (
 from bot.reports.docx import DocumentSetting, Signer, annex_docx, report_docx
 from bot.reports.wording import period_words
 from bot.reports.xlsx import WorkbookRows, read_workbook_rows, render_workbook
-from storage.figures import PeriodFigures
+from storage.figures import PeriodFigures, read_period_figures
 from storage.groups import list_groups
 from storage.models import Ward
 from storage.report_data import find_ward
@@ -74,8 +74,6 @@ async def read_report(
 ) -> ReportData:
     """The figures and rows of the ward's report for [start, end] (``start`` None: from the
     beginning); the ward by code (raises UnknownWard) or by id."""
-    from storage.figures import read_period_figures  # TEMP until branch figures is merged
-
     if ward_id is None:
         assert ward_code is not None
         ward_id = (await _ward(session, ward_code)).id
