@@ -214,6 +214,7 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     caption of the period's numbers."""
     from bot.reports.docx import Signer  # python-docx, openpyxl and matplotlib load on demand
     from bot.reports.exports import CHARTS, read_report, render_report
+    from bot.reports.wording import percent
 
     t = ctx.t
     if span not in PERIODS:
@@ -237,7 +238,7 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
         caption = t("admin.report_period_caption", ward=made.figures.ward.name, period=made.period,
                     new=total.new_participants, own=total.completed_self, assisted=total.completed_assisted,
                     finished_period=total.finished_in_period, finished=total.finished, members=total.members,
-                    rate=t("admin.report_no_members") if total.rate is None else f"{total.rate:.1f}%")
+                    rate=t("admin.report_no_members") if total.rate is None else percent(total.rate))
         files = [("bao-cao", ".docx", made.report, caption),
                  ("so-lieu", ".xlsx", made.workbook, t("admin.report_workbook_caption", period=made.period)),
                  ("de-xuat-khen-thuong", ".docx", made.annex, t("admin.report_annex_caption", period=made.period))]

@@ -52,14 +52,14 @@ def report(
         chosen = report_period(span=span, first=first, last=last, now=now, zone=settings.zone)
     except PeriodError as exc:
         raise context.fail(catalog.text(exc.key, **exc.values)) from None
+    for target in [*out, *[p for p in (annex, chart) if p is not None]]:
+        if target.is_dir() or not target.parent.is_dir():
+            raise context.fail(catalog.text("cli.path_no_folder", file=str(target)))
     for target in out:
         if target.suffix.lower() not in OUT_SUFFIXES:
             raise context.fail(catalog.text("cli.report_suffix", file=str(target)))
     if annex is not None and annex.suffix.lower() != ".docx":
         raise context.fail(catalog.text("cli.report_annex_suffix", file=str(annex)))
-    for target in [*out, *[p for p in (annex, chart) if p is not None]]:
-        if target.is_dir() or not target.parent.is_dir():
-            raise context.fail(catalog.text("cli.path_no_folder", file=str(target)))
     if charts is not None and not charts.is_dir():
         raise context.fail(catalog.text("cli.charts_no_folder", folder=str(charts)))
     lessons = load_library()

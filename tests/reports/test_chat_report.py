@@ -11,9 +11,9 @@ import docx
 from openpyxl import load_workbook
 
 from bot.core.messages import Document, Image
+from storage.roles import add_admin
 from tests.reports.conftest import Seed
 from tests.reports.test_cli import _cli, _document
-from tests.staff import make_admin
 from tests.support import Chat, ManualClock, join
 
 
@@ -25,7 +25,9 @@ def _cells(data: bytes) -> dict[str, list[tuple[object, ...]]]:
 async def _admin(seed: Seed) -> Chat:
     admin = Chat(seed.app.conversation, user="9000", name="Cán bộ Hà")
     await join(admin, group_code="DEMO-TDP01")  # a member of no account: started nothing
-    await make_admin(seed.app, admin)
+    async with seed.app.sessions() as session, session.begin():  # ``hocvuso admin add telegram:9000 --ward DEMO``
+        await add_admin(session, channel=admin.channel, external_id=admin.user, ward_code="DEMO",
+                        now=seed.app.clock.now())
     return admin
 
 
@@ -36,8 +38,9 @@ async def _report(admin: Chat, period: str) -> list[Document | Image]:
     return [r for r in replies if isinstance(r, Document | Image)]
 
 
-async def test_the_chat_sends_the_files_the_cli_writes(seeded: Seed, tmp_path: Path) -> None:
+async def test_the_chat_sends_the_files_the_cli_writes(seeded: Seed, clock: ManualClock, tmp_path: Path) -> None:
     admin = await _admin(seeded)
+    clock.advance(hours=1)  # after Em's last assisted lesson
     files = await _report(admin, "6 tháng (báo cáo sơ kết)")
     report, book, annex, *charts = files
     assert [type(f) for f in files] == [Document, Document, Document, Image, Image, Image]
@@ -45,11 +48,12 @@ async def test_the_chat_sends_the_files_the_cli_writes(seeded: Seed, tmp_path: P
     assert book.path.name.startswith("so-lieu-DEMO-6-thang-cuoi-nam-2026-") and book.path.suffix == ".xlsx"
     assert annex.path.name.startswith("de-xuat-khen-thuong-DEMO-6-thang-cuoi-nam-2026-")
     assert [c.path.name.split("-DEMO-")[0] for c in charts] == ["bieu-do-nhom", "bieu-do-thang", "bieu-do-bai"]
-    # The caption gives the period's numbers: since 1 July Chi joined and finished on her own,
-    # Em finished with Hải's help (Dũng, An and Bình were earlier).
+    # The caption gives the period's numbers: since 1 July Chi started and did three lessons on
+    # her own, Em three with Hải's help (Dũng, An and Bình were earlier). The chat's programme is
+    # the whole library: nobody has finished it.
     assert report.caption.startswith("📑 Báo cáo Phường Mẫu — 6 tháng cuối năm 2026: 2 người mới bắt đầu học, "
                                      "3 lượt hoàn thành bài tự học và 3 lượt có tổ trưởng hỗ trợ, "
-                                     "2 người học xong cả chương trình trong kỳ.")
+                                     "0 người học xong cả chương trình trong kỳ. Cuối kỳ: 0/7 thành viên")
 
     (folder := tmp_path / "cli").mkdir()
     out = {name: folder / name for name in ("r.docx", "s.xlsx", "a.docx")}
