@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from docx import Document
@@ -27,8 +28,9 @@ from docx.enum.section import WD_ORIENT
 from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
-from docx.shared import Mm, Pt
-from docx.table import Table
+from docx.shared import Length, Mm, Pt
+from docx.styles.style import ParagraphStyle
+from docx.table import Table, _Cell
 
 from bot.broadcasting import STATUS_TEXT
 from bot.curriculum.schema import Competence
@@ -69,16 +71,16 @@ def _document() -> DocumentType:
     section.page_width, section.page_height = Mm(210), Mm(297)
     section.top_margin, section.bottom_margin = Mm(20), Mm(20)
     section.left_margin, section.right_margin = Mm(30), Mm(15)
-    style = document.styles["Normal"]
-    style.font.name, style.font.size = FONT, BODY  # type: ignore[attr-defined]
+    style = cast(ParagraphStyle, document.styles["Normal"])
+    style.font.name, style.font.size = FONT, BODY
     # Word picks the East Asian font for some Vietnamese letters unless told otherwise.
-    style.element.rPr.rFonts.set(qn("w:eastAsia"), FONT)  # type: ignore[attr-defined]
-    style.paragraph_format.space_after = Pt(6)  # type: ignore[attr-defined]
+    style.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), FONT)
+    style.paragraph_format.space_after = Pt(6)
     return document
 
 
 def _paragraph(document: DocumentType, text: str = "", *, bold: bool = False, italic: bool = False,
-               centre: bool = False, size: Pt | None = None, indent: bool = False) -> None:
+               centre: bool = False, size: Length | None = None, indent: bool = False) -> None:
     paragraph = document.add_paragraph()
     if centre:
         paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
@@ -91,11 +93,11 @@ def _paragraph(document: DocumentType, text: str = "", *, bold: bool = False, it
         run.font.size = size
 
 
-def _lines(cell: object, lines: Sequence[tuple[str, bool, bool]], size: Pt = TABLE_SIZE) -> None:
+def _lines(cell: _Cell, lines: Sequence[tuple[str, bool, bool]], size: Length = TABLE_SIZE) -> None:
     """Centred lines (text, bold, italic) in a header cell."""
-    cell.paragraphs[0].text = ""  # type: ignore[attr-defined]
+    cell.paragraphs[0].text = ""
     for n, (text, bold, italic) in enumerate(lines):
-        paragraph = cell.paragraphs[0] if n == 0 else cell.add_paragraph()  # type: ignore[attr-defined]
+        paragraph = cell.paragraphs[0] if n == 0 else cell.add_paragraph()
         paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
         paragraph.paragraph_format.space_after = Pt(0)
         run = paragraph.add_run(text)
