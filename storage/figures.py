@@ -250,16 +250,20 @@ async def read_period_figures(
     months = _months(start, first, end, zone)
 
     members = await _members(session, in_ward, [end, previous_end, *(m.high for m in months)])
-    people = await _people(session, in_ward, curriculum, start, end, months)
-    per_lesson = await _per_lesson(session, in_ward, curriculum, start, end, months)
+    # "Programme completed at T" for the moments the report needs, grouped by the curriculum then:
+    # those under the end's curriculum come with the per-person query, others cost one query each.
     moments: dict[tuple[str, ...], list[datetime]] = defaultdict(list)
     if previous_end is not None:
         moments[lessons.curriculum_at(previous_end, zone)].append(previous_end)
     for month in months:
         moments[lessons.curriculum_at(month.high, zone)].append(month.high)
-    finished_at: dict[datetime, dict[int, int]] = {}
+    at_end = sorted(set(moments.pop(curriculum, [])))
+    people = await _people(session, in_ward, curriculum, start, end, months, at_end)
+    finished_at = {at: {g: counts[f"at:{i}"] for g, counts in people.items()} for i, at in enumerate(at_end)}
     for programme, ats in moments.items():
         finished_at.update(await _finished_at(session, in_ward, programme, ats))
+    per_lesson = await _per_lesson(session, in_ward, curriculum, start, end)
+    by_month = await _completions_by_month(session, in_ward, curriculum, end, months)
 
     def group_figures(g: ResidentGroup) -> GroupFigures:
         assert g.id is not None
@@ -279,7 +283,7 @@ async def read_period_figures(
     return PeriodFigures(
         ward=ward, start=start, end=end, previous_start=previous_start, previous_end=previous_end,
         curriculum=curriculum, groups=group_rows, total=_total(ward, group_rows),
-        months=[_month_figures(k, m, members, people, per_lesson, finished_at) for k, m in enumerate(months)],
+        months=[_month_figures(k, m, members, people, by_month, finished_at) for k, m in enumerate(months)],
         lessons=lesson_rows, areas=_areas(lessons, lesson_rows),
         leaders=await _leaders(session, ward_id=ward_id, curriculum=curriculum, start=start, end=end),
         broadcasts=await ward_broadcasts(session, ward_id=ward_id, start=start, end=end),
@@ -298,18 +302,21 @@ async def _members(session: AsyncSession, in_ward: Any, moments: Sequence[dateti
 
 
 async def _people(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], start: datetime | None,
-                  end: datetime, months: Sequence[_Month]) -> dict[int, dict[str, int]]:
+                  end: datetime, months: Sequence[_Month], at_end: Sequence[datetime]) -> dict[int, dict[str, int]]:
     """Per group: participants, new participants, finished and finished in the period (as of
-    end, the curriculum at end), and the same two "new" counts per month (``new:<k>``,
-    ``finished:<k>``) — from one row per person, summed in SQL."""
+    end, the curriculum at end), the two "new" counts per month (``new:<k>``, ``finished:<k>``)
+    and the members who completed that curriculum by each moment of ``at_end`` (``at:<i>``;
+    every lesson completed by T ≤ end is one completed by end, so the same row serves) — from
+    one row per person, summed in SQL."""
     done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
     person = (
-        select(col(Person.group_id).label("group_id"), func.min(LessonProgress.started_at).label("first"),
+        select(col(Person.group_id).label("group_id"), col(Person.created_at).label("created"),
+               func.min(LessonProgress.started_at).label("first"),
                _count(done).label("done"), func.max(case((done, LessonProgress.completed_at))).label("moment"))
         .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
         .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
                col(LessonProgress.started_at) <= end)
-        .group_by(col(Person.group_id), col(Person.id))
+        .group_by(col(Person.group_id), col(Person.id), col(Person.created_at))
         .subquery()
     )
     finished = person.c.done == len(curriculum)
@@ -322,14 +329,16 @@ async def _people(session: AsyncSession, in_ward: Any, curriculum: Sequence[str]
     for k, month in enumerate(months):
         columns[f"new:{k}"] = _count(_within(person.c.first, month.low, month.high))
         columns[f"finished:{k}"] = _count(and_(finished, _within(person.c.moment, month.low, month.high)))
+    for i, at in enumerate(at_end):
+        columns[f"at:{i}"] = _count(and_(finished, person.c.moment <= at, person.c.created <= at))
     rows = (await session.exec(select(person.c.group_id, *columns.values()).group_by(person.c.group_id))).all()
     return {row[0]: {name: _as_int(n) for name, n in zip(columns, row[1:], strict=True)} for row in rows}
 
 
 async def _per_lesson(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], start: datetime | None,
-                      end: datetime, months: Sequence[_Month]) -> dict[tuple[int, str], dict[str, int]]:
+                      end: datetime) -> dict[tuple[int, str], dict[str, int]]:
     """Per group and lesson of the curriculum: started and completed (self / assisted) as of
-    end, completed in the period and in each month (``self:<k>``, ``assisted:<k>``)."""
+    end, and completed in the period."""
     done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
     own, helped = col(LessonProgress.assisted_by).is_(None), col(LessonProgress.assisted_by).is_not(None)
     at = col(LessonProgress.completed_at)
@@ -340,9 +349,6 @@ async def _per_lesson(session: AsyncSession, in_ward: Any, curriculum: Sequence[
         "period_self": _count(and_(done, own, _within(at, start, end))),
         "period_assisted": _count(and_(done, helped, _within(at, start, end))),
     }
-    for k, month in enumerate(months):
-        columns[f"self:{k}"] = _count(and_(done, own, _within(at, month.low, month.high)))
-        columns[f"assisted:{k}"] = _count(and_(done, helped, _within(at, month.low, month.high)))
     rows = (await session.exec(
         select(Person.group_id, LessonProgress.lesson_id, *columns.values())
         .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
@@ -351,6 +357,27 @@ async def _per_lesson(session: AsyncSession, in_ward: Any, curriculum: Sequence[
         .group_by(col(Person.group_id), col(LessonProgress.lesson_id))
     )).all()
     return {(row[0], row[1]): {name: _as_int(n) for name, n in zip(columns, row[2:], strict=True)} for row in rows}
+
+
+async def _completions_by_month(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], end: datetime,
+                                months: Sequence[_Month]) -> dict[tuple[int, bool], int]:
+    """Lesson completions of the curriculum in each month, (month index, assisted) → count:
+    the rows of the months alone (``completed_at``'s index), each given its month by one CASE."""
+    if not months:
+        return {}
+    at = col(LessonProgress.completed_at)
+    month = case(*((at <= m.high, k) for k, m in enumerate(months)), else_=-1)
+    rows = (
+        select(month.label("month"), case((col(LessonProgress.assisted_by).is_not(None), 1), else_=0).label("helped"))
+        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
+        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
+               LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.started_at) <= end,
+               _within(at, months[0].low, months[-1].high))
+        .subquery()
+    )
+    # Grouped in an outer query: PostgreSQL would not match the CASE's parameters in GROUP BY.
+    counted = await session.exec(select(rows.c.month, rows.c.helped, func.count()).group_by(rows.c.month, rows.c.helped))
+    return {(int(k), bool(helped)): int(n) for k, helped, n in counted.all()}
 
 
 async def _finished_at(session: AsyncSession, in_ward: Any, programme: Sequence[str], moments: Sequence[datetime]
@@ -382,13 +409,13 @@ async def _finished_at(session: AsyncSession, in_ward: Any, programme: Sequence[
 
 
 def _month_figures(k: int, month: _Month, members: dict[int, dict[datetime, int]],
-                   people: dict[int, dict[str, int]], per_lesson: dict[tuple[int, str], dict[str, int]],
+                   people: dict[int, dict[str, int]], by_month: dict[tuple[int, bool], int],
                    finished_at: dict[datetime, dict[int, int]]) -> MonthFigures:
     return MonthFigures(
         month=month.month,
         new_participants=sum(p.get(f"new:{k}", 0) for p in people.values()),
-        completed_self=sum(r[f"self:{k}"] for r in per_lesson.values()),
-        completed_assisted=sum(r[f"assisted:{k}"] for r in per_lesson.values()),
+        completed_self=by_month.get((k, False), 0),
+        completed_assisted=by_month.get((k, True), 0),
         finished=sum(p.get(f"finished:{k}", 0) for p in people.values()),
         members_end=sum(m.get(month.high, 0) for m in members.values()),
         finished_end=sum(finished_at.get(month.high, {}).values()),

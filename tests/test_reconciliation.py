@@ -36,7 +36,9 @@ from storage.figures import (
     AreaFigures, GroupFigures, LeaderFigures, LessonFigures, MonthFigures, PeriodFigures, read_period_figures,
 )
 from storage.groups import upsert_group, upsert_ward
-from storage.models import Broadcast, BroadcastStatus, LessonProgress, Outbox, Person, ProgressStatus, RoleKind
+from storage.models import (
+    Broadcast, BroadcastStatus, Identity, LessonProgress, Outbox, Person, ProgressStatus, RoleKind,
+)
 from storage.people import create_person, erase_person, get_or_create_identity
 from storage.progress import record_result, start_lesson
 from storage.roles import grant
@@ -286,12 +288,9 @@ async def write_world(app: App, world: World) -> None:
                 record_result(progress, score=3 if passed else 1, passed=passed, lesson_version=retake_version, now=at)
             session.add(progress)
         for item in world.logged:
+            nudge = item.action in ("leader.nudge", "leader.nudge_one", "admin.nudge")
             audit.record(session, actor=f"person:{item.actor.id}", action=item.action, target=item.target,
-                         now=item.at, details={"queued": item.queued} if item.action.endswith("nudge") or
-                         item.action.endswith("nudge_one") else {})
-        identities = {p.key: p for p in [*world.residents, world.admin]}
-        from storage.models import Identity
-
+                         now=item.at, details={"queued": item.queued} if nudge else {})
         ids = {i.external_id: i.id for i in (await session.exec(select(Identity))).all()}
         for n, cast in enumerate(world.casts):
             broadcast = Broadcast(author=f"person:{world.admin.id}", text="Tin phong trào", audience=cast.audience,
@@ -301,7 +300,6 @@ async def write_world(app: App, world: World) -> None:
             await session.flush()
             cast.id = broadcast.id
             for person, code, status in cast.outcomes:
-                assert identities[person.key] is person
                 session.add(Outbox(kind="broadcast", identity_id=ids[person.key], channel="test",
                                    payload={"text": "Tin phong trào"}, due_at=cast.at, status=status, attempts=1,
                                    sent_at=cast.at if status == "sent" else None,
