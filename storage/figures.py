@@ -44,6 +44,8 @@ How each number is read (``read_period_figures``), where the words above leave a
   twice). ``answered``: the residents' questions they answered, from the audit log
   (``help.reply``, one per question): the help request itself is deleted when its asker
   erases their data, the audit entry is not.
+- **months**: each calendar month (local) overlapping the period, clipped to it; from the
+  beginning (``start`` None): from the month the ward's first member joined.
 - the ward's **target** (``total.target_percent``) is the groups' targets weighted by their
   members (the rate the ward reaches when every group just meets its own); the plain mean
   while the ward has no member.
