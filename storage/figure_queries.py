@@ -21,7 +21,6 @@ from storage.models import LessonProgress, Person, ProgressStatus
 TICK = timedelta(microseconds=1)  # a month ends a tick before the next; so does the previous period
 
 
-
 @dataclass(frozen=True)
 class Month:
     month: date  # its first day
