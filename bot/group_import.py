@@ -156,8 +156,9 @@ def _check_row(line: int, cells: dict[str, str]) -> tuple[GroupRow | None, list[
     if cells.get("adults"):
         adults = parse_adults(cells["adults"])
         if adults is None:
+            most = f"{ADULTS_MAX:,}".replace(",", ".")  # 1.000.000, as Vietnamese writes it
             problems.append(RowError(line, f"adults '{cells['adults']}' phải là số người lớn của tổ, "
-                                           f"một số nguyên từ 1 đến {ADULTS_MAX:,}".replace(",", ".")))
+                                           f"một số nguyên từ 1 đến {most}"))
     if problems:
         return None, problems
     return (

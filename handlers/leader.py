@@ -191,8 +191,10 @@ async def show_dashboard(ctx: Context, group: ResidentGroup, *, as_admin: bool =
     if any(m.display_name and not m.added_by_leader for m in (*idle, *stalled)):
         options.append((t("leader.nudge_button", count=to_nudge), f"{'adm' if as_admin else 'lead'}:n:{group.id}"))
     if as_admin:
-        options += [(t("admin.group_other"), f"adm:gl:{group.ward_id}:0"), (t("admin.back"), f"adm:w:{group.ward_id}"),
-                    (t("menu.back"), "menu")]
+        adults = (t("figures.adults_button", adults=group.adults) if group.adults is not None
+                  else t("figures.adults_button_unset"))
+        options += [(adults, f"adm:ad:{group.id}"), (t("admin.group_other"), f"adm:gl:{group.ward_id}:0"),
+                    (t("admin.back"), f"adm:w:{group.ward_id}"), (t("menu.back"), "menu")]
         authz.record(ctx, "admin.group", f"group:{group.id}")
         ctx.goto(Step.MENU)
         ctx.ask("\n".join(lines), options)

@@ -44,6 +44,8 @@ How each number is read (``read_period_figures``), where the words above leave a
   twice). ``answered``: the residents' questions they answered, from the audit log
   (``help.reply``, one per question): the help request itself is deleted when its asker
   erases their data, the audit entry is not.
+- **months**: each calendar month (local) overlapping the period, clipped to it; from the
+  beginning (``start`` None): from the month the ward's first member joined.
 - the ward's **target** (``total.target_percent``) is the groups' targets weighted by their
   members (the rate the ward reaches when every group just meets its own); the plain mean
   while the ward has no member.
@@ -54,23 +56,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.curriculum.schema import Competence
+from storage.figure_queries import (
+    TICK, Month, as_int, completions_by_month, finished_by, lesson_counts, members_at, months_of, people_counts, within,
+)
 from storage.models import AuditLog, LessonProgress, Person, ProgressStatus, ResidentGroup, Role, RoleKind, Ward
 from storage.report_data import WardBroadcast, ward_broadcasts
 
 if TYPE_CHECKING:
     from bot.curriculum import LessonLibrary
 
-TICK = timedelta(microseconds=1)  # the previous period ends just before ``start``
 NUDGE_ACTIONS = ("leader.nudge", "leader.nudge_one", "admin.nudge")
 ANSWER_ACTION = "help.reply"
 
@@ -189,42 +192,6 @@ class PeriodFigures:
     broadcasts: list[WardBroadcast] = field(default_factory=list)  # sent or due in the period
 
 
-@dataclass(frozen=True)
-class _Month:
-    month: date  # its first day
-    low: datetime | None  # the first moment counted (None: from the beginning)
-    high: datetime  # the last moment counted
-
-
-def _months(start: datetime | None, first: datetime | None, end: datetime, zone: ZoneInfo) -> list[_Month]:
-    """The calendar months (local) from ``start`` (else ``first``) to ``end``, clipped to them."""
-    begin = start or first
-    if begin is None or begin > end:
-        return []
-    local = begin.astimezone(zone)
-    month, months = date(local.year, local.month, 1), []
-    while True:
-        low = datetime(month.year, month.month, 1, tzinfo=zone).astimezone(UTC)
-        if low > end:
-            return months
-        following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        high = datetime(following.year, following.month, 1, tzinfo=zone).astimezone(UTC) - TICK
-        months.append(_Month(month, low if start is None else max(low, start), min(high, end)))
-        month = following
-
-
-def _count(condition: Any) -> Any:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _within(column: Any, low: datetime | None, high: datetime) -> ColumnElement[bool]:
-    return and_(column <= high) if low is None else and_(column >= low, column <= high)
-
-
-def _as_int(value: Any) -> int:
-    return int(value or 0)
-
-
 async def read_period_figures(
     session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
     zone: ZoneInfo,
@@ -247,19 +214,23 @@ async def read_period_figures(
         first = (await session.exec(
             select(func.min(Person.created_at)).where(in_ward, col(Person.created_at) <= end)
         )).one()
-    months = _months(start, first, end, zone)
+    months = months_of(start, first, end, zone)
 
-    members = await _members(session, in_ward, [end, previous_end, *(m.high for m in months)])
-    people = await _people(session, in_ward, curriculum, start, end, months)
-    per_lesson = await _per_lesson(session, in_ward, curriculum, start, end, months)
+    members = await members_at(session, in_ward, [end, previous_end, *(m.high for m in months)])
+    # "Programme completed at T" for the moments the report needs, grouped by the curriculum then:
+    # those under the end's curriculum come with the per-person query, others cost one query each.
     moments: dict[tuple[str, ...], list[datetime]] = defaultdict(list)
     if previous_end is not None:
         moments[lessons.curriculum_at(previous_end, zone)].append(previous_end)
     for month in months:
         moments[lessons.curriculum_at(month.high, zone)].append(month.high)
-    finished_at: dict[datetime, dict[int, int]] = {}
+    at_end = sorted(set(moments.pop(curriculum, [])))
+    people = await people_counts(session, in_ward, curriculum, start, end, months, at_end)
+    finished_at = {at: {g: counts[f"at:{i}"] for g, counts in people.items()} for i, at in enumerate(at_end)}
     for programme, ats in moments.items():
-        finished_at.update(await _finished_at(session, in_ward, programme, ats))
+        finished_at.update(await finished_by(session, in_ward, programme, ats))
+    per_lesson = await lesson_counts(session, in_ward, curriculum, start, end)
+    by_month = await completions_by_month(session, in_ward, curriculum, end, months)
 
     def group_figures(g: ResidentGroup) -> GroupFigures:
         assert g.id is not None
@@ -279,116 +250,21 @@ async def read_period_figures(
     return PeriodFigures(
         ward=ward, start=start, end=end, previous_start=previous_start, previous_end=previous_end,
         curriculum=curriculum, groups=group_rows, total=_total(ward, group_rows),
-        months=[_month_figures(k, m, members, people, per_lesson, finished_at) for k, m in enumerate(months)],
+        months=[_month_figures(k, m, members, people, by_month, finished_at) for k, m in enumerate(months)],
         lessons=lesson_rows, areas=_areas(lessons, lesson_rows),
         leaders=await _leaders(session, ward_id=ward_id, curriculum=curriculum, start=start, end=end),
         broadcasts=await ward_broadcasts(session, ward_id=ward_id, start=start, end=end),
     )
 
 
-async def _members(session: AsyncSession, in_ward: Any, moments: Sequence[datetime | None]
-                   ) -> dict[int, dict[datetime, int]]:
-    """Members of each group at each moment (group → moment → count)."""
-    ats = sorted({m for m in moments if m is not None})
-    rows = (await session.exec(
-        select(Person.group_id, *(_count(col(Person.created_at) <= at) for at in ats))
-        .where(in_ward).group_by(col(Person.group_id))
-    )).all()
-    return {row[0]: {at: _as_int(n) for at, n in zip(ats, row[1:], strict=True)} for row in rows}
-
-
-async def _people(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], start: datetime | None,
-                  end: datetime, months: Sequence[_Month]) -> dict[int, dict[str, int]]:
-    """Per group: participants, new participants, finished and finished in the period (as of
-    end, the curriculum at end), and the same two "new" counts per month (``new:<k>``,
-    ``finished:<k>``) — from one row per person, summed in SQL."""
-    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
-    person = (
-        select(col(Person.group_id).label("group_id"), func.min(LessonProgress.started_at).label("first"),
-               _count(done).label("done"), func.max(case((done, LessonProgress.completed_at))).label("moment"))
-        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
-               col(LessonProgress.started_at) <= end)
-        .group_by(col(Person.group_id), col(Person.id))
-        .subquery()
-    )
-    finished = person.c.done == len(curriculum)
-    columns = {
-        "participants": func.count(),
-        "new": _count(_within(person.c.first, start, end)),
-        "finished": _count(finished),
-        "finished_in_period": _count(and_(finished, _within(person.c.moment, start, end))),
-    }
-    for k, month in enumerate(months):
-        columns[f"new:{k}"] = _count(_within(person.c.first, month.low, month.high))
-        columns[f"finished:{k}"] = _count(and_(finished, _within(person.c.moment, month.low, month.high)))
-    rows = (await session.exec(select(person.c.group_id, *columns.values()).group_by(person.c.group_id))).all()
-    return {row[0]: {name: _as_int(n) for name, n in zip(columns, row[1:], strict=True)} for row in rows}
-
-
-async def _per_lesson(session: AsyncSession, in_ward: Any, curriculum: Sequence[str], start: datetime | None,
-                      end: datetime, months: Sequence[_Month]) -> dict[tuple[int, str], dict[str, int]]:
-    """Per group and lesson of the curriculum: started and completed (self / assisted) as of
-    end, completed in the period and in each month (``self:<k>``, ``assisted:<k>``)."""
-    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
-    own, helped = col(LessonProgress.assisted_by).is_(None), col(LessonProgress.assisted_by).is_not(None)
-    at = col(LessonProgress.completed_at)
-    columns = {
-        "started": func.count(),
-        "self": _count(and_(done, own)),
-        "assisted": _count(and_(done, helped)),
-        "period_self": _count(and_(done, own, _within(at, start, end))),
-        "period_assisted": _count(and_(done, helped, _within(at, start, end))),
-    }
-    for k, month in enumerate(months):
-        columns[f"self:{k}"] = _count(and_(done, own, _within(at, month.low, month.high)))
-        columns[f"assisted:{k}"] = _count(and_(done, helped, _within(at, month.low, month.high)))
-    rows = (await session.exec(
-        select(Person.group_id, LessonProgress.lesson_id, *columns.values())
-        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
-               col(LessonProgress.started_at) <= end)
-        .group_by(col(Person.group_id), col(LessonProgress.lesson_id))
-    )).all()
-    return {(row[0], row[1]): {name: _as_int(n) for name, n in zip(columns, row[2:], strict=True)} for row in rows}
-
-
-async def _finished_at(session: AsyncSession, in_ward: Any, programme: Sequence[str], moments: Sequence[datetime]
-                       ) -> dict[datetime, dict[int, int]]:
-    """Per moment T and group: members (created by T) who completed every lesson of
-    ``programme`` (the curriculum at T) by T. A person's last needed completion is computed
-    once; each moment is a column."""
-    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.lesson_id).in_(list(programme)))
-    person = (
-        select(col(Person.group_id).label("group_id"), col(Person.created_at).label("created"),
-               func.count().label("done"), func.max(LessonProgress.completed_at).label("moment"))
-        .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(in_ward, done)
-        .group_by(col(Person.group_id), col(Person.id), col(Person.created_at))
-        .subquery()
-    )
-    ats = sorted(set(moments))
-    complete = person.c.done == len(programme)
-    rows = (await session.exec(
-        select(person.c.group_id,
-               *(_count(and_(complete, person.c.moment <= at, person.c.created <= at)) for at in ats))
-        .group_by(person.c.group_id)
-    )).all()
-    result: dict[datetime, dict[int, int]] = {at: {} for at in ats}
-    for row in rows:
-        for at, n in zip(ats, row[1:], strict=True):
-            result[at][row[0]] = _as_int(n)
-    return result
-
-
-def _month_figures(k: int, month: _Month, members: dict[int, dict[datetime, int]],
-                   people: dict[int, dict[str, int]], per_lesson: dict[tuple[int, str], dict[str, int]],
+def _month_figures(k: int, month: Month, members: dict[int, dict[datetime, int]],
+                   people: dict[int, dict[str, int]], by_month: dict[tuple[int, bool], int],
                    finished_at: dict[datetime, dict[int, int]]) -> MonthFigures:
     return MonthFigures(
         month=month.month,
         new_participants=sum(p.get(f"new:{k}", 0) for p in people.values()),
-        completed_self=sum(r[f"self:{k}"] for r in per_lesson.values()),
-        completed_assisted=sum(r[f"assisted:{k}"] for r in per_lesson.values()),
+        completed_self=by_month.get((k, False), 0),
+        completed_assisted=by_month.get((k, True), 0),
         finished=sum(p.get(f"finished:{k}", 0) for p in people.values()),
         members_end=sum(m.get(month.high, 0) for m in members.values()),
         finished_end=sum(finished_at.get(month.high, {}).values()),
@@ -453,11 +329,11 @@ async def _leaders(session: AsyncSession, *, ward_id: int, curriculum: Sequence[
     assisted = dict((await session.exec(
         select(LessonProgress.assisted_by, func.count())
         .where(col(LessonProgress.assisted_by).in_(leaders_of_ward), LessonProgress.status == ProgressStatus.COMPLETED,
-               col(LessonProgress.lesson_id).in_(list(curriculum)), _within(col(LessonProgress.completed_at), start, end))
+               col(LessonProgress.lesson_id).in_(list(curriculum)), within(col(LessonProgress.completed_at), start, end))
         .group_by(col(LessonProgress.assisted_by))
     )).all())
     # The audit log names actors as "person:<id>"; one row per actor, mapped back below.
-    in_period = _within(col(AuditLog.at), start, end)
+    in_period = within(col(AuditLog.at), start, end)
     nudges = dict((await session.exec(
         select(AuditLog.actor, func.sum(col(AuditLog.details)["queued"].as_integer()))
         .where(col(AuditLog.action).in_(NUDGE_ACTIONS), in_period).group_by(col(AuditLog.actor))
@@ -473,8 +349,8 @@ async def _leaders(session: AsyncSession, *, ward_id: int, curriculum: Sequence[
         groups[person_id].append(group_name)
     leaders = [
         LeaderFigures(person_id=person_id, name=name, groups=tuple(groups[person_id]),
-                      assisted=_as_int(assisted.get(person_id)), nudges=_as_int(nudges.get(f"person:{person_id}")),
-                      answered=_as_int(answered.get(f"person:{person_id}")))
+                      assisted=as_int(assisted.get(person_id)), nudges=as_int(nudges.get(f"person:{person_id}")),
+                      answered=as_int(answered.get(f"person:{person_id}")))
         for person_id, name in names.items()
     ]
     return sorted(leaders, key=lambda leader: (leader.name is None, leader.name or "", leader.person_id))

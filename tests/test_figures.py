@@ -105,3 +105,37 @@ async def test_group_stats_count_the_programme_against_the_curriculum_of_their_m
     after = await stats_at(finished_at + timedelta(days=12))
     assert (after.finished, after.finished_before) == (0, 1)  # the 14th lesson is now part of the programme
     assert after.lessons["b14-bai-moi"].started == 0
+
+
+async def test_a_period_starts_at_its_first_moment_and_an_empty_ward_has_no_rate(
+    ward: App, clock: ManualClock, library: LessonLibrary,
+) -> None:
+    """A completion at exactly ``start`` is in the period, not before it; the previous period
+    ends a tick before ``start``; a group without members has no rate (None), not 0 %."""
+    from storage.figures import TICK, read_period_figures
+    from tests.staff import ward as ward_of
+
+    lan = Chat(ward.conversation, user="lan", name="Lan")
+    await join(lan, group_code="DEMO-TDP01")
+    clock.advance(minutes=1)
+    *first, last = list(library)
+    for lesson in first:
+        await pass_lesson(lan, lesson)
+    clock.advance(minutes=1)
+    await pass_lesson(lan, last)
+    start = clock.now()  # her last lesson was completed at this very moment
+    clock.advance(days=3)
+    demo = await ward_of(ward)
+    async with ward.sessions() as session:
+        empty = await read_period_figures(session, ward_id=demo.id, lessons=library, start=None,
+                                          end=start - timedelta(days=1), zone=HANOI)
+        figures = await read_period_figures(session, ward_id=demo.id, lessons=library, start=start,
+                                            end=clock.now(), zone=HANOI)
+    assert empty.months == [] and empty.total.members == 0 and empty.total.rate is None
+    assert all(g.rate is None and g.change is None for g in empty.groups)
+    assert (figures.previous_start, figures.previous_end) == (start - timedelta(days=3), start - TICK)
+    tdp01 = next(g for g in figures.groups if g.code == "DEMO-TDP01")
+    assert (tdp01.members, tdp01.finished, tdp01.finished_in_period) == (1, 1, 1)
+    assert (tdp01.members_before, tdp01.finished_before) == (1, 0)
+    assert tdp01.completed_self == 1  # the last lesson, at ``start``; the others were before it
+    assert [m.finished for m in figures.months] == [1] and figures.months[0].completed_self == 1
