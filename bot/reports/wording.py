@@ -94,6 +94,9 @@ def period_words(span: str | None, start: datetime | None, end: datetime, zone: 
     return t("wording.period_between", start=day(start.astimezone(zone).date()), end=day(last))
 
 
+KINDS = ("Đặc khu", "Phường", "Xã", "Thị trấn")  # the local units a ward's name starts with
+
+
 def place_name(ward_name: str) -> str:
     """The place a document is dated at: the ward's name without its kind ("Phường Hà Đông" →
     "Hà Đông"), as "Hà Đông, ngày … tháng … năm …" writes it."""
@@ -103,6 +106,3 @@ def place_name(ward_name: str) -> str:
         if len(words) > size and [w.casefold() for w in words[:size]] == kind.casefold().split():
             return " ".join(words[size:])
     return ward_name
-
-
-KINDS = ("Đặc khu", "Phường", "Xã", "Thị trấn")  # the local units a ward's name starts with
