@@ -28,6 +28,7 @@ from storage.models import (
     ResidentGroup,
     Role,
     RoleKind,
+    Ward,
 )
 from storage.reach import reachable, sent_since
 
@@ -201,3 +202,33 @@ async def nudge_targets(
             assert person.id is not None
             found[person.id] = NudgeTarget(person, accounts.get(person.id), person.id in recent)
     return found
+
+
+@dataclass(frozen=True)
+class LeaderRole:
+    """A leader role found by account and group, with what telling its holder needs."""
+
+    role: Role
+    person: Person
+    group: ResidentGroup
+    ward: Ward
+
+
+async def leader_role(session: AsyncSession, *, channel: str, external_id: str, group_code: str) -> LeaderRole | str:
+    """The leader role of the person behind a channel account over the group ``group_code``;
+    or why there is none: ``group_unknown``, ``account_unknown`` or ``not_leader``."""
+    group = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == group_code))).first()
+    if group is None or group.id is None:
+        return "group_unknown"
+    identity = (await session.exec(
+        select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
+    )).first()
+    person = await session.get(Person, identity.person_id) if identity and identity.person_id else None
+    if person is None or person.deleted_at is not None:
+        return "account_unknown"
+    role = (await session.exec(select(Role).where(
+        Role.person_id == person.id, Role.kind == RoleKind.LEADER, Role.group_id == group.id))).first()
+    ward = await session.get(Ward, group.ward_id)
+    if role is None or ward is None:
+        return "not_leader"
+    return LeaderRole(role, person, group, ward)
