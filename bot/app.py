@@ -169,6 +169,7 @@ async def serve(app: App, *, role: ProcessRole) -> None:
     from bot.delivery.transport import Pacing, Transport
     from bot.helpdesk import HelpCheck
     from bot.reminders import ReminderPolicy, record_reminder_sent
+    from bot.deadlines import parse_deadlines
     from bot.scheduling import Producers, build_scheduler
     from bot.web import start_web
     from handlers import COMMANDS
@@ -211,6 +212,8 @@ async def serve(app: App, *, role: ProcessRole) -> None:
                               max_unanswered=settings.reminder_max_unanswered),
         on_queued=lambda: [s.wake() for s in senders],
         outbox_retention=timedelta(days=settings.outbox_retention_days),
+        deadlines=parse_deadlines(settings.report_deadlines), remind_days=settings.report_remind_days,
+        files_dir=app.conversation.services.files_dir,
     )
     scheduler = build_scheduler(producers, zone=settings.zone)
     stop = asyncio.Event()
