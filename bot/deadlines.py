@@ -114,13 +114,13 @@ async def admins_to_tell(session: AsyncSession, *, deadline: Deadline, due: date
     accounts = await reachable(session, person_ids=[p.id for _, p, _ in found if p.id is not None])
     keys = {(w.id, p.id): f"deadline:{w.id}:{deadline.span.value}:{due.isoformat()}:{p.id}" for _, p, w in found}
     told = set((await session.exec(select(Outbox.dedupe_key).where(col(Outbox.dedupe_key).in_(list(keys.values()))))).all())
-    wards: dict[int, tuple[Ward, list[Admin]]] = {}
+    wards: dict[int | None, tuple[Ward, list[Admin]]] = {}
     for _, person, ward in found:
-        identity = accounts.get(person.id)  # type: ignore[arg-type]
+        identity = accounts.get(person.id) if person.id is not None else None
         key = keys[(ward.id, person.id)]
         if identity is None or identity.id is None or key in told:
             continue
-        wards.setdefault(ward.id, (ward, []))[1].append(Admin(person, identity.id, identity.channel, key))  # type: ignore[index]
+        wards.setdefault(ward.id, (ward, []))[1].append(Admin(person, identity.id, identity.channel, key))
     return list(wards.values())
 
 

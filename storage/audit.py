@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, exists, literal, or_
+from sqlalchemy import ColumnElement, String, cast, exists, literal, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,7 +71,7 @@ class ActorName:
     staff: bool
 
 
-def _actor_of_person():  # type: ignore[no-untyped-def]
+def _actor_of_person() -> ColumnElement[str]:
     """``'person:' || person.id`` in SQL, on SQLite and PostgreSQL alike."""
     return literal("person:") + cast(Person.id, String)
 

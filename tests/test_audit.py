@@ -113,3 +113,4 @@ async def test_removing_a_leader_from_the_command_line_refuses_what_is_not_there
     nobody = await _cli(ward, "admin", "remove-leader", "test:999", "--group", "DEMO-TDP03")
     assert nobody.exit_code == 1 and "Không tìm thấy người dùng tài khoản test:999" in nobody.output
     assert [a for a in await rows(ward, AuditLog) if a.action == "role.revoke"] == []
+

@@ -80,7 +80,8 @@ def admin_remove_leader(
         found = await leader_role(session, channel=channel, external_id=external_id, group_code=group)
         if isinstance(found, str):
             return found
-        await revoke(session, role_id=found.role.id)  # type: ignore[arg-type]
+        assert found.role.id is not None
+        await revoke(session, role_id=found.role.id)
         # The same message (and dedupe key) as a removal in the chat.
         told = await tell_role_removed(session, role=found.role, group=found.group, ward=found.ward,
                                        catalog=catalog, now=now)
