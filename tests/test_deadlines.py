@@ -136,3 +136,15 @@ async def test_at_night_the_reminder_waits_for_the_morning_then_brings_its_docum
     assert [d.media["file_name"].rsplit(".", 1)[1] for d in documents] == ["xlsx", "png"]
     # The leader may get the Monday digest (02/11), never the reminder; the resident nothing of it.
     assert not any("hạn nộp" in (m.text or "") for m in [*tg.chat(LEADER), *tg.chat(RESIDENT)])
+
+
+def test_the_deadlines_setting_is_checked_when_loaded() -> None:
+    from bot.config import SettingsError, load_settings
+    from bot.deadlines import Deadline
+    from bot.reports.period import Span
+
+    assert parse_deadlines(" 05/11=year , 05/05=6m ") == [Deadline(5, 11, Span.YEAR), Deadline(5, 5, Span.HALF_YEAR)]
+    assert load_settings(_env_file=None).report_remind_days == 7
+    for bad in ("05/11=month", "31/02=year", "5-11=year", "05/13=6m"):
+        with pytest.raises(SettingsError, match="REPORT_DEADLINES"):
+            load_settings(_env_file=None, report_deadlines=bad)
