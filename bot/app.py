@@ -165,11 +165,11 @@ async def serve(app: App, *, role: ProcessRole) -> None:
     """The configured channels (role all), one outbox sender per channel, the scheduler and,
     when Zalo needs it, the web endpoint — until SIGINT/SIGTERM."""
     from bot.channels.zalo import build_zalo_channels
+    from bot.deadlines import parse_deadlines
     from bot.delivery.sender import Sender
     from bot.delivery.transport import Pacing, Transport
     from bot.helpdesk import HelpCheck
     from bot.reminders import ReminderPolicy, record_reminder_sent
-    from bot.deadlines import parse_deadlines
     from bot.scheduling import Producers, build_scheduler
     from bot.web import start_web
     from handlers import COMMANDS

@@ -34,7 +34,8 @@ async def refuse(ctx: Context) -> None:
     """The kind answer to an action this person may not take: nothing happens but a
     ``refused`` audit row naming the attempted action (at most one per actor a minute)."""
     who = actor(ctx) if ctx.person is not None else f"identity:{ctx.identity.id}"
-    attempted = ctx.incoming.action or (ctx.incoming.text or "")
+    # A pressed action holds ids only; of a typed command only the command (no words of theirs).
+    attempted = ctx.incoming.action or ((ctx.incoming.text or "").split() or [""])[0]
     await audit.record_refusal(ctx.session, actor=who, attempted=attempted, now=ctx.now)
     await menu.show_main_menu(ctx, ctx.t("roles.not_allowed"))
 

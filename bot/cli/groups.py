@@ -62,8 +62,8 @@ def groups_qr(
     ward: Annotated[str | None, typer.Option("--ward", help="Chỉ các tổ của phường/xã này")] = None,
 ) -> None:
     """Tạo mã QR tham gia cho từng tổ (in dán ở bảng tin tổ dân phố / thôn)."""
-    from bot.reports.exports import UnknownWard, group_links
     from bot.cli.reports import record_export
+    from bot.reports.exports import UnknownWard, group_links
     from bot.reports.qr import write_group_qr_codes
 
     settings = context.settings()
