@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(
         default=30, ge=1, le=3650, description="days after which a finished outbox message's text is emptied"
     )
+    # Report-deadline reminders to ward admins (bot/deadlines.py).
+    report_deadlines: Annotated[str, NoDecode] = Field(
+        default="05/11=year,05/05=6m",
+        description="when the ward's reports are due, DD/MM=year|6m, comma-separated",
+    )
+    report_remind_days: int = Field(default=7, ge=0, le=60, description="days before a report deadline to remind")
 
     # Zalo Bot Platform.
     zalo_bot_token: SecretStr | None = None
@@ -98,6 +104,14 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_hours(cls, value: str) -> str:
         parse_quiet_hours(value)
+        return value
+
+    @field_validator("report_deadlines")
+    @classmethod
+    def _report_deadlines(cls, value: str) -> str:
+        from bot.deadlines import parse_deadlines
+
+        parse_deadlines(value)
         return value
 
     @field_validator("telegram_bot_token")

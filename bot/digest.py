@@ -92,5 +92,5 @@ async def plan_digests(
         message = OutboundMessage(text="\n\n".join(parts), options=options)
         rows.append(outbox_row(kind="digest", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
                                payload=message.to_payload(), due_at=now, dedupe_key=f"digest:{person_id}:{week}",
-                               now=now))
+                               now=now, group_id=person.group_id))
     return await enqueue(session, rows) if rows else 0

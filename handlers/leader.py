@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, select
-
 from bot.core.conversation import Context
 from bot.core.messages import Option
 from bot.core.text import progress_bar
@@ -36,11 +34,10 @@ from handlers.common import PAGE_SIZE, int_arg, local_time, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.groups import get_ward
-from storage.members import lessons_of, member_of, stalled_since
+from storage.members import lessons_of, member_of, nudge_targets, stalled_since
 from storage.models import Person, ProgressStatus, ResidentGroup
 from storage.people import erasable_by_staff
 from storage.outbox import enqueue, outbox_row
-from storage.reach import reachable, sent_since
 from storage.roles import administers, led_groups
 from storage.stats import GroupStats, MemberProgress, group_stats, members_progress
 
@@ -314,18 +311,18 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
     else:
         idle, stalled = await behind(ctx, group, members)
         targets = [*idle, *stalled]
-    ids = [m.person_id for m in targets]
-    recent = await sent_since(ctx.session, kind="nudge", person_ids=ids, since=ctx.now - NUDGE_EVERY)
-    people = {p.id: p for p in await _people(ctx, ids)}
-    accounts = await reachable(ctx.session, person_ids=[i for i in ids if people[i].reminders_on])
+    # Looked up in chunks (storage.members.nudge_targets): a big group binds no parameter per person.
+    found = await nudge_targets(ctx.session, person_ids=[m.person_id for m in targets], kind="nudge",
+                                since=ctx.now - NUDGE_EVERY)
+    recent = {i for i, f in found.items() if f.recent}
     day = ctx.now.astimezone(ctx.services.zone).date().isoformat()
     key = "leader.nudge_message_ward" if as_admin else "leader.nudge_message"
     rows = []
     for member in targets:
-        identity = accounts.get(member.person_id)
-        if member.person_id in recent or identity is None:
+        reach = found.get(member.person_id)
+        if reach is None or reach.recent or reach.identity is None:
             continue
-        person = people[member.person_id]
+        person, identity = reach.person, reach.identity
         rt = ctx.services.catalog.translator(person.locale)
         message = OutboundMessage(
             text=rt(key, name=person.display_name or "", leader=ctx.person.display_name or "",
@@ -334,7 +331,7 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
         )
         rows.append(outbox_row(kind="nudge", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
                                payload=message.to_payload(), due_at=ctx.now, dedupe_key=f"nudge:{person.id}:{day}",
-                               now=ctx.now, about_person_id=ctx.person.id))
+                               now=ctx.now, about_person_id=ctx.person.id, group_id=group.id))
     sent = await enqueue(ctx.session, rows) if rows else 0
     skipped_recent = sum(1 for m in targets if m.person_id in recent)
     unreachable = len(targets) - sent - skipped_recent
@@ -364,9 +361,3 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
     else:
         back = [(t("leader.back_to_group"), f"lead:g:{group.id}")]
     ctx.ask(" ".join(parts), [*back, (t("menu.back"), "menu")])
-
-
-async def _people(ctx: Context, ids: Sequence[int]) -> list[Person]:
-    if not ids:
-        return []
-    return list((await ctx.session.exec(select(Person).where(col(Person.id).in_(list(ids))))).all())

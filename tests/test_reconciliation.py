@@ -529,10 +529,6 @@ async def test_every_period_figure_equals_the_recount(seeded: tuple[App, World])
     assert len({recount(world, *p).total for p in PERIODS.values()}) == len(PERIODS)
 
 
-@pytest.mark.xfail(strict=True, reason="storage.report_data.ward_broadcasts still counts delivery through the "
-                   "recipient's identity (an erased recipient's row is lost; a resident who moved in from another "
-                   "ward brings that ward's broadcast along); the `documents` branch counts by outbox.group_id — "
-                   "then remove this mark")
 async def test_broadcast_delivery_totals_equal_the_recount(seeded: tuple[App, World]) -> None:
     app, world = seeded
     for name, (start, end) in PERIODS.items():

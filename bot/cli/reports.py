@@ -1,11 +1,14 @@
 """``hocvuso report`` (the ward's report of a period: the Word report, the XLSX workbook, the
-thi đua annex and the charts) and ``hocvuso audit`` (the log of admins' and leaders' actions)."""
+thi đua annex and the charts) and ``hocvuso audit`` (the log of admins' and leaders' actions,
+staff by name); :func:`record_export` audits a file the command line wrote."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,8 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.cli import context
 from bot.core.i18n import Catalog
 from bot.curriculum import load_library
+from storage.audit import ActorName, is_staff_action
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from bot.reports.exports import ReportData
     from storage.models import AuditLog
 
@@ -89,6 +94,9 @@ def report(
         except OSError as exc:
             error = exc.strerror or str(exc)
             raise context.fail(catalog.text("cli.path_unwritable", file=str(target), error=error)) from None
+    record_export(ctx, settings, action="export.report", target=f"ward:{made.figures.ward.id}",
+                  period=span.value if span else None, start=chosen.start.isoformat() if chosen.start else None,
+                  end=chosen.end.isoformat(), files=[target.name for target, _ in writes])
     end = f"{chosen.end.astimezone(settings.zone):%d/%m/%Y}"
     shown = (catalog.text("cli.period_range", start=f"{chosen.start.astimezone(settings.zone):%d/%m/%Y}", end=end)
              if chosen.start else catalog.text("cli.period_up_to", end=end))
@@ -107,13 +115,54 @@ def report(
     typer.echo(summary)
 
 
+def record_export(ctx: typer.Context, settings: Settings, *, action: str, target: str = "", **details: Any) -> None:
+    """Audit a file the command line wrote (actor ``cli``), in a short transaction of its own
+    once the file is written: ``audit`` records itself, and the report and the QR codes call
+    this after writing theirs."""
+    from storage import audit as log
+
+    now = context.now(ctx)
+
+    async def work(session: AsyncSession) -> None:
+        log.record(session, actor="cli", action=action, target=target, now=now, details=details)
+
+    context.run_work(settings, work)
+
+
+def _local(value: Any, zone: ZoneInfo) -> Any:
+    """``value`` with every ISO time it holds (a detail's ``completed_at``…) in local time."""
+    if isinstance(value, dict):
+        return {k: _local(v, zone) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_local(v, zone) for v in value]
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is not None:
+            return f"{moment.astimezone(zone):%Y-%m-%d %H:%M:%S}"
+    return value
+
+
+def _actor_label(actor: str, action: str, names: dict[str, ActorName], erased: str) -> str:
+    """"Nguyễn Văn A (person:12)" for staff (or a staff action); "person:12 (đã xoá dữ liệu)"
+    once they erased their data; residents stay ids."""
+    person = names.get(actor)
+    if person is None or not (person.staff or is_staff_action(action)):
+        return actor
+    return f"{person.name} ({actor})" if person.name else f"{actor} {erased}"
+
+
 def audit(
     ctx: typer.Context,
     since: Annotated[str, typer.Option("--since", help="Từ ngày, NĂM-THÁNG-NGÀY (giờ địa phương)")],
     until: Annotated[str | None, typer.Option("--until", help="Đến hết ngày, NĂM-THÁNG-NGÀY")] = None,
 ) -> None:
-    """In nhật ký thao tác của quản trị viên và tổ trưởng, cũ nhất trước."""
+    """In nhật ký thao tác của quản trị viên và tổ trưởng, cũ nhất trước, giờ địa phương; cán bộ
+    có tên, người dân chỉ có mã. Lần xuất này cũng được ghi vào nhật ký."""
     from bot.reports.period import PeriodError, day_end, day_start, parse_day
+    from storage import audit as log
     from storage.report_data import audit_entries
 
     settings = context.settings()
@@ -125,18 +174,25 @@ def audit(
     except PeriodError as exc:
         raise context.fail(catalog.text(exc.key, **exc.values)) from None
     start = day_start(first, zone)
-    end = day_end(last, zone) if last else context.now(ctx)
+    now = context.now(ctx)
+    end = day_end(last, zone) if last else now
 
-    async def work(session: AsyncSession) -> list[AuditLog]:
-        return list(await audit_entries(session, since=start, until=end))
+    async def work(session: AsyncSession) -> tuple[list[AuditLog], dict[str, ActorName]]:
+        entries = list(await audit_entries(session, since=start, until=end))
+        names = await log.actor_names(session, actors={e.actor for e in entries})
+        log.record(session, actor="cli", action="export.audit", now=now,
+                   details={"since": start.isoformat(), "until": end.isoformat(), "entries": len(entries)})
+        return entries, names
 
-    entries = context.run_work(settings, work)
+    entries, names = context.run_work(settings, work)
     shown = {"since": f"{first:%d/%m/%Y}", "until": f"{end.astimezone(zone):%H:%M %d/%m/%Y}"}
     if not entries:
         typer.echo(catalog.text("cli.audit_empty", **shown))
         return
     typer.echo(catalog.text("cli.audit_head", zone=zone.key, count=len(entries), **shown))
+    erased = catalog.text("cli.audit_erased")
     for entry in entries:
-        details = json.dumps(entry.details, ensure_ascii=False, sort_keys=True) if entry.details else ""
-        typer.echo(f"{entry.at.astimezone(zone):%Y-%m-%d %H:%M:%S}  {entry.actor}  {entry.action}  "
+        details = json.dumps(_local(entry.details, zone), ensure_ascii=False, sort_keys=True) if entry.details else ""
+        actor = _actor_label(entry.actor, entry.action, names, erased)
+        typer.echo(f"{entry.at.astimezone(zone):%Y-%m-%d %H:%M:%S}  {actor}  {entry.action}  "
                    f"{entry.target or '-'}  {details}".rstrip())
