@@ -5,7 +5,7 @@ residents), then times, as median of a few runs on the real clock:
 
 - the leader page: ``group_stats`` of one group + ``members_progress`` of it (what /nhom reads);
 - the ward overview and ranking: ``group_stats`` of the ward + ``ranking``;
-- the workbook + chart: ``read_ward_report`` then ``render_ward_report`` in a thread (as the
+- the workbook + charts + documents: ``read_report`` then ``render_report`` in a thread (as the
   admin's chat and the CLI do), one run, while a resident chats; the process's peak RSS;
 - the weekly digest planning for every leader (``plan_digests``, rolled back after each run);
 - the reply latency of a resident chatting through the real conversation engine while the
@@ -15,8 +15,6 @@ Each measure also reports how many SQL statements it runs, and the build is spli
 (on the event loop) and its render (in a thread), each with the loop's longest stall and the
 replies sent during it. PostgreSQL is vacuumed and analysed after the load; SQLite is not
 analysed (the bot never does), so its planner works without statistics, as in production.
-
-The DOCX report document of issue 11 §3 does not exist yet: it is not in these numbers.
 
     .venv/bin/python benchmarks/ward_scale.py                                   # SQLite file
     .venv/bin/python benchmarks/ward_scale.py --database postgresql             # a fresh PostgreSQL database
@@ -51,8 +49,9 @@ from bot.config import Settings  # noqa: E402
 from bot.core.conversation import SystemClock  # noqa: E402
 from bot.curriculum import load_library  # noqa: E402
 from bot.digest import plan_digests  # noqa: E402
-from bot.reports.chart import completion_chart_png  # noqa: E402
-from bot.reports.exports import read_ward_report, render_ward_report  # noqa: E402
+from bot.reports.chart import GroupChart, group_chart_png  # noqa: E402
+from bot.reports.docx import Signer  # noqa: E402
+from bot.reports.exports import read_report, render_report  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Identity, LessonProgress, Person, ResidentGroup, Role, RoleKind, Ward  # noqa: E402
 from storage.stats import group_stats, members_progress, ranking  # noqa: E402
@@ -186,7 +185,7 @@ async def timed(runs: int, work: Callable[[], Awaitable[object]], *, warm_up: bo
 
 async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
     # Load matplotlib and its fonts once, as a running bot has: the workbook runs are not warmed up.
-    completion_chart_png([], title="warm-up")
+    group_chart_png(GroupChart("warm-up", []))
     await asyncio.to_thread(upgrade, database)
     clock = SystemClock()
     app = build_app(Settings(database_url=database, _env_file=None), clock=clock, files_dir=tmp / "files")  # type: ignore[call-arg]
@@ -214,17 +213,17 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
         started = time.monotonic()
         stalls.start()
         async with app.sessions() as session:
-            data = await read_ward_report(session, ward_code=WARD, lessons=lessons, start=end - timedelta(days=182),
-                                          end=end)
+            data = await read_report(session, ward_code=WARD, lessons=lessons, start=end - timedelta(days=182),
+                                     end=end, zone=ZONE)
         read = time.monotonic()
         phases["read (on the loop)"] = (started, read)
         read_stall = await stalls.stop()
         stalls.start()
-        made = await asyncio.to_thread(render_ward_report, data, lessons=lessons, start=end - timedelta(days=182),
-                                       end=end, zone=ZONE, chart=True, now=end)
+        made = await asyncio.to_thread(render_report, data, lessons=lessons, span=None, zone=ZONE, now=end,
+                                       signer=Signer())
         phases["render (thread)"] = (read, time.monotonic())
         phases["stall read"], phases["stall render"] = (0, read_stall), (0, await stalls.stop())
-        assert made.workbook and made.chart
+        assert made.workbook and made.report and made.charts
         peak["rss"] = max(peak["rss"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
     async def digest() -> None:
@@ -270,8 +269,8 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
     build_started = time.monotonic()
     await workbook_and_chart()
     build_time = time.monotonic() - build_started
-    queries["workbook (6 months) + chart"] = statements.count - before  # the resident's own included
-    results["workbook (6 months) + chart"] = build_time  # the one run, while the resident chats
+    queries["report files (6 months)"] = statements.count - before  # the resident's own included
+    results["report files (6 months)"] = build_time  # workbook, charts, DOCX: one run, while the resident chats
     during_stop.set()
     during = await chatting
 
@@ -287,7 +286,7 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
     print(f"database                      {database.split('://')[0]}")
     print(f"residents / groups            {residents:,} / {GROUPS}")
     for name, seconds in results.items():
-        count = runs * 2 if "page" in name or "ranking" in name else 1 if "workbook" in name else runs
+        count = runs * 2 if "page" in name or "ranking" in name else 1 if "files" in name else runs
         print(f"{name:<30}{seconds * 1000:9.0f} ms  (median of {count}; {queries[name]} SQL statements)")
     for phase in ("read (on the loop)", "render (thread)"):
         first, last = phases[phase]
@@ -299,7 +298,6 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
     replies = [latency for _, latency in during]
     print(f"resident reply, during build  p50 {p(replies, 0.5):.0f} ms, p99 {p(replies, 0.99):.0f} ms "
           f"({len(replies)} replies during a {build_time:.1f} s build)")
-    print("report document (DOCX)        not built yet (issue 11 §3): not measured")
 
 
 async def _fresh_postgres() -> tuple[str, Callable[[], Awaitable[None]]]:

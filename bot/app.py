@@ -71,6 +71,7 @@ def build_app(
         lessons=library, catalog=catalog, clock=clock, reminder_hours=reminder_hours(quiet, clock.now()),
         zone=settings.zone, quiet=quiet, files_dir=files_dir or DEFAULT_FILES_DIR,
         telegram_username=settings.telegram_bot_username,
+        report_signer=(settings.report_signer_title, settings.report_signer_name),
     )
     conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
                                 read_sessions=sessions, services=services, in_flight=settings.updates_in_flight)
@@ -165,6 +166,7 @@ async def serve(app: App, *, role: ProcessRole) -> None:
     """The configured channels (role all), one outbox sender per channel, the scheduler and,
     when Zalo needs it, the web endpoint — until SIGINT/SIGTERM."""
     from bot.channels.zalo import build_zalo_channels
+    from bot.deadlines import parse_deadlines
     from bot.delivery.sender import Sender
     from bot.delivery.transport import Pacing, Transport
     from bot.helpdesk import HelpCheck
@@ -211,6 +213,9 @@ async def serve(app: App, *, role: ProcessRole) -> None:
                               max_unanswered=settings.reminder_max_unanswered),
         on_queued=lambda: [s.wake() for s in senders],
         outbox_retention=timedelta(days=settings.outbox_retention_days),
+        deadlines=parse_deadlines(settings.report_deadlines), remind_days=settings.report_remind_days,
+        files_dir=app.conversation.services.files_dir,
+        report_signer=(settings.report_signer_title, settings.report_signer_name),
     )
     scheduler = build_scheduler(producers, zone=settings.zone)
     stop = asyncio.Event()

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(
         default=30, ge=1, le=3650, description="days after which a finished outbox message's text is emptied"
     )
+    # Report-deadline reminders to ward admins (bot/deadlines.py).
+    report_deadlines: Annotated[str, NoDecode] = Field(
+        default="05/11=year,05/05=6m",
+        description="when the ward's reports are due, DD/MM=year|6m, comma-separated",
+    )
+    report_remind_days: int = Field(default=7, ge=0, le=60, description="days before a report deadline to remind")
 
     # Zalo Bot Platform.
     zalo_bot_token: SecretStr | None = None
@@ -73,6 +79,11 @@ class Settings(BaseSettings):
     zalo_oa_refresh_token: SecretStr | None = None
     zalo_oa_api_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://openapi.zalo.me"))
     zalo_oauth_url: AnyHttpUrl = Field(default=AnyHttpUrl("https://oauth.zaloapp.com"))
+
+    # Who signs the ward's report and award list (the signature block of the Word documents).
+    report_signer_title: str = Field(default="CHỦ TỊCH", min_length=1, max_length=60,
+                                     description="e.g. CHỦ TỊCH, PHÓ CHỦ TỊCH")
+    report_signer_name: str = Field(default="", max_length=80, description="empty: a dotted line to write it")
 
     # The bot's own web endpoint (webhooks, images served for Zalo).
     public_base_url: AnyHttpUrl | None = None
@@ -93,6 +104,14 @@ class Settings(BaseSettings):
     @classmethod
     def _quiet_hours(cls, value: str) -> str:
         parse_quiet_hours(value)
+        return value
+
+    @field_validator("report_deadlines")
+    @classmethod
+    def _report_deadlines(cls, value: str) -> str:
+        from bot.deadlines import parse_deadlines
+
+        parse_deadlines(value)
         return value
 
     @field_validator("telegram_bot_token")

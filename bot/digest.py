@@ -66,8 +66,11 @@ async def plan_digests(
     accounts = await reachable(session, person_ids=list(groups_of))
     ids = [lesson.id for lesson in lessons]
     all_groups = {g.id for groups in groups_of.values() for g in groups}
-    stats = {s.group_id: s for s in await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7),
-                                                      group_ids=list(all_groups))}  # type: ignore[arg-type]
+    since = now - timedelta(days=7)
+    programme = lessons.curriculum_at(now, zone)  # "học xong" counts against the curriculum of the day
+    stats = {s.group_id: s for s in await group_stats(session, lesson_ids=ids, since=since, group_ids=list(all_groups),  # type: ignore[arg-type]
+                                                      curriculum=programme,
+                                                      curriculum_before=lessons.curriculum_at(since, zone))}
     behind, leaders_behind = await behind_counts(session, group_ids=sorted(all_groups), lesson_ids=ids,  # type: ignore[arg-type]
                                                  inactive_since=now - BEHIND_AFTER)
     week = week_of(now, zone)
@@ -82,7 +85,7 @@ async def plan_digests(
             assert group.id is not None
             parts.append("\n".join([
                 t("digest.group", group=group.name),
-                *summary_lines(t, stats[group.id], lessons=len(ids)),
+                *summary_lines(t, stats[group.id], lessons=len(programme)),
                 t("digest.behind", count=behind[group.id] - ((group.id, person_id) in leaders_behind)),  # not himself
             ]))
         if len(groups) <= BUTTONS_MAX:
@@ -92,5 +95,5 @@ async def plan_digests(
         message = OutboundMessage(text="\n\n".join(parts), options=options)
         rows.append(outbox_row(kind="digest", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
                                payload=message.to_payload(), due_at=now, dedupe_key=f"digest:{person_id}:{week}",
-                               now=now))
+                               now=now, group_id=person.group_id))
     return await enqueue(session, rows) if rows else 0

@@ -1,7 +1,8 @@
 """Import wards and residential groups from a CSV file.
 
-Columns: ``ward_code,ward_name,group_code,group_name`` and optionally ``kind`` and
-``target_percent``. The whole file is checked first; a single bad row stops the import
+Columns: ``ward_code,ward_name,group_code,group_name`` and optionally ``kind``,
+``target_percent`` and ``adults`` (the group's adult population: coverage is measured
+against it; an empty cell keeps the stored value). The whole file is checked first; a single bad row stops the import
 with its line number, so nothing is ever half-imported. Importing again updates names
 (matched by code) and never duplicates.
 """
@@ -22,7 +23,9 @@ from storage.groups import find_group_by_code, upsert_group, upsert_ward
 from storage.models import GroupKind
 
 REQUIRED = ("ward_code", "ward_name", "group_code", "group_name")
-OPTIONAL = ("kind", "target_percent")
+OPTIONAL = ("kind", "target_percent", "adults")
+ADULTS_MAX = 1_000_000  # far above any residential group; a typo like 40000000 is caught
+_ADULTS = re.compile(r"^(?:\d+|\d{1,3}(?:[.\s]\d{3})+)$", re.ASCII)  # 1250, 1.250, 1 250 (thousands)
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # safe inside a join link: g_<code>
 
 # What a ward officer may write in the ``kind`` column, compared without diacritics.
@@ -42,6 +45,7 @@ class GroupRow:
     group_name: str
     kind: GroupKind | None
     target_percent: int | None
+    adults: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,12 +152,32 @@ def _check_row(line: int, cells: dict[str, str]) -> tuple[GroupRow | None, list[
             problems.append(RowError(line, f"target_percent '{cells['target_percent']}' phải là số từ 0 đến 100"))
         else:
             target = int(text)
+    adults: int | None = None
+    if cells.get("adults"):
+        adults = parse_adults(cells["adults"])
+        if adults is None:
+            most = f"{ADULTS_MAX:,}".replace(",", ".")  # 1.000.000, as Vietnamese writes it
+            problems.append(RowError(line, f"adults '{cells['adults']}' phải là số người lớn của tổ, "
+                                           f"một số nguyên từ 1 đến {most}"))
     if problems:
         return None, problems
     return (
-        GroupRow(line, cells["ward_code"], cells["ward_name"], cells["group_code"], cells["group_name"], kind, target),
+        GroupRow(line, cells["ward_code"], cells["ward_name"], cells["group_code"], cells["group_name"], kind, target,
+                 adults),
         [],
     )
+
+
+def parse_adults(text: str) -> int | None:
+    """A group's adult population as an officer writes it ("1250", "1.250", "1 250"); None
+    if it is not a whole number from 1 to ``ADULTS_MAX``."""
+    text = text.strip()
+    if not _ADULTS.match(text):
+        return None
+    digits = re.sub(r"[.\s]", "", text)
+    if not is_plain_int(digits, max_digits=7) or not 1 <= int(digits) <= ADULTS_MAX:
+        return None
+    return int(digits)
 
 
 async def import_groups(
@@ -181,6 +205,7 @@ async def import_groups(
             name=row.group_name,
             kind=row.kind,
             target_percent=row.target_percent,
+            adults=row.adults,
         )
         summary.groups[outcome] += 1
     audit.record(

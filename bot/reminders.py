@@ -79,7 +79,7 @@ async def plan_reminders(
         rows.append(outbox.outbox_row(
             kind="reminder", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
             payload=message.to_payload(), due_at=now,
-            dedupe_key=f"reminder:{person_id}:{today.isoformat()}", now=now,
+            dedupe_key=f"reminder:{person_id}:{today.isoformat()}", now=now, group_id=person.group_id,
         ))
     return await outbox.enqueue(session, rows) if rows else 0
 

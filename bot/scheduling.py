@@ -8,7 +8,9 @@ Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminder
 ``leader-digest`` every Monday at 08:00 (``TIMEZONE``) queues the leaders' weekly digest, and
 the tick catches it up once after a restart within a day of that time; ``outbox-prune``
 every hour empties the payloads of outbox rows finished longer ago than the retention and
-forgets handled events older than theirs.
+forgets handled events older than theirs; ``report-deadlines`` every day at 08:00 queues the
+ward admins' report-deadline reminders (``bot.deadlines``) on their days, and the tick catches
+it up once a day after a restart.
 
 Producers set ``due_at`` to the intended time; the senders keep the quiet hours.
 """
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -29,6 +32,7 @@ from bot.broadcasting import payload_for
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
+from bot.deadlines import REMIND_HOUR, Deadline, remind_deadlines
 from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
 from bot.reminders import ReminderPolicy, plan_reminders
 from storage import outbox
@@ -61,6 +65,11 @@ class Producers:
     digest_week: str | None = None  # the ISO week whose digest this process has planned
     outbox_retention: timedelta = timedelta(days=30)  # OUTBOX_RETENTION_DAYS
     events_retention: timedelta = HANDLED_EVENTS_KEPT
+    deadlines: list[Deadline] = field(default_factory=list)  # REPORT_DEADLINES (none: no reminders)
+    remind_days: int = 7  # REPORT_REMIND_DAYS
+    files_dir: Path | None = None  # where the reminders' documents are written (needed for any)
+    report_signer: tuple[str, str] = ("CHỦ TỊCH", "")  # REPORT_SIGNER_TITLE, REPORT_SIGNER_NAME
+    deadline_day: date | None = None  # the local day whose deadline reminders this process has planned
 
 
 async def tick(producers: Producers) -> dict[str, int]:
@@ -79,6 +88,9 @@ async def tick(producers: Producers) -> dict[str, int]:
     zone = producers.policy.zone
     if producers.digest_week != week_of(now, zone) and digest_due(now, zone):
         counts["digests"] = await send_digests(producers, wake=False)
+    local = now.astimezone(zone)
+    if producers.deadlines and producers.deadline_day != local.date() and local.hour >= REMIND_HOUR:
+        counts["deadlines"] = await send_deadline_reminders(producers, wake=False)
     if any(counts.values()):
         log.info("queued %s broadcast rows and %s reminders", counts["broadcast_rows"], counts["reminders"])
         producers.on_queued()
@@ -97,6 +109,22 @@ async def send_digests(producers: Producers, *, wake: bool = True) -> int:
         log.info("queued %s leader digests", queued)
         if wake:
             producers.on_queued()
+    return queued
+
+
+async def send_deadline_reminders(producers: Producers, *, wake: bool = True) -> int:
+    """Queue today's report-deadline reminders (idempotent: one per admin and deadline)."""
+    if not producers.deadlines or producers.files_dir is None:
+        return 0
+    now = producers.clock.now()
+    zone = producers.policy.zone
+    queued = await remind_deadlines(sessions=producers.sessions, now=now, zone=zone, catalog=producers.catalog,
+                                    lessons=producers.lessons, deadlines=producers.deadlines,
+                                    days=producers.remind_days, files_dir=producers.files_dir,
+                                    signer=producers.report_signer)
+    producers.deadline_day = now.astimezone(zone).date()
+    if queued and wake:
+        producers.on_queued()
     return queued
 
 
@@ -129,6 +157,10 @@ def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float
     scheduler.add_job(
         send_digests, CronTrigger(day_of_week="mon", hour=DIGEST_HOUR, minute=0, timezone=zone),
         id="leader-digest", args=[producers], replace_existing=True,
+    )
+    scheduler.add_job(
+        send_deadline_reminders, CronTrigger(hour=REMIND_HOUR, minute=0, timezone=zone),
+        id="report-deadlines", args=[producers], replace_existing=True,
     )
     scheduler.add_job(
         prune, "interval", seconds=PRUNE_EVERY.total_seconds(), id="outbox-prune", args=[producers],

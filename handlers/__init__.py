@@ -132,4 +132,5 @@ def build_router() -> Router:
     router.step(Step.ASSIST_NAME, assisted.receive_name, needs_person=True)
     router.step(Step.COMPOSE_TEXT, composer.receive_text, needs_person=True, media=True)
     router.step(Step.COMPOSE_TIME, composer.receive_time, needs_person=True)
+    router.step(Step.GROUP_ADULTS, admin_groups.receive_adults, needs_person=True)
     return router

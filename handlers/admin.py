@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 
 from bot.core.conversation import Context
 from bot.core.messages import Document, Image, Reply
-from bot.core.text import progress_bar
+from bot.core.text import fold, progress_bar
+from bot.reports.period import Period, Span, report_period
 from handlers import admin_groups, authz, composer
 from handlers.common import write_file
 from handlers.fallback import stale_action
+from handlers.leader import curriculum
 from handlers.steps import Step
 from storage.db import SessionFactory
 from storage.members import blocked_per_group, groups_without_leader, open_questions_per_group
@@ -35,6 +37,8 @@ PERIODS = {  # action argument → catalogue key of its label
     "month": "admin.period_month",
     "6m": "admin.period_half",
     "year": "admin.period_year",
+    "p6m": "admin.period_last_half",  # the half-year just ended (a July report of January–June)
+    "pyear": "admin.period_last_year",  # the year just ended (a January report)
     "all": "admin.period_all",
 }
 MEDALS = ("🥇", "🥈", "🥉")
@@ -100,8 +104,9 @@ async def admin_action(ctx: Context) -> None:
 
 async def _stats(ctx: Context, ward: Ward, *, until: datetime | None = None) -> list[GroupStats]:
     end = until or ctx.now
-    return await group_stats(ctx.session, lesson_ids=[l.id for l in ctx.lessons], since=end - timedelta(days=7),
-                             until=until, ward_id=ward.id)
+    since = end - timedelta(days=7)
+    return await group_stats(ctx.session, lesson_ids=[l.id for l in ctx.lessons], since=since, until=until,
+                             ward_id=ward.id, curriculum=curriculum(ctx, end), curriculum_before=curriculum(ctx, since))
 
 
 def _back(ctx: Context, ward: Ward) -> list[tuple[str, str]]:
@@ -119,8 +124,9 @@ async def overview(ctx: Context, ward: Ward) -> None:
     text = "\n".join([
         t("admin.overview_head", ward=ward.name),
         t("admin.overview_people", groups=len(stats), members=members, started=sum(s.started for s in stats)),
-        t("admin.overview_finished", bar=progress_bar(finished, members), rate=f"{rate:.0f}", lessons=len(ctx.lessons),
-          week=finished - before),
+        t("admin.overview_finished", bar=progress_bar(finished, members), rate=f"{rate:.0f}",
+          lessons=len(curriculum(ctx)), week=finished - before),
+        *_ward_coverage(ctx, stats),
         t("admin.overview_completions", own=sum(s.completions - s.assisted for s in stats),
           assisted=sum(s.assisted for s in stats)),
         t("admin.overview_targets", met=sum(1 for s in stats if s.meets_target), groups=len(stats)),
@@ -138,6 +144,16 @@ async def overview(ctx: Context, ward: Ward) -> None:
                    (t("admin.blocked_button", count=blocked), f"adm:bk:{ward.id}"), *_back(ctx, ward)])
 
 
+def _ward_coverage(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
+    """The ward's coverage, once every group's adult population is set (else it would mislead)."""
+    if not stats or any(s.adults is None for s in stats):
+        return []
+    adults, finished = sum(s.adults or 0 for s in stats), sum(s.finished for s in stats)
+    if not adults:
+        return []
+    return [ctx.t("figures.ward_coverage", finished=finished, adults=adults, rate=f"{100.0 * finished / adults:.0f}")]
+
+
 def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
     t = ctx.t
     lines = []
@@ -149,6 +165,8 @@ def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
         target = t("admin.target_met") if s.meets_target else ""
         lines.append(t("admin.ranking_line", medal=medal, group=s.name, rate=f"{s.rate:.0f}", target=s.target_percent,
                        met=target, trend=trend, finished=s.finished, members=s.members))
+        if s.coverage is not None:
+            lines.append(t("figures.ranking_coverage", finished=s.finished, adults=s.adults, rate=f"{s.coverage:.0f}"))
     return lines
 
 
@@ -170,59 +188,71 @@ def choose_period(ctx: Context, ward: Ward) -> None:
     ctx.ask(t("admin.report_choose"), [*options, *_back(ctx, ward)])
 
 
-def period_start(span: str, now: datetime, ctx: Context) -> datetime | None:
-    """The first moment of the period, in the ward's time: this month, this half-year (the
-    6-month report), this year (the annual report); None for everything."""
-    local = now.astimezone(ctx.services.zone)
-    if span == "month":
-        first = local.replace(day=1)
-    elif span == "6m":
-        first = local.replace(month=1 if local.month <= 6 else 7, day=1)
-    elif span == "year":
-        first = local.replace(month=1, day=1)
-    else:
-        return None
-    return first.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+def report_span(span: str, now: datetime, ctx: Context) -> tuple[Span | None, Period]:
+    """The period of a chat choice, through the CLI's own ``report_period`` (the same period
+    gives the same files): this month, half-year or year up to now, the previous half-year or
+    year in full, or everything."""
+    local = now.astimezone(ctx.services.zone).date()
+    last: date | None = None
+    chosen = {"month": Span.MONTH, "6m": Span.HALF_YEAR, "year": Span.YEAR, "p6m": Span.HALF_YEAR,
+              "pyear": Span.YEAR}.get(span)
+    if span == "p6m":
+        last = date(local.year, 6, 30) if local.month > 6 else date(local.year - 1, 12, 31)
+    elif span == "pyear":
+        last = date(local.year - 1, 12, 31)
+    return chosen, report_period(span=chosen, first=None, last=last, now=now, zone=ctx.services.zone)
+
+
+def report_file_name(kind: str, ward_code: str, words: str) -> str:
+    """A file's name that says what it is: "bao-cao-DEMO-6-thang-dau-nam-2026"."""
+    return "-".join([kind, ward_code, *fold(words).split()])
 
 
 async def send_report(ctx: Context, ward: Ward, span: str) -> None:
-    """The XLSX workbook and the chart of the period, as a Document and an Image."""
-    from bot.reports.chart import completion_chart_png  # openpyxl and matplotlib load on demand
-    from bot.reports.xlsx import read_workbook, render_workbook
+    """The period's report: the Word report, the workbook, the thi đua annex and the three
+    charts — the files ``hocvuso report`` writes for the same period and clock — with a
+    caption of the period's numbers."""
+    from bot.reports.docx import Signer  # python-docx, openpyxl and matplotlib load on demand
+    from bot.reports.exports import CHARTS, read_report, render_report
+    from bot.reports.wording import percent
 
     t = ctx.t
     if span not in PERIODS:
         await stale_action(ctx)
         return
-    start, end = period_start(span, ctx.now, ctx), ctx.now
-    assert ward.id is not None
-    stats = await _stats(ctx, ward, until=end)
-    zone, lessons = ctx.services.zone, ctx.lessons
-    day = end.astimezone(zone).strftime("%d/%m/%Y")
-    stamp = end.astimezone(zone).strftime("%Y%m%d")
-    members, finished = sum(s.members for s in stats), sum(s.finished for s in stats)
-    since = start.astimezone(zone).strftime("%d/%m/%Y") if start else t("admin.period_beginning")
-    summary = t("admin.report_caption", ward=ward.name, period=t(PERIODS[span]), start=since, end=day,
-                groups=len(stats), members=members, finished=finished,
-                rate=f"{100.0 * finished / members if members else 0.0:.0f}",
-                completions=sum(s.completions for s in stats), assisted=sum(s.assisted for s in stats))
-    chart_title = t("admin.chart_title", ward=ward.name, date=day)
-    chart_caption = t("admin.chart_caption", ward=ward.name, date=day)
-    ward_id, ward_code, ranked = ward.id, ward.code, ranking(stats)
+    chosen, period = report_span(span, ctx.now, ctx)
+    zone, lessons, now = ctx.services.zone, ctx.lessons, ctx.now
+    signer = Signer(*ctx.services.report_signer)
+    ward_id, ward_code = ward.id, ward.code
+    assert ward_id is not None
 
     async def build(sessions: SessionFactory) -> list[Reply]:
         # After the update's transaction: read in a session of its own (on SQLite, a reader never
         # holds the write lock), then drawn off the event loop, outside any transaction.
         async with sessions() as session:
-            data = await read_workbook(session, ward_id=ward_id, lessons=lessons, start=start, end=end)
-        workbook = await asyncio.to_thread(render_workbook, data, lessons=lessons, start=start, end=end, zone=zone,
-                                           now=end)
-        chart = await asyncio.to_thread(completion_chart_png, ranked, title=chart_title)
-        book_path = await asyncio.to_thread(write_file, ctx, prefix=f"bao-cao-{ward_code}-{span}-{stamp}",
-                                            suffix=".xlsx", data=workbook)
-        chart_path = await asyncio.to_thread(write_file, ctx, prefix=f"bieu-do-{ward_code}-{stamp}", suffix=".png",
-                                             data=chart)
-        return [Document(book_path, summary), Image(chart_path, chart_caption)]
+            data = await read_report(session, ward_id=ward_id, lessons=lessons, start=period.start, end=period.end,
+                                     zone=zone)
+        made = await asyncio.to_thread(render_report, data, lessons=lessons, span=chosen.value if chosen else None,
+                                       zone=zone, now=now, signer=signer)
+        total = made.figures.total
+        caption = t("admin.report_period_caption", ward=made.figures.ward.name, period=made.period,
+                    new=total.new_participants, own=total.completed_self, assisted=total.completed_assisted,
+                    finished_period=total.finished_in_period, finished=total.finished, members=total.members,
+                    rate=t("admin.report_no_members") if total.rate is None else percent(total.rate))
+        files = [("bao-cao", ".docx", made.report, caption),
+                 ("so-lieu", ".xlsx", made.workbook, t("admin.report_workbook_caption", period=made.period)),
+                 ("de-xuat-khen-thuong", ".docx", made.annex, t("admin.report_annex_caption", period=made.period))]
+        replies: list[Reply] = []
+        for kind, suffix, content, text in files:
+            path = await asyncio.to_thread(write_file, ctx, prefix=report_file_name(kind, ward_code, made.period),
+                                           suffix=suffix, data=content)
+            replies.append(Document(path, text))
+        for name in CHARTS:
+            path = await asyncio.to_thread(write_file, ctx, prefix=report_file_name(f"bieu-do-{name}", ward_code,
+                                                                                     made.period),
+                                           suffix=".png", data=made.charts[name])
+            replies.append(Image(path, t("admin.report_chart_caption", period=made.period)))
+        return replies
 
     ctx.later(build)
     authz.record(ctx, "admin.report", f"ward:{ward.id}", period=span)

@@ -10,7 +10,8 @@ told, through the outbox).
 And the ward's groups as their leaders see them: ``adm:gl:<ward>:<page>`` groups →
 ``adm:g:<group>`` the group's dashboard (read-only) → ``adm:n:<group>`` nudge who is behind;
 ``adm:nl:<ward>`` groups without a leader · ``adm:hq:<ward>`` unanswered questions ·
-``adm:bk:<ward>`` people who blocked the bot, per group.
+``adm:bk:<ward>`` people who blocked the bot, per group; ``adm:ad:<group>`` asks for the group's
+adult population (a typed number, ``Step.GROUP_ADULTS``): coverage is measured against it.
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ from bot.core.conversation import Context
 from bot.core.i18n import Catalog
 from bot.core.messages import Image, Option, Reply
 from bot.delivery.transport import OutboundMessage
+from bot.group_import import ADULTS_MAX, parse_adults
 from bot.links import group_link, group_param, invite_link
 from handlers import authz
 from handlers.common import int_arg, local_time, paginate, write_file
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.db import SessionFactory
-from storage.groups import get_group, get_ward, list_groups
+from storage.groups import get_group, get_ward, list_groups, set_adults
 from storage.members import blocked_per_group, groups_without_leader, open_questions, open_questions_per_group
 from storage.models import Person, ResidentGroup, Role, RoleKind, Ward
 from storage.outbox import enqueue, outbox_row
 from storage.reach import reachable
 from storage.roles import administers, create_invite, leader_roles, revoke
 
-VERBS = {"jl", "jq", "il", "iv", "ic", "rv", "ry", "gl", "g", "n", "nl", "hq", "bk"}
+VERBS = {"jl", "jq", "il", "iv", "ic", "rv", "ry", "gl", "g", "n", "nl", "hq", "bk", "ad"}
 QUESTIONS_SHOWN = 8
 
 
@@ -75,6 +77,10 @@ async def groups_action(ctx: Context) -> None:
             await leader.show_dashboard(ctx, found[1], as_admin=True)
         else:
             await leader.nudge(ctx, found[1], as_admin=True)
+    elif verb == "ad" and count == 2:
+        found = await authz.admin_group(ctx)
+        if found is not None:
+            ask_adults(ctx, found[1])
     elif verb in ("nl", "hq", "bk") and count == 2:
         ward = await authz.admin_ward(ctx)
         if ward is not None:
@@ -248,3 +254,38 @@ async def blocked(ctx: Context, ward: Ward) -> None:
     authz.record(ctx, "admin.blocked", f"ward:{ward.id}", count=total)
     ctx.goto(Step.MENU)
     ctx.ask("\n".join(lines), [*options, (t("admin.back"), f"adm:w:{ward.id}"), (t("menu.back"), "menu")])
+
+
+def ask_adults(ctx: Context, group: ResidentGroup, *, problem: str = "") -> None:
+    """Ask for the group's adult population; "thôi" / "hủy" leave the step (the engine)."""
+    t = ctx.t
+    current = t("figures.adults_current", adults=group.adults) if group.adults is not None else t("figures.adults_none")
+    text = t("figures.adults_ask", group=group.name, current=current, most=f"{ADULTS_MAX:,}".replace(",", "."))
+    ctx.goto(Step.GROUP_ADULTS, group=group.id)
+    ctx.ask(f"{problem}\n\n{text}" if problem else text, [(t("admin.group_back"), f"adm:g:{group.id}")])
+
+
+async def receive_adults(ctx: Context) -> None:
+    """The typed number: stored (audited) and the group's page shown again with its coverage.
+    The admin's role on the group's ward is checked again now, from the database."""
+    from handlers import leader
+
+    group_id = ctx.data.get("group")
+    group = await get_group(ctx.session, group_id=group_id) if isinstance(group_id, int) else None
+    if group is None or ctx.person is None or ctx.person.id is None or not await administers(
+        ctx.session, person_id=ctx.person.id, ward_id=group.ward_id
+    ):
+        await authz.refuse(ctx)
+        return
+    typed = (ctx.incoming.text or "").strip()
+    adults = parse_adults(typed)
+    if adults is None:
+        ask_adults(ctx, group, problem=ctx.t("figures.adults_invalid", typed=typed[:20],
+                                             most=f"{ADULTS_MAX:,}".replace(",", ".")))
+        return
+    before = group.adults
+    assert group.id is not None
+    await set_adults(ctx.session, group_id=group.id, adults=adults)
+    authz.record(ctx, "admin.group_adults", f"group:{group.id}", before=before, adults=adults)
+    ctx.say(ctx.t("figures.adults_saved", group=group.name, adults=adults))
+    await leader.show_dashboard(ctx, group, as_admin=True)

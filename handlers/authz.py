@@ -2,8 +2,9 @@
 
 Buttons are never trusted: ``lead:g:7`` pressed by someone who does not lead group 7 (a
 forged callback, an old message after a role was revoked, a leader of another group) is
-refused kindly and changes nothing. Every action that is allowed is written to the audit
-log with ids only (no names, no message texts).
+refused kindly and changes nothing but one ``refused`` audit row (at most one per actor a
+minute). Every action that is allowed is written to the audit log with ids only (no names,
+no message texts).
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ def record(ctx: Context, action: str, target: str, **details: Any) -> None:
 
 
 async def refuse(ctx: Context) -> None:
-    """The kind answer to an action this person may not take: nothing happens."""
+    """The kind answer to an action this person may not take: nothing happens but a
+    ``refused`` audit row naming the attempted action (at most one per actor a minute)."""
+    who = actor(ctx) if ctx.person is not None else f"identity:{ctx.identity.id}"
+    # A pressed action holds ids only; of a typed command only the command (no words of theirs).
+    attempted = ctx.incoming.action or ((ctx.incoming.text or "").split() or [""])[0]
+    await audit.record_refusal(ctx.session, actor=who, attempted=attempted, now=ctx.now)
     await menu.show_main_menu(ctx, ctx.t("roles.not_allowed"))
 
 

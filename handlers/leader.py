@@ -24,8 +24,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, select
-
 from bot.core.conversation import Context
 from bot.core.messages import Option
 from bot.core.text import progress_bar
@@ -36,11 +34,10 @@ from handlers.common import PAGE_SIZE, int_arg, local_time, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.groups import get_ward
-from storage.members import lessons_of, member_of, stalled_since
+from storage.members import lessons_of, member_of, nudge_targets, stalled_since
 from storage.models import Person, ProgressStatus, ResidentGroup
 from storage.people import erasable_by_staff
 from storage.outbox import enqueue, outbox_row
-from storage.reach import reachable, sent_since
 from storage.roles import administers, led_groups
 from storage.stats import GroupStats, MemberProgress, group_stats, members_progress
 
@@ -102,10 +99,26 @@ async def lead_action(ctx: Context) -> None:
         await stale_action(ctx)
 
 
+def curriculum(ctx: Context, moment: datetime | None = None) -> tuple[str, ...]:
+    """The lessons of the programme at ``moment`` (now): what "học xong" counts against."""
+    return ctx.lessons.curriculum_at(moment or ctx.now, ctx.services.zone)
+
+
 async def _stats(ctx: Context, group: ResidentGroup) -> GroupStats:
-    [stats] = await group_stats(ctx.session, lesson_ids=lesson_ids(ctx), since=ctx.now - timedelta(days=7),
-                                group_ids=[group.id])  # type: ignore[list-item]
+    since = ctx.now - timedelta(days=7)
+    [stats] = await group_stats(ctx.session, lesson_ids=lesson_ids(ctx), since=since,
+                                group_ids=[group.id], curriculum=curriculum(ctx),  # type: ignore[list-item]
+                                curriculum_before=curriculum(ctx, since))
     return stats
+
+
+def coverage_line(ctx: Context, stats: GroupStats) -> list[str]:
+    """"Độ phủ: 12/40 người lớn (30%)" against the group's adult population, when it is set."""
+    if stats.coverage is None or stats.adults is None:
+        return []
+    mark = ctx.t("leader.target_met") if stats.coverage >= stats.target_percent else ctx.t("leader.target_not_met")
+    return [ctx.t("figures.coverage_line", finished=stats.finished, adults=stats.adults,
+                  rate=f"{stats.coverage:.0f}", target=stats.target_percent, mark=mark)]
 
 
 async def _members(ctx: Context, group: ResidentGroup) -> list[MemberProgress]:
@@ -150,7 +163,8 @@ async def show_dashboard(ctx: Context, group: ResidentGroup, *, as_admin: bool =
         lines.append(t("leader.todo", behind=to_nudge, questions=len(open_requests)))
     else:
         lines.append(t("leader.todo_none"))
-    lines += ["", *summary_lines(t, stats, lessons=len(ctx.lessons)), "", t("leader.lessons_head")]
+    lines += ["", *summary_lines(t, stats, lessons=len(curriculum(ctx))), *coverage_line(ctx, stats), "",
+              t("leader.lessons_head")]
     for position, lesson in enumerate(ctx.lessons, 1):
         counts = stats.lessons[lesson.id]
         assisted_note = t("leader.lesson_assisted", count=counts.completed_assisted) if counts.completed_assisted else ""
@@ -174,8 +188,10 @@ async def show_dashboard(ctx: Context, group: ResidentGroup, *, as_admin: bool =
     if any(m.display_name and not m.added_by_leader for m in (*idle, *stalled)):
         options.append((t("leader.nudge_button", count=to_nudge), f"{'adm' if as_admin else 'lead'}:n:{group.id}"))
     if as_admin:
-        options += [(t("admin.group_other"), f"adm:gl:{group.ward_id}:0"), (t("admin.back"), f"adm:w:{group.ward_id}"),
-                    (t("menu.back"), "menu")]
+        adults = (t("figures.adults_button", adults=group.adults) if group.adults is not None
+                  else t("figures.adults_button_unset"))
+        options += [(adults, f"adm:ad:{group.id}"), (t("admin.group_other"), f"adm:gl:{group.ward_id}:0"),
+                    (t("admin.back"), f"adm:w:{group.ward_id}"), (t("menu.back"), "menu")]
         authz.record(ctx, "admin.group", f"group:{group.id}")
         ctx.goto(Step.MENU)
         ctx.ask("\n".join(lines), options)
@@ -295,18 +311,18 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
     else:
         idle, stalled = await behind(ctx, group, members)
         targets = [*idle, *stalled]
-    ids = [m.person_id for m in targets]
-    recent = await sent_since(ctx.session, kind="nudge", person_ids=ids, since=ctx.now - NUDGE_EVERY)
-    people = {p.id: p for p in await _people(ctx, ids)}
-    accounts = await reachable(ctx.session, person_ids=[i for i in ids if people[i].reminders_on])
+    # Looked up in chunks (storage.members.nudge_targets): a big group binds no parameter per person.
+    found = await nudge_targets(ctx.session, person_ids=[m.person_id for m in targets], kind="nudge",
+                                since=ctx.now - NUDGE_EVERY)
+    recent = {i for i, f in found.items() if f.recent}
     day = ctx.now.astimezone(ctx.services.zone).date().isoformat()
     key = "leader.nudge_message_ward" if as_admin else "leader.nudge_message"
     rows = []
     for member in targets:
-        identity = accounts.get(member.person_id)
-        if member.person_id in recent or identity is None:
+        reach = found.get(member.person_id)
+        if reach is None or reach.recent or reach.identity is None:
             continue
-        person = people[member.person_id]
+        person, identity = reach.person, reach.identity
         rt = ctx.services.catalog.translator(person.locale)
         message = OutboundMessage(
             text=rt(key, name=person.display_name or "", leader=ctx.person.display_name or "",
@@ -315,7 +331,7 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
         )
         rows.append(outbox_row(kind="nudge", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
                                payload=message.to_payload(), due_at=ctx.now, dedupe_key=f"nudge:{person.id}:{day}",
-                               now=ctx.now, about_person_id=ctx.person.id))
+                               now=ctx.now, about_person_id=ctx.person.id, group_id=group.id))
     sent = await enqueue(ctx.session, rows) if rows else 0
     skipped_recent = sum(1 for m in targets if m.person_id in recent)
     unreachable = len(targets) - sent - skipped_recent
@@ -345,9 +361,3 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
     else:
         back = [(t("leader.back_to_group"), f"lead:g:{group.id}")]
     ctx.ask(" ".join(parts), [*back, (t("menu.back"), "menu")])
-
-
-async def _people(ctx: Context, ids: Sequence[int]) -> list[Person]:
-    if not ids:
-        return []
-    return list((await ctx.session.exec(select(Person).where(col(Person.id).in_(list(ids))))).all())

@@ -21,3 +21,4 @@ class Step(StrEnum):
     COMPOSE_AUDIENCE = "compose_audience"
     COMPOSE_CONFIRM = "compose_confirm"  # the preview was shown: confirm, then choose the time
     COMPOSE_TIME = "compose_time"  # a typed "2026-11-25 08:00"
+    GROUP_ADULTS = "group_adults"  # an admin types a group's adult population

@@ -1,13 +1,31 @@
-"""The audit log."""
+"""The audit log: who did what to what, with ids only (no names, no message texts).
+
+``actor`` is ``person:<id>``, ``identity:<id>`` (someone who never joined pressed a staff
+button) or ``cli``. Names are looked up only when the log is read (:func:`actor_names`), so an
+erasure leaves nothing personal in it.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import ColumnElement, String, cast, exists, literal, or_
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog
+from storage.models import AuditLog, Person, Role
+
+REFUSED = "refused"  # the action of a refused staff action (a forged or stale button)
+REFUSALS_EVERY = timedelta(minutes=1)  # at most one ``refused`` row per actor in this time
+# Actions only staff take (by prefix): whoever took one is named in the log.
+STAFF_PREFIXES = ("admin.", "leader.", "broadcast.", "role.", "groups.", "invite.", "help.reply", "help.list")
+# Actions that made someone staff with the person in their ``target`` (the actor of
+# ``invite.accept`` is the new leader): who held a role once stays named after it is removed.
+GRANTS_TO_TARGET = ("role.grant",)
+TARGET_MAX = 64  # the column's length
 
 
 def record(
@@ -19,6 +37,59 @@ def record(
     target: str = "",
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
-    entry = AuditLog(actor=actor, action=action, target=target, details=details or {}, at=now)
+    entry = AuditLog(actor=actor, action=action, target=target[:TARGET_MAX], details=details or {}, at=now)
     session.add(entry)
     return entry
+
+
+async def record_refusal(session: AsyncSession, *, actor: str, attempted: str, now: datetime) -> bool:
+    """A staff action was refused (``attempted``: the pressed action, e.g. ``adm:ry:7``):
+    one ``refused`` row, unless this actor already has one in the last ``REFUSALS_EVERY``
+    (a button pressed again and again is one event, and the log cannot be flooded).
+    True if a row was added."""
+    last = (await session.exec(
+        select(AuditLog.at).where(AuditLog.actor == actor, AuditLog.action == REFUSED)
+        .order_by(col(AuditLog.at).desc(), col(AuditLog.id).desc()).limit(1)
+    )).first()
+    if last is not None and last > now - REFUSALS_EVERY:
+        return False
+    verb = ":".join(attempted.split(":")[:2])
+    record(session, actor=actor, action=REFUSED, target=attempted, now=now, details={"attempted": verb})
+    return True
+
+
+def is_staff_action(action: str) -> bool:
+    return action.startswith(STAFF_PREFIXES)
+
+
+@dataclass(frozen=True)
+class ActorName:
+    """A person behind an audit actor: their name (None once erased) and whether they are
+    staff (hold a role now, held one, or took a staff action)."""
+
+    name: str | None
+    staff: bool
+
+
+def _actor_of_person() -> ColumnElement[str]:
+    """``'person:' || person.id`` in SQL, on SQLite and PostgreSQL alike."""
+    return literal("person:") + cast(Person.id, String)
+
+
+async def actor_names(session: AsyncSession, *, actors: Collection[str]) -> dict[str, ActorName]:
+    """For the ``person:<id>`` actors among ``actors``: :class:`ActorName`. One query per
+    chunk of a thousand actors, joined on the audit log itself for "ever staff"."""
+    ids = sorted({int(a[7:]) for a in actors if a.startswith("person:") and a[7:].isdigit()})
+    me = _actor_of_person()
+    role = exists(select(Role.id).where(Role.person_id == Person.id))
+    staff_action = or_(*(col(AuditLog.action).startswith(p) for p in STAFF_PREFIXES))
+    acted = exists(select(AuditLog.id).where(AuditLog.actor == me, staff_action))
+    granted = exists(select(AuditLog.id).where(AuditLog.target == me, col(AuditLog.action).in_(GRANTS_TO_TARGET)))
+    found: dict[str, ActorName] = {}
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        query = select(Person.id, Person.display_name, Person.deleted_at, role, acted, granted).where(
+            col(Person.id).in_(chunk))
+        for person_id, name, deleted_at, *staff in (await session.exec(query)).all():  # type: ignore[call-overload]
+            found[f"person:{person_id}"] = ActorName(None if deleted_at is not None else name, any(staff))
+    return found

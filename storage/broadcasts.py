@@ -47,6 +47,7 @@ class Recipient:
     person_id: int
     identity_id: int
     channel: str
+    group_id: int | None = None  # their group now: the outbox row keeps it for the delivery report
 
 
 def parse_audience(text: str, *, lesson_ids: set[str]) -> dict[str, Any]:
@@ -118,8 +119,15 @@ def _audience_people(audience: dict[str, Any]) -> Select:  # type: ignore[type-a
 async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list[Recipient]:
     """Consenting, not deleted people of the audience, each through one reachable identity
     (the one they used most recently), so a person on two channels gets the news once."""
-    accounts = await reachable(session, person_ids=_audience_people(audience))
-    return [Recipient(p, i.id, i.channel) for p, i in sorted(accounts.items())]  # type: ignore[arg-type]
+    people = _audience_people(audience)
+    accounts = await reachable(session, person_ids=people)
+    # A join, not IN: the audience query selects from Person too, and would be correlated.
+    chosen = people.subquery()
+    groups = dict((await session.exec(
+        select(Person.id, Person.group_id).join(chosen, chosen.c.id == Person.id)
+    )).all())
+    return [Recipient(p, i.id, i.channel, groups.get(p))  # type: ignore[arg-type]
+            for p, i in sorted(accounts.items())]
 
 
 async def count_recipients(session: AsyncSession, *, audience: dict[str, Any]) -> int:
@@ -210,6 +218,7 @@ async def queue_broadcast(
         outbox_row(
             kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload=message, due_at=due_at,
             dedupe_key=f"broadcast:{broadcast_id}:{r.person_id}", now=now, broadcast_id=broadcast_id,
+            group_id=r.group_id,
         )
         for r in people
     ]

@@ -24,16 +24,58 @@ live view of the same definitions for the chat):
   last 7 days (``bot.leading.is_behind``).
 
 "In the period" numbers count what happened in [start, end]; state numbers are as of end.
-The previous period is the period of the same length just before ``start``.
+The previous period is the period of the same length just before ``start``: its end is the
+last moment before ``start`` ("before" numbers count what stood strictly before ``start``).
+
+How each number is read (``read_period_figures``), where the words above leave a choice:
+
+- **participants** and **new participants** count the lessons of the curriculum at end; a
+  participant's first start is their earliest ``started_at`` among those lessons.
+- **completions in the period** (self / assisted) are first completions, of the lessons of
+  the curriculum at end, with ``completed_at`` in [start, end].
+- **finished in the period**: members who completed the programme at end (curriculum at
+  end) and whose last needed lesson was completed in [start, end]; a month's ``finished``
+  is the same in that month, so the months add up to the period.
+- **leaders**: people holding a leader role now on a group of the ward (an erased person
+  holds none). ``assisted``: completions they recorded (``assisted_by``), of the lessons of
+  the curriculum at end, completed in the period — whoever the resident is now.
+  ``nudges``: the people their nudges reached the outbox for (audit ``leader.nudge``,
+  ``leader.nudge_one``, ``admin.nudge``: the ``queued`` count; a person nudged twice counts
+  twice). ``answered``: the residents' questions they answered, from the audit log
+  (``help.reply``, one per question): the help request itself is deleted when its asker
+  erases their data, the audit entry is not.
+- **months**: each calendar month (local) overlapping the period, clipped to it; from the
+  beginning (``start`` None): from the month the ward's first member joined.
+- the ward's **target** (``total.target_percent``) is the groups' targets weighted by their
+  members (the rate the ward reaches when every group just meets its own); the plain mean
+  while the ward has no member.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
-from storage.models import Ward
-from storage.report_data import WardBroadcast
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.curriculum.schema import Competence
+from storage.figure_queries import (
+    TICK, Month, as_int, completions_by_month, finished_by, lesson_counts, members_at, months_of, people_counts, within,
+)
+from storage.models import AuditLog, LessonProgress, Person, ProgressStatus, ResidentGroup, Role, RoleKind, Ward
+from storage.report_data import WardBroadcast, ward_broadcasts
+
+if TYPE_CHECKING:
+    from bot.curriculum import LessonLibrary
+
+NUDGE_ACTIONS = ("leader.nudge", "leader.nudge_one", "admin.nudge")
+ANSWER_ACTION = "help.reply"
 
 
 @dataclass(frozen=True)
@@ -148,3 +190,167 @@ class PeriodFigures:
     areas: list[AreaFigures] = field(default_factory=list)  # in Competence order, areas with lessons only
     leaders: list[LeaderFigures] = field(default_factory=list)  # by name
     broadcasts: list[WardBroadcast] = field(default_factory=list)  # sent or due in the period
+
+
+async def read_period_figures(
+    session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
+    zone: ZoneInfo,
+) -> PeriodFigures:
+    """Every figure of the ward's report for [start, end] (start None: from the beginning), as
+    the module's docstring defines them. A handful of aggregate queries over the ward's groups
+    (person → group; the months and moments are columns of the same queries): never a list of
+    people's ids, never a query per group."""
+    ward = await session.get(Ward, ward_id)
+    assert ward is not None, f"no ward {ward_id}"
+    groups = (await session.exec(
+        select(ResidentGroup).where(ResidentGroup.ward_id == ward_id).order_by(col(ResidentGroup.code))
+    )).all()
+    previous_start = start - (end - start) if start is not None else None
+    previous_end = start - TICK if start is not None else None
+    curriculum = lessons.curriculum_at(end, zone)
+    in_ward = col(Person.group_id).in_(select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id))
+    first = None
+    if start is None:
+        first = (await session.exec(
+            select(func.min(Person.created_at)).where(in_ward, col(Person.created_at) <= end)
+        )).one()
+    months = months_of(start, first, end, zone)
+
+    members = await members_at(session, in_ward, [end, previous_end, *(m.high for m in months)])
+    # "Programme completed at T" for the moments the report needs, grouped by the curriculum then:
+    # those under the end's curriculum come with the per-person query, others cost one query each.
+    moments: dict[tuple[str, ...], list[datetime]] = defaultdict(list)
+    if previous_end is not None:
+        moments[lessons.curriculum_at(previous_end, zone)].append(previous_end)
+    for month in months:
+        moments[lessons.curriculum_at(month.high, zone)].append(month.high)
+    at_end = sorted(set(moments.pop(curriculum, [])))
+    people = await people_counts(session, in_ward, curriculum, start, end, months, at_end)
+    finished_at = {at: {g: counts[f"at:{i}"] for g, counts in people.items()} for i, at in enumerate(at_end)}
+    for programme, ats in moments.items():
+        finished_at.update(await finished_by(session, in_ward, programme, ats))
+    per_lesson = await lesson_counts(session, in_ward, curriculum, start, end)
+    by_month = await completions_by_month(session, in_ward, curriculum, end, months)
+
+    def group_figures(g: ResidentGroup) -> GroupFigures:
+        assert g.id is not None
+        counts, mine = people.get(g.id, {}), [row for (group_id, _), row in per_lesson.items() if group_id == g.id]
+        return GroupFigures(
+            group_id=g.id, code=g.code, name=g.name, target_percent=g.target_percent, adults=g.adults,
+            members=members.get(g.id, {}).get(end, 0), participants=counts.get("participants", 0),
+            finished=counts.get("finished", 0), new_participants=counts.get("new", 0),
+            completed_self=sum(r["period_self"] for r in mine), completed_assisted=sum(r["period_assisted"] for r in mine),
+            finished_in_period=counts.get("finished_in_period", 0),
+            members_before=members.get(g.id, {}).get(previous_end, 0) if previous_end else 0,
+            finished_before=finished_at.get(previous_end, {}).get(g.id, 0) if previous_end else 0,
+        )
+
+    group_rows = [group_figures(g) for g in groups]
+    lesson_rows = [_lesson_figures(lesson_id, per_lesson) for lesson_id in curriculum]
+    return PeriodFigures(
+        ward=ward, start=start, end=end, previous_start=previous_start, previous_end=previous_end,
+        curriculum=curriculum, groups=group_rows, total=_total(ward, group_rows),
+        months=[_month_figures(k, m, members, people, by_month, finished_at) for k, m in enumerate(months)],
+        lessons=lesson_rows, areas=_areas(lessons, lesson_rows),
+        leaders=await _leaders(session, ward_id=ward_id, curriculum=curriculum, start=start, end=end),
+        broadcasts=await ward_broadcasts(session, ward_id=ward_id, start=start, end=end),
+    )
+
+
+def _month_figures(k: int, month: Month, members: dict[int, dict[datetime, int]],
+                   people: dict[int, dict[str, int]], by_month: dict[tuple[int, bool], int],
+                   finished_at: dict[datetime, dict[int, int]]) -> MonthFigures:
+    return MonthFigures(
+        month=month.month,
+        new_participants=sum(p.get(f"new:{k}", 0) for p in people.values()),
+        completed_self=by_month.get((k, False), 0),
+        completed_assisted=by_month.get((k, True), 0),
+        finished=sum(p.get(f"finished:{k}", 0) for p in people.values()),
+        members_end=sum(m.get(month.high, 0) for m in members.values()),
+        finished_end=sum(finished_at.get(month.high, {}).values()),
+    )
+
+
+def _lesson_figures(lesson_id: str, per_lesson: dict[tuple[int, str], dict[str, int]]) -> LessonFigures:
+    rows = [row for (_, lid), row in per_lesson.items() if lid == lesson_id]
+    return LessonFigures(
+        lesson_id=lesson_id, started=sum(r["started"] for r in rows), completed_self=sum(r["self"] for r in rows),
+        completed_assisted=sum(r["assisted"] for r in rows), period_self=sum(r["period_self"] for r in rows),
+        period_assisted=sum(r["period_assisted"] for r in rows),
+    )
+
+
+def _areas(lessons: LessonLibrary, rows: Sequence[LessonFigures]) -> list[AreaFigures]:
+    competence = {lesson.id: lesson.competence for lesson in lessons}
+    areas = []
+    for area in Competence:
+        mine = [r for r in rows if competence[r.lesson_id] == area]
+        if mine:
+            areas.append(AreaFigures(
+                competence=area.value, lesson_ids=tuple(r.lesson_id for r in mine),
+                started=sum(r.started for r in mine), completed_self=sum(r.completed_self for r in mine),
+                completed_assisted=sum(r.completed_assisted for r in mine),
+                period_self=sum(r.period_self for r in mine), period_assisted=sum(r.period_assisted for r in mine),
+            ))
+    return areas
+
+
+def _total(ward: Ward, groups: Sequence[GroupFigures]) -> GroupFigures:
+    members = sum(g.members for g in groups)
+    if members:
+        target = round(sum(g.target_percent * g.members for g in groups) / members)
+    else:
+        target = round(sum(g.target_percent for g in groups) / len(groups)) if groups else 0
+    adults = sum(g.adults or 0 for g in groups) if groups and all(g.adults is not None for g in groups) else None
+    return GroupFigures(
+        group_id=0, code=ward.code, name=ward.name, target_percent=target, adults=adults, members=members,
+        **{name: sum(getattr(g, name) for g in groups) for name in (
+            "participants", "finished", "new_participants", "completed_self", "completed_assisted",
+            "finished_in_period", "members_before", "finished_before")},
+    )
+
+
+async def _leaders(session: AsyncSession, *, ward_id: int, curriculum: Sequence[str], start: datetime | None,
+                   end: datetime) -> list[LeaderFigures]:
+    """The ward's leaders (roles held now) and what they did in [start, end]."""
+    held = (await session.exec(
+        select(Role.person_id, Person.display_name, Person.deleted_at, ResidentGroup.name)
+        .join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .join(Person, col(Person.id) == Role.person_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward_id)
+        .order_by(col(ResidentGroup.code))
+    )).all()
+    if not held:
+        return []
+    leaders_of_ward = (
+        select(Role.person_id).join(ResidentGroup, col(ResidentGroup.id) == Role.group_id)
+        .where(Role.kind == RoleKind.LEADER, ResidentGroup.ward_id == ward_id)
+    )
+    assisted = dict((await session.exec(
+        select(LessonProgress.assisted_by, func.count())
+        .where(col(LessonProgress.assisted_by).in_(leaders_of_ward), LessonProgress.status == ProgressStatus.COMPLETED,
+               col(LessonProgress.lesson_id).in_(list(curriculum)), within(col(LessonProgress.completed_at), start, end))
+        .group_by(col(LessonProgress.assisted_by))
+    )).all())
+    # The audit log names actors as "person:<id>"; one row per actor, mapped back below.
+    in_period = within(col(AuditLog.at), start, end)
+    nudges = dict((await session.exec(
+        select(AuditLog.actor, func.sum(col(AuditLog.details)["queued"].as_integer()))
+        .where(col(AuditLog.action).in_(NUDGE_ACTIONS), in_period).group_by(col(AuditLog.actor))
+    )).all())
+    answered = dict((await session.exec(
+        select(AuditLog.actor, func.count(func.distinct(AuditLog.target)))
+        .where(AuditLog.action == ANSWER_ACTION, in_period).group_by(col(AuditLog.actor))
+    )).all())
+    names: dict[int, str | None] = {}
+    groups: dict[int, list[str]] = defaultdict(list)
+    for person_id, name, deleted_at, group_name in held:
+        names[person_id] = None if deleted_at is not None else name
+        groups[person_id].append(group_name)
+    leaders = [
+        LeaderFigures(person_id=person_id, name=name, groups=tuple(groups[person_id]),
+                      assisted=as_int(assisted.get(person_id)), nudges=as_int(nudges.get(f"person:{person_id}")),
+                      answered=as_int(answered.get(f"person:{person_id}")))
+        for person_id, name in names.items()
+    ]
+    return sorted(leaders, key=lambda leader: (leader.name is None, leader.name or "", leader.person_id))

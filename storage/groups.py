@@ -59,6 +59,7 @@ async def upsert_group(
     name: str,
     kind: GroupKind | None,
     target_percent: int | None,
+    adults: int | None = None,
 ) -> tuple[ResidentGroup, str]:
     """Insert or update a group by code; returns it and ``created``/``updated``/``unchanged``.
 
@@ -72,16 +73,30 @@ async def upsert_group(
             name=name,
             kind=kind or GroupKind.TO_DAN_PHO,
             target_percent=80 if target_percent is None else target_percent,
+            adults=adults,
         )
         session.add(group)
         await session.flush()
         return group, "created"
-    before = (group.ward_id, group.name, group.kind, group.target_percent)
+    before = (group.ward_id, group.name, group.kind, group.target_percent, group.adults)
     group.ward_id, group.name = ward_id, name
     if kind is not None:
         group.kind = kind
     if target_percent is not None:
         group.target_percent = target_percent
+    if adults is not None:
+        group.adults = adults
     session.add(group)
-    changed = before != (group.ward_id, group.name, group.kind, group.target_percent)
+    changed = before != (group.ward_id, group.name, group.kind, group.target_percent, group.adults)
     return group, "updated" if changed else "unchanged"
+
+
+async def set_adults(session: AsyncSession, *, group_id: int, adults: int | None) -> ResidentGroup | None:
+    """Set (or, with None, clear) a group's adult population; the group, or None if unknown."""
+    group = await session.get(ResidentGroup, group_id)
+    if group is None:
+        return None
+    group.adults = adults
+    session.add(group)
+    await session.flush()
+    return group

@@ -28,9 +28,14 @@ from storage.models import (
     ResidentGroup,
     Role,
     RoleKind,
+    Ward,
 )
+from storage.reach import reachable, sent_since
 
 ASSIST_ACTION = "leader.assist"  # the audit action of an assisted completion (its ``before`` state)
+# People looked up per query when a list of people is in hand (a group's behind members):
+# far below the ~32,700 bind parameters a statement may carry.
+LOOKUP_CHUNK = 1000
 
 
 async def member_of(session: AsyncSession, *, group_id: int, person_id: int) -> Person | None:
@@ -166,3 +171,64 @@ async def open_questions(session: AsyncSession, *, ward_id: int, limit: int) -> 
         .limit(limit)
     )
     return [(r, n or "", g) for r, n, g in (await session.exec(query)).all()]  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class NudgeTarget:
+    """A member a nudge may go to: who, through which account (None: no unblocked account
+    or reminders turned off), and whether a message of this kind went to them lately."""
+
+    person: Person
+    identity: Identity | None
+    recent: bool
+
+
+async def nudge_targets(
+    session: AsyncSession, *, person_ids: Sequence[int], kind: str, since: datetime
+) -> dict[int, NudgeTarget]:
+    """For each named, not erased person of ``person_ids``: their :class:`NudgeTarget`.
+    Looked up ``LOOKUP_CHUNK`` people per query, so a group of any size never binds one
+    parameter per person in one statement."""
+    found: dict[int, NudgeTarget] = {}
+    ids = list(dict.fromkeys(person_ids))
+    for start in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[start : start + LOOKUP_CHUNK]
+        people = (await session.exec(
+            select(Person).where(col(Person.id).in_(chunk), col(Person.deleted_at).is_(None))
+        )).all()
+        recent = await sent_since(session, kind=kind, person_ids=chunk, since=since)
+        accounts = await reachable(session, person_ids=[p.id for p in people if p.reminders_on and p.id is not None])
+        for person in people:
+            assert person.id is not None
+            found[person.id] = NudgeTarget(person, accounts.get(person.id), person.id in recent)
+    return found
+
+
+@dataclass(frozen=True)
+class LeaderRole:
+    """A leader role found by account and group, with what telling its holder needs."""
+
+    role: Role
+    person: Person
+    group: ResidentGroup
+    ward: Ward
+
+
+async def leader_role(session: AsyncSession, *, channel: str, external_id: str, group_code: str) -> LeaderRole | str:
+    """The leader role of the person behind a channel account over the group ``group_code``;
+    or why there is none: ``group_unknown``, ``account_unknown`` or ``not_leader``."""
+    group = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == group_code))).first()
+    if group is None or group.id is None:
+        return "group_unknown"
+    identity = (await session.exec(
+        select(Identity).where(Identity.channel == channel, Identity.external_id == external_id)
+    )).first()
+    person = await session.get(Person, identity.person_id) if identity and identity.person_id else None
+    if person is None or person.deleted_at is not None:
+        return "account_unknown"
+    role = (await session.exec(select(Role).where(
+        Role.person_id == person.id, Role.kind == RoleKind.LEADER, Role.group_id == group.id))).first()
+    ward = await session.get(Ward, group.ward_id)
+    if role is None or ward is None:
+        return "not_leader"
+    return LeaderRole(role, person, group, ward)

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Identity, Outbox, OutboxStatus, Person, ResidentGroup
+from storage.models import Identity, Outbox, OutboxStatus, ResidentGroup
 
 INSERT_CHUNK = 1000
 
@@ -51,10 +51,12 @@ def outbox_row(
     broadcast_id: int | None = None,
     about_person_id: int | None = None,
     ref: str | None = None,
+    group_id: int | None = None,
 ) -> dict[str, Any]:
     """One row for :func:`enqueue`. ``about_person_id``: the person whose name or words the
     message carries when that is not the recipient (erased with them); ``ref``: what the
-    message is about, for a check just before it is sent."""
+    message is about, for a check just before it is sent; ``group_id``: the recipient's group
+    now, which delivery reports count the row by (it outlives the recipient's erasure)."""
     return {
         "kind": kind,
         "identity_id": identity_id,
@@ -67,6 +69,7 @@ def outbox_row(
         "broadcast_id": broadcast_id,
         "about_person_id": about_person_id,
         "ref": ref,
+        "group_id": group_id,
         "created_at": now,
     }
 
@@ -105,6 +108,8 @@ async def claim_due(
         select(Outbox.id)
         .where(
             Outbox.channel == channel,
+            # A row without a recipient (erased) has nobody to go to: never claimed.
+            col(Outbox.identity_id).is_not(None),
             or_(
                 and_(Outbox.status == OutboxStatus.PENDING, Outbox.due_at <= now),
                 and_(Outbox.status == OutboxStatus.SENDING, col(Outbox.lease_until) < now),
@@ -222,15 +227,20 @@ def _bucket(status: str) -> str:
     return "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else status
 
 
+def group_label(name: str | None, code: str | None) -> str:
+    """How a delivery report names a group: "Tên tổ (MÃ)"; "" for rows of no group."""
+    return f"{name} ({code})" if code else ""
+
+
 async def delivery_report(session: AsyncSession, *, broadcast_id: int) -> DeliveryReport:
-    """Sent / blocked / failed / pending, overall and per residential group (read straight
-    from the outbox; "pending" includes rows being sent right now)."""
+    """Sent / blocked / failed / pending (and cancelled), overall and per residential group,
+    read straight from the outbox ("pending" includes rows being sent right now). Rows count
+    by the group they were queued for (``outbox.group_id``), never through the recipient, so
+    the outcome of someone who erased their data since stays counted, anonymously."""
     query = (
         select(ResidentGroup.name, ResidentGroup.code, Outbox.status, func.count())
         .select_from(Outbox)
-        .join(Identity, col(Identity.id) == Outbox.identity_id)
-        .outerjoin(Person, col(Person.id) == Identity.person_id)
-        .outerjoin(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+        .outerjoin(ResidentGroup, col(ResidentGroup.id) == Outbox.group_id)
         .where(Outbox.broadcast_id == broadcast_id)
         .group_by(ResidentGroup.name, ResidentGroup.code, Outbox.status)
     )
@@ -239,7 +249,7 @@ async def delivery_report(session: AsyncSession, *, broadcast_id: int) -> Delive
     for name, code, status, count in (await session.exec(query)).all():
         bucket = _bucket(status)
         totals[bucket] = totals.get(bucket, 0) + count
-        row = by_group.setdefault(f"{name} ({code})" if code else "", dict.fromkeys(REPORT_STATUSES, 0))
+        row = by_group.setdefault(group_label(name, code), dict.fromkeys(REPORT_STATUSES, 0))
         row[bucket] = row.get(bucket, 0) + count
     return DeliveryReport(totals, dict(sorted(by_group.items())))
 

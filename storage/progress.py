@@ -84,7 +84,9 @@ def record_result(
     """Apply a finished quiz to the progress row; returns True if it is a new completion.
 
     A completion is never taken away: a lower score on a later attempt keeps the earlier
-    completion, its score and the version it was earned on.
+    completion, its score and the version it was earned on. A re-pass on a newer version
+    records that version and its score but keeps the first completion's date and who recorded
+    it (``assisted_by``): the reports count completions by their first date (storage.figures).
     """
     progress.updated_at = now
     already = progress.status == ProgressStatus.COMPLETED
@@ -92,7 +94,8 @@ def record_result(
         progress.status = ProgressStatus.COMPLETED
         progress.score = score
         progress.lesson_version = lesson_version
-        progress.completed_at = now
+        if not already:
+            progress.completed_at = now
         return not already
     if already and lesson_version != progress.lesson_version:
         return False  # a failed attempt on another version leaves the completion as earned

@@ -20,9 +20,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
-    AuditLog, Broadcast, Identity, LessonProgress, Outbox, OutboxStatus, Person, ProgressStatus, ResidentGroup, Ward,
+    AuditLog, Broadcast, LessonProgress, Outbox, OutboxStatus, Person, ProgressStatus, ResidentGroup, Ward,
 )
-from storage.outbox import REPORT_STATUSES, DeliveryReport
+from storage.outbox import REPORT_STATUSES, DeliveryReport, group_label
 
 
 class Mark(StrEnum):
@@ -169,7 +169,9 @@ async def ward_broadcasts(
     """The ward's broadcasts sent (or due) in [start, end], oldest first: those addressed to it
     (``audience["ward"]`` is its code, or a list of groups names one of its groups) and, for a
     broadcast without a ward, only if it reached residents of this ward — with the delivery
-    counted for this ward's residents alone (never another ward's)."""
+    counted for this ward's residents alone (never another ward's), by the group each outbox row
+    was queued for (``outbox.group_id``): rows of residents who erased their data since stay
+    counted, anonymously."""
     query = select(Broadcast).where(col(Broadcast.scheduled_at) <= end)
     if start is not None:
         query = query.where(col(Broadcast.scheduled_at) >= start)
@@ -180,11 +182,10 @@ async def ward_broadcasts(
     shares: dict[int, DeliveryReport] = {}
     if ids:
         delivered = (
+            # By the group each row was queued for: a recipient's erasure or move keeps the count.
             select(Outbox.broadcast_id, ResidentGroup.name, ResidentGroup.code, Outbox.status, func.count())
             .select_from(Outbox)
-            .join(Identity, col(Identity.id) == Outbox.identity_id)
-            .join(Person, col(Person.id) == Identity.person_id)
-            .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+            .join(ResidentGroup, col(ResidentGroup.id) == Outbox.group_id)
             .where(col(Outbox.broadcast_id).in_(ids), ResidentGroup.ward_id == ward_id)
             .group_by(col(Outbox.broadcast_id), col(ResidentGroup.name), col(ResidentGroup.code), col(Outbox.status))
         )
@@ -192,7 +193,7 @@ async def ward_broadcasts(
             report = shares.setdefault(broadcast_id, DeliveryReport(dict.fromkeys(REPORT_STATUSES, 0), {}))
             bucket = "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else str(status)
             report.totals[bucket] = report.totals.get(bucket, 0) + int(count)
-            row = report.by_group.setdefault(f"{name} ({code})", dict.fromkeys(REPORT_STATUSES, 0))
+            row = report.by_group.setdefault(group_label(name, code), dict.fromkeys(REPORT_STATUSES, 0))
             row[bucket] = row.get(bucket, 0) + int(count)
 
     def addressed(audience: dict[str, object]) -> bool:

@@ -1,17 +1,11 @@
 """Progress statistics per residential group and ward: the one source for the leader's
 dashboard, the admin's overview and thi đua ranking, the digest and the XLSX report.
 
-Definitions (also in docs/architecture.md):
-- a group's **members** are the people whose group it is, including anonymous tombstones of
-  people who deleted their data (their completions stay counted, anonymously);
-- a lesson counts as **completed** when its progress row is ``completed``; it is
-  **assisted** when a leader recorded it (``assisted_by``), **self** otherwise — reports keep
-  the two apart;
-- a member **completed the programme** when every lesson of the library is completed;
-- the group's **completion rate** is the share of members who completed the programme, set
-  against the group's ``target_percent``;
-- "this week's change" compares the rate now with the rate at ``since`` (7 days earlier),
-  counting only completions and members that existed then.
+The definitions (member, started, completed, assisted, curriculum at T, programme completed,
+rate, coverage) are written once in ``storage.figures`` and docs/architecture.md §Numbers;
+this module computes the live view of them for the chat. "This week's change" compares the
+rate now with the rate at ``since`` (7 days earlier), with the members, the completions and
+the curriculum as they stood then.
 """
 
 from __future__ import annotations
@@ -51,6 +45,12 @@ class GroupStats:
     finished_before: int = 0  # the same, counting only completions up to ``since``
     members_before: int = 0
     lessons: dict[str, LessonCounts] = field(default_factory=dict)
+    adults: int | None = None  # the group's adult population; None: not set
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the adult population who completed the programme, in percent; None if unknown."""
+        return 100.0 * self.finished / self.adults if self.adults else None
 
     @property
     def rate(self) -> float:
@@ -98,11 +98,16 @@ async def group_stats(
     until: datetime | None = None,
     ward_id: int | None = None,
     group_ids: Sequence[int] | None = None,
+    curriculum: Sequence[str] | None = None,
+    curriculum_before: Sequence[str] | None = None,
 ) -> list[GroupStats]:
     """Statistics of every group (of a ward, or the given groups), in code order.
 
-    ``until`` limits the count to completions up to that time (a period's report).
-    Computed with SQL aggregates per group and lesson: never a list of people's ids."""
+    ``lesson_ids``: the lessons counted one by one. ``curriculum``: the lessons a member must
+    have completed to have completed the programme at ``until`` (or now), and
+    ``curriculum_before`` the same at ``since`` (``LessonLibrary.curriculum_at``; both default
+    to ``lesson_ids``). ``until`` limits the count to completions up to that time (a period's
+    report). Computed with SQL aggregates per group and lesson: never a list of people's ids."""
     groups_query = select(ResidentGroup).order_by(col(ResidentGroup.code))
     chosen = select(ResidentGroup.id)
     if ward_id is not None:
@@ -114,7 +119,7 @@ async def group_stats(
     groups = (await session.exec(groups_query)).all()
     result = {
         g.id: GroupStats(g.id, g.code, g.name, g.ward_id, g.target_percent,  # type: ignore[arg-type]
-                         lessons={lid: LessonCounts() for lid in lesson_ids})
+                         lessons={lid: LessonCounts() for lid in lesson_ids}, adults=g.adults)
         for g in groups
     }
     if not result:
@@ -129,18 +134,18 @@ async def group_stats(
     for group_id, count, before in members.all():
         result[group_id].members, result[group_id].members_before = int(count), int(before or 0)
     wanted = set(lesson_ids)
-    if not wanted:
+    now_set = set(lesson_ids if curriculum is None else curriculum)
+    before_set = set(now_set if curriculum_before is None else curriculum_before)
+    if not wanted | now_set:
         return list(result.values())
     # The lessons are picked inside the sums, not in WHERE: so the database reaches the rows
     # through the people of the groups (person.group_id, then lesson_progress.person_id), which
     # keeps one group's page fast in a ward of 50,000.
     rows_of = list(members_of)
-    wanted_lesson = col(LessonProgress.lesson_id).in_(sorted(wanted))
     completed = LessonProgress.status == ProgressStatus.COMPLETED
     if until is not None:
         rows_of.append(col(LessonProgress.started_at) <= until)
         completed = and_(completed, col(LessonProgress.completed_at) <= until)
-    done = and_(wanted_lesson, completed)
     # Grouped by lesson, a row's lesson is picked after the query (below): the sums test only
     # the status, the moment and who assisted, all in the covering index ix_progress_person_cover.
     per_lesson = await session.exec(
@@ -157,11 +162,14 @@ async def group_stats(
         counts = result[group_id].lessons[lesson_id]
         counts.started, counts.completed_self = int(started), int(completed_self or 0)
         counts.completed_assisted = int(completed_assisted or 0)
+    in_now = col(LessonProgress.lesson_id).in_(sorted(now_set)) if now_set else false()
+    in_before = col(LessonProgress.lesson_id).in_(sorted(before_set)) if before_set else false()
     per_person = (
         select(col(Person.group_id).label("group_id"),
-               func.sum(case((wanted_lesson, 1), else_=0)).label("rows"),
-               func.sum(case((done, 1), else_=0)).label("done"),
-               func.sum(case((and_(done, col(LessonProgress.completed_at) <= since), 1), else_=0)).label("before"))
+               func.sum(case((in_now, 1), else_=0)).label("rows"),
+               func.sum(case((and_(in_now, completed), 1), else_=0)).label("done"),
+               func.sum(case((and_(in_before, completed, col(LessonProgress.completed_at) <= since), 1),
+                             else_=0)).label("before"))
         .select_from(Person)
         .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
         .where(*rows_of).group_by(col(Person.group_id), col(Person.id))
@@ -170,8 +178,8 @@ async def group_stats(
     per_group = await session.exec(
         select(per_person.c.group_id,
                func.sum(case((per_person.c.rows > 0, 1), else_=0)),
-               func.sum(case((per_person.c.done == len(wanted), 1), else_=0)),
-               func.sum(case((per_person.c.before == len(wanted), 1), else_=0)))
+               func.sum(case((per_person.c.done == len(now_set), 1), else_=0)),
+               func.sum(case((per_person.c.before == len(before_set), 1), else_=0)))
         .group_by(per_person.c.group_id)
     )
     for group_id, started, finished, finished_before in per_group.all():

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from bot.app import App
+from storage.audit import REFUSED
 from storage.models import (
     AuditLog,
     Broadcast,
@@ -72,10 +73,12 @@ def _plain(row: Any, leave_out: set[str]) -> dict[str, Any]:
 
 async def snapshot(app: App) -> dict[str, list[dict[str, Any]]]:
     """Every row a leader or admin action could change. Left out: what the engine stamps on
-    every update (conversation state, identity.last_seen_at, person.last_active_at)."""
+    every update (conversation state, identity.last_seen_at, person.last_active_at) and the
+    ``refused`` audit rows, the one trace a refusal leaves (tests/test_audit.py counts them)."""
     volatile = {"last_active_at", "reminders_unanswered", "last_seen_at", "blocked_at"}
     result = {}
     for model in (Role, Invite, Outbox, Broadcast, LessonProgress, Person, AuditLog, HelpRequest, ResidentGroup,
                   Identity):
-        result[model.__name__] = [_plain(r, volatile) for r in await rows(app, model)]
+        kept = [r for r in await rows(app, model) if not (model is AuditLog and r.action == REFUSED)]
+        result[model.__name__] = [_plain(r, volatile) for r in kept]
     return result

@@ -206,20 +206,23 @@ async def test_a_photo_nobody_asked_for_is_not_kept(ward: App, tmp_path: Path) -
     assert "chỉ đọc được tin nhắn chữ" in resident.texts(replies) and not photo.exists()
 
 
-async def test_reports_arrive_as_a_workbook_and_a_chart(ward: App, clock: ManualClock) -> None:
+async def test_reports_arrive_as_documents_a_workbook_and_charts(ward: App, clock: ManualClock) -> None:
     admin = await _admin(ward)
     await _residents(ward)
     await admin.send("/quantri")
-    await admin.press("Báo cáo Excel")
+    await admin.press("Báo cáo")
     await admin.press("6 tháng")
-    document, image = [r for r in admin.history if isinstance(r, Document | Image)]
-    assert isinstance(document, Document) and document.path.suffix == ".xlsx"
-    assert "Phường Mẫu — 6 tháng (báo cáo sơ kết) (từ 01/07/2026 đến 23/11/2026)" in document.caption
-    assert "10 tổ, 5 người dân, 0 người học xong cả chương trình (0%), 1 lượt hoàn thành bài" in document.caption
-    book = openpyxl.load_workbook(io.BytesIO(document.path.read_bytes()))
-    assert len(book.sheetnames) >= 4
-    assert isinstance(image, Image) and image.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert document.path.parent == ward.conversation.services.files_dir / "out"
+    report, book, annex, *charts = [r for r in admin.history if isinstance(r, Document | Image)]
+    assert isinstance(report, Document) and report.path.suffix == ".docx"
+    assert report.caption.startswith("📑 Báo cáo Phường Mẫu — 6 tháng cuối năm 2026: ")
+    assert "1 lượt hoàn thành bài tự học" in report.caption
+    assert isinstance(book, Document) and book.path.suffix == ".xlsx"
+    workbook = openpyxl.load_workbook(io.BytesIO(book.path.read_bytes()))
+    assert "Thi đua" in workbook.sheetnames
+    assert isinstance(annex, Document) and annex.path.suffix == ".docx"
+    assert len(charts) == 3 and all(isinstance(c, Image) and c.path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                                    for c in charts)
+    assert report.path.parent == ward.conversation.services.files_dir / "out"
     [entry] = [a for a in await rows(ward, AuditLog) if a.action == "admin.report"]
     assert entry.details == {"period": "6m"}
 

@@ -62,10 +62,10 @@ async def test_certificate_and_report_are_drawn_after_the_transaction(
     ward: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bot.reports.certificate
-    import bot.reports.chart
+    import bot.reports.exports
 
     free: dict[str, list[bool]] = {"certificate": [], "chart": []}
-    certificate_png, chart_png = bot.reports.certificate.certificate_png, bot.reports.chart.completion_chart_png
+    certificate_png, chart_png = bot.reports.certificate.certificate_png, bot.reports.exports.group_chart_png
 
     def certificate(**fields):  # type: ignore[no-untyped-def]
         free["certificate"].append(_write_lock_is_free(ward))
@@ -76,7 +76,7 @@ async def test_certificate_and_report_are_drawn_after_the_transaction(
         return chart_png(*args, **kwargs)
 
     monkeypatch.setattr(bot.reports.certificate, "certificate_png", certificate)
-    monkeypatch.setattr(bot.reports.chart, "completion_chart_png", chart)
+    monkeypatch.setattr(bot.reports.exports, "group_chart_png", chart)
     lan = Chat(ward.conversation, user="31", name="Lan")
     await join(lan)
     replies = []

@@ -57,10 +57,12 @@ def groups_import(
 
 @commands.command("qr")
 def groups_qr(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Thư mục ghi các tệp <mã tổ>.png")],
     ward: Annotated[str | None, typer.Option("--ward", help="Chỉ các tổ của phường/xã này")] = None,
 ) -> None:
     """Tạo mã QR tham gia cho từng tổ (in dán ở bảng tin tổ dân phố / thôn)."""
+    from bot.cli.reports import record_export
     from bot.reports.exports import UnknownWard, group_links
     from bot.reports.qr import write_group_qr_codes
 
@@ -86,4 +88,5 @@ def groups_qr(
         written = write_group_qr_codes(links, out)
     except OSError as exc:
         raise context.fail(catalog.text("cli.path_unwritable", file=str(out), error=exc.strerror or str(exc))) from None
+    record_export(ctx, settings, action="export.qr", ward=ward, groups=len(written))
     typer.echo(catalog.text("cli.qr_written", count=len(written), folder=str(out)))

@@ -84,6 +84,8 @@ class Services:
     files_dir: Path = Path("data/files")
     # For https://t.me/<bot>?start=… links; None until known (setting or getMe).
     telegram_username: str | None = None
+    # Who signs the ward's Word documents: (title, name); an empty name leaves a dotted line.
+    report_signer: tuple[str, str] = ("CHỦ TỊCH", "")
 
 
 @dataclass(frozen=True)

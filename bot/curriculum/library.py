@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import ValidationError
@@ -150,6 +152,15 @@ class LessonLibrary:
     def after(self, lesson_id: str) -> Lesson | None:
         index = self.position(lesson_id)
         return self._ordered[index] if index < len(self._ordered) else None
+
+    def curriculum_at(self, moment: datetime, zone: ZoneInfo) -> tuple[str, ...]:
+        """The ids of the lessons in the curriculum at ``moment``, in learning order: those
+        without ``published`` and those published by the moment's local date (the ward's day).
+        "Programme completed at T" means every lesson of ``curriculum_at(T)`` completed by T,
+        so a lesson added later never rewrites a past period."""
+        day = moment.astimezone(zone).date()
+        return tuple(lesson.id for lesson in self._ordered
+                     if lesson.published_on is None or lesson.published_on <= day)
 
 
 def default_lessons_dir() -> Path:

@@ -49,6 +49,7 @@ _VIETNAMESE = re.compile(
 # A date as officers write it: "2026-03" or "2026-03-13" (a source may give only "2024").
 _REVIEWED = re.compile(r"^\d{4}-\d{2}(?:-\d{2})?$")
 _SOURCE_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
+_PUBLISHED = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A sentence ends at . ! ? … (then closing quotes or brackets, then a space) or at a line break;
 # "22.000", "gov.vn" and "1/7/2025" do not end one.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’')]*\s+|\n+")
@@ -142,6 +143,15 @@ class Lesson(_Strict):
     sources: list[Source]
     # The date of the newest source consulted when the facts were last checked, e.g. "2026-03-13".
     reviewed: DateText | None = None
+    # The day (the ward's local date, "YYYY-MM-DD") the lesson joins the curriculum: from then
+    # on "completed the programme" needs it; before, reports count without it. None: from the
+    # beginning. Adding a lesson with a date never rewrites a past period's numbers.
+    published: DateText | None = None
+
+    @property
+    def published_on(self) -> date | None:
+        """``published`` as a date (None: part of the curriculum from the beginning)."""
+        return date.fromisoformat(self.published) if self.published else None
 
 
 def lesson_problems(lesson: Lesson) -> list[tuple[str, str]]:
@@ -218,8 +228,9 @@ def _valid_date(text: str, shape: re.Pattern[str]) -> bool:
 
 
 def _date_problems(lesson: Lesson) -> list[tuple[str, str]]:
-    """``reviewed`` and the sources' dates are real dates, and ``reviewed`` is not older than
-    the newest dated source (compared at the precision both give: "2026-03" ≥ "2026-03-13")."""
+    """``published`` is a full date; ``reviewed`` and the sources' dates are real dates, and
+    ``reviewed`` is not older than the newest dated source (compared at the precision both
+    give: "2026-03" ≥ "2026-03-13")."""
     problems: list[tuple[str, str]] = []
     dated: list[tuple[str, str]] = []
     for i, source in enumerate(lesson.sources):
@@ -231,6 +242,8 @@ def _date_problems(lesson: Lesson) -> list[tuple[str, str]]:
             problems.append((
                 f"sources[{i}].date", f"'{source.date}' không phải ngày dạng YYYY-MM-DD, YYYY-MM hay YYYY"
             ))
+    if lesson.published is not None and not _valid_date(lesson.published, _PUBLISHED):
+        problems.append(("published", f"'{lesson.published}' không phải ngày dạng YYYY-MM-DD"))
     if lesson.reviewed is None:
         return problems
     if not _valid_date(lesson.reviewed, _REVIEWED):

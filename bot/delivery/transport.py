@@ -26,12 +26,17 @@ class OutboundMessage:
     lines. The sender turns it off when the resident is in the middle of something (a quiz, a
     name to type): the options are then shown as words to type, so a typed "2" keeps meaning
     what the conversation asked. Channels with buttons ignore it.
+
+    ``documents``: paths of files written for the message (a report-deadline reminder's
+    workbook and chart), sent after the text by a transport whose channel takes documents
+    (Telegram); the text says where else to find them.
     """
 
     text: str
     options: tuple[Option, ...] = ()
     image: str | None = None
     numbered: bool = True
+    documents: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"text": self.text}
@@ -41,6 +46,8 @@ class OutboundMessage:
             ]
         if self.image:
             payload["image"] = self.image
+        if self.documents:
+            payload["documents"] = list(self.documents)
         return payload
 
     @classmethod
@@ -49,7 +56,8 @@ class OutboundMessage:
             Option(str(o[0]), str(o[1]), tuple(str(a) for a in o[2]) if len(o) > 2 else ())
             for o in payload.get("options", [])
         )
-        return cls(text=str(payload.get("text", "")), options=options, image=payload.get("image"))
+        return cls(text=str(payload.get("text", "")), options=options, image=payload.get("image"),
+                   documents=tuple(str(d) for d in payload.get("documents", [])))
 
     def as_reply(self) -> Text | Menu:
         return Menu(self.text, self.options) if self.options else Text(self.text)

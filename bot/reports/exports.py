@@ -1,10 +1,16 @@
-"""What the ward exports, ready to write or send: the report of a period (workbook and
-chart) and the groups' join links for QR codes. Used by the CLI; the chat can use the same."""
+"""What the ward exports, ready to write or send: the report of a period (the Word report,
+the workbook, the thi đua annex and the charts) and the groups' join links for QR codes.
+
+One builder for the CLI and the chat ("everything an admin can download in the chat is the
+same file the CLI writes"): :func:`read_report` reads the period's figures and rows inside a
+transaction; :func:`render_report` draws every file from them with no session (CPU work: the
+CLI runs it after its transaction, the chat in a thread after the update's transaction).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -12,39 +18,26 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.curriculum import LessonLibrary
 from bot.links import group_link
-from bot.reports.chart import completion_chart_png
-from bot.reports.wording import translator
-from bot.reports.xlsx import WorkbookData, read_workbook, render_workbook
+from bot.reports.awards import Awards, select_awards
+from bot.reports.chart import (
+    group_chart_data, group_chart_png, lesson_chart_data, lesson_chart_png, trend_chart_data, trend_chart_png,
+)
+from bot.reports.docx import DocumentSetting, Signer, annex_docx, report_docx
+from bot.reports.wording import period_words
+from bot.reports.xlsx import WorkbookRows, read_workbook_rows, render_workbook
+from storage.figures import PeriodFigures, read_period_figures
 from storage.groups import list_groups
 from storage.models import Ward
 from storage.report_data import find_ward
-from storage.stats import GroupStats, ranking, wards
+from storage.stats import wards
+
+CHARTS = ("nhom", "thang", "bai")  # the charts' names in files: per group, per month, per lesson
 
 
 class UnknownWard(LookupError):
     def __init__(self, code: str, known: Sequence[str]) -> None:
         super().__init__(code)
         self.code, self.known = code, list(known)
-
-
-@dataclass(frozen=True)
-class WardReport:
-    ward: Ward
-    stats: list[GroupStats]  # as of the period's end, in code order
-    workbook: bytes
-    chart: bytes | None
-
-    @property
-    def members(self) -> int:
-        return sum(s.members for s in self.stats)
-
-    @property
-    def finished(self) -> int:
-        return sum(s.finished for s in self.stats)
-
-    @property
-    def rate(self) -> float:
-        return 100.0 * self.finished / self.members if self.members else 0.0
 
 
 async def _ward(session: AsyncSession, code: str) -> Ward:
@@ -55,37 +48,64 @@ async def _ward(session: AsyncSession, code: str) -> Ward:
 
 
 @dataclass(frozen=True)
-class WardReportData:
+class ReportData:
     """What the ward's report of a period shows, read in a transaction; drawn without one."""
 
-    ward: Ward
-    stats: list[GroupStats]  # as of the period's end, in code order
-    workbook: WorkbookData
+    figures: PeriodFigures
+    rows: WorkbookRows
 
 
-async def read_ward_report(
-    session: AsyncSession, *, ward_code: str, lessons: LessonLibrary, start: datetime | None, end: datetime,
-) -> WardReportData:
-    """The numbers of the ward's report for [start, end]; raises UnknownWard."""
-    ward = await _ward(session, ward_code)
-    assert ward.id is not None
-    workbook = await read_workbook(session, ward_id=ward.id, lessons=lessons, start=start, end=end)
-    # The workbook's statistics as of the end are the same call (since = end - 7 days): read once.
-    return WardReportData(ward, list(workbook.at_end), workbook)
+@dataclass(frozen=True)
+class ReportFiles:
+    """Every file of a period's report, drawn from one ``PeriodFigures``."""
+
+    figures: PeriodFigures
+    awards: Awards
+    period: str  # the period's words: "6 tháng đầu năm 2026"
+    report: bytes  # .docx
+    workbook: bytes  # .xlsx
+    annex: bytes  # .docx: "Danh sách đề xuất khen thưởng"
+    charts: dict[str, bytes] = field(default_factory=dict)  # CHARTS name → .png
 
 
-def render_ward_report(
-    data: WardReportData, *, lessons: LessonLibrary, start: datetime | None, end: datetime, zone: ZoneInfo,
-    chart: bool, now: datetime,
-) -> WardReport:
-    """The workbook (made at ``now``) and, if asked, the chart: CPU work, outside any transaction."""
-    workbook = render_workbook(data.workbook, lessons=lessons, start=start, end=end, zone=zone, now=now)
-    png = None
-    if chart:
-        t = translator()
-        title = t("report.chart_title", ward=data.ward.name, date=end.astimezone(zone).strftime("%d/%m/%Y"))
-        png = completion_chart_png(ranking(data.stats), title=title)
-    return WardReport(data.ward, data.stats, workbook, png)
+async def read_report(
+    session: AsyncSession, *, ward_code: str | None = None, ward_id: int | None = None, lessons: LessonLibrary,
+    start: datetime | None, end: datetime, zone: ZoneInfo,
+) -> ReportData:
+    """The figures and rows of the ward's report for [start, end] (``start`` None: from the
+    beginning); the ward by code (raises UnknownWard) or by id."""
+    if ward_id is None:
+        assert ward_code is not None
+        ward_id = (await _ward(session, ward_code)).id
+        assert ward_id is not None
+    figures = await read_period_figures(session, ward_id=ward_id, lessons=lessons, start=start, end=end, zone=zone)
+    rows = await read_workbook_rows(session, ward_id=ward_id, lessons=lessons, start=start, end=end)
+    return ReportData(figures, rows)
+
+
+def render_report(
+    data: ReportData, *, lessons: LessonLibrary, span: str | None, zone: ZoneInfo, now: datetime, signer: Signer,
+    charts: bool = True,
+) -> ReportFiles:
+    """The report, the workbook and the annex (dated ``now``) and, if asked, the charts of
+    ``data``. ``span`` (a ``Span`` value; None: dates typed) names the period in titles."""
+    figures = data.figures
+    words = period_words(span, figures.start, figures.end, zone)
+    awards = select_awards(figures)
+    setting = DocumentSetting(period=words, zone=zone, now=now, signer=signer)
+    titles = {lesson.id: lesson.title for lesson in lessons}
+    pictures = {
+        "nhom": group_chart_png(group_chart_data(figures, period=words)),
+        "thang": trend_chart_png(trend_chart_data(figures, period=words)),
+        "bai": lesson_chart_png(lesson_chart_data(figures, period=words, titles=titles)),
+    } if charts else {}
+    return ReportFiles(
+        figures, awards, words,
+        report=report_docx(figures, setting=setting),
+        workbook=render_workbook(figures, data.rows, awards, lessons=lessons, zone=zone, now=now),
+        annex=annex_docx(figures, awards, setting=setting),
+        charts=pictures,
+    )
 
 
 async def group_links(

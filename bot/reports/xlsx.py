@@ -1,18 +1,18 @@
-"""The ward's XLSX report for a period (the 6-month and annual reports).
+"""The ward's XLSX workbook for a period (the annex of the 6-month and annual reports).
 
-Group numbers come from ``storage.stats.group_stats`` — the same numbers leaders and admins
-see in the chat. State numbers (members, started, completed the programme, rate) are as of
-the period's end; "in the period" counts lesson completions between its start and end
-(the difference of the statistics at both ends). Assisted completions are never mixed
-into self completions.
+Every number of the groups, lessons, competence areas, months, leaders, broadcasts and thi
+đua sheets comes from ``storage.figures.PeriodFigures`` — the object the report document and
+the charts are drawn from, so the three never disagree. The residents and assisted sheets
+list people's rows as of the period's end (``storage.report_data``). State numbers are as of
+the period's end; "in the period" numbers count what happened between its start and end.
+Assisted completions are never mixed into self completions.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from io import BytesIO
 from zoneinfo import ZoneInfo
 
@@ -24,36 +24,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.broadcasting import STATUS_TEXT
 from bot.core.i18n import Translate
 from bot.curriculum import LessonLibrary
+from bot.curriculum.schema import Competence
+from bot.reports.awards import Awards
 from bot.reports.sheets import Column, cell, stream_table
 from bot.reports.wording import COMPETENCE_TEXT, audience_words, local_time, translator
-from storage.models import Ward
-from storage.report_data import (
-    AssistedRow, Mark, ResidentRow, WardBroadcast, assisted_completions, residents_progress, ward_broadcasts,
-)
-from storage.stats import GroupStats, group_stats
+from storage.figures import GroupFigures, PeriodFigures
+from storage.report_data import AssistedRow, Mark, ResidentRow, assisted_completions, residents_progress
 
-WEEK = timedelta(days=7)
-TICK = timedelta(microseconds=1)  # the instant just before the period starts
 PERCENT = "0.0"
 CHANGE = "+0.0;-0.0;0.0"
 COUNT = "0"
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Lesson completions, self and assisted, kept apart."""
-
-    self: int = 0
-    assisted: int = 0
-
-
-def _completions(stats: GroupStats, lesson_id: str | None = None) -> Counts:
-    counts = [stats.lessons[lesson_id]] if lesson_id else list(stats.lessons.values())
-    return Counts(sum(c.completed_self for c in counts), sum(c.completed_assisted for c in counts))
-
-
-def _in_period(now: Counts, before: Counts | None) -> Counts:
-    return now if before is None else Counts(now.self - before.self, now.assisted - before.assisted)
 
 
 def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
@@ -62,67 +42,44 @@ def _local(moment: datetime | None, zone: ZoneInfo) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class WorkbookData:
-    """Everything the workbook shows, read from the database (:func:`read_workbook`); drawing
-    it (:func:`render_workbook`) needs no session and runs in a thread."""
+class WorkbookRows:
+    """The people's rows the workbook lists besides the figures, read from the database
+    (:func:`read_workbook_rows`); drawing needs no session and runs in a thread."""
 
-    ward: Ward
-    at_end: list[GroupStats]
-    before: dict[int, GroupStats]
     residents: list[ResidentRow]
     assisted: list[AssistedRow]
-    broadcasts: list[WardBroadcast]  # each with its delivery to this ward's residents only
 
 
-async def read_workbook(
+async def read_workbook_rows(
     session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
-) -> WorkbookData:
-    """The numbers and rows of the ward's report for [start, end] (``start`` None: from the
-    beginning)."""
-    ward = await session.get(Ward, ward_id)
-    if ward is None:
-        raise ValueError(f"no ward with id {ward_id}")
+) -> WorkbookRows:
+    """Each resident's progress as of ``end`` and the assisted completions in [start, end]."""
     ids = [lesson.id for lesson in lessons]
-    at_end = await group_stats(session, lesson_ids=ids, since=end - WEEK, until=end, ward_id=ward_id)
-    before: dict[int, GroupStats] = {}
-    if start is not None:
-        just_before = start - TICK
-        earlier = await group_stats(session, lesson_ids=ids, since=just_before, until=just_before, ward_id=ward_id)
-        before = {s.group_id: s for s in earlier}
     residents = await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=end)
     assisted = await assisted_completions(session, ward_id=ward_id, start=start, end=end)
-    broadcasts = await ward_broadcasts(session, ward_id=ward_id, start=start, end=end)
-    return WorkbookData(ward, list(at_end), before, list(residents), list(assisted), broadcasts)
+    return WorkbookRows(list(residents), list(assisted))
 
 
 def render_workbook(
-    data: WorkbookData, *, lessons: LessonLibrary, start: datetime | None, end: datetime, zone: ZoneInfo,
+    figures: PeriodFigures, rows: WorkbookRows, awards: Awards, *, lessons: LessonLibrary, zone: ZoneInfo,
     now: datetime,
 ) -> bytes:
     """The workbook as .xlsx bytes, stamped as made at ``now`` (CPU work: run it off the event loop).
     Written in openpyxl's write-only mode: rows stream out, the book is never held in memory."""
     t = translator()
     book = Workbook(write_only=True)
-    _groups_sheet(book.create_sheet(), t, ward=data.ward, stats=data.at_end, before=data.before, start=start, end=end,
-                  zone=zone, now=now)
-    _residents_sheet(book.create_sheet(), t, rows=data.residents, lessons=lessons, zone=zone)
-    _lessons_sheet(book.create_sheet(), t, lessons=lessons, stats=data.at_end, before=data.before,
-                   dated=start is not None)
-    _assisted_sheet(book.create_sheet(), t, rows=data.assisted, lessons=lessons, zone=zone)
-    _broadcasts_sheet(book.create_sheet(), t, broadcasts=data.broadcasts, zone=zone)
+    _groups_sheet(book.create_sheet(), t, figures=figures, zone=zone, now=now)
+    _residents_sheet(book.create_sheet(), t, rows=rows.residents, lessons=lessons, zone=zone)
+    _lessons_sheet(book.create_sheet(), t, figures=figures, lessons=lessons)
+    _areas_sheet(book.create_sheet(), t, figures=figures)
+    _months_sheet(book.create_sheet(), t, figures=figures)
+    _leaders_sheet(book.create_sheet(), t, figures=figures)
+    _assisted_sheet(book.create_sheet(), t, rows=rows.assisted, lessons=lessons, zone=zone)
+    _broadcasts_sheet(book.create_sheet(), t, figures=figures, zone=zone)
+    _awards_sheet(book.create_sheet(), t, awards=awards)
     buffer = BytesIO()
     book.save(buffer)
     return buffer.getvalue()
-
-
-async def build_workbook(
-    session: AsyncSession, *, ward_id: int, lessons: LessonLibrary, start: datetime | None, end: datetime,
-    zone: ZoneInfo, now: datetime,
-) -> bytes:
-    """The report of the ward for [start, end] (``start`` None: from the beginning) as .xlsx bytes,
-    stamped as made at ``now``: read in ``session``, drawn in a thread."""
-    data = await read_workbook(session, ward_id=ward_id, lessons=lessons, start=start, end=end)
-    return await asyncio.to_thread(render_workbook, data, lessons=lessons, start=start, end=end, zone=zone, now=now)
 
 
 def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo) -> str:
@@ -131,46 +88,44 @@ def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo)
     return t("report.period", start=local_time(start, zone), end=local_time(end, zone))
 
 
-def _groups_sheet(ws: Worksheet, t: Translate, *, ward: Ward, stats: Sequence[GroupStats],
-                  before: dict[int, GroupStats], start: datetime | None, end: datetime, zone: ZoneInfo,
-                  now: datetime) -> None:
+def _met(t: Translate, met: bool | None) -> str | None:
+    return None if met is None else (t("report.yes_target") if met else t("report.no_target"))
+
+
+def _group_row(t: Translate, g: GroupFigures) -> list[object]:
+    rate: object = g.rate if g.rate is not None else t("doc.no_members")
+    return [g.code, g.name, g.target_percent, g.adults, g.members, g.participants, g.new_participants, g.finished,
+            rate, _met(t, g.meets_target if g.members else None), g.coverage if g.members else None,
+            _met(t, g.meets_target_adults if g.members else None),
+            g.completed_self, g.completed_assisted, g.finished_in_period, g.change]
+
+
+def _groups_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, zone: ZoneInfo, now: datetime) -> None:
     ws.title = t("report.sheet_groups")
-    meeting = sum(1 for s in stats if s.meets_target)
+    meeting = sum(1 for g in figures.groups if g.meets_target)
+    with_members = sum(1 for g in figures.groups if g.members)
     above = [
-        [cell(ws, t("report.title", ward=ward.name), font=Font(bold=True, size=14))],
-        [cell(ws, _period(t, start, end, zone))],
+        [cell(ws, t("report.title", ward=figures.ward.name), font=Font(bold=True, size=14))],
+        [cell(ws, _period(t, figures.start, figures.end, zone))],
         [cell(ws, t("report.generated", time=local_time(now, zone), zone=zone.key))],
-        [cell(ws, t("report.groups_meeting_target", count=meeting, total=len(stats)))],
-        [cell(ws, t("report.definitions"))],
+        [cell(ws, t("report.groups_meeting_target", count=meeting, total=with_members))],
+        [cell(ws, t("xlsx.definitions"))],
         [],
     ]
     columns = [
         Column(t("report.col_group_code"), 14), Column(t("report.col_group_name"), 26),
-        Column(t("report.col_target"), 10, COUNT), Column(t("report.col_members"), 11, COUNT),
-        Column(t("report.col_started"), 11, COUNT), Column(t("report.col_finished"), 14, COUNT),
+        Column(t("report.col_target"), 10, COUNT), Column(t("xlsx.col_adults"), 12, COUNT),
+        Column(t("report.col_members"), 11, COUNT), Column(t("report.col_started"), 11, COUNT),
+        Column(t("xlsx.col_new_participants"), 12, COUNT), Column(t("report.col_finished"), 14, COUNT),
         Column(t("report.col_rate"), 12, PERCENT), Column(t("report.col_meets_target"), 12),
-        Column(t("report.col_self_total"), 14, COUNT), Column(t("report.col_assisted_total"), 14, COUNT),
+        Column(t("xlsx.col_coverage"), 12, PERCENT), Column(t("xlsx.col_meets_target_adults"), 14),
         Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT),
-        Column(t("report.col_change"), 13, CHANGE),
+        Column(t("xlsx.col_finished_in_period"), 14, COUNT), Column(t("xlsx.col_change"), 13, CHANGE),
     ]
-    rows = []
-    for s in stats:
-        total = _completions(s)
-        period = _in_period(total, _completions(before[s.group_id]) if s.group_id in before else None)
-        rows.append([s.code, s.name, s.target_percent, s.members, s.started, s.finished, s.rate,
-                     t("report.yes_target") if s.meets_target else t("report.no_target"),
-                     total.self, total.assisted, period.self, period.assisted, s.change])
-    members = sum(s.members for s in stats)
-    finished = sum(s.finished for s in stats)
-    members_before = sum(s.members_before for s in stats)
-    rate = 100.0 * finished / members if members else 0.0
-    rate_before = 100.0 * sum(s.finished_before for s in stats) / members_before if members_before else 0.0
-    totals = [0, 0, 0, 0]
-    for row in rows:
-        totals = [a + b for a, b in zip(totals, row[8:12], strict=True)]
-    total_row = [t("report.ward_total"), ward.name, None, members, sum(s.started for s in stats), finished, rate,
-                 None, *totals, rate - rate_before]
-    stream_table(ws, columns=columns, rows=rows, above=above, total=total_row, freeze_columns=2)
+    total = _group_row(t, figures.total)
+    total[0], total[2], total[9], total[11] = t("report.ward_total"), None, None, None
+    stream_table(ws, columns=columns, rows=[_group_row(t, g) for g in figures.groups], above=above, total=total,
+                 freeze_columns=2)
 
 
 def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow], lessons: LessonLibrary,
@@ -197,8 +152,7 @@ def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow]
     stream_table(ws, columns=columns, rows=table(), freeze_columns=1)
 
 
-def _lessons_sheet(ws: Worksheet, t: Translate, *, lessons: LessonLibrary, stats: Sequence[GroupStats],
-                   before: dict[int, GroupStats], dated: bool) -> None:
+def _lessons_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, lessons: LessonLibrary) -> None:
     ws.title = t("report.sheet_lessons")
     columns = [
         Column(t("report.col_order"), 8, COUNT), Column(t("report.col_lesson_id"), 18),
@@ -208,16 +162,58 @@ def _lessons_sheet(ws: Worksheet, t: Translate, *, lessons: LessonLibrary, stats
         Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT),
     ]
     rows = []
-    for order, lesson in enumerate(lessons, 1):
-        total = Counts(sum(_completions(s, lesson.id).self for s in stats),
-                       sum(_completions(s, lesson.id).assisted for s in stats))
-        earlier = Counts(sum(_completions(s, lesson.id).self for s in before.values()),
-                         sum(_completions(s, lesson.id).assisted for s in before.values())) if dated else None
-        period = _in_period(total, earlier)
-        rows.append([order, lesson.id, lesson.title, t(COMPETENCE_TEXT[lesson.competence]), lesson.version,
-                     sum(s.lessons[lesson.id].started for s in stats), total.self, total.assisted,
-                     period.self, period.assisted])
+    for order, f in enumerate(figures.lessons, 1):
+        lesson = lessons.get(f.lesson_id)
+        rows.append([order, f.lesson_id, lesson.title if lesson else f.lesson_id,
+                     t(COMPETENCE_TEXT[lesson.competence]) if lesson else None, lesson.version if lesson else None,
+                     f.started, f.completed_self, f.completed_assisted, f.period_self, f.period_assisted])
     stream_table(ws, columns=columns, rows=rows, freeze_columns=3)
+
+
+def _areas_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> None:
+    ws.title = t("xlsx.sheet_areas")
+    columns = [Column(t("report.col_competence"), 40), Column(t("xlsx.col_lesson_count"), 10, COUNT),
+               Column(t("report.col_lesson_started"), 12, COUNT),
+               Column(t("report.col_self_total"), 14, COUNT), Column(t("report.col_assisted_total"), 14, COUNT),
+               Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT)]
+    rows = [[t(COMPETENCE_TEXT[Competence(a.competence)]), len(a.lesson_ids), a.started, a.completed_self,
+             a.completed_assisted, a.period_self, a.period_assisted] for a in figures.areas]
+    stream_table(ws, columns=columns, rows=rows, freeze_columns=1)
+
+
+def _months_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> None:
+    ws.title = t("xlsx.sheet_months")
+    columns = [Column(t("doc.col_month"), 10), Column(t("doc.col_new"), 14, COUNT),
+               Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT),
+               Column(t("doc.col_finished_month"), 16, COUNT), Column(t("doc.col_members_end"), 14, COUNT),
+               Column(t("xlsx.col_finished_end"), 16, COUNT), Column(t("xlsx.col_rate_end"), 14, PERCENT)]
+    rows = [[t("doc.month", month=m.month.month, year=m.month.year), m.new_participants, m.completed_self,
+             m.completed_assisted, m.finished, m.members_end, m.finished_end,
+             100.0 * m.finished_end / m.members_end if m.members_end else t("doc.no_members")]
+            for m in figures.months]
+    stream_table(ws, columns=columns, rows=rows, freeze_columns=1)
+
+
+def _leaders_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> None:
+    ws.title = t("xlsx.sheet_leaders")
+    columns = [Column(t("doc.col_leader"), 24), Column(t("doc.col_led_groups"), 30),
+               Column(t("doc.col_assisted"), 12, COUNT), Column(t("doc.col_nudges"), 12, COUNT),
+               Column(t("doc.col_answered"), 12, COUNT)]
+    erased = t("report.erased_person")
+    rows = [[leader.name or erased, ", ".join(leader.groups), leader.assisted, leader.nudges, leader.answered]
+            for leader in figures.leaders]
+    stream_table(ws, columns=columns, rows=rows, freeze_columns=1)
+
+
+def _awards_sheet(ws: Worksheet, t: Translate, *, awards: Awards) -> None:
+    ws.title = t("xlsx.sheet_awards")
+    above = [[cell(ws, t("doc.annex_title"), font=Font(bold=True, size=14))], [cell(ws, t("doc.annex_rule"))], []]
+    columns = [Column(t("xlsx.col_award_kind"), 12), Column(t("doc.col_name"), 26), Column(t("doc.col_led_groups"), 26),
+               Column(t("doc.col_achievements"), 90)]
+    group, person = t("xlsx.award_group"), t("xlsx.award_leader")
+    rows = [[group, a.group.name, a.group.code, a.achievements] for a in awards.groups]
+    rows += [[person, a.leader.name, ", ".join(a.leader.groups), a.achievements] for a in awards.leaders]
+    stream_table(ws, columns=columns, rows=rows, above=above)
 
 
 def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow], lessons: LessonLibrary,
@@ -236,8 +232,7 @@ def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow],
     stream_table(ws, columns=columns, rows=table, freeze_columns=1)
 
 
-def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[WardBroadcast],
-                      zone: ZoneInfo) -> None:
+def _broadcasts_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, zone: ZoneInfo) -> None:
     ws.title = t("report.sheet_broadcasts")
     columns = [Column(t("report.col_broadcast_id"), 8, COUNT), Column(t("report.col_broadcast_time"), 17),
                Column(t("report.col_broadcast_status"), 14), Column(t("report.col_audience"), 30),
@@ -245,7 +240,7 @@ def _broadcasts_sheet(ws: Worksheet, t: Translate, *, broadcasts: Sequence[WardB
                Column(t("report.col_sent"), 10, COUNT), Column(t("report.col_blocked"), 10, COUNT),
                Column(t("report.col_failed"), 10, COUNT), Column(t("report.col_pending"), 10, COUNT)]
     table = []
-    for shown in broadcasts:
+    for shown in figures.broadcasts:
         broadcast, report = shown.broadcast, shown.report
         text = broadcast.text if len(broadcast.text) <= 200 else broadcast.text[:199] + "…"
         table.append([broadcast.id, _local(broadcast.scheduled_at, zone), t(STATUS_TEXT[broadcast.status]),

@@ -132,11 +132,12 @@ async def test_an_assisted_completion_appears_in_the_group_view_and_the_report(w
 
         ha = people["Hà"]
         await ha.send("/quantri")
-        await ha.choose("Báo cáo Excel")
+        await ha.choose("Báo cáo")
         await ha.choose("Tháng này")
-        document, chart = [m for m in tg.chat(int(ha.external_id)) if m.kind in ("document", "photo")][-2:]
-        assert document.kind == "document" and chart.kind == "photo"
-        assert "1 học trực tiếp với tổ trưởng" in document.text
+        report, document, annex, *charts = [m for m in tg.chat(int(ha.external_id))
+                                            if m.kind in ("document", "photo")][-6:]
+        assert [m.kind for m in (report, document, annex, *charts)] == ["document"] * 3 + ["photo"] * 3
+        assert "1 lượt có tổ trưởng hỗ trợ" in report.text and report.upload.filename.endswith(".docx")
         assert document.upload.filename.endswith(".xlsx") and document.upload.data is not None
         book = openpyxl.load_workbook(io.BytesIO(document.upload.data))
         sheet = book[ward.catalog.text("report.sheet_assisted")]

@@ -53,15 +53,15 @@ async def _run(kind: str, folder: Path, library: LessonLibrary) -> dict:
 
 
 def _check_report_rendering(kind: str, admin: Driver) -> None:
-    """The workbook and the chart, as each channel can show them."""
+    """The report, the workbook, the annex and the charts, as each channel can show them."""
     if kind == "telegram":
         assert isinstance(admin, TelegramDriver)
         sent = [m.kind for m in admin.tg.chat(admin.user)]
-        assert sent[-3:] == ["document", "photo", "text"]  # the file, the chart, the menu
+        assert sent[-7:] == ["document"] * 3 + ["photo"] * 3 + ["text"]  # the files, the charts, the menu
     elif kind == "zalo":  # no PUBLIC_BASE_URL here: a summary and a text in place of the chart
         assert admin.said("Zalo chưa gửi được tệp") and admin.said("Zalo chưa hiển thị được")
     else:
-        assert admin.said("(Tệp đã lưu tại: ") and admin.said(".xlsx)") and admin.said(".png)")
+        assert admin.said("(Tệp đã lưu tại: ") and admin.said(".docx)") and admin.said(".xlsx)") and admin.said(".png)")
 
 
 async def test_leader_and_admin_journeys_leave_the_same_rows_on_every_channel(tmp_path: Path,

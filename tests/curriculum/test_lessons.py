@@ -66,6 +66,7 @@ RULES = {
                                            "(F3: 2026-02-15)"),
     "bad-reviewed-date": ("reviewed", "không phải ngày dạng YYYY-MM hoặc YYYY-MM-DD"),
     "bad-source-date": ("sources[0].date", "không phải ngày dạng YYYY-MM-DD"),
+    "bad-published-date": ("published", "'2027-03' không phải ngày dạng YYYY-MM-DD"),
 }
 
 # Rules across several files, one folder each: (exit code, lines expected at the start of the output).

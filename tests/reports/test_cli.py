@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
+import docx
 import zxingcpp
 from openpyxl import load_workbook
 from PIL import Image
@@ -17,7 +18,8 @@ from typer.testing import CliRunner
 
 from bot.app import App
 from bot.cli import Deps, cli
-from bot.reports.xlsx import build_workbook
+from bot.reports.docx import Signer
+from bot.reports.exports import read_report, render_report
 from storage import audit
 from storage.migrate import head_revision
 from tests.fakes.telegram_api import FakeTelegram
@@ -46,23 +48,50 @@ def _cells(data: bytes) -> dict[str, list[tuple[object, ...]]]:
     return {ws.title: list(ws.iter_rows(values_only=True)) for ws in book.worksheets}
 
 
-async def test_the_half_year_report_and_its_chart(seeded: Seed, tmp_path: Path) -> None:
-    out, chart = tmp_path / "bao-cao.xlsx", tmp_path / "bieu-do.png"
-    result = await _cli(seeded.app, "report", "--ward", "DEMO", "--out", str(out), "--chart", str(chart),
+def _document(data: bytes) -> list[str]:
+    """A .docx's text: paragraphs, then every table cell (what a reader sees, not the zip's stamps)."""
+    document = docx.Document(BytesIO(data))
+    cells = [c.text for table in document.tables for row in table.rows for c in row.cells]
+    return [p.text for p in document.paragraphs] + cells
+
+
+async def test_the_half_year_report_its_workbook_annex_and_charts(seeded: Seed, tmp_path: Path) -> None:
+    report, book, annex = tmp_path / "bao-cao.docx", tmp_path / "so-lieu.xlsx", tmp_path / "khen-thuong.docx"
+    chart, charts = tmp_path / "bieu-do.png", tmp_path / "charts"
+    charts.mkdir()
+    result = await _cli(seeded.app, "report", "--ward", "DEMO", "--out", str(report), "--out", str(book),
+                        "--annex", str(annex), "--chart", str(chart), "--charts", str(charts),
                         "--period", "6m", "--to", "2026-06-30")
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"Đã ghi báo cáo Phường Mẫu (01/01/2026–30/06/2026): 10 tổ, 4 thành viên, "
-        f"0 người hoàn thành chương trình (0.0%) → {out}; biểu đồ → {chart}",
+        f"0 người hoàn thành chương trình (0.0%) → {report}, {book}; danh sách đề xuất khen thưởng → {annex}; "
+        f"biểu đồ → {chart}; ba biểu đồ → {charts}",
     ]
-    # Exactly the workbook of the period, in the ward's time zone, over the whole library.
+    # Exactly the files of the period, in the ward's time zone, over the whole library, made at the clock's time.
     start, end = datetime(2025, 12, 31, 17, tzinfo=UTC), datetime(2026, 6, 30, 17, tzinfo=UTC) - timedelta(microseconds=1)
     async with seeded.app.sessions() as session:
-        expected = await build_workbook(session, ward_id=1, lessons=seeded.app.lessons, start=start, end=end, zone=ZONE,
-                                        now=seeded.app.clock.now())
-    assert _cells(out.read_bytes()) == _cells(expected)  # "Lập lúc …" included: made at the clock's time
-    image = Image.open(chart)
-    assert image.format == "PNG" and image.size == (1000, 720)
+        data = await read_report(session, ward_code="DEMO", lessons=seeded.app.lessons, start=start, end=end, zone=ZONE)
+    expected = render_report(data, lessons=seeded.app.lessons, span="6m", zone=ZONE, now=seeded.app.clock.now(),
+                             signer=Signer())
+    assert _cells(book.read_bytes()) == _cells(expected.workbook)  # "Lập lúc …" included
+    assert _document(report.read_bytes()) == _document(expected.report)
+    assert "Kết quả triển khai Phong trào “Bình dân học vụ số” 6 tháng đầu năm 2026" in _document(report.read_bytes())
+    assert _document(annex.read_bytes()) == _document(expected.annex)
+    assert "DANH SÁCH ĐỀ XUẤT KHEN THƯỞNG" in _document(annex.read_bytes())
+    assert chart.read_bytes() == expected.charts["nhom"]
+    assert sorted(p.name for p in charts.iterdir()) == ["bieu-do-bai.png", "bieu-do-nhom.png", "bieu-do-thang.png"]
+    assert (charts / "bieu-do-thang.png").read_bytes() == expected.charts["thang"]
+    assert Image.open(chart).format == "PNG"
+
+
+async def test_the_signer_comes_from_the_settings(seeded: Seed, tmp_path: Path) -> None:
+    report = tmp_path / "r.docx"
+    result = await _cli(seeded.app, "report", "--ward", "DEMO", "--out", str(report), "--period", "year",
+                        REPORT_SIGNER_TITLE="PHÓ CHỦ TỊCH", REPORT_SIGNER_NAME="Trần Thị Bình")
+    assert result.exit_code == 0, result.output
+    text = _document(report.read_bytes())
+    assert "KT. CHỦ TỊCH\nPHÓ CHỦ TỊCH\n(Ký, ghi rõ họ tên, đóng dấu)\n\n\n\nTrần Thị Bình" in text
 
 
 async def test_the_default_period_is_everything_up_to_now(seeded: Seed, clock: ManualClock, tmp_path: Path) -> None:
@@ -92,6 +121,9 @@ async def test_report_mistakes_are_refused_clearly(seeded: Seed, tmp_path: Path)
         (["--ward", "DEMO", "--out", str(tmp_path / "no" / "r.xlsx")], "Không ghi được tệp"),
         (["--ward", "DEMO", "--out", str(tmp_path)], "Không ghi được tệp"),
         (["--ward", "DEMO", "--out", out, "--chart", str(tmp_path / "no" / "c.png")], "Không ghi được tệp"),
+        (["--ward", "DEMO", "--out", str(tmp_path / "r.pdf")], "--out cần tệp .docx (báo cáo) hoặc .xlsx"),
+        (["--ward", "DEMO", "--out", out, "--annex", str(tmp_path / "a.xlsx")], "--annex cần tệp .docx"),
+        (["--ward", "DEMO", "--out", out, "--charts", str(tmp_path / "none")], "thư mục này không có"),
     ]
     for args, expected in cases:
         result = await _cli(seeded.app, "report", *args)

@@ -17,10 +17,9 @@ from PIL import Image, ImageChops
 
 from bot.reports import certificate
 from bot.reports.certificate import certificate_png
-from bot.reports.chart import completion_chart_png
+from bot.reports.chart import GroupBar, GroupChart, group_chart_png
 from bot.reports.fonts import SANS, SERIF, SERIF_BOLD, font_path
 from bot.reports.wording import translator
-from storage.stats import GroupStats
 
 TITLE = "Tỷ lệ hoàn thành chương trình theo tổ – Phường Mẫu (đến 23/11/2026)"
 NAMES = ["Tổ dân phố 1", "Tổ dân phố Bắc Sơn", "Tổ dân phố Hòa An", "Khu phố Đông Thượng Ưng", "Ấp Phước Lộc Thọ"]
@@ -28,9 +27,13 @@ NAMES = ["Tổ dân phố 1", "Tổ dân phố Bắc Sơn", "Tổ dân phố Hò
 VIETNAMESE = "aàáảãạăằắẳẵặâầấẩẫậeèéẻẽẹêềếểễệiìíỉĩịoòóỏõọôồốổỗộơờớởỡợuùúủũụưừứửữựyỳýỷỹỵđ"
 
 
-def _stats(names: list[str]) -> list[GroupStats]:
-    return [GroupStats(n, f"G{n}", name, 1, 70 + n, members=10, finished=min(2 * n, 10))
+def _stats(names: list[str]) -> list[GroupBar]:
+    return [GroupBar(name, 10.0 * min(2 * n, 10), 70 + n, 10.0 * min(2 * n, 10) >= 70 + n)
             for n, name in enumerate(names, 1)]
+
+
+def completion_chart_png(bars: list[GroupBar], *, title: str) -> bytes:
+    return group_chart_png(GroupChart(title, bars))
 
 
 def _bars_start(image: Image.Image, top: int, bottom: int) -> int:
@@ -139,3 +142,18 @@ def test_every_character_of_the_certificate_is_in_its_fonts() -> None:
         assert {ch for ch in needed if ord(ch) not in cmap} == set(), name
     assert certificate.__doc__ and "VNeID" in t("certificate.disclaimer", ward="x")
     assert "không thay cho xác nhận phổ cập kỹ năng số trên VNeID" in t("certificate.disclaimer", ward="x")
+
+
+def test_an_empty_group_is_labelled_not_drawn_as_a_zero_bar(caplog: pytest.LogCaptureFixture) -> None:
+    empty = [GroupBar("Tổ dân phố Đông", None, 70, False)]
+    data, missing = _quietly(lambda: group_chart_png(GroupChart(TITLE, empty)), caplog)
+    assert missing == []
+    image = _png(data)
+    colours = {(0x2E, 0x7D, 0x32), (0xEF, 0x6C, 0x00)}
+    coloured = [y for y in range(0, image.height, 2) for x in range(0, image.width, 2)
+                if image.getpixel((x, y)) in colours]
+    assert coloured and min(coloured) > image.height * 0.8  # only the legend's swatches, no bar
+    # The label is drawn where a bar would start: it differs from the same chart with a 0 % group.
+    zero = group_chart_png(GroupChart(TITLE, [GroupBar("Tổ dân phố Đông", 0.0, 70, False)]))
+    box = _changed(data, zero)
+    assert box[2] - box[0] > 100  # "chưa có thành viên" is wider than "0%"

@@ -1,6 +1,7 @@
-"""The XLSX report: it opens with openpyxl, every number of every sheet matches the database
-(checked against known values, a naive recount of the rows, and storage.stats), periods
-filter, assisted completions stay apart from self completions, people's text is never a formula."""
+"""The XLSX workbook (built by ``bot.reports.exports``, as the CLI and the chat do): it opens
+with openpyxl, every number of every sheet matches the database (checked against known values,
+a naive recount of the rows, and storage.stats), periods filter, assisted completions stay apart
+from self completions, people's text is never a formula."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from openpyxl.workbook import Workbook
 from pytest import approx
 from sqlmodel import select
 
+from bot.reports.docx import Signer
+from bot.reports.exports import read_report, render_report
 from bot.reports.sheets import DATE_FORMAT
-from bot.reports.xlsx import build_workbook
 from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup, Ward
 from storage.outbox import delivery_report
 from storage.stats import group_stats, members_progress
@@ -26,16 +28,22 @@ from tests.support import Chat
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SEPTEMBER = datetime(2026, 9, 1, 3, 0, tzinfo=UTC)
 MADE = datetime(2026, 9, 2, 1, 30, tzinfo=UTC)  # 08:30 the next morning in Hà Nội
-SHEETS = ["Tổng hợp theo tổ", "Tiến độ người dân", "Bài học", "Hoàn thành có hỗ trợ", "Thông báo"]
+SHEETS = ["Tổng hợp theo tổ", "Tiến độ người dân", "Bài học", "Lĩnh vực năng lực", "Theo tháng", "Tổ trưởng",
+          "Hoàn thành có hỗ trợ", "Thông báo", "Thi đua"]
+
+
+async def build_workbook(seed: Seed, *, ward: str = "DEMO", start: datetime | None, end: datetime,
+                         now: datetime = MADE) -> bytes:
+    """The workbook of [start, end] of ``ward``, made at ``now``, over the seed's three lessons."""
+    async with seed.app.sessions() as session:
+        data = await read_report(session, ward_code=ward, lessons=seed.lessons, start=start, end=end, zone=ZONE)
+    return render_report(data, lessons=seed.lessons, span=None, zone=ZONE, now=now, signer=Signer(),
+                         charts=False).workbook
 
 
 async def _workbook(seed: Seed, *, start: datetime | None, end: datetime) -> Workbook:
     """The workbook of [start, end], made at MADE."""
-    async with seed.app.sessions() as session:
-        ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
-        data = await build_workbook(session, ward_id=ward.id, lessons=seed.lessons, start=start, end=end,  # type: ignore[arg-type]
-                                    zone=ZONE, now=MADE)
-    return load_workbook(BytesIO(data))
+    return load_workbook(BytesIO(await build_workbook(seed, start=start, end=end)))
 
 
 def _table(ws: Any, first: str) -> tuple[int, list[dict[str, Any]]]:
@@ -67,7 +75,6 @@ async def _recount(seed: Seed, start: datetime | None, end: datetime) -> dict[st
         finished = [p for p in members if {r.lesson_id for r in done if r.person_id == p.id} == ids]
         result[group.code] = {
             "members": len(members), "started": len({r.person_id for r in mine}), "finished": len(finished),
-            "self": sum(r.assisted_by is None for r in done), "assisted": sum(r.assisted_by is not None for r in done),
             "self_period": sum(r.assisted_by is None for r in in_period),
             "assisted_period": sum(r.assisted_by is not None for r in in_period),
         }
@@ -76,8 +83,6 @@ async def _recount(seed: Seed, start: datetime | None, end: datetime) -> dict[st
 
 def _group_row(row: dict[str, Any]) -> dict[str, int]:
     return {"members": row["Thành viên"], "started": row["Đã bắt đầu học"], "finished": row["Hoàn thành chương trình"],
-            "self": row["Lượt hoàn thành bài – tự học (lũy kế)"],
-            "assisted": row["Lượt hoàn thành bài – có hỗ trợ (lũy kế)"],
             "self_period": row["Lượt hoàn thành bài – tự học (trong kỳ)"],
             "assisted_period": row["Lượt hoàn thành bài – có hỗ trợ (trong kỳ)"]}
 
@@ -93,11 +98,14 @@ async def _check_groups_sheet(seed: Seed, book: Workbook, start: datetime | None
                                   since=end - timedelta(days=7), until=end, ward_id=ward.id)
     for s, row in zip(stats, groups, strict=True):  # the chat's numbers and the report's agree
         assert (row["Mã tổ"], row["Tổ dân phố / thôn"], row["Chỉ tiêu (%)"]) == (s.code, s.name, s.target_percent)
-        # Excel keeps 15 significant digits.
-        assert row["Tỷ lệ hoàn thành (%)"] == approx(s.rate) and row["Thay đổi 7 ngày (điểm %)"] == approx(s.change)
-        assert row["Đạt chỉ tiêu"] == ("Đạt" if s.meets_target else "Chưa đạt")
+        # Excel keeps 15 significant digits; an empty group has no rate.
+        if s.members:
+            assert row["Tỷ lệ hoàn thành (%)"] == approx(s.rate)
+            assert row["Đạt chỉ tiêu"] == ("Đạt" if s.meets_target else "Chưa đạt")
+        else:
+            assert (row["Tỷ lệ hoàn thành (%)"], row["Đạt chỉ tiêu"]) == ("chưa có thành viên", None)
     assert total["Mã tổ"] == "Tổng cộng"
-    for key in ("members", "started", "finished", "self", "assisted", "self_period", "assisted_period"):
+    for key in ("members", "started", "finished", "self_period", "assisted_period"):
         assert _group_row(total)[key] == sum(g[key] for g in recount.values())
     return {r["Mã tổ"]: r for r in rows}
 
@@ -106,18 +114,19 @@ async def test_every_sheet_matches_the_database(seeded: Seed) -> None:
     book = await _workbook(seeded, start=None, end=SEPTEMBER)
     assert book.sheetnames == SHEETS
     groups = await _check_groups_sheet(seeded, book, None, SEPTEMBER)
-    assert _group_row(groups["DEMO-TDP01"]) == {"members": 3, "started": 2, "finished": 1, "self": 4, "assisted": 1,
+    assert _group_row(groups["DEMO-TDP01"]) == {"members": 3, "started": 2, "finished": 1,
                                                 "self_period": 4, "assisted_period": 1}
-    assert _group_row(groups["DEMO-TDP02"]) == {"members": 2, "started": 2, "finished": 1, "self": 4, "assisted": 0,
+    assert _group_row(groups["DEMO-TDP02"]) == {"members": 2, "started": 2, "finished": 1,
                                                 "self_period": 4, "assisted_period": 0}  # Dũng's tombstone counts
-    assert _group_row(groups["DEMO-TDP03"]) == {"members": 1, "started": 1, "finished": 1, "self": 0, "assisted": 3,
+    assert _group_row(groups["DEMO-TDP03"]) == {"members": 1, "started": 1, "finished": 1,
                                                 "self_period": 0, "assisted_period": 3}
+    assert groups["DEMO-TDP04"]["Tỷ lệ hoàn thành (%)"] == "chưa có thành viên"  # never 0 %
     assert groups["DEMO-TDP01"]["Tỷ lệ hoàn thành (%)"] == approx(100 / 3) and groups["DEMO-TDP03"]["Đạt chỉ tiêu"] == "Đạt"
     assert groups["Tổng cộng"]["Tỷ lệ hoàn thành (%)"] == 50.0
     head = book["Tổng hợp theo tổ"]
     assert "Phường Mẫu" in head["A1"].value and head["A2"].value == "Kỳ báo cáo: từ khi bắt đầu đến 10:00 01/09/2026"
     assert head["A3"].value == "Lập lúc 08:30 02/09/2026 (giờ Asia/Ho_Chi_Minh)"
-    assert head["A4"].value == "Số tổ đạt chỉ tiêu: 1/10"
+    assert head["A4"].value == "Số tổ đạt chỉ tiêu: 1/3"  # of the groups with members
 
     _, residents = _table(book["Tiến độ người dân"], "Họ và tên")
     by_name = {r["Họ và tên"]: r for r in residents}
@@ -144,7 +153,7 @@ async def test_every_sheet_matches_the_database(seeded: Seed) -> None:
     assert counts == [(5, 4, 1), (4, 2, 2), (4, 2, 1)]
     assert [r["Mã bài"] for r in lessons] == [x.id for x in seeded.lessons] and lessons[0]["Phiên bản"] == 1
     assert all(r["Lĩnh vực năng lực số"][0] in "123456" for r in lessons)
-    assert sum(c[1] for c in counts) == groups["Tổng cộng"]["Lượt hoàn thành bài – tự học (lũy kế)"]
+    assert sum(c[1] for c in counts) == groups["Tổng cộng"]["Lượt hoàn thành bài – tự học (trong kỳ)"]  # all time
 
     _, assisted = _table(book["Hoàn thành có hỗ trợ"], "Họ và tên")
     assert [(r["Họ và tên"], r["Mã tổ"], r["Bài học"], r["Tổ trưởng ghi nhận"]) for r in assisted] == \
@@ -171,8 +180,8 @@ async def test_cells_are_typed_and_the_header_is_bold_and_frozen(seeded: Seed) -
     assert groups.freeze_panes == f"C{top + 1}" and groups.cell(top, 1).font.b
     assert groups.column_dimensions["B"].width == 26
     row = top + 1
-    assert groups.cell(row, 4).data_type == "n" and isinstance(groups.cell(row, 4).value, int)
-    assert groups.cell(row, 7).number_format == "0.0"
+    assert groups.cell(row, 5).data_type == "n" and isinstance(groups.cell(row, 5).value, int)
+    assert groups.cell(row, 9).number_format == "0.0"
     for name in SHEETS[1:]:
         ws = book[name]
         assert ws.freeze_panes is not None and ws.cell(1, 1).font.b and ws.column_dimensions["A"].width > 5
@@ -193,7 +202,7 @@ async def test_periods_filter_and_keep_assisted_apart(seeded: Seed) -> None:
     h2_start = h1_end + timedelta(microseconds=1)
     second = await _workbook(seeded, start=h2_start, end=SEPTEMBER)
     groups = await _check_groups_sheet(seeded, second, h2_start, SEPTEMBER)
-    assert (_group_row(groups["DEMO-TDP01"])["self_period"], _group_row(groups["DEMO-TDP01"])["self"]) == (0, 4)
+    assert _group_row(groups["DEMO-TDP01"])["self_period"] == 0
     assert (_group_row(groups["DEMO-TDP02"])["self_period"], _group_row(groups["DEMO-TDP02"])["assisted_period"]) == (3, 0)
     assert (_group_row(groups["DEMO-TDP03"])["self_period"], _group_row(groups["DEMO-TDP03"])["assisted_period"]) == (0, 3)
     _, lessons = _table(second["Bài học"], "Thứ tự")
@@ -203,14 +212,19 @@ async def test_periods_filter_and_keep_assisted_apart(seeded: Seed) -> None:
     assert [r["Số"] for r in _table(second["Thông báo"], "Số")[1]] == [seeded.broadcasts["behind"]]
 
 
-async def test_this_weeks_change(seeded: Seed) -> None:
-    book = await _workbook(seeded, start=None, end=AUGUST + timedelta(days=1))
-    groups = await _check_groups_sheet(seeded, book, None, AUGUST + timedelta(days=1))
-    # A week earlier TDP02 had only Dũng (0 %) and TDP03 nobody; now 1 of 2 and 1 of 1.
-    assert groups["DEMO-TDP02"]["Thay đổi 7 ngày (điểm %)"] == 50.0
-    assert groups["DEMO-TDP03"]["Thay đổi 7 ngày (điểm %)"] == 100.0
-    assert groups["DEMO-TDP01"]["Thay đổi 7 ngày (điểm %)"] == 0.0
-    assert groups["Tổng cộng"]["Thay đổi 7 ngày (điểm %)"] == approx(50.0 - 100 / 4)  # 3/6 now, 1/4 a week ago
+async def test_the_change_against_the_previous_period(seeded: Seed) -> None:
+    h2_start = datetime(2026, 6, 30, 17, tzinfo=UTC)
+    book = await _workbook(seeded, start=h2_start, end=AUGUST + timedelta(days=1))
+    groups = await _check_groups_sheet(seeded, book, h2_start, AUGUST + timedelta(days=1))
+    # At the first half-year's end TDP02 had only Dũng (0 %) and TDP03 nobody; now 1 of 2 and 1 of 1.
+    change = "Thay đổi so với kỳ trước (điểm %)"
+    assert groups["DEMO-TDP02"][change] == 50.0
+    assert groups["DEMO-TDP03"][change] == 100.0
+    assert groups["DEMO-TDP01"][change] == 0.0
+    assert groups["Tổng cộng"][change] == approx(50.0 - 100 / 4)  # 3/6 now, 1/4 at the end of June
+    assert (groups["DEMO-TDP02"]["Hoàn thành chương trình (trong kỳ)"],
+            groups["DEMO-TDP01"]["Hoàn thành chương trình (trong kỳ)"]) == (1, 0)
+    assert groups["DEMO-TDP03"]["Người mới bắt đầu học (trong kỳ)"] == 1  # Em
     assert MAY < AUGUST
 
 
@@ -220,10 +234,7 @@ async def test_a_name_is_never_a_formula(seeded: Seed) -> None:
         person = await session.get(Person, seeded.people["Hải"])
         person.display_name = formula  # type: ignore[union-attr]
         session.add(person)
-    async with seeded.app.sessions() as session:
-        ward = (await session.exec(select(Ward).where(Ward.code == "DEMO"))).one()
-        data = await build_workbook(session, ward_id=ward.id, lessons=seeded.lessons, start=None, end=SEPTEMBER,  # type: ignore[arg-type]
-                                    zone=ZONE, now=MADE)
+    data = await build_workbook(seeded, start=None, end=SEPTEMBER)
     _, residents = _table(load_workbook(BytesIO(data))["Tiến độ người dân"], "Họ và tên")
     assert formula in [r["Họ và tên"] for r in residents]
     with zipfile.ZipFile(BytesIO(data)) as archive:
@@ -251,11 +262,8 @@ async def test_a_past_periods_sheets_show_nothing_dated_after_its_end(seeded: Se
 
 async def test_a_wards_workbook_shows_only_its_own_share_of_broadcasts(seeded: Seed) -> None:
     demo = await _workbook(seeded, start=None, end=SEPTEMBER)
-    async with seeded.app.sessions() as session:
-        other = (await session.exec(select(Ward).where(Ward.code == "KHAC"))).one()
-        khac = load_workbook(BytesIO(await build_workbook(
-            session, ward_id=other.id, lessons=seeded.lessons, start=None, end=SEPTEMBER,  # type: ignore[arg-type]
-            zone=ZONE, now=SEPTEMBER)))
+    khac = load_workbook(BytesIO(await build_workbook(seeded, ward="KHAC", start=None, end=SEPTEMBER,
+                                                      now=SEPTEMBER)))
     mine = {r["Số"]: r for r in _table(demo["Thông báo"], "Số")[1]}
     theirs = {r["Số"]: r for r in _table(khac["Thông báo"], "Số")[1]}
     assert set(theirs) == {seeded.broadcasts["all"], seeded.broadcasts["other ward"]}  # no DEMO-only broadcast

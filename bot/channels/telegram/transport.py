@@ -51,6 +51,8 @@ class TelegramTransport:
                 await self.bot.send_message(
                     chat_id, piece, reply_markup=markup if last else None, request_timeout=REQUEST_TIMEOUT
                 )
+            for document in message.documents:  # after the text that says what they are
+                await self.bot.send_document(chat_id, FSInputFile(document), request_timeout=REQUEST_TIMEOUT)
             return SENT
         except TelegramRetryAfter as exc:
             return Delivery(Result.RETRY_AFTER, retry_after=float(exc.retry_after), reason="429")
@@ -61,4 +63,4 @@ class TelegramTransport:
         except TelegramAPIError as exc:  # 400 chat not found, too long, …: retrying won't help
             return Delivery(Result.FAILED, reason=exc.message)
         except FileNotFoundError as exc:
-            return Delivery(Result.FAILED, reason=f"không tìm thấy ảnh: {exc.filename}")
+            return Delivery(Result.FAILED, reason=f"không tìm thấy tệp: {exc.filename}")
