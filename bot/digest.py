@@ -71,7 +71,7 @@ async def plan_digests(
     stats = {s.group_id: s for s in await group_stats(session, lesson_ids=ids, since=since, group_ids=list(all_groups),  # type: ignore[arg-type]
                                                       curriculum=programme,
                                                       curriculum_before=lessons.curriculum_at(since, zone))}
-    behind, leaders_behind = await behind_counts(session, group_ids=sorted(all_groups), lesson_ids=ids,  # type: ignore[arg-type]
+    behind, leaders_behind = await behind_counts(session, group_ids=sorted(all_groups), lesson_ids=programme,  # type: ignore[arg-type]
                                                  inactive_since=now - BEHIND_AFTER)
     week = week_of(now, zone)
     rows = []

@@ -138,8 +138,10 @@ async def behind(ctx: Context, group: ResidentGroup,
     (not active for ``BEHIND_AFTER`` and not finished, stalled inside a lesson today). The
     dashboard's "cần nhắc" count, its lists and the nudge all come from here."""
     assert ctx.person is not None and group.id is not None
-    members = await _members(ctx, group) if members is None else members
-    total = len(ctx.lessons)
+    programme = curriculum(ctx)  # "học xong" counts against the programme of the day
+    if members is None or len(programme) != len(ctx.lessons):  # a lesson not yet published: count without it
+        members = await members_progress(ctx.session, group_id=group.id, lesson_ids=programme)
+    total = len(programme)
     idle = [m for m in members if m.person_id != ctx.person.id and is_behind(m, total=total, now=ctx.now)]
     stalled_ids = await stalled_since(ctx.session, group_id=group.id, since=day_start(ctx), lesson_ids=lesson_ids(ctx))
     idle_ids = {m.person_id for m in idle}
@@ -304,7 +306,7 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
     message carries the sender's name: the rows name the sender as ``about_person_id``."""
     assert ctx.person is not None and group.id is not None
     t = ctx.t
-    total = len(ctx.lessons)
+    total = len(curriculum(ctx))
     members = await _members(ctx, group)
     if only is not None:
         targets = [m for m in members if m.person_id == only.id and m.person_id != ctx.person.id]
