@@ -26,6 +26,14 @@ LEADER_REFUSALS = {
 }
 
 
+def _account(catalog: Catalog, account: str) -> tuple[str, str]:
+    """``channel:external_id`` as typed by the operator (``telegram:123456789``), or a precise error."""
+    channel, _, external_id = account.partition(":")
+    if not channel or not external_id:
+        raise context.fail(catalog.text("cli.admin_bad_account", account=account))
+    return channel, external_id
+
+
 @commands.command("add")
 def admin_add(
     ctx: typer.Context,
@@ -38,9 +46,7 @@ def admin_add(
 
     settings = context.settings()
     catalog = Catalog.load()
-    channel, _, external_id = account.partition(":")
-    if not channel or not external_id:
-        raise context.fail(catalog.text("cli.admin_bad_account", account=account))
+    channel, external_id = _account(catalog, account)
 
     async def work(session: AsyncSession) -> tuple[str, str, bool]:
         now = context.now(ctx)
@@ -71,9 +77,7 @@ def admin_remove_leader(
 
     settings = context.settings()
     catalog = Catalog.load()
-    channel, _, external_id = account.partition(":")
-    if not channel or not external_id:
-        raise context.fail(catalog.text("cli.admin_bad_account", account=account))
+    channel, external_id = _account(catalog, account)
 
     async def work(session: AsyncSession) -> tuple[str, str, bool] | str:
         now = context.now(ctx)
