@@ -108,7 +108,7 @@ async def _stats(ctx: Context, group: ResidentGroup) -> GroupStats:
     since = ctx.now - timedelta(days=7)
     [stats] = await group_stats(ctx.session, lesson_ids=lesson_ids(ctx), since=since,
                                 group_ids=[group.id], curriculum=curriculum(ctx),  # type: ignore[list-item]
-                                curriculum_before=curriculum(ctx, since))
+                                curriculum_before=curriculum(ctx, since), by_lesson=True)
     return stats
 
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, case, exists, false, func, or_
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, or_, true
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,7 +47,9 @@ class GroupStats:
     finished: int = 0  # members who completed the programme
     finished_before: int = 0  # the same, counting only completions up to ``since``
     members_before: int = 0
-    lessons: dict[str, LessonCounts] = field(default_factory=dict)
+    completed_self: int = 0  # completions of the counted lessons, by the member alone
+    completed_assisted: int = 0  # … and recorded by a leader for them
+    lessons: dict[str, LessonCounts] = field(default_factory=dict)  # per lesson, when asked (by_lesson)
     adults: int | None = None  # the group's adult population; None: not set
 
     @property
@@ -72,11 +77,12 @@ class GroupStats:
 
     @property
     def completions(self) -> int:
-        return sum(c.completed for c in self.lessons.values())
+        """Completions of the counted lessons by the members (self and assisted)."""
+        return self.completed_self + self.completed_assisted
 
     @property
     def assisted(self) -> int:
-        return sum(c.completed_assisted for c in self.lessons.values())
+        return self.completed_assisted
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,28 @@ class MemberProgress:
     added_by_leader: bool
 
 
+class unindexed(FunctionElement[Any]):  # noqa: N801 - reads as a function in a query
+    """A column the SQLite planner must not reach through an index for this term: SQLite's
+    documented unary ``+`` (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
+    Other databases get the column as it is: PostgreSQL plans from its statistics."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)  # type: ignore[no-any-return]
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
+
+
 async def group_stats(
     session: AsyncSession,
     *,
@@ -100,14 +128,16 @@ async def group_stats(
     group_ids: Sequence[int] | None = None,
     curriculum: Sequence[str] | None = None,
     curriculum_before: Sequence[str] | None = None,
+    by_lesson: bool = False,
 ) -> list[GroupStats]:
     """Statistics of every group (of a ward, or the given groups), in code order.
 
-    ``lesson_ids``: the lessons counted one by one. ``curriculum``: the lessons a member must
-    have completed to have completed the programme at ``until`` (or now), and
+    ``lesson_ids``: the lessons whose completions are counted (and, with ``by_lesson``, counted
+    one by one in ``GroupStats.lessons``: the leader's page). ``curriculum``: the lessons a
+    member must have completed to have completed the programme at ``until`` (or now), and
     ``curriculum_before`` the same at ``since`` (``LessonLibrary.curriculum_at``; both default
     to ``lesson_ids``). ``until`` limits the count to completions up to that time (a period's
-    report). Computed with SQL aggregates per group and lesson: never a list of people's ids."""
+    report). Computed with SQL aggregates: never a list of people's ids."""
     groups_query = select(ResidentGroup).order_by(col(ResidentGroup.code))
     chosen = select(ResidentGroup.id)
     if ward_id is not None:
@@ -119,33 +149,81 @@ async def group_stats(
     groups = (await session.exec(groups_query)).all()
     result = {
         g.id: GroupStats(g.id, g.code, g.name, g.ward_id, g.target_percent,  # type: ignore[arg-type]
-                         lessons={lid: LessonCounts() for lid in lesson_ids}, adults=g.adults)
+                         lessons={lid: LessonCounts() for lid in lesson_ids} if by_lesson else {}, adults=g.adults)
         for g in groups
     }
     if not result:
         return []
-    members_of = [col(Person.group_id).in_(chosen)]
-    if until is not None:
-        members_of.append(col(Person.created_at) <= until)
-    members = await session.exec(
-        select(Person.group_id, func.count(), func.sum(case((col(Person.created_at) <= since, 1), else_=0)))
-        .where(*members_of).group_by(col(Person.group_id))
-    )
-    for group_id, count, before in members.all():
-        result[group_id].members, result[group_id].members_before = int(count), int(before or 0)
     wanted = set(lesson_ids)
     now_set = set(lesson_ids if curriculum is None else curriculum)
     before_set = set(now_set if curriculum_before is None else curriculum_before)
-    if not wanted | now_set:
-        return list(result.values())
-    # The lessons are picked inside the sums, not in WHERE: so the database reaches the rows
-    # through the people of the groups (person.group_id, then lesson_progress.person_id), which
-    # keeps one group's page fast in a ward of 50,000.
-    rows_of = list(members_of)
+    counted = wanted | now_set | before_set
+    # A whole ward is read person by person in the table's order (SQLite then groups each
+    # person's rows as they come, with no sort); one group through its index.
+    group_of = col(Person.group_id) if group_ids is not None else unindexed(Person.group_id)
+    members_of = [group_of.in_(chosen)]
+    if until is not None:
+        members_of.append(col(Person.created_at) <= until)
+    # The person's rows of the counted lessons, reached through the covering index
+    # ix_progress_person_cover (person, lesson, status, moments, assistance): the lesson test
+    # must not make SQLite read the rows through the lesson's index instead.
+    rows_of = [col(LessonProgress.person_id) == Person.id, unindexed(LessonProgress.lesson_id).in_(sorted(counted))]
     completed = LessonProgress.status == ProgressStatus.COMPLETED
     if until is not None:
         rows_of.append(col(LessonProgress.started_at) <= until)
         completed = and_(completed, col(LessonProgress.completed_at) <= until)
+
+    def of(lessons: set[str]) -> ColumnElement[bool]:
+        """The row's lesson is one of ``lessons``, tested as "none of the (few) other counted
+        lessons": a short NOT IN, or nothing at all when the sets are the same (the usual case)."""
+        others = counted - lessons
+        return col(LessonProgress.lesson_id).not_in(sorted(others)) if others else true()
+
+    def number(condition: ColumnElement[bool]) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    # One pass over the ward: a row per person (members without progress too), then per group.
+    per_person = (
+        select(col(Person.group_id).label("group_id"),
+               func.max(case((col(Person.created_at) <= since, 1), else_=0)).label("old"),  # one person
+               func.count(case((of(now_set), LessonProgress.person_id))).label("rows"),
+               number(and_(of(now_set), completed)).label("done"),
+               number(and_(of(before_set), completed, col(LessonProgress.completed_at) <= since)).label("before"),
+               number(and_(of(wanted), completed, col(LessonProgress.assisted_by).is_(None))).label("self"),
+               number(and_(of(wanted), completed, col(LessonProgress.assisted_by).is_not(None))).label("assisted"))
+        .select_from(Person)
+        .outerjoin(LessonProgress, and_(*rows_of))
+        .where(*members_of).group_by(col(Person.id))
+        .subquery()
+    )
+
+    def everyone(column: Any, lessons: set[str]) -> Any:
+        """People who completed every lesson of ``lessons`` (nobody, if it is empty)."""
+        return number(column == len(lessons)) if lessons else literal(0)
+
+    per_group = await session.exec(
+        select(per_person.c.group_id, func.count(), func.sum(per_person.c.old),
+               number(per_person.c.rows > 0), everyone(per_person.c.done, now_set),
+               everyone(per_person.c.before, before_set), func.sum(per_person.c.self),
+               func.sum(per_person.c.assisted))
+        .group_by(per_person.c.group_id)
+    )
+    for group_id, members, old, started, finished, finished_before, own, assisted in per_group.all():
+        stats = result[group_id]
+        stats.members, stats.members_before, stats.started = int(members), int(old or 0), int(started or 0)
+        stats.finished, stats.finished_before = int(finished or 0), int(finished_before or 0)
+        stats.completed_self, stats.completed_assisted = int(own or 0), int(assisted or 0)
+    if by_lesson and wanted:
+        await _count_lessons(session, result, members_of=members_of, until=until, completed=completed)
+    return list(result.values())
+
+
+async def _count_lessons(session: AsyncSession, result: dict[int, GroupStats], *, members_of: list[Any],
+                         until: datetime | None, completed: ColumnElement[bool]) -> None:
+    """Each lesson's started / completed (self, assisted) per group, into ``GroupStats.lessons``."""
+    rows_of = list(members_of)
+    if until is not None:
+        rows_of.append(col(LessonProgress.started_at) <= until)
     # Grouped by lesson, a row's lesson is picked after the query (below): the sums test only
     # the status, the moment and who assisted, all in the covering index ix_progress_person_cover.
     per_lesson = await session.exec(
@@ -157,36 +235,11 @@ async def group_stats(
         .where(*rows_of).group_by(col(Person.group_id), col(LessonProgress.lesson_id))
     )
     for group_id, lesson_id, started, completed_self, completed_assisted in per_lesson.all():
-        if lesson_id not in wanted:
+        counts = result[group_id].lessons.get(lesson_id)
+        if counts is None:
             continue  # a lesson no longer in the curriculum
-        counts = result[group_id].lessons[lesson_id]
         counts.started, counts.completed_self = int(started), int(completed_self or 0)
         counts.completed_assisted = int(completed_assisted or 0)
-    in_now = col(LessonProgress.lesson_id).in_(sorted(now_set)) if now_set else false()
-    in_before = col(LessonProgress.lesson_id).in_(sorted(before_set)) if before_set else false()
-    per_person = (
-        select(col(Person.group_id).label("group_id"),
-               func.sum(case((in_now, 1), else_=0)).label("rows"),
-               func.sum(case((and_(in_now, completed), 1), else_=0)).label("done"),
-               func.sum(case((and_(in_before, completed, col(LessonProgress.completed_at) <= since), 1),
-                             else_=0)).label("before"))
-        .select_from(Person)
-        .join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(*rows_of).group_by(col(Person.group_id), col(Person.id))
-        .subquery()
-    )
-    per_group = await session.exec(
-        select(per_person.c.group_id,
-               func.sum(case((per_person.c.rows > 0, 1), else_=0)),
-               func.sum(case((per_person.c.done == len(now_set), 1), else_=0)),
-               func.sum(case((per_person.c.before == len(before_set), 1), else_=0)))
-        .group_by(per_person.c.group_id)
-    )
-    for group_id, started, finished, finished_before in per_group.all():
-        stats = result[group_id]
-        stats.started, stats.finished = int(started or 0), int(finished or 0)
-        stats.finished_before = int(finished_before or 0)
-    return list(result.values())
 
 
 def ranking(stats: Sequence[GroupStats]) -> list[GroupStats]:

@@ -95,7 +95,7 @@ async def test_group_stats_count_the_programme_against_the_curriculum_of_their_m
     async def stats_at(moment: datetime):  # type: ignore[no-untyped-def]
         since = moment - timedelta(days=7)
         async with ward.sessions() as session:
-            [stats] = await group_stats(session, lesson_ids=ids, since=since, until=moment, group_ids=[tdp01.id],
+            [stats] = await group_stats(session, lesson_ids=ids, since=since, until=moment, group_ids=[tdp01.id], by_lesson=True,
                                         curriculum=grown.curriculum_at(moment, HANOI),
                                         curriculum_before=grown.curriculum_at(since, HANOI))
         return stats

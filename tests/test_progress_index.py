@@ -37,7 +37,8 @@ async def test_statistics_read_progress_from_the_covering_index(ward: App, clock
             group = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == "DEMO-TDP01"))).one()
             assert group.id is not None
             now = clock.now()
-            [stats] = await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), group_ids=[group.id])
+            [stats] = await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), group_ids=[group.id],
+                                        by_lesson=True)
             await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), until=now,
                               ward_id=group.ward_id)
             members = await members_progress(session, group_id=group.id, lesson_ids=ids)

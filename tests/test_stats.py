@@ -35,7 +35,7 @@ async def test_counts_rates_and_ranking(ward: App, clock) -> None:  # type: igno
                              assisted_by=1)
         session.add(row)
     async with ward.sessions() as session:
-        stats = await group_stats(session, lesson_ids=ids, since=clock.now() - timedelta(days=7))
+        stats = await group_stats(session, lesson_ids=ids, since=clock.now() - timedelta(days=7), by_lesson=True)
         groups = {g.code: g for g in stats}
         one, two = groups["DEMO-TDP01"], groups["DEMO-TDP02"]
         assert (one.members, one.started, one.finished) == (2, 2, 2)

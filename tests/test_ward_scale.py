@@ -63,7 +63,8 @@ async def test_every_number_of_a_ward_past_32767_members(any_app: App) -> None:
     ward_id, group_id, lessons = await _big_group(any_app)
     finished = len([i for i in range(2, RESIDENTS + 2) if i % 2 == 0])
     async with any_app.sessions() as session:
-        stats = await group_stats(session, lesson_ids=lessons, since=MONDAY_8 - timedelta(days=7), ward_id=ward_id)
+        stats = await group_stats(session, lesson_ids=lessons, since=MONDAY_8 - timedelta(days=7), ward_id=ward_id,
+                                  by_lesson=True)
         big = next(s for s in stats if s.group_id == group_id)
         assert (big.members, big.started, big.finished, big.finished_before) == (RESIDENTS + 1, RESIDENTS, finished,
                                                                                finished)
