@@ -39,7 +39,7 @@ from storage.models import Outbox, Person, Role, RoleKind, Ward
 from storage.outbox import enqueue, outbox_row
 from storage.reach import reachable
 
-if TYPE_CHECKING:  # the report modules (openpyxl, matplotlib) load only when a reminder is due
+if TYPE_CHECKING:  # the report modules (XlsxWriter, matplotlib) load only when a reminder is due
     from bot.reports.exports import ReportData
 
 log = logging.getLogger(__name__)

@@ -212,7 +212,7 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     """The period's report: the Word report, the workbook, the thi đua annex and the three
     charts — the files ``hocvuso report`` writes for the same period and clock — with a
     caption of the period's numbers."""
-    from bot.reports.docx import Signer  # python-docx, openpyxl and matplotlib load on demand
+    from bot.reports.docx import Signer  # python-docx, XlsxWriter and matplotlib load on demand
     from bot.reports.exports import CHARTS, read_report, render_report
     from bot.reports.wording import percent
 

@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import LessonProgress, Person, ProgressStatus
+from storage.planner import unindexed
 
 TICK = timedelta(microseconds=1)  # a month ends a tick before the next; so does the previous period
 
@@ -81,9 +82,9 @@ async def people_counts(session: AsyncSession, in_ward: Any, curriculum: Sequenc
                func.min(LessonProgress.started_at).label("first"),
                count_if(done).label("done"), func.max(case((done, LessonProgress.completed_at))).label("moment"))
         .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
+        .where(in_ward, col(Person.created_at) <= end, unindexed(LessonProgress.lesson_id).in_(list(curriculum)),
                col(LessonProgress.started_at) <= end)
-        .group_by(col(Person.group_id), col(Person.id), col(Person.created_at))
+        .group_by(col(Person.id))  # the group and creation follow from the person
         .subquery()
     )
     finished = person.c.done == len(curriculum)
@@ -119,7 +120,7 @@ async def lesson_counts(session: AsyncSession, in_ward: Any, curriculum: Sequenc
     rows = (await session.exec(
         select(Person.group_id, LessonProgress.lesson_id, *columns.values())
         .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
+        .where(in_ward, col(Person.created_at) <= end, unindexed(LessonProgress.lesson_id).in_(list(curriculum)),
                col(LessonProgress.started_at) <= end)
         .group_by(col(Person.group_id), col(LessonProgress.lesson_id))
     )).all()
@@ -137,7 +138,7 @@ async def completions_by_month(session: AsyncSession, in_ward: Any, curriculum: 
     rows = (
         select(month.label("month"), case((col(LessonProgress.assisted_by).is_not(None), 1), else_=0).label("helped"))
         .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
-        .where(in_ward, col(Person.created_at) <= end, col(LessonProgress.lesson_id).in_(list(curriculum)),
+        .where(in_ward, col(Person.created_at) <= end, unindexed(LessonProgress.lesson_id).in_(list(curriculum)),
                LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.started_at) <= end,
                within(at, months[0].low, months[-1].high))
         .subquery()
@@ -152,13 +153,13 @@ async def finished_by(session: AsyncSession, in_ward: Any, programme: Sequence[s
     """Per moment T and group: members (created by T) who completed every lesson of
     ``programme`` (the curriculum at T) by T. A person's last needed completion is computed
     once; each moment is a column."""
-    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.lesson_id).in_(list(programme)))
+    done = and_(LessonProgress.status == ProgressStatus.COMPLETED, unindexed(LessonProgress.lesson_id).in_(list(programme)))
     person = (
         select(col(Person.group_id).label("group_id"), col(Person.created_at).label("created"),
                func.count().label("done"), func.max(LessonProgress.completed_at).label("moment"))
         .select_from(Person).join(LessonProgress, col(LessonProgress.person_id) == Person.id)
         .where(in_ward, done)
-        .group_by(col(Person.group_id), col(Person.id), col(Person.created_at))
+        .group_by(col(Person.id))  # the group and creation follow from the person
         .subquery()
     )
     ats = sorted(set(moments))

@@ -69,6 +69,7 @@ from storage.figure_queries import (
     TICK, Month, as_int, completions_by_month, finished_by, lesson_counts, members_at, months_of, people_counts, within,
 )
 from storage.models import AuditLog, LessonProgress, Person, ProgressStatus, ResidentGroup, Role, RoleKind, Ward
+from storage.planner import unindexed
 from storage.report_data import WardBroadcast, ward_broadcasts
 
 if TYPE_CHECKING:
@@ -208,7 +209,8 @@ async def read_period_figures(
     previous_start = start - (end - start) if start is not None else None
     previous_end = start - TICK if start is not None else None
     curriculum = lessons.curriculum_at(end, zone)
-    in_ward = col(Person.group_id).in_(select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id))
+    # The ward's people in the table's order, each person's rows from the covering index (storage.planner).
+    in_ward = unindexed(Person.group_id).in_(select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id))
     first = None
     if start is None:
         first = (await session.exec(

@@ -23,6 +23,7 @@ from storage.models import (
     AuditLog, Broadcast, LessonProgress, Outbox, OutboxStatus, Person, ProgressStatus, ResidentGroup, Ward,
 )
 from storage.outbox import REPORT_STATUSES, DeliveryReport, group_label
+from storage.planner import unindexed
 
 
 class Mark(StrEnum):
@@ -86,30 +87,29 @@ async def residents_progress(
     moment up to ``end``; the rows stream in."""
     named = and_(ResidentGroup.ward_id == ward_id, col(Person.deleted_at).is_(None),
                  col(Person.display_name).is_not(None), col(Person.created_at) <= end)
-    # The lessons are picked inside the aggregates, not in the join: joined on the person alone,
-    # SQLite reads a resident's rows from the covering index (with the lesson in the join it
-    # would look each row up through the unique (person, lesson) index, then the table).
-    rows_of = and_(col(LessonProgress.person_id) == Person.id, col(LessonProgress.started_at) <= end)
-    wanted = col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))) if lesson_ids else false()
+    # The ward's people in the table's order, each one's rows of the lessons from the covering
+    # index (storage.planner: SQLite must use neither the group's index, which would make it sort
+    # every progress row to group them, nor the lesson's); grouped by the person as they come.
+    wanted = unindexed(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))) if lesson_ids else false()
+    rows_of = and_(col(LessonProgress.person_id) == Person.id, col(LessonProgress.started_at) <= end, wanted)
     completed = and_(LessonProgress.status == ProgressStatus.COMPLETED, col(LessonProgress.completed_at) <= end)
     letter = case((and_(completed, col(LessonProgress.assisted_by).is_(None)), "s"), (completed, "a"), else_="p")
     after_end = or_(col(Person.last_active_at).is_(None), col(Person.last_active_at) > end)
 
     def latest(moment: Any) -> Any:
         """The person's last ``moment`` up to ``end``, only when ``_last_active`` needs it."""
-        return case((after_end, func.max(case((and_(wanted, moment <= end), moment)))))
+        return case((after_end, func.max(case((moment <= end, moment)))))
 
     query = (
         select(Person.id, Person.display_name, Person.last_active_at, Person.added_by, ResidentGroup.code,
                ResidentGroup.name,
-               func.aggregate_strings(case((wanted, letter.concat(LessonProgress.lesson_id))), _SEPARATOR),
+               func.aggregate_strings(letter.concat(LessonProgress.lesson_id), _SEPARATOR),
                latest(col(LessonProgress.started_at)), latest(col(LessonProgress.completed_at)),
                latest(col(LessonProgress.updated_at)))
-        .join(ResidentGroup, col(ResidentGroup.id) == Person.group_id)
+        .join(ResidentGroup, col(ResidentGroup.id) == unindexed(Person.group_id))
         .outerjoin(LessonProgress, rows_of)
         .where(named)
-        .group_by(col(Person.id), col(Person.display_name), col(Person.last_active_at), col(Person.added_by),
-                  col(ResidentGroup.code), col(ResidentGroup.name))
+        .group_by(col(Person.id), col(ResidentGroup.id))  # the other columns follow from these keys
         .order_by(col(ResidentGroup.code), col(Person.display_name), col(Person.id))
         .execution_options(yield_per=PARTITION)
     )

@@ -16,12 +16,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, literal, or_, true
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup, Role, RoleKind, Ward
+from storage.planner import unindexed
 
 
 @dataclass
@@ -94,28 +93,6 @@ class MemberProgress:
     assisted: int
     in_progress: int
     added_by_leader: bool
-
-
-class unindexed(FunctionElement[Any]):  # noqa: N801 - reads as a function in a query
-    """A column the SQLite planner must not reach through an index for this term: SQLite's
-    documented unary ``+`` (https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_).
-    Other databases get the column as it is: PostgreSQL plans from its statistics."""
-
-    inherit_cache = True
-
-    def __init__(self, column: Any) -> None:
-        super().__init__(column)
-        self.type = column.type
-
-
-@compiles(unindexed)
-def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.clauses, **kw)  # type: ignore[no-any-return]
-
-
-@compiles(unindexed, "sqlite")
-def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
-    return "+" + compiler.process(element.clauses, **kw)
 
 
 async def group_stats(

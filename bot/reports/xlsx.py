@@ -13,12 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from io import BytesIO
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet as Worksheet
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.broadcasting import STATUS_TEXT
@@ -26,7 +22,7 @@ from bot.core.i18n import Translate
 from bot.curriculum import LessonLibrary
 from bot.curriculum.schema import Competence
 from bot.reports.awards import Awards
-from bot.reports.sheets import Column, cell, stream_table
+from bot.reports.sheets import Book, Column, Styled, stream_table
 from bot.reports.wording import COMPETENCE_TEXT, audience_words, local_time, translator
 from storage.figures import GroupFigures, PeriodFigures
 from storage.report_data import AssistedRow, Mark, ResidentRow, assisted_completions, residents_progress
@@ -65,21 +61,19 @@ def render_workbook(
     now: datetime,
 ) -> bytes:
     """The workbook as .xlsx bytes, stamped as made at ``now`` (CPU work: run it off the event loop).
-    Written in openpyxl's write-only mode: rows stream out, the book is never held in memory."""
+    Written in XlsxWriter's constant-memory mode: rows stream out, the book is never held in memory."""
     t = translator()
-    book = Workbook(write_only=True)
-    _groups_sheet(book.create_sheet(), t, figures=figures, zone=zone, now=now)
-    _residents_sheet(book.create_sheet(), t, rows=rows.residents, lessons=lessons, zone=zone)
-    _lessons_sheet(book.create_sheet(), t, figures=figures, lessons=lessons)
-    _areas_sheet(book.create_sheet(), t, figures=figures)
-    _months_sheet(book.create_sheet(), t, figures=figures)
-    _leaders_sheet(book.create_sheet(), t, figures=figures)
-    _assisted_sheet(book.create_sheet(), t, rows=rows.assisted, lessons=lessons, zone=zone)
-    _broadcasts_sheet(book.create_sheet(), t, figures=figures, zone=zone)
-    _awards_sheet(book.create_sheet(), t, awards=awards)
-    buffer = BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    book = Book()
+    _groups_sheet(book, t, figures=figures, zone=zone, now=now)
+    _residents_sheet(book, t, rows=rows.residents, lessons=lessons, zone=zone)
+    _lessons_sheet(book, t, figures=figures, lessons=lessons)
+    _areas_sheet(book, t, figures=figures)
+    _months_sheet(book, t, figures=figures)
+    _leaders_sheet(book, t, figures=figures)
+    _assisted_sheet(book, t, rows=rows.assisted, lessons=lessons, zone=zone)
+    _broadcasts_sheet(book, t, figures=figures, zone=zone)
+    _awards_sheet(book, t, awards=awards)
+    return book.close()
 
 
 def _period(t: Translate, start: datetime | None, end: datetime, zone: ZoneInfo) -> str:
@@ -100,16 +94,16 @@ def _group_row(t: Translate, g: GroupFigures) -> list[object]:
             g.completed_self, g.completed_assisted, g.finished_in_period, g.change]
 
 
-def _groups_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, zone: ZoneInfo, now: datetime) -> None:
-    ws.title = t("report.sheet_groups")
+def _groups_sheet(book: Book, t: Translate, *, figures: PeriodFigures, zone: ZoneInfo, now: datetime) -> None:
+    ws = book.sheet(t("report.sheet_groups"))
     meeting = sum(1 for g in figures.groups if g.meets_target)
     with_members = sum(1 for g in figures.groups if g.members)
     above = [
-        [cell(ws, t("report.title", ward=figures.ward.name), font=Font(bold=True, size=14))],
-        [cell(ws, _period(t, figures.start, figures.end, zone))],
-        [cell(ws, t("report.generated", time=local_time(now, zone), zone=zone.key))],
-        [cell(ws, t("report.groups_meeting_target", count=meeting, total=with_members))],
-        [cell(ws, t("xlsx.definitions"))],
+        [Styled(t("report.title", ward=figures.ward.name), bold=True, size=14)],
+        [Styled(_period(t, figures.start, figures.end, zone))],
+        [Styled(t("report.generated", time=local_time(now, zone), zone=zone.key))],
+        [Styled(t("report.groups_meeting_target", count=meeting, total=with_members))],
+        [Styled(t("xlsx.definitions"))],
         [],
     ]
     columns = [
@@ -124,13 +118,13 @@ def _groups_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, zone: 
     ]
     total = _group_row(t, figures.total)
     total[0], total[2], total[9], total[11] = t("report.ward_total"), None, None, None
-    stream_table(ws, columns=columns, rows=[_group_row(t, g) for g in figures.groups], above=above, total=total,
+    stream_table(book, ws, columns=columns, rows=[_group_row(t, g) for g in figures.groups], above=above, total=total,
                  freeze_columns=2)
 
 
-def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow], lessons: LessonLibrary,
+def _residents_sheet(book: Book, t: Translate, *, rows: Sequence[ResidentRow], lessons: LessonLibrary,
                      zone: ZoneInfo) -> None:
-    ws.title = t("report.sheet_residents")
+    ws = book.sheet(t("report.sheet_residents"))
     columns = [
         Column(t("report.col_name"), 24), Column(t("report.col_group_code"), 12),
         Column(t("report.col_group_name"), 22),
@@ -141,19 +135,20 @@ def _residents_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[ResidentRow]
     words = {Mark.SELF: t("report.mark_self"), Mark.ASSISTED: t("report.mark_assisted"),
              Mark.IN_PROGRESS: t("report.mark_in_progress")}
     yes, no = t("report.yes"), t("report.no")
+    ids = [lesson.id for lesson in lessons]
 
     def table() -> Iterator[list[object]]:  # one resident at a time, straight into the file
         for row in rows:
-            marks = [words[row.marks[lesson.id]] if lesson.id in row.marks else "" for lesson in lessons]
+            marks = [words[mark] if (mark := row.marks.get(lesson_id)) else None for lesson_id in ids]  # None: no cell
             yield [row.name, row.group_code, row.group_name, row.count(Mark.SELF), row.count(Mark.ASSISTED),
                    row.count(Mark.IN_PROGRESS), _local(row.last_active_at, zone),
                    yes if row.added_by_leader else no, *marks]
 
-    stream_table(ws, columns=columns, rows=table(), freeze_columns=1)
+    stream_table(book, ws, columns=columns, rows=table(), freeze_columns=1)
 
 
-def _lessons_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, lessons: LessonLibrary) -> None:
-    ws.title = t("report.sheet_lessons")
+def _lessons_sheet(book: Book, t: Translate, *, figures: PeriodFigures, lessons: LessonLibrary) -> None:
+    ws = book.sheet(t("report.sheet_lessons"))
     columns = [
         Column(t("report.col_order"), 8, COUNT), Column(t("report.col_lesson_id"), 18),
         Column(t("report.col_lesson_title"), 40), Column(t("report.col_competence"), 30),
@@ -167,22 +162,22 @@ def _lessons_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, lesso
         rows.append([order, f.lesson_id, lesson.title if lesson else f.lesson_id,
                      t(COMPETENCE_TEXT[lesson.competence]) if lesson else None, lesson.version if lesson else None,
                      f.started, f.completed_self, f.completed_assisted, f.period_self, f.period_assisted])
-    stream_table(ws, columns=columns, rows=rows, freeze_columns=3)
+    stream_table(book, ws, columns=columns, rows=rows, freeze_columns=3)
 
 
-def _areas_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> None:
-    ws.title = t("xlsx.sheet_areas")
+def _areas_sheet(book: Book, t: Translate, *, figures: PeriodFigures) -> None:
+    ws = book.sheet(t("xlsx.sheet_areas"))
     columns = [Column(t("report.col_competence"), 40), Column(t("xlsx.col_lesson_count"), 10, COUNT),
                Column(t("report.col_lesson_started"), 12, COUNT),
                Column(t("report.col_self_total"), 14, COUNT), Column(t("report.col_assisted_total"), 14, COUNT),
                Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT)]
     rows = [[t(COMPETENCE_TEXT[Competence(a.competence)]), len(a.lesson_ids), a.started, a.completed_self,
              a.completed_assisted, a.period_self, a.period_assisted] for a in figures.areas]
-    stream_table(ws, columns=columns, rows=rows, freeze_columns=1)
+    stream_table(book, ws, columns=columns, rows=rows, freeze_columns=1)
 
 
-def _months_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> None:
-    ws.title = t("xlsx.sheet_months")
+def _months_sheet(book: Book, t: Translate, *, figures: PeriodFigures) -> None:
+    ws = book.sheet(t("xlsx.sheet_months"))
     columns = [Column(t("doc.col_month"), 10), Column(t("doc.col_new"), 14, COUNT),
                Column(t("report.col_self_period"), 14, COUNT), Column(t("report.col_assisted_period"), 14, COUNT),
                Column(t("doc.col_finished_month"), 16, COUNT), Column(t("doc.col_members_end"), 14, COUNT),
@@ -191,34 +186,34 @@ def _months_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> Non
              m.completed_assisted, m.finished, m.members_end, m.finished_end,
              100.0 * m.finished_end / m.members_end if m.members_end else t("doc.no_members")]
             for m in figures.months]
-    stream_table(ws, columns=columns, rows=rows, freeze_columns=1)
+    stream_table(book, ws, columns=columns, rows=rows, freeze_columns=1)
 
 
-def _leaders_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures) -> None:
-    ws.title = t("xlsx.sheet_leaders")
+def _leaders_sheet(book: Book, t: Translate, *, figures: PeriodFigures) -> None:
+    ws = book.sheet(t("xlsx.sheet_leaders"))
     columns = [Column(t("doc.col_leader"), 24), Column(t("doc.col_led_groups"), 30),
                Column(t("doc.col_assisted"), 12, COUNT), Column(t("doc.col_nudges"), 12, COUNT),
                Column(t("doc.col_answered"), 12, COUNT)]
     erased = t("report.erased_person")
     rows = [[leader.name or erased, ", ".join(leader.groups), leader.assisted, leader.nudges, leader.answered]
             for leader in figures.leaders]
-    stream_table(ws, columns=columns, rows=rows, freeze_columns=1)
+    stream_table(book, ws, columns=columns, rows=rows, freeze_columns=1)
 
 
-def _awards_sheet(ws: Worksheet, t: Translate, *, awards: Awards) -> None:
-    ws.title = t("xlsx.sheet_awards")
-    above = [[cell(ws, t("doc.annex_title"), font=Font(bold=True, size=14))], [cell(ws, t("doc.annex_rule"))], []]
+def _awards_sheet(book: Book, t: Translate, *, awards: Awards) -> None:
+    ws = book.sheet(t("xlsx.sheet_awards"))
+    above = [[Styled(t("doc.annex_title"), bold=True, size=14)], [Styled(t("doc.annex_rule"))], []]
     columns = [Column(t("xlsx.col_award_kind"), 12), Column(t("doc.col_name"), 26), Column(t("doc.col_led_groups"), 26),
                Column(t("doc.col_achievements"), 90)]
     group, person = t("xlsx.award_group"), t("xlsx.award_leader")
     rows = [[group, a.group.name, a.group.code, a.achievements] for a in awards.groups]
     rows += [[person, a.leader.name, ", ".join(a.leader.groups), a.achievements] for a in awards.leaders]
-    stream_table(ws, columns=columns, rows=rows, above=above)
+    stream_table(book, ws, columns=columns, rows=rows, above=above)
 
 
-def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow], lessons: LessonLibrary,
+def _assisted_sheet(book: Book, t: Translate, *, rows: Sequence[AssistedRow], lessons: LessonLibrary,
                     zone: ZoneInfo) -> None:
-    ws.title = t("report.sheet_assisted")
+    ws = book.sheet(t("report.sheet_assisted"))
     columns = [Column(t("report.col_name"), 24), Column(t("report.col_group_code"), 12),
                Column(t("report.col_group_name"), 22), Column(t("report.col_lesson_title"), 40),
                Column(t("report.col_leader"), 24), Column(t("report.col_completed_at"), 17)]
@@ -229,11 +224,11 @@ def _assisted_sheet(ws: Worksheet, t: Translate, *, rows: Sequence[AssistedRow],
         table.append([row.person_name or erased, row.group_code, row.group_name,
                       lesson.title if lesson else row.lesson_id, row.leader_name or erased,
                       _local(row.completed_at, zone)])
-    stream_table(ws, columns=columns, rows=table, freeze_columns=1)
+    stream_table(book, ws, columns=columns, rows=table, freeze_columns=1)
 
 
-def _broadcasts_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, zone: ZoneInfo) -> None:
-    ws.title = t("report.sheet_broadcasts")
+def _broadcasts_sheet(book: Book, t: Translate, *, figures: PeriodFigures, zone: ZoneInfo) -> None:
+    ws = book.sheet(t("report.sheet_broadcasts"))
     columns = [Column(t("report.col_broadcast_id"), 8, COUNT), Column(t("report.col_broadcast_time"), 17),
                Column(t("report.col_broadcast_status"), 14), Column(t("report.col_audience"), 30),
                Column(t("report.col_broadcast_text"), 50), Column(t("report.col_recipients"), 11, COUNT),
@@ -247,4 +242,4 @@ def _broadcasts_sheet(ws: Worksheet, t: Translate, *, figures: PeriodFigures, zo
                       audience_words(broadcast.audience), text, shown.recipients,
                       report.totals["sent"], report.totals["blocked"], report.totals["failed"],
                       report.totals["pending"]])
-    stream_table(ws, columns=columns, rows=table)
+    stream_table(book, ws, columns=columns, rows=table)
