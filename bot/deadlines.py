@@ -40,7 +40,7 @@ from storage.outbox import enqueue, outbox_row
 from storage.reach import reachable
 
 if TYPE_CHECKING:  # the report modules (XlsxWriter, matplotlib) load only when a reminder is due
-    from bot.reports.exports import ReportData
+    from bot.reports.exports import ReportFiles
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +124,10 @@ async def admins_to_tell(session: AsyncSession, *, deadline: Deadline, due: date
     return list(wards.values())
 
 
-def period_documents(data: ReportData, *, lessons: LessonLibrary, span: Span, zone: ZoneInfo, now: datetime,
-                     signer: tuple[str, str]) -> list[tuple[str, bytes]]:
+def period_documents(made: ReportFiles) -> list[tuple[str, bytes]]:
     """The files a deadline reminder carries, (suffix, bytes): the period's report document, its
     workbook, the thi đua annex and the charts — the very files the chat and the CLI give for
-    the same period (``bot.reports.exports``). CPU work: call it in a thread."""
-    from bot.reports.docx import Signer
-    from bot.reports.exports import render_report
-
-    made = render_report(data, lessons=lessons, span=span.value, zone=zone, now=now, signer=Signer(*signer))
+    the same period (``bot.reports.exports``)."""
     return [(".docx", made.report), (".xlsx", made.workbook), (".docx", made.annex),
             *[(".png", png) for png in made.charts.values()]]
 
@@ -154,7 +149,8 @@ async def remind_deadlines(*, sessions: SessionFactory, now: datetime, zone: Zon
                            lessons: LessonLibrary, deadlines: list[Deadline], days: int, files_dir: Path,
                            signer: tuple[str, str] = ("CHỦ TỊCH", "")) -> int:
     """Queue today's deadline reminders (see the module); returns how many were queued."""
-    from bot.reports.exports import read_report
+    from bot.reports.docx import Signer
+    from bot.reports.exports import build_report
 
     queued = 0
     for deadline, due in due_today(now, zone=zone, deadlines=deadlines, days=days):
@@ -162,11 +158,10 @@ async def remind_deadlines(*, sessions: SessionFactory, now: datetime, zone: Zon
             wards = await admins_to_tell(session, deadline=deadline, due=due)
         period = report_period(span=deadline.span, first=None, last=None, now=now, zone=zone)
         for ward, admins in wards:
-            async with sessions() as session, session.begin():
-                data = await read_report(session, ward_id=ward.id, lessons=lessons, start=period.start,
-                                         end=period.end, zone=zone)
-            files = await asyncio.to_thread(period_documents, data, lessons=lessons, span=deadline.span, zone=zone,
-                                            now=now, signer=signer)
+            assert ward.id is not None
+            made = await build_report(sessions, ward_id=ward.id, lessons=lessons, start=period.start, end=period.end,
+                                      zone=zone, span=deadline.span.value, now=now, signer=Signer(*signer))
+            files = period_documents(made)
             paths = await asyncio.to_thread(write_documents, files_dir / "out", prefix=f"bao-cao-{ward.code}",
                                             files=files, now=now)
             rows = []

@@ -213,7 +213,7 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     charts — the files ``hocvuso report`` writes for the same period and clock — with a
     caption of the period's numbers."""
     from bot.reports.docx import Signer  # python-docx, XlsxWriter and matplotlib load on demand
-    from bot.reports.exports import CHARTS, read_report, render_report
+    from bot.reports.exports import CHARTS, build_report
     from bot.reports.wording import percent
 
     t = ctx.t
@@ -227,13 +227,9 @@ async def send_report(ctx: Context, ward: Ward, span: str) -> None:
     assert ward_id is not None
 
     async def build(sessions: SessionFactory) -> list[Reply]:
-        # After the update's transaction: read in a session of its own (on SQLite, a reader never
-        # holds the write lock), then drawn off the event loop, outside any transaction.
-        async with sessions() as session:
-            data = await read_report(session, ward_id=ward_id, lessons=lessons, start=period.start, end=period.end,
-                                     zone=zone)
-        made = await asyncio.to_thread(render_report, data, lessons=lessons, span=chosen.value if chosen else None,
-                                       zone=zone, now=now, signer=signer)
+        # After the update's transaction: read in a session of its own, drawn in the drawing process.
+        made = await build_report(sessions, ward_id=ward_id, lessons=lessons, start=period.start, end=period.end,
+                                  zone=zone, span=chosen.value if chosen else None, now=now, signer=signer)
         total = made.figures.total
         caption = t("admin.report_period_caption", ward=made.figures.ward.name, period=made.period,
                     new=total.new_participants, own=total.completed_self, assisted=total.completed_assisted,

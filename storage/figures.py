@@ -330,8 +330,10 @@ async def _leaders(session: AsyncSession, *, ward_id: int, curriculum: Sequence[
     )
     assisted = dict((await session.exec(
         select(LessonProgress.assisted_by, func.count())
-        .where(col(LessonProgress.assisted_by).in_(leaders_of_ward), LessonProgress.status == ProgressStatus.COMPLETED,
-               col(LessonProgress.lesson_id).in_(list(curriculum)), within(col(LessonProgress.completed_at), start, end))
+        .where(col(LessonProgress.assisted_by).is_not(None),  # the partial index ix_progress_assisted
+               col(LessonProgress.assisted_by).in_(leaders_of_ward), LessonProgress.status == ProgressStatus.COMPLETED,
+               unindexed(LessonProgress.lesson_id).in_(list(curriculum)),
+               within(col(LessonProgress.completed_at), start, end))
         .group_by(col(LessonProgress.assisted_by))
     )).all())
     # The audit log names actors as "person:<id>"; one row per actor, mapped back below.

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -111,6 +111,9 @@ class LessonProgress(SQLModel, table=True):
         # Every column the statistics read, so a ward's counts come from the index alone (0007).
         Index("ix_progress_person_cover", "person_id", "lesson_id", "status", "completed_at", "assisted_by",
               "started_at", "updated_at"),
+        # The assisted completions alone, by leader and moment (0008): the report's leader counts.
+        Index("ix_progress_assisted", "assisted_by", "completed_at", sqlite_where=text("assisted_by IS NOT NULL"),
+              postgresql_where=text("assisted_by IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

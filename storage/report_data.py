@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -42,7 +43,12 @@ class ResidentRow:
     group_name: str
     last_active_at: datetime | None
     added_by_leader: bool
-    marks: dict[str, Mark] = field(default_factory=dict)  # lesson id → mark; absent = not started
+    letters: str = ""  # each lesson's mark as the database wrote it, "sb01-x,pb02-y" (compact to send)
+
+    @cached_property
+    def marks(self) -> dict[str, Mark]:
+        """Lesson id → mark; absent = not started."""
+        return _marks(self.letters)
 
     def count(self, mark: Mark) -> int:
         return sum(1 for m in self.marks.values() if m == mark)
@@ -114,13 +120,15 @@ async def residents_progress(
         .execution_options(yield_per=PARTITION)
     )
     result = []
+    same: dict[str, str] = {}  # one string object per group's code and name: the rows pickle small
     # A partition at a time: the event loop runs other work (a resident's reply) between two.
     async for partition in (await session.stream(query)).partitions():
         for person_id, name, last_active, added_by, code, group_name, letters, *moments in partition:
             progress = max((m for m in moments if m is not None), default=None)
-            result.append(ResidentRow(person_id=person_id, name=name or "", group_code=code, group_name=group_name,
+            result.append(ResidentRow(person_id=person_id, name=name or "", group_code=same.setdefault(code, code),
+                                      group_name=same.setdefault(group_name, group_name),
                                       last_active_at=_last_active(last_active, progress, end),
-                                      added_by_leader=added_by is not None, marks=_marks(letters)))
+                                      added_by_leader=added_by is not None, letters=letters or ""))
     return result
 
 

@@ -1,6 +1,8 @@
 """The statistics of a ward read the progress rows from the covering index
-``ix_progress_person_cover`` (migration 0007) instead of fetching each table row: SQLite's own
-plan of every statement they run that touches ``lesson_progress`` says so."""
+``ix_progress_person_cover`` (migration 0007) instead of fetching each table row, a whole ward in
+the person table's order (no sort of every progress row to group them: ``storage.planner``), and
+the leaders' assisted completions from ``ix_progress_assisted`` (0008): SQLite's own plan of the
+statements says so."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ from sqlalchemy import event, text
 from sqlmodel import select
 
 from bot.app import App
+from bot.curriculum import LessonLibrary
+from storage.figures import read_period_figures
 from storage.models import ResidentGroup
 from storage.report_data import residents_progress
 from storage.stats import behind_counts, group_stats, members_progress
+from tests.staff import make_leader
 from tests.support import Chat, join, pass_lesson
 
 INDEX = "ix_progress_person_cover"
@@ -61,3 +66,55 @@ async def test_statistics_read_progress_from_the_covering_index(ward: App, clock
             assert all(f"COVERING INDEX {INDEX}" in step for step in progress), (statement, steps)
         assert (await connection.execute(text("SELECT count(*) FROM sqlite_master WHERE name = :n"),
                                          {"n": INDEX})).scalar() == 1
+
+
+async def _plans(ward: App, work) -> list[tuple[str, list[str]]]:  # type: ignore[no-untyped-def]
+    """(statement, plan steps) of every statement ``work`` runs that reads ``lesson_progress``."""
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "lesson_progress" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(ward.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await work()
+    finally:
+        event.remove(ward.engine.sync_engine, "before_cursor_execute", seen)
+    plans = []
+    async with ward.engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
+            plans.append((statement, [str(row[-1]) for row in plan]))
+    return plans
+
+
+async def test_a_ward_is_read_in_the_person_tables_order_and_assisted_rows_from_their_index(
+    ward: App, clock,  # type: ignore[no-untyped-def]
+) -> None:
+    first_two = list(ward.lessons)[:2]
+    lessons, ids = LessonLibrary(first_two), [lesson.id for lesson in first_two]
+    chat = Chat(ward.conversation, user="a", name="An")
+    await join(chat, group_code="DEMO-TDP01")
+    await pass_lesson(chat, first_two[0])
+    await make_leader(ward, chat, "DEMO-TDP01")  # the report counts each leader's assisted completions
+    now = clock.now()
+    async with ward.sessions() as session:
+        group = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == "DEMO-TDP01"))).one()
+    ward_id = group.ward_id
+
+    async def overview_and_report() -> None:
+        async with ward.sessions() as session:
+            await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), ward_id=ward_id)
+            await read_period_figures(session, ward_id=ward_id, lessons=lessons, start=now - timedelta(days=30),
+                                      end=now, zone=ward.settings.zone)
+            await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=now)
+
+    plans = await _plans(ward, overview_and_report)
+    leaders = [steps for statement, steps in plans if "assisted_by IN" in statement]
+    assert leaders and all(any("ix_progress_assisted" in step for step in steps) for steps in leaders), leaders
+    per_person = [(statement, steps) for statement, steps in plans if "GROUP BY person.id" in statement]
+    assert len(per_person) >= 3  # the overview's, the report's people and the residents' rows
+    for statement, steps in per_person:
+        assert "SCAN person" in steps, (statement, steps)  # the table's order: each person's rows come together
+        assert any(f"COVERING INDEX {INDEX}" in step for step in steps), (statement, steps)

@@ -64,19 +64,19 @@ async def test_certificate_and_report_are_drawn_after_the_transaction(
     import bot.reports.certificate
     import bot.reports.exports
 
-    free: dict[str, list[bool]] = {"certificate": [], "chart": []}
-    certificate_png, chart_png = bot.reports.certificate.certificate_png, bot.reports.exports.group_chart_png
+    free: dict[str, list[bool]] = {"certificate": [], "drawing": []}
+    certificate_png, in_drawing_process = bot.reports.certificate.certificate_png, bot.reports.exports.in_drawing_process
 
     def certificate(**fields):  # type: ignore[no-untyped-def]
         free["certificate"].append(_write_lock_is_free(ward))
         return certificate_png(**fields)
 
-    def chart(*args, **kwargs):  # type: ignore[no-untyped-def]
-        free["chart"].append(_write_lock_is_free(ward))
-        return chart_png(*args, **kwargs)
+    async def drawing(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        free["drawing"].append(_write_lock_is_free(ward))  # the report's files go to the drawing process
+        return await in_drawing_process(function, *args, **kwargs)
 
     monkeypatch.setattr(bot.reports.certificate, "certificate_png", certificate)
-    monkeypatch.setattr(bot.reports.exports, "group_chart_png", chart)
+    monkeypatch.setattr(bot.reports.exports, "in_drawing_process", drawing)
     lan = Chat(ward.conversation, user="31", name="Lan")
     await join(lan)
     replies = []
@@ -90,7 +90,7 @@ async def test_certificate_and_report_are_drawn_after_the_transaction(
     await admin.press("Báo cáo")
     replies = await admin.press("Tháng này")
     assert any(isinstance(r, Document) for r in replies) and any(isinstance(r, Image) for r in replies)
-    assert free == {"certificate": [True], "chart": [True]}
+    assert free == {"certificate": [True], "drawing": [True, True]}  # the documents, then the workbook
 
 
 async def test_a_burst_of_residents_joining_at_once_all_get_in(ward: App) -> None:

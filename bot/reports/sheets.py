@@ -48,12 +48,13 @@ class Styled:
 class Book:
     """An .xlsx workbook written into memory, with its cell formats made once each."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, made_at: datetime) -> None:
         self._buffer = BytesIO()
         # Typed writes only (write_string never makes a formula or a link); the options guard
         # any plain write too.
         self._book = Workbook(self._buffer, {"constant_memory": True, "strings_to_formulas": False,
                                              "strings_to_urls": False, "strings_to_numbers": False})
+        self._book.set_properties({"created": made_at})  # the injected clock's, not the wall clock's
         self._formats: dict[tuple[tuple[str, Any], ...], Format] = {}
 
     def sheet(self, title: str) -> Worksheet:

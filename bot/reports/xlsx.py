@@ -63,7 +63,7 @@ def render_workbook(
     """The workbook as .xlsx bytes, stamped as made at ``now`` (CPU work: run it off the event loop).
     Written in XlsxWriter's constant-memory mode: rows stream out, the book is never held in memory."""
     t = translator()
-    book = Book()
+    book = Book(made_at=now)
     _groups_sheet(book, t, figures=figures, zone=zone, now=now)
     _residents_sheet(book, t, rows=rows.residents, lessons=lessons, zone=zone)
     _lessons_sheet(book, t, figures=figures, lessons=lessons)

@@ -274,3 +274,12 @@ async def test_a_wards_workbook_shows_only_its_own_share_of_broadcasts(seeded: S
     assert mine[everyone]["Người nhận"] + theirs[everyone]["Người nhận"] == 4
     assert sum(mine[everyone][k] + theirs[everyone][k] for k in ("Đã gửi", "Bị chặn", "Lỗi", "Đang chờ")) == 4
     assert theirs[everyone]["Người nhận"] == 1 and mine[everyone]["Người nhận"] == 3
+
+
+async def test_the_workbook_is_dated_by_the_clock_it_is_given(seeded: Seed) -> None:
+    """The same period made at the same moment is the same file, stamped with that moment (not
+    the wall clock's), so the chat, the CLI and a reminder give one file."""
+    first = await build_workbook(seeded, start=None, end=SEPTEMBER)
+    again = await build_workbook(seeded, start=None, end=SEPTEMBER)
+    assert first == again
+    assert load_workbook(BytesIO(first)).properties.created == MADE.replace(tzinfo=None)
