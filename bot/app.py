@@ -147,6 +147,7 @@ async def telegram_username(settings: Settings) -> str:
 
 class ProcessRole(StrEnum):
     ALL = "all"  # receive, handle, send, schedule: one process does everything
+    WEB = "web"  # receive and handle by webhook only (any number of replicas): no sending, no scheduling
     WORKER = "worker"  # only the outbox senders and the scheduler
 
 
@@ -163,16 +164,19 @@ async def chat(app: App, *, stdin: TextIO, stdout: TextIO) -> None:
 
 
 async def serve(app: App, *, role: ProcessRole) -> None:
-    """The configured channels (role all), one outbox sender per channel, the scheduler and,
-    when Zalo needs it, the web endpoint — until SIGINT/SIGTERM."""
+    """Until SIGINT/SIGTERM: the configured channels receiving (roles all and web), one outbox
+    sender per channel and the scheduler (roles all and worker), and the web endpoint when a
+    webhook or Zalo's media need it (always in the web role: its ``/healthz``)."""
     from bot.channels.zalo import build_zalo_channels
     from bot.deadlines import parse_deadlines
     from bot.delivery.sender import Sender
     from bot.delivery.transport import Pacing, Transport
     from bot.helpdesk import HelpCheck
+    from bot import metrics
+    from bot.leadership import worker_lock
     from bot.reminders import ReminderPolicy, record_reminder_sent
     from bot.scheduling import Producers, build_scheduler
-    from bot.web import start_web
+    from bot.web import create_web_app, start_web
     from handlers import COMMANDS
 
     settings = app.settings
@@ -184,10 +188,12 @@ async def serve(app: App, *, role: ProcessRole) -> None:
         from bot.channels.telegram import TelegramChannel
         from bot.channels.telegram.transport import TelegramTransport
 
+        secret = settings.telegram_webhook_secret
         telegram = TelegramChannel(
             token=settings.telegram_bot_token.get_secret_value(), api_url=str(settings.telegram_api_url),
             conversation=app.conversation, catalog=app.catalog, commands=COMMANDS,
-            files_dir=app.conversation.services.files_dir,
+            files_dir=app.conversation.services.files_dir, webhook_url=settings.telegram_webhook_url,
+            webhook_secret=secret.get_secret_value() if settings.telegram_webhook_url and secret else None,
         )
         if app.conversation.services.telegram_username is None:
             # Join and invitation links need the bot's username; ask Telegram once.
@@ -225,32 +231,58 @@ async def serve(app: App, *, role: ProcessRole) -> None:
 
     web = None
     receiving: list[asyncio.Task] = []  # type: ignore[type-arg]
-    if role == ProcessRole.ALL:
-        if zalo.needs_web:
-            web = await start_web(zalo.web_app(), host=settings.web_host, port=settings.web_port)
+    if role in (ProcessRole.ALL, ProcessRole.WEB):
+        hooked = telegram is not None and telegram.uses_webhook
+        if zalo.needs_web or hooked or role == ProcessRole.WEB:
+            channels = [*([telegram] if hooked else []), *zalo]
+            web = await start_web(create_web_app(channels=channels, media=zalo.media,  # type: ignore[list-item]
+                                                 sessions=app.sessions),
+                                  host=settings.web_host, port=settings.web_port)
         if telegram is not None:
-            receiving.append(asyncio.create_task(telegram.run_polling(), name="telegram"))
+            receiving.append(asyncio.create_task(telegram.run(), name="telegram"))
         if zalo:
             receiving.append(asyncio.create_task(zalo.run(), name="zalo"))
-    sending = [asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders]
-    scheduler.start()
+    if role == ProcessRole.WORKER:  # /healthz and /metrics: its sends, ticks and the worker lock
+        web = await start_web(create_web_app(sessions=app.sessions), host=settings.web_host, port=settings.web_port)
+    sending: list[asyncio.Task] = []  # type: ignore[type-arg]
+    lock = worker_lock(settings.database_url) if role != ProcessRole.WEB else None
+
+    async def lead() -> None:
+        """Send and schedule once this process holds the worker lock (one active worker per
+        database; a standby waits here); raises LeadershipLost if the lock is lost."""
+        assert lock is not None
+        await lock.acquire()
+        metrics.WORKER_ACTIVE.set(1)
+        log.info("worker active: sending and scheduling")
+        sending.extend(asyncio.create_task(s.run(), name=f"sender-{s.channel}") for s in senders)
+        scheduler.start()
+        await lock.held()
+
+    leading = [asyncio.create_task(lead(), name="worker-lock")] if lock is not None else []
     try:
         waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([waiter, *receiving, *sending], return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([waiter, *receiving, *leading], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         for task in done:
             if task is not waiter and not task.cancelled() and task.exception():
                 raise task.exception()  # type: ignore[misc]
     finally:
         # Stop receiving first (answers in hand are finished), then sending, then close clients.
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
         if telegram is not None:
             await telegram.stop()
         await zalo.stop()
         await asyncio.gather(*receiving, return_exceptions=True)
+        for task in leading:
+            task.cancel()
+        await asyncio.gather(*leading, return_exceptions=True)
         for sender in senders:
             sender.stop()
         await asyncio.gather(*sending, return_exceptions=True)
+        if lock is not None:
+            await lock.release()
+            metrics.WORKER_ACTIVE.set(0)
         if telegram is not None:
             await telegram.close()
         await zalo.close()

@@ -8,6 +8,7 @@ password inside ``DATABASE_URL`` is a secret too (scrubbed from logs, hidden whe
 from __future__ import annotations
 
 import logging
+import re
 from datetime import time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     )
     telegram_bot_username: str | None = Field(
         default=None, description="the bot's @username, for join links and QR codes (asked from getMe if empty)"
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="with PUBLIC_BASE_URL: receive by webhook (1-256 of A-Z a-z 0-9 _ -), checked on every call",
     )
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL")
     timezone: Annotated[str, NoDecode] = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
@@ -91,7 +96,7 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=1, le=65535)
 
     @field_validator(
-        "telegram_bot_token", "telegram_bot_username", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
+        "telegram_bot_token", "telegram_bot_username", "telegram_webhook_secret", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
         "zalo_oa_app_secret", "zalo_oa_secret_key", "zalo_oa_refresh_token", "public_base_url",
         mode="before",
     )
@@ -122,6 +127,21 @@ class Settings(BaseSettings):
             if not (bot_id.isdigit() and secret):
                 raise ValueError("expected the form <bot id>:<secret> given by @BotFather")
         return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        # What Telegram accepts as setWebhook's secret_token.
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("use 1 to 256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @property
+    def telegram_webhook_url(self) -> str | None:
+        """Where Telegram posts updates: set when TELEGRAM_WEBHOOK_SECRET and PUBLIC_BASE_URL are."""
+        if self.telegram_webhook_secret is None or self.public_base_url is None:
+            return None
+        return str(self.public_base_url).rstrip("/") + "/webhooks/telegram"
 
     @field_validator("database_url")
     @classmethod

@@ -28,6 +28,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
+from bot import metrics
 from bot.broadcasting import payload_for
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
@@ -74,6 +75,11 @@ class Producers:
 
 async def tick(producers: Producers) -> dict[str, int]:
     """Queue due broadcasts and today's due reminders; wake the senders if anything came."""
+    with metrics.TICK_SECONDS.time():
+        return await _tick(producers)
+
+
+async def _tick(producers: Producers) -> dict[str, int]:
     now = producers.clock.now()
     counts = {"broadcast_rows": 0, "reminders": 0}
     async with producers.sessions() as session, session.begin():

@@ -7,6 +7,8 @@
   names; any other name is 404, so there is no way out of the folder. They carry residents'
   names (certificates, ward workbooks), so no cache may keep a copy (``private, no-store``).
 - ``GET /healthz``: ``{"ok": true}`` for load balancers and compose health checks.
+- ``GET /metrics``: the process's metrics in the Prometheus text format (``bot.metrics``), the
+  outbox depth read from the database at each scrape.
 
 No error escapes as a 500 page with a traceback: a middleware logs it and answers a bare
 JSON 500.
@@ -21,6 +23,7 @@ from typing import Protocol
 from aiohttp import web
 
 from bot.media import MediaStore
+from storage.db import SessionFactory
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +80,28 @@ async def _health(request: web.Request) -> web.StreamResponse:
     return web.json_response({"ok": True})
 
 
-def create_web_app(*, channels: Sequence[WebhookChannel] = (), media: MediaStore | None = None) -> web.Application:
-    """The web application; nothing listens until it is started (see :func:`start_web`)."""
+def _metrics_handler(sessions: SessionFactory | None) -> Handler:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        from bot import metrics
+
+        if sessions is not None:
+            await metrics.read_outbox_depth(sessions)
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    return handle
+
+
+def create_web_app(*, channels: Sequence[WebhookChannel] = (), media: MediaStore | None = None,
+                   sessions: SessionFactory | None = None) -> web.Application:
+    """The web application; nothing listens until it is started (see :func:`start_web`).
+    ``sessions``: the database the metrics read the outbox depth from."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_no_tracebacks])
     for channel in channels:
         app.router.add_post(channel.webhook_path, _webhook_handler(channel))
     if media is not None:
         app.router.add_get("/media/{name}", _media_handler(media))
     app.router.add_get("/healthz", _health)
+    app.router.add_get("/metrics", _metrics_handler(sessions))
     return app
 
 

@@ -3,6 +3,7 @@ the way an adapter does (push a message, read the replies)."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,3 +122,10 @@ async def pass_lesson(chat: Chat, lesson, *, correct: int | None = None) -> list
         pick = question.answer_index if i < good else (question.answer_index + 1) % len(question.options)
         replies = await chat.action(chat.menu.options[pick].action)
     return replies
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a bot process's web endpoint in a test)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -48,6 +48,8 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ("TELEGRAM_BOT_TOKEN", "not-a-token", "TELEGRAM_BOT_TOKEN"),
         ("TELEGRAM_API_URL", "ftp:/nowhere", "TELEGRAM_API_URL"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+        ("TELEGRAM_WEBHOOK_SECRET", "has spaces & symbols!", "TELEGRAM_WEBHOOK_SECRET"),
+        ("TELEGRAM_WEBHOOK_SECRET", "x" * 257, "TELEGRAM_WEBHOOK_SECRET"),
     ],
 )
 def test_a_wrong_setting_fails_in_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:
@@ -65,6 +67,18 @@ async def test_the_command_fails_at_start_with_one_clear_line(tmp_path: Path) ->
     out = await finish([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "TIMEZONE" in out.stderr and "Lỗi cấu hình" in out.stderr
+
+
+def test_the_telegram_webhook_needs_its_secret_and_the_public_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TELEGRAM_WEBHOOK_SECRET", "PUBLIC_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert load_settings().telegram_webhook_url is None  # long polling
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "Abc_123-xyz")
+    assert load_settings().telegram_webhook_url is None  # no address to give Telegram: still polling
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://bot.phuong.example/")
+    settings = load_settings()
+    assert settings.telegram_webhook_url == "https://bot.phuong.example/webhooks/telegram"
+    assert "Abc_123-xyz" in settings.secrets() and "Abc_123-xyz" not in repr(settings)  # scrubbed from logs
 
 
 def test_blank_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> None:

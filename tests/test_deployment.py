@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_compose_describes_the_single_machine_bot_with_a_data_volume() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    compose = yaml.safe_load((ROOT / "docker-compose.single.yml").read_text(encoding="utf-8"))
     bot = compose["services"]["bot"]
     assert bot["build"] == "."
     settings = {name.upper() for name in Settings.model_fields}
@@ -25,6 +25,36 @@ def test_compose_describes_the_single_machine_bot_with_a_data_volume() -> None:
     folder = str(Path(database.removeprefix("sqlite+aiosqlite:///")).parent)
     volumes = {v.split(":", 1)[1]: v.split(":", 1)[0] for v in bot["volumes"]}
     assert folder in volumes and volumes[folder] in compose["volumes"]
+
+
+def test_compose_describes_the_scale_out_shape() -> None:
+    """PostgreSQL with a health check and a volume, a one-shot migration, two web replicas on
+    the Telegram webhook, two workers (active + standby); every secret from the environment."""
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    compose = yaml.safe_load(text)
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:") and "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    [volume] = postgres["volumes"]
+    assert volume.split(":", 1)[0] in compose["volumes"] and volume.endswith(":/var/lib/postgresql/data")
+    migrate, web, worker = services["migrate"], services["web"], services["worker"]
+    assert migrate["command"] == ["hocvuso", "db", "upgrade"] and migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert web["command"] == ["hocvuso", "run", "--role", "web"] and web["deploy"]["replicas"] == 2
+    assert worker["command"] == ["hocvuso", "run", "--role", "worker"] and worker["deploy"]["replicas"] == 2
+    assert "/healthz" in " ".join(web["healthcheck"]["test"])
+    settings = {name.upper() for name in Settings.model_fields}
+    for service in (migrate, web, worker):
+        environment = service["environment"]
+        assert set(environment) <= settings and service["build"] == "."
+        assert environment["DATABASE_URL"].startswith("postgresql+asyncpg://hocvuso:${POSTGRES_PASSWORD")
+        assert service is migrate or service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        # The web role refuses long polling: the webhook's secret and address are required.
+        for secret in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "PUBLIC_BASE_URL"):
+            assert environment[secret].startswith(f"${{{secret}:?"), secret
+    assert postgres["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    # No secret written in the file itself: every value that names one comes from the environment.
+    assert not re.search(r"(TOKEN|SECRET|PASSWORD): (?!\$\{)", text)
 
 
 def test_the_image_copies_what_exists_and_runs_the_bot() -> None:

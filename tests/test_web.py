@@ -117,7 +117,7 @@ async def test_the_factory_builds_what_the_settings_configure(app: App, tmp_path
     assert [type(t) for t in everything.transports] == [ZaloBotTransport, ZaloOATransport]
     assert all(t.pacing.per_second == 2 and t.capabilities.images for t in everything.transports)
     paths = {r.resource.canonical for r in everything.web_app().router.routes()}  # type: ignore[union-attr]
-    assert paths == {"/webhooks/zalo-bot", "/webhooks/zalo-oa", "/media/{name}", "/healthz"}
+    assert paths == {"/webhooks/zalo-bot", "/webhooks/zalo-oa", "/media/{name}", "/healthz", "/metrics"}
     await everything.close()
 
 

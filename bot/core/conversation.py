@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from time import perf_counter
 from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -38,6 +39,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.core.choice import Picked, marks_for, pick
 from bot.core.i18n import Catalog, Translate
 from bot.core.messages import Capabilities, Incoming, Marks, Menu, Option, Reply, Text
@@ -453,6 +455,7 @@ class Conversation:
     async def handle(self, incoming: Incoming, capabilities: Capabilities) -> Sequence[Reply]:
         """The replies to ``incoming``, after its effects are committed. An event already handled
         (same ``event_id``) gives no replies."""
+        started = perf_counter()
         try:
             async with self._locks.hold(incoming.key), self._slots:
                 media = await self._prefetch(incoming)
@@ -462,13 +465,18 @@ class Conversation:
                 finally:
                     if media is not None:
                         media.discard_unless_used()
-            return await self._make_later(replies, incoming)
+            made = await self._make_later(replies, incoming)
+            metrics.UPDATES.labels(channel=incoming.channel, result="ok").inc()
+            return made
         except Exception:
+            metrics.UPDATES.labels(channel=incoming.channel, result="error").inc()
             if self.reraise:
                 raise
             # The text of the update is personal data; the ids are enough to find it.
             log.exception("update %s on %s failed", incoming.update_id, incoming.channel)
             return [Text(self.services.catalog.text("error.apology"))]
+        finally:
+            metrics.HANDLER_SECONDS.labels(channel=incoming.channel).observe(perf_counter() - started)
 
     async def set_blocked(self, channel: str, external_id: str, *, blocked: bool) -> None:
         """The channel told us the user blocked (or unblocked) the bot."""

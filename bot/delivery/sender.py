@@ -41,6 +41,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingErr
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import metrics
 from bot.core.conversation import Clock
 from bot.delivery.limiter import RateLimiter
 from bot.delivery.quiet import QuietHours
@@ -213,6 +214,7 @@ class Sender:
             except Exception as exc:  # an adapter bug must not stop the queue
                 log.exception("delivery of outbox row %s raised", row.id)
                 delivery = Delivery(Result.TRANSIENT, reason=f"{type(exc).__name__}")
+            metrics.SENDS.labels(channel=self.channel, result=delivery.result.value).inc()
             if delivery.result == Result.RETRY_AFTER:
                 self.limiter.pause(delivery.retry_after)
                 if delivery.retry_after >= self.lease.total_seconds() / 2:

@@ -23,6 +23,7 @@ from tests.clocked import command, environment
 from tests.conftest import START
 from tests.delivery.helpers import FIRST_USER, seed_residents
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support import free_port
 
 RECIPIENTS = 2000
 IN_FLIGHT = 8
@@ -30,7 +31,7 @@ IN_FLIGHT = 8
 
 async def _start_worker(env: dict[str, str], cwd: Path, *, after: timedelta) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        *command(START + after, "run", "--role", "worker"), env=env, cwd=cwd,
+        *command(START + after, "run", "--role", "worker"), env={**env, "WEB_PORT": str(free_port())}, cwd=cwd,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
 
@@ -52,7 +53,7 @@ async def test_sigkill_halfway_then_restart_delivers_to_everyone(tmp_path: Path)
         env = environment(
             DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url,
             OUTBOX_LEASE_SECONDS="5", SENDER_CONCURRENCY=str(IN_FLIGHT), TELEGRAM_RATE="500",
-            TELEGRAM_CHAT_INTERVAL="0", LOG_LEVEL="WARNING",  # START is 10:00 in Hà Nội: no quiet hours
+            TELEGRAM_CHAT_INTERVAL="0", LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1",  # START is 10:00 in Hà Nội: no quiet hours
         )
         sent = lambda t: sum(t.sent_count(FIRST_USER + i) for i in range(RECIPIENTS))  # noqa: E731
 

@@ -6,6 +6,7 @@ The real aiogram ``Bot``/``Dispatcher`` talk to :class:`FakeTelegram` over HTTP 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -209,6 +210,10 @@ class FakeTelegram:
         self._next_update_id, self._delivered_upto = 100_000_001, 0
         self._allowed: set[str] | None = None
         self._webhook, self._poll_generation = "", 0
+        self.webhook_secret: str | None = None
+        self.webhook_answers: list[int] = []                # HTTP status of each webhook delivery (0: none)
+        self.webhook_delivery = True                        # False: the test delivers updates itself (take)
+        self._deliverer: asyncio.Task[None] | None = None
         self._inflight: dict[int, int] = defaultdict(int)
         self._last_activity: dict[int, float] = defaultdict(float)
         self._failures: dict[str, deque[ApiError]] = defaultdict(deque)
@@ -238,6 +243,10 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._closing = True                 # waiting long polls answer [] at once
         self._notify()
+        if self._deliverer is not None:
+            self._deliverer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deliverer
         if self._runner:
             await self._runner.cleanup()
             self._runner = None
@@ -278,6 +287,17 @@ class FakeTelegram:
         self._updates.append(update)
         self._notify()
         return update["update_id"]
+
+    def take(self, update_id: int) -> dict[str, Any]:
+        """Remove a pushed update from the queue and return it, as it would be posted to a
+        webhook: the test delivers it itself (to one web replica or another)."""
+        [update] = [u for u in self._updates if u["update_id"] == update_id]
+        self._updates.remove(update)
+        self._delivered_upto = max(self._delivered_upto, update_id)
+        if (chat := _update_chat(update)) is not None:
+            self._last_activity[chat] = time.monotonic()
+        self._notify()
+        return update
 
     def push_text(self, user_id: int, text: str, *, first_name: str = "Lan",
                   last_name: str | None = None, username: str | None = None,
@@ -657,6 +677,9 @@ class FakeTelegram:
             self._allowed = set(p["allowed_updates"] or []) or None
         limit = min(max(int(p.get("limit") or 100), 1), 100)
         deadline = time.monotonic() + min(max(float(p.get("timeout") or 0), 0.0), self.max_poll_timeout)
+        if self._webhook:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; "
+                                "use deleteWebhook to delete the webhook first")
         self.waiting_pollers += 1
         self._notify()
         try:
@@ -684,11 +707,52 @@ class FakeTelegram:
         return bool(kinds & self._allowed) if self._allowed else not kinds & OPT_IN_UPDATES
 
     async def _api_setWebhook(self, p: dict[str, Any]) -> Any:
-        self._webhook = p.get("url") or ""
+        """As Telegram: from now on each pending update is POSTed to ``url`` (JSON, with the
+        ``secret_token`` in X-Telegram-Bot-Api-Secret-Token), one at a time in order, and
+        forgotten once answered with a 2xx; anything else is delivered again a moment later.
+        ``getUpdates`` is refused (409) while a webhook is set."""
+        secret = p.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise bad("secret token contains unallowed characters")
+        self._webhook, self.webhook_secret = p.get("url") or "", secret
+        if "allowed_updates" in p:
+            self._allowed = set(p["allowed_updates"] or []) or None
+        if self._webhook and (self._deliverer is None or self._deliverer.done()):
+            self._deliverer = asyncio.create_task(self._deliver())
+        self._notify()
         return True
 
+    async def _deliver(self) -> None:
+        """The webhook pusher (see setWebhook); ``webhook_answers`` records every HTTP status."""
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            while self._webhook and not self._closing:
+                wanted = [u for u in self._updates if self._wanted(u)] if self.webhook_delivery else []
+                if not wanted:
+                    await self._wait_change(1.0)
+                    continue
+                update, url = wanted[0], self._webhook
+                headers = {"X-Telegram-Bot-Api-Secret-Token": self.webhook_secret} if self.webhook_secret else {}
+                try:
+                    async with http.post(url, json=update, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=30)) as answer:
+                        status = answer.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0
+                self.webhook_answers.append(status)
+                if 200 <= status < 300:
+                    self._delivered_upto = max(self._delivered_upto, update["update_id"])
+                    if update in self._updates:
+                        self._updates.remove(update)
+                    if (chat := _update_chat(update)) is not None:
+                        self._last_activity[chat] = time.monotonic()
+                    self._notify()
+                else:
+                    await asyncio.sleep(0.2)  # Telegram waits longer; the order is kept
+
     async def _api_deleteWebhook(self, p: dict[str, Any]) -> Any:
-        self._webhook = ""
+        self._webhook, self.webhook_secret = "", None
         if p.get("drop_pending_updates") and self._updates:
             self._delivered_upto = max(self._delivered_upto, self._updates[-1]["update_id"])
             self._updates = []

@@ -5,7 +5,10 @@ so that (1) each chat's updates are handled and answered strictly in order — t
 pressed button included — through :class:`~bot.channels.ordering.ChatQueues`, and (2) an
 update is confirmed to Telegram (the next ``getUpdates`` offset) only once its effects are
 committed: a process that dies mid-update gets it again after a restart, and the
-handled-event table makes a second delivery of a committed one change nothing.
+handled-event table makes a second delivery of a committed one change nothing. Or by webhook
+(``TELEGRAM_WEBHOOK_SECRET`` with ``PUBLIC_BASE_URL``: any number of web replicas): the secret
+header is checked in constant time first, and the POST is answered only once the update is
+committed (else 503: Telegram posts it again).
 
 Rendering: menus become inline keyboards whose ``callback_data`` is the option's action (≤ 64
 bytes, checked by the core). A reply marked ``replace`` edits the message whose button was just
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
@@ -49,6 +54,7 @@ from aiogram.types import (
     Update,
 )
 from aiohttp import ClientError
+from pydantic import ValidationError
 
 from bot.channels.ordering import ChatQueues, acknowledge
 from bot.channels.patience import PATIENCE, Pause, send_patiently
@@ -67,6 +73,8 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024  # as a broadcast photo may be; larger ones a
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 NOTICE_LIMIT = 200  # answerCallbackQuery text
 ACK_WAIT = 1.0  # seconds to wait for the updates in hand to commit before polling again
+WEBHOOK_ACK_WAIT = 10.0  # seconds a webhook call waits for its update to commit before answering 503
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 T = TypeVar("T")
 # The acknowledgement of the update being handled in this task (resolved once committed).
 _ack: ContextVar[asyncio.Future[None] | None] = ContextVar("telegram_update_ack", default=None)
@@ -92,9 +100,10 @@ def _display_name(user: object) -> str | None:
 
 
 class TelegramChannel:
-    """Receives updates by long polling and answers through the Bot API."""
+    """Receives updates by long polling or by its webhook, and answers through the Bot API."""
 
     capabilities = CAPABILITIES
+    webhook_path = "/webhooks/telegram"
 
     def __init__(
         self,
@@ -108,11 +117,22 @@ class TelegramChannel:
         concurrency: int = 64,
         reply_patience: float = PATIENCE,
         backoff: tuple[float, float] = (1.0, 60.0),
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        ack_wait: float = WEBHOOK_ACK_WAIT,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
         (``Incoming.fetch_media``); without it photos stay unread attachments.
         ``concurrency``: chats answered at once; ``reply_patience``: how long one reply is
-        retried; ``backoff``: pauses after a failed ``getUpdates``."""
+        retried; ``backoff``: pauses after a failed ``getUpdates`` or ``setWebhook``.
+        ``webhook_url`` and ``webhook_secret`` together: receive by webhook (Telegram posts
+        each update to the URL with the secret in ``X-Telegram-Bot-Api-Secret-Token``)."""
+        if (webhook_url is None) != (webhook_secret is None):
+            raise ValueError("a Telegram webhook needs both its URL and its secret")
+        self._webhook_url = webhook_url
+        self._secret = webhook_secret.encode() if webhook_secret is not None else None
+        self._ack_wait = ack_wait
+        self.received = 0  # updates accepted by the webhook (for observers such as tests)
         session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
         self.bot = Bot(token, session=session, default=DefaultBotProperties(link_preview_is_disabled=True))
         self._conversation = conversation
@@ -134,6 +154,59 @@ class TelegramChannel:
         commands = [BotCommand(command=name, description=t(key)) for name, key in self._commands]
         await self.bot.set_my_commands(commands)
 
+    @property
+    def uses_webhook(self) -> bool:
+        return self._webhook_url is not None
+
+    async def run(self) -> None:
+        """Receive until :meth:`stop`: by webhook if configured, else by long polling."""
+        if self.uses_webhook:
+            await self.run_webhook()
+        else:
+            await self.run_polling()
+
+    async def run_webhook(self) -> None:
+        """Register the webhook (``setWebhook`` with the secret; retried with backoff while
+        Telegram cannot be reached), then wait for :meth:`stop`; the updates in hand are
+        finished before it returns. Every replica registers the same URL: it is idempotent."""
+        assert self._webhook_url is not None and self._secret is not None
+        delay = self._backoff[0]
+        while not self._stopped.is_set():
+            try:
+                await self.set_commands()
+                await self.bot.set_webhook(self._webhook_url, secret_token=self._secret.decode(),
+                                           allowed_updates=ALLOWED_UPDATES)
+                log.info("Telegram webhook registered")
+                break
+            except TelegramAPIError as exc:
+                log.warning("Telegram setWebhook failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await self._pause(delay)
+                delay = min(delay * 2, self._backoff[1])
+        await self._stopped.wait()
+        await self.queues.drain()
+
+    async def handle_webhook(self, headers: Mapping[str, str], body: bytes) -> int:
+        """One update posted by Telegram; an HTTP status. A missing or wrong secret is refused
+        (403) before the body is read, a body that is not an update is 400; otherwise the
+        update joins its chat's queue and the answer waits until it is committed (200) — after
+        ``ack_wait`` it is 503 and Telegram posts it again; the handled-event table makes the
+        repeat change nothing."""
+        given = headers.get(SECRET_HEADER)
+        if self._secret is None or given is None or not hmac.compare_digest(given.encode(), self._secret):
+            log.warning("Telegram webhook refused: missing or wrong secret")
+            return 403
+        try:
+            update = Update.model_validate(json.loads(body), context={"bot": self.bot})
+        except (ValueError, ValidationError):
+            return 400
+        self.received += 1
+        ack = self.feed(update)
+        try:
+            await asyncio.wait_for(asyncio.shield(ack), self._ack_wait)
+        except TimeoutError:
+            return 503
+        return 200
+
     async def run_polling(self, *, polling_timeout: int = 30) -> None:
         """Long-poll until :meth:`stop`. Each update is handed to its chat's queue in order; the
         offset sent with the next ``getUpdates`` (which confirms everything before it) never
@@ -142,6 +215,8 @@ class TelegramChannel:
         comes back again is already queued and skipped, new updates of other chats are handled.
         Errors back off and never end the loop."""
         await self.set_commands()
+        with contextlib.suppress(TelegramAPIError):
+            await self.bot.delete_webhook()  # getUpdates is refused while a webhook is set
         in_hand: dict[int, asyncio.Future[None]] = {}  # fetched, queued, not yet confirmed
         offset: int | None = None
         delay = self._backoff[0]
