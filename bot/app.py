@@ -23,7 +23,7 @@ from typing import TextIO, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.config import SecretFilter, Settings
+from bot.config import JsonFormatter, SecretFilter, Settings
 from bot.core.conversation import Clock, Conversation, Services
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, load_library
@@ -95,7 +95,8 @@ def reminder_hours(quiet: QuietHours, now: datetime) -> tuple[int, ...]:
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json"
+                         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(SecretFilter(settings.secrets()))
     root = logging.getLogger()
     root.handlers[:] = [handler]

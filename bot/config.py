@@ -7,9 +7,10 @@ password inside ``DATABASE_URL`` is a secret too (scrubbed from logs, hidden whe
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from datetime import time
+from datetime import UTC, datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL")
     timezone: Annotated[str, NoDecode] = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per line (time, level, logger, message, exception)")
 
     # Proactive delivery (outbox) and reminders.
     quiet_hours: Annotated[str, NoDecode] = Field(
@@ -164,6 +167,11 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -215,6 +223,23 @@ def load_settings(**overrides: object) -> Settings:
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         raise SettingsError(f"setting {name} is invalid: {message}{more}") from None
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors: ``time`` (UTC, ISO 8601), ``level``,
+    ``logger``, ``message`` and, with a traceback, ``exception`` (already scrubbed of secrets
+    by :class:`SecretFilter`, which runs first)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
 
 
 class SecretFilter(logging.Filter):

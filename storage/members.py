@@ -30,6 +30,7 @@ from storage.models import (
     RoleKind,
     Ward,
 )
+from storage.planner import fixed
 from storage.reach import reachable, sent_since
 
 ASSIST_ACTION = "leader.assist"  # the audit action of an assisted completion (its ``before`` state)
@@ -168,7 +169,7 @@ async def open_questions(session: AsyncSession, *, ward_id: int, limit: int) -> 
         .join(Person, col(Person.id) == HelpRequest.person_id)
         .where(ResidentGroup.ward_id == ward_id, col(HelpRequest.answered_at).is_(None))
         .order_by(col(HelpRequest.created_at), col(HelpRequest.id))
-        .limit(limit)
+        .limit(fixed(limit))  # storage.planner: never a generic plan's guess
     )
     return [(r, n or "", g) for r, n, g in (await session.exec(query)).all()]  # type: ignore[misc]
 

@@ -61,6 +61,9 @@ class Person(SQLModel, table=True):
     identity) so the group's anonymous completion counts stay right.
     """
 
+    # The reminder planning reads people by hour, then id, in batches (0009).
+    __table_args__ = (Index("ix_person_reminder", "reminder_hour", "id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     display_name: str | None = Field(default=None, max_length=64)
     group_id: int | None = Field(

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Identity, Outbox, OutboxStatus, ResidentGroup
+from storage.planner import fixed
 
 INSERT_CHUNK = 1000
 
@@ -79,12 +80,16 @@ async def enqueue(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     rows = list(rows)
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    if not rows:
+        return 0
+    # One statement compiled once and run for every row ("executemany": SQLAlchemy sends them
+    # as multi-row INSERTs of a bounded size); RETURNING counts the rows that were new.
+    statement = insert(Outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Outbox.id)
+    connection = await session.connection()  # the session's transaction
     inserted = 0
     for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
-        statement = insert(Outbox).values(chunk).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        result = await session.exec(statement)  # type: ignore[call-overload]
-        inserted += max(result.rowcount or 0, 0)
+        result = await connection.execute(statement, rows[start : start + INSERT_CHUNK])
+        inserted += len(result.all())
     return inserted
 
 
@@ -116,7 +121,7 @@ async def claim_due(
             ),
         )
         .order_by(col(Outbox.due_at), col(Outbox.id))
-        .limit(limit)
+        .limit(fixed(limit))  # storage.planner: never a generic plan's guess
         .with_for_update(skip_locked=True)
     )
     if exclude:
@@ -278,7 +283,7 @@ async def prune_payloads(session: AsyncSession, *, before: datetime, limit: int)
             cast(Outbox.payload, Text) != "{}",
         )
         .order_by(col(Outbox.id))
-        .limit(limit)
+        .limit(fixed(limit))  # storage.planner: never a generic plan's guess
     )
     statement = update(Outbox).where(col(Outbox.id).in_(old.scalar_subquery())).values(payload={})
     result = await session.exec(statement)  # type: ignore[call-overload]

@@ -16,7 +16,7 @@ TOKEN = "123456789:AAF-secret-token-value"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "DATABASE_URL", "TIMEZONE", "LOG_LEVEL"):
+    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL", "DATABASE_URL", "TIMEZONE", "LOG_LEVEL", "LOG_FORMAT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
 
@@ -48,6 +48,7 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         ("TELEGRAM_BOT_TOKEN", "not-a-token", "TELEGRAM_BOT_TOKEN"),
         ("TELEGRAM_API_URL", "ftp:/nowhere", "TELEGRAM_API_URL"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
         ("TELEGRAM_WEBHOOK_SECRET", "has spaces & symbols!", "TELEGRAM_WEBHOOK_SECRET"),
         ("TELEGRAM_WEBHOOK_SECRET", "x" * 257, "TELEGRAM_WEBHOOK_SECRET"),
     ],
@@ -79,6 +80,36 @@ def test_the_telegram_webhook_needs_its_secret_and_the_public_address(monkeypatc
     settings = load_settings()
     assert settings.telegram_webhook_url == "https://bot.phuong.example/webhooks/telegram"
     assert "Abc_123-xyz" in settings.secrets() and "Abc_123-xyz" not in repr(settings)  # scrubbed from logs
+
+
+def test_json_logs_are_one_object_per_line_and_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import json
+
+    from bot.app import configure_logging
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    settings = load_settings()
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(settings)
+        log = logging.getLogger("test.json")
+        log.warning("gọi https://api.telegram.org/bot%s/getMe thất bại", TOKEN)
+        try:
+            raise RuntimeError(f"url /bot{TOKEN}/x")
+        except RuntimeError:
+            log.exception("lỗi")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["level"], e["logger"]) for e in lines] == [("WARNING", "test.json"), ("ERROR", "test.json")]
+    assert lines[0]["message"] == "gọi https://api.telegram.org/bot***/getMe thất bại"  # Vietnamese kept as text
+    assert "RuntimeError" in lines[1]["exception"] and TOKEN not in stream.getvalue()
+    assert lines[0]["time"].endswith("+00:00")
 
 
 def test_blank_token_means_no_token(monkeypatch: pytest.MonkeyPatch) -> None:

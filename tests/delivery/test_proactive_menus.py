@@ -45,7 +45,7 @@ async def _remind(app: App, zalo: FakeZaloBot, clock: ManualClock) -> str:
     returns the text she received."""
     identity, person, _ = await _mine(app)
     assert identity.id is not None
-    message = reminder_message(app.catalog, person=person, title=app.lessons.first.title)
+    message = reminder_message(app.catalog, name=person.display_name, locale=person.locale, title=app.lessons.first.title)
     async with app.sessions() as session, session.begin():
         await outbox.enqueue(session, [outbox.outbox_row(
             kind="reminder", identity_id=identity.id, channel="zalo", payload=message.to_payload(),

@@ -160,3 +160,39 @@ async def test_a_late_planner_in_the_quiet_hours_waits_for_the_morning(ward: App
     assert await _plan(ward, clock) == 1
     [row] = await _reminders(ward)
     assert row.due_at == local(25, 21, 30) and QUIET.expected(row.due_at, now=clock.now()) == local(26, 7)
+
+
+async def test_the_planner_reads_only_the_hours_due_and_every_batch(ward: App, clock: ManualClock) -> None:
+    """Seven learners, five at 19:00 and two at 08:00: at 19:05 the five are planned, in batches
+    of two (the batches by id miss no one and take no one twice); at 10:00 — nobody's hour —
+    the planner reads no one; after the wave, a tick plans nothing again."""
+    from bot.reminders import due_hours
+
+    learners = []
+    for n in range(7):
+        chat = Chat(ward.conversation, channel="telegram", user=str(USER + 100 + n))
+        await join(chat)
+        await chat.action(f"lesson:{ward.lessons.first.id}")
+        learners.append(chat)
+    async with ward.sessions() as session, session.begin():
+        people = (await session.exec(select(Person).order_by(Person.id))).all()  # type: ignore[arg-type]
+        for person in people[5:]:
+            person.reminder_hour = 8
+            session.add(person)
+    assert due_hours(local(26, 19, 5).astimezone(ZONE), POLICY) == [18, 19]
+    assert due_hours(local(26, 10).astimezone(ZONE), POLICY) == [9, 10]  # 08:00's window ended at 10:00
+
+    async def plan(batch: int) -> int:
+        async with ward.sessions() as session, session.begin():
+            return await plan_reminders(session, now=clock.now(), policy=POLICY, lessons=ward.lessons,
+                                        catalog=ward.catalog, batch=batch)
+
+    clock._now = local(26, 10)
+    assert await plan(2) == 0  # 08:00's catch-up is over, 19:00 not yet
+    clock._now = local(26, 19, 5)
+    assert await plan(2) == 5
+    assert await plan(2) == 0  # queued today: not read again
+    rows = await _reminders(ward)
+    assert len(rows) == len({r.identity_id for r in rows}) == 5
+    clock._now = local(27, 8, 30)
+    assert await plan(2) == 2  # the next morning, the two at 08:00
