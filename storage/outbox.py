@@ -93,6 +93,37 @@ async def enqueue(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     return inserted
 
 
+def _claimable(*, channel: str, now: datetime, exclude: Collection[int], kinds: Collection[str] | None) -> Any:
+    """The ids of the rows :func:`claim_due` may take."""
+    due = (
+        select(Outbox.id)
+        .where(
+            Outbox.channel == channel,
+            # A row without a recipient (erased) has nobody to go to: never claimed.
+            col(Outbox.identity_id).is_not(None),
+            or_(
+                and_(Outbox.status == OutboxStatus.PENDING, Outbox.due_at <= now),
+                and_(Outbox.status == OutboxStatus.SENDING, col(Outbox.lease_until) < now),
+            ),
+        )
+    )
+    if exclude:
+        due = due.where(col(Outbox.id).not_in(list(exclude)))
+    if kinds is not None:  # in the quiet hours, only these
+        due = due.where(col(Outbox.kind).in_(list(kinds)))
+    return due
+
+
+async def any_due(session: AsyncSession, *, channel: str, now: datetime, exclude: Collection[int] = (),
+                  kinds: Collection[str] | None = None) -> bool:
+    """Whether :func:`claim_due` would find a row: a read, for an idle sender to look before it
+    takes the write lock (on SQLite an UPDATE takes it even when it matches nothing). Call it in
+    a session of its own: a SQLite transaction that reads, then writes after another writer
+    committed, fails at once."""
+    probe = _claimable(channel=channel, now=now, exclude=exclude, kinds=kinds).limit(fixed(1))
+    return (await session.exec(probe)).first() is not None
+
+
 async def claim_due(
     session: AsyncSession,
     *,
@@ -109,25 +140,10 @@ async def claim_due(
     still holds (bounded by its batch size), so it never re-claims, and thereby fences out,
     its own work; ``kinds``, when given, the only kinds to claim. ``SKIP LOCKED`` lets several senders claim on PostgreSQL without waiting
     for each other; SQLite serialises writers instead."""
-    due = (
-        select(Outbox.id)
-        .where(
-            Outbox.channel == channel,
-            # A row without a recipient (erased) has nobody to go to: never claimed.
-            col(Outbox.identity_id).is_not(None),
-            or_(
-                and_(Outbox.status == OutboxStatus.PENDING, Outbox.due_at <= now),
-                and_(Outbox.status == OutboxStatus.SENDING, col(Outbox.lease_until) < now),
-            ),
-        )
-        .order_by(col(Outbox.due_at), col(Outbox.id))
-        .limit(fixed(limit))  # storage.planner: never a generic plan's guess
-        .with_for_update(skip_locked=True)
-    )
-    if exclude:
-        due = due.where(col(Outbox.id).not_in(list(exclude)))
-    if kinds is not None:  # in the quiet hours, only these
-        due = due.where(col(Outbox.kind).in_(list(kinds)))
+    due = (_claimable(channel=channel, now=now, exclude=exclude, kinds=kinds)
+           .order_by(col(Outbox.due_at), col(Outbox.id))
+           .limit(fixed(limit))  # storage.planner: never a generic plan's guess
+           .with_for_update(skip_locked=True))
     statement = (
         update(Outbox)
         .where(col(Outbox.id).in_(due.scalar_subquery()))

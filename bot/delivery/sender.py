@@ -170,6 +170,9 @@ class Sender:
         log.info("sender for %s stopped", self.channel)
 
     async def _claim(self, now: datetime, limit: int, kinds: Collection[str] | None = None) -> list[outbox.Claimed]:
+        async with self.sessions() as session:  # look first: an idle poll never takes the write lock
+            if not await outbox.any_due(session, channel=self.channel, now=now, exclude=self._held, kinds=kinds):
+                return []
         async with self.sessions() as session, session.begin():
             return await outbox.claim_due(
                 session, channel=self.channel, now=now, lease_until=now + self.lease, limit=limit,

@@ -1,0 +1,171 @@
+"""Issue 12 §3: updates per second of the whole bot against a bare aiogram echo bot, side by side.
+
+One run starts the fake Bot API (tests/fakes/telegram_api.py) in this process, then, each in a
+process of its own on the same fake and with the same users: a bare aiogram 3 echo bot
+(``dp.start_polling``, one ``message.answer`` per message), then ``hocvuso run`` (the real bot,
+SQLite or PostgreSQL, the demo ward's groups). Each user is a closed loop — sends a message,
+waits for the bot's answer, sends the next — through the resident flow on the whole bot: join a
+group with consent (``/start g_…``, then typed answers), open the first lesson and read its
+cards by typing "tiếp" (state and progress written at every step), then the help answer to
+"xin chào" for the rest. The echo bot gets the same texts. Prints updates/s and the latency of
+each update (sent → first answer seen by the fake) for both, and their ratio.
+
+    .venv/bin/python benchmarks/throughput.py                            # SQLite, 40 users × 25 messages
+    .venv/bin/python benchmarks/throughput.py --database postgresql
+    .venv/bin/python benchmarks/throughput.py --profile /tmp/bot.prof     # cProfile of the whole bot's process
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ECHO = '''
+import asyncio, sys
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import Message
+
+async def main() -> None:
+    bot = Bot(sys.argv[2], session=AiohttpSession(api=TelegramAPIServer.from_base(sys.argv[1])))
+    dp = Dispatcher()
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "?")
+
+    await dp.start_polling(bot, polling_timeout=1, handle_signals=True)
+
+asyncio.run(main())
+'''
+
+
+def texts(lesson_cards: int, count: int) -> list[str]:
+    """One user's messages: join with consent, the lesson's cards, then small talk."""
+    flow = ["/start g_DEMO-TDP03", "1", "1", "1", "1"] + ["tiếp"] * (lesson_cards - 1)
+    return (flow + ["xin chào"] * count)[:count]
+
+
+async def drive(tg, users: list[int], messages: list[str]) -> tuple[float, list[float]]:  # type: ignore[no-untyped-def]
+    """Every user sends ``messages`` one after the other, each after the answer to the last;
+    returns the elapsed seconds and every update's latency."""
+    latencies: list[float] = []
+
+    async def user(uid: int) -> None:
+        for text in messages:
+            before = tg.sent_count(uid)
+            sent = time.perf_counter()
+            tg.push_text(uid, text, first_name="Lan")
+            await tg.wait_for(lambda t, b=before, u=uid: t.sent_count(u) > b, timeout=120)
+            latencies.append(time.perf_counter() - sent)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(user(uid) for uid in users))
+    return time.perf_counter() - started, latencies
+
+
+async def measure(label: str, argv: list[str], env: dict[str, str], users: list[int], messages: list[str],
+                  tg, cwd: Path) -> float:  # type: ignore[no-untyped-def]
+    process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL,
+                                                   stderr=asyncio.subprocess.PIPE)
+    try:
+        await tg.wait_for(lambda t: t.waiting_pollers, timeout=120)
+        # A warm-up round (imports, connections, caches), not counted.
+        await drive(tg, [users[0] + 1_000_000], messages[:3])
+        elapsed, latencies = await drive(tg, users, messages)
+    finally:
+        process.terminate()
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    total = len(users) * len(messages)
+    ordered = sorted(latencies)
+    rate = total / elapsed
+    print(f"  {label:<28} {rate:7.0f} updates/s  ({total} updates in {elapsed:.1f} s; latency p50 "
+          f"{statistics.median(ordered) * 1000:.0f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.0f} ms)",
+          flush=True)
+    if b"Traceback" in err:
+        print(err.decode()[-3000:])
+    return rate
+
+
+async def main(database: str, users_count: int, count: int, profile: str | None) -> None:
+    from bot.curriculum import load_library
+    from bot.group_import import import_groups, parse_groups_csv
+    from storage.db import create_engine, session_factory
+    from storage.migrate import upgrade
+    from tests.clocked import environment
+    from tests.fakes.telegram_api import FakeTelegram
+
+    cards = len(load_library().first.cards)
+    messages = texts(cards, count)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "echo.py").write_text(ECHO, encoding="utf-8")
+        drop = None
+        if database == "sqlite":
+            url = f"sqlite+aiosqlite:///{tmp / 'bot.db'}"
+        else:
+            from sqlalchemy import text
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            server = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+            name = f"hocvuso_tp_{uuid.uuid4().hex[:10]}"
+            admin = create_async_engine(f"{server}/test", isolation_level="AUTOCOMMIT")
+            async with admin.connect() as conn:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+            url = f"{server}/{name}"
+
+            async def drop() -> None:  # type: ignore[no-redef]
+                async with admin.connect() as conn:
+                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                await admin.dispose()
+        try:
+            await asyncio.to_thread(upgrade, url)
+            engine = create_engine(url)
+            rows, errors = parse_groups_csv((ROOT / "examples" / "demo-ward.csv").read_bytes())
+            assert not errors
+            async with session_factory(engine)() as session, session.begin():
+                await import_groups(session, rows=rows, actor="benchmark", now=_now())
+            await engine.dispose()
+            print(f"{users_count} users × {count} messages, one process per bot, "
+                  f"{os.cpu_count()} cores; database {database}")
+            async with FakeTelegram() as tg:
+                users = [7_000_000 + n for n in range(users_count)]
+                echo = await measure("bare aiogram echo bot", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token],
+                                     dict(os.environ), users, messages, tg, tmp)
+            async with FakeTelegram() as tg:
+                env = environment(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url,
+                                  LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1")
+                python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
+                whole = await measure("Học vụ số (hocvuso run)", [*python, "-m", "bot", "run"], env, users,
+                                      messages, tg, tmp)
+            print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5)")
+        finally:
+            if drop is not None:
+                await drop()
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from bot.core.conversation import SystemClock
+
+    return SystemClock().now()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--users", type=int, default=40)
+    parser.add_argument("--messages", type=int, default=25)
+    parser.add_argument("--profile", help="write a cProfile of the whole bot's process to this file")
+    args = parser.parse_args()
+    asyncio.run(main(args.database, args.users, args.messages, args.profile))
