@@ -23,7 +23,9 @@ from sqlmodel import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.broadcasting import payload_for  # noqa: E402
 from bot.config import Settings  # noqa: E402
+from bot.core.i18n import Catalog  # noqa: E402
 from bot.core.conversation import SystemClock  # noqa: E402
 from storage.broadcasts import create_broadcast, queue_broadcast  # noqa: E402
 from storage.db import create_engine, session_factory  # noqa: E402
@@ -50,7 +52,8 @@ async def main(recipients: int, database: str, rate: float, concurrency: int) ->
     async with sessions() as session, session.begin():
         broadcast = await create_broadcast(session, author="benchmark", text="Mời bà con dự Ngày hội học tập số",
                                            audience={"kind": "all"}, scheduled_at=now, now=now)
-        queued = await queue_broadcast(session, broadcast_id=broadcast.id, now=now)  # type: ignore[arg-type]
+        queued = await queue_broadcast(session, broadcast_id=broadcast.id, now=now,  # type: ignore[arg-type]
+                                       payload=payload_for(Catalog.load()))
     print(f"queued {queued} outbox rows", flush=True)
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

@@ -93,25 +93,23 @@ async def enqueue(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> int:
     return inserted
 
 
-def _claimable(*, channel: str, now: datetime, exclude: Collection[int], kinds: Collection[str] | None) -> Any:
-    """The ids of the rows :func:`claim_due` may take."""
-    due = (
-        select(Outbox.id)
-        .where(
-            Outbox.channel == channel,
-            # A row without a recipient (erased) has nobody to go to: never claimed.
-            col(Outbox.identity_id).is_not(None),
-            or_(
-                and_(Outbox.status == OutboxStatus.PENDING, Outbox.due_at <= now),
-                and_(Outbox.status == OutboxStatus.SENDING, col(Outbox.lease_until) < now),
-            ),
-        )
-    )
+def _claimable(*, channel: str, now: datetime, exclude: Collection[int], kinds: Collection[str] | None,
+               expired: bool) -> Any:
+    """The ids of the rows :func:`claim_due` may take, in the claim index's order: pending and
+    due, or (``expired``) sending with an expired lease. Two queries, never one with an OR: each
+    reads ``ix_outbox_claim (channel, status, due_at)`` in order and stops at its limit, where the
+    OR made PostgreSQL read and sort every due row (90,000 rows: 38 ms a claim)."""
+    if expired:
+        state = and_(Outbox.status == OutboxStatus.SENDING, col(Outbox.lease_until) < now)
+    else:
+        state = and_(Outbox.status == OutboxStatus.PENDING, Outbox.due_at <= now)
+    # A row without a recipient (erased) has nobody to go to: never claimed.
+    due = select(Outbox.id).where(Outbox.channel == channel, state, col(Outbox.identity_id).is_not(None))
     if exclude:
         due = due.where(col(Outbox.id).not_in(list(exclude)))
     if kinds is not None:  # in the quiet hours, only these
         due = due.where(col(Outbox.kind).in_(list(kinds)))
-    return due
+    return due.order_by(col(Outbox.due_at), col(Outbox.id))
 
 
 async def any_due(session: AsyncSession, *, channel: str, now: datetime, exclude: Collection[int] = (),
@@ -120,8 +118,11 @@ async def any_due(session: AsyncSession, *, channel: str, now: datetime, exclude
     takes the write lock (on SQLite an UPDATE takes it even when it matches nothing). Call it in
     a session of its own: a SQLite transaction that reads, then writes after another writer
     committed, fails at once."""
-    probe = _claimable(channel=channel, now=now, exclude=exclude, kinds=kinds).limit(fixed(1))
-    return (await session.exec(probe)).first() is not None
+    for expired in (False, True):
+        probe = _claimable(channel=channel, now=now, exclude=exclude, kinds=kinds, expired=expired).limit(fixed(1))
+        if (await session.exec(probe)).first() is not None:
+            return True
+    return False
 
 
 async def claim_due(
@@ -140,18 +141,22 @@ async def claim_due(
     still holds (bounded by its batch size), so it never re-claims, and thereby fences out,
     its own work; ``kinds``, when given, the only kinds to claim. ``SKIP LOCKED`` lets several senders claim on PostgreSQL without waiting
     for each other; SQLite serialises writers instead."""
-    due = (_claimable(channel=channel, now=now, exclude=exclude, kinds=kinds)
-           .order_by(col(Outbox.due_at), col(Outbox.id))
-           .limit(fixed(limit))  # storage.planner: never a generic plan's guess
-           .with_for_update(skip_locked=True))
-    statement = (
-        update(Outbox)
-        .where(col(Outbox.id).in_(due.scalar_subquery()))
-        .values(status=OutboxStatus.SENDING.value, lease_until=lease_until, claim=Outbox.claim + 1)
-        .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref,
-                   Outbox.claim)
-    )
-    rows = (await session.exec(statement)).all()  # type: ignore[call-overload]
+    rows: list[Any] = []
+    for expired in (True, False):  # a dead sender's rows first: they were due earliest
+        room = limit - len(rows)
+        if room <= 0:
+            break
+        due = (_claimable(channel=channel, now=now, exclude=exclude, kinds=kinds, expired=expired)
+               .limit(fixed(room))  # storage.planner: never a generic plan's guess
+               .with_for_update(skip_locked=True))
+        statement = (
+            update(Outbox)
+            .where(col(Outbox.id).in_(due.scalar_subquery()))
+            .values(status=OutboxStatus.SENDING.value, lease_until=lease_until, claim=Outbox.claim + 1)
+            .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref,
+                       Outbox.claim)
+        )
+        rows += (await session.exec(statement)).all()  # type: ignore[call-overload]
     if not rows:
         return []
     identities = {
