@@ -74,7 +74,8 @@ def build_app(
         report_signer=(settings.report_signer_title, settings.report_signer_name),
     )
     conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
-                                read_sessions=sessions, services=services, in_flight=settings.updates_in_flight)
+                                read_sessions=sessions, services=services, in_flight=settings.updates_in_flight,
+                                one_writer=engine.dialect.name == "sqlite")
     return App(settings, engine, sessions, catalog, library, conversation)
 
 

@@ -3,8 +3,9 @@ default registry, which also carries the process's CPU, memory and open files).
 
 - ``hocvuso_updates_total{channel, result}``: updates handled (``ok``; ``error``: the resident
   got the apology);
-- ``hocvuso_handler_seconds{channel}``: the time to handle one update (its transaction, with
-  retries; the replies' sending not included);
+- ``hocvuso_handler_seconds{channel}``: the time from an update reaching the engine to its
+  commit — waiting for the user's earlier updates and a free slot, the transaction and its retries
+  (the replies' sending not included);
 - ``hocvuso_outbox_sends_total{channel, result}``: what the channel answered each outbox send
   (``sent``, ``retry_after``, ``blocked``, ``failed``, ``transient``, ``not_allowed``);
 - ``hocvuso_outbox_rows{channel, status}``: rows waiting (``pending``) or being sent
@@ -26,7 +27,7 @@ from storage.models import Outbox, OutboxStatus
 
 UPDATES = Counter("hocvuso_updates", "Updates handled, by channel and result (ok, error)", ["channel", "result"])
 HANDLER_SECONDS = Histogram(
-    "hocvuso_handler_seconds", "Time to handle one update: its transaction with retries, replies not included",
+    "hocvuso_handler_seconds", "Time from an update reaching the engine to its commit (queueing included)",
     ["channel"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 SENDS = Counter("hocvuso_outbox_sends", "Outbox sends, by channel and what the channel answered",

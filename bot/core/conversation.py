@@ -438,12 +438,15 @@ class Conversation:
         in_flight: int = 16,
         attempts: int = 6,
         reraise: bool = False,
+        one_writer: bool = False,
     ) -> None:
         """``sessions``: for the update's transaction (on SQLite it should begin with the write
         lock: ``storage.db.immediate_session_factory``); ``read_sessions``: for reading before
         it (a step's need of a photo) and for ``Later`` jobs. ``in_flight``: updates handled at
         once (each holds a database connection while in its transaction); ``attempts``: tries
-        of an update's transaction when the database is busy."""
+        of an update's transaction when the database is busy. ``one_writer`` (SQLite, whose file
+        has one write lock): the updates' transactions queue for it here, in order, instead of in
+        SQLite's busy handler, which sleeps 1 ms … 100 ms between tries however soon it frees."""
         self.router = router
         self.sessions = sessions
         self.read_sessions = read_sessions or sessions
@@ -452,10 +455,7 @@ class Conversation:
         self.reraise = reraise  # tests set it, so an unexpected error fails the test
         self._locks = KeyedLocks()
         self._slots = asyncio.Semaphore(in_flight)
-        # SQLite has one write lock per file: updates queue for it here, in order, instead of in
-        # SQLite's busy handler, which sleeps 1 ms … 100 ms between tries whatever the wait.
-        engine = getattr(sessions, "kw", {}).get("bind")
-        self._sqlite_writer = asyncio.Lock() if engine is not None and engine.dialect.name == "sqlite" else None
+        self._writer_lock = asyncio.Lock() if one_writer else None
 
     async def handle(self, incoming: Incoming, capabilities: Capabilities) -> Sequence[Reply]:
         """The replies to ``incoming``, after its effects are committed. An event already handled
@@ -512,7 +512,7 @@ class Conversation:
         return _Media(await incoming.fetch_media())
 
     def _writer(self) -> contextlib.AbstractAsyncContextManager[object]:
-        return self._sqlite_writer if self._sqlite_writer is not None else contextlib.nullcontext()
+        return self._writer_lock if self._writer_lock is not None else contextlib.nullcontext()
 
     async def _handle_once(self, incoming: Incoming, capabilities: Capabilities, media: _Media | None) -> list[Reply | Later]:
         now = self.services.clock.now()
