@@ -17,9 +17,8 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from sqlalchemy import text  # noqa: E402
-from ward_scale import ZONE, LoopStalls, Statements, _fresh_postgres, build_ward  # noqa: E402
+from ward_scale import ZONE, LoopStalls, Statements, build_ward, on_database  # noqa: E402
 
 from bot.app import build_app  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -83,15 +82,7 @@ async def main(database: str, residents: int, runs: int, tmp: Path) -> None:
 
 
 def run(database: str, residents: int, runs: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        if database == "sqlite":
-            asyncio.run(main(f"sqlite+aiosqlite:///{tmp}/ward.db", residents, runs, Path(tmp)))
-            return
-        url, drop = asyncio.run(_fresh_postgres())
-        try:
-            asyncio.run(main(url, residents, runs, Path(tmp)))
-        finally:
-            asyncio.run(drop())
+    on_database(database, lambda url, tmp: main(url, residents, runs, tmp))
 
 
 if __name__ == "__main__":

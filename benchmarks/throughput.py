@@ -22,13 +22,14 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from ward_scale import on_database  # noqa: E402
 
 ECHO = '''
 import asyncio, sys
@@ -98,7 +99,7 @@ async def measure(label: str, argv: list[str], env: dict[str, str], users: list[
     return rate
 
 
-async def main(database: str, users_count: int, count: int, profile: str | None) -> None:
+async def main(url: str, tmp: Path, users_count: int, count: int, profile: str | None) -> None:
     from bot.curriculum import load_library
     from bot.group_import import import_groups, parse_groups_csv
     from storage.db import create_engine, session_factory
@@ -106,53 +107,27 @@ async def main(database: str, users_count: int, count: int, profile: str | None)
     from tests.clocked import environment
     from tests.fakes.telegram_api import FakeTelegram
 
-    cards = len(load_library().first.cards)
-    messages = texts(cards, count)
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        (tmp / "echo.py").write_text(ECHO, encoding="utf-8")
-        drop = None
-        if database == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp / 'bot.db'}"
-        else:
-            from sqlalchemy import text
-            from sqlalchemy.ext.asyncio import create_async_engine
-
-            server = "postgresql+asyncpg://postgres@127.0.0.1:5432"
-            name = f"hocvuso_tp_{uuid.uuid4().hex[:10]}"
-            admin = create_async_engine(f"{server}/test", isolation_level="AUTOCOMMIT")
-            async with admin.connect() as conn:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-            url = f"{server}/{name}"
-
-            async def drop() -> None:  # type: ignore[no-redef]
-                async with admin.connect() as conn:
-                    await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                await admin.dispose()
-        try:
-            await asyncio.to_thread(upgrade, url)
-            engine = create_engine(url)
-            rows, errors = parse_groups_csv((ROOT / "examples" / "demo-ward.csv").read_bytes())
-            assert not errors
-            async with session_factory(engine)() as session, session.begin():
-                await import_groups(session, rows=rows, actor="benchmark", now=_now())
-            await engine.dispose()
-            print(f"{users_count} users × {count} messages, one process per bot, "
-                  f"{os.cpu_count()} cores; database {database}")
-            async with FakeTelegram() as tg:
-                users = [7_000_000 + n for n in range(users_count)]
-                echo = await measure("bare aiogram echo bot", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token],
-                                     dict(os.environ), users, messages, tg, tmp)
-            async with FakeTelegram() as tg:
-                env = environment(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url,
-                                  LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1")
-                python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
-                whole = await measure("Học vụ số (hocvuso run)", [*python, "-m", "bot", "run"], env, users,
-                                      messages, tg, tmp)
-            print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5)")
-        finally:
-            if drop is not None:
-                await drop()
+    messages = texts(len(load_library().first.cards), count)
+    (tmp / "echo.py").write_text(ECHO, encoding="utf-8")
+    await asyncio.to_thread(upgrade, url)
+    engine = create_engine(url)
+    rows, errors = parse_groups_csv((ROOT / "examples" / "demo-ward.csv").read_bytes())
+    assert not errors
+    async with session_factory(engine)() as session, session.begin():
+        await import_groups(session, rows=rows, actor="benchmark", now=_now())
+    await engine.dispose()
+    print(f"{users_count} users × {count} messages, one process per bot, {os.cpu_count()} cores; "
+          f"database {url.split('+')[0]}")
+    users = [7_000_000 + n for n in range(users_count)]
+    async with FakeTelegram() as tg:
+        echo = await measure("bare aiogram echo bot", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token],
+                             dict(os.environ), users, messages, tg, tmp)
+    async with FakeTelegram() as tg:
+        env = environment(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url,
+                          LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1")
+        python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
+        whole = await measure("Học vụ số (hocvuso run)", [*python, "-m", "bot", "run"], env, users, messages, tg, tmp)
+    print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5)")
 
 
 def _now():  # type: ignore[no-untyped-def]
@@ -168,4 +143,4 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=25)
     parser.add_argument("--profile", help="write a cProfile of the whole bot's process to this file")
     args = parser.parse_args()
-    asyncio.run(main(args.database, args.users, args.messages, args.profile))
+    on_database(args.database, lambda url, tmp: main(url, tmp, args.users, args.messages, args.profile))

@@ -315,16 +315,22 @@ async def _fresh_postgres() -> tuple[str, Callable[[], Awaitable[None]]]:
     return POSTGRES_SERVER.rsplit("/", 1)[0] + f"/{name}", drop
 
 
-def run(database: str, residents: int, runs: int) -> None:
+def on_database(database: str, work: Callable[[str, Path], Awaitable[None]]) -> None:
+    """``work(url, folder)`` on a SQLite file in a temporary folder, or on a fresh PostgreSQL
+    database (dropped afterwards)."""
     with tempfile.TemporaryDirectory() as tmp:
         if database == "sqlite":
-            asyncio.run(main(f"sqlite+aiosqlite:///{tmp}/ward.db", residents, runs, Path(tmp)))
+            asyncio.run(work(f"sqlite+aiosqlite:///{tmp}/ward.db", Path(tmp)))
             return
         url, drop = asyncio.run(_fresh_postgres())
         try:
-            asyncio.run(main(url, residents, runs, Path(tmp)))
+            asyncio.run(work(url, Path(tmp)))
         finally:
             asyncio.run(drop())
+
+
+def run(database: str, residents: int, runs: int) -> None:
+    on_database(database, lambda url, tmp: main(url, residents, runs, tmp))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ person once created by ``end``. Nothing here commits.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime
 from enum import StrEnum

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -83,16 +82,8 @@ class Worker:
         return code
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    else:
-        async with postgres_database() as url:
-            yield url
-
-
-async def test_one_worker_sends_and_a_standby_takes_over_after_sigkill(database: str, tmp_path: Path) -> None:
+async def test_one_worker_sends_and_a_standby_takes_over_after_sigkill(any_db_url: str, tmp_path: Path) -> None:
+    database = any_db_url
     await asyncio.to_thread(upgrade, database)
     engine = create_engine(database)
     sessions = session_factory(engine)
