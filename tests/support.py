@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.core.conversation import Conversation
 from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 BUTTONS = Capabilities(buttons=True, edit=True, text_limit=4096)
 NUMBERED = Capabilities(buttons=False, edit=False, text_limit=2000)
@@ -129,3 +133,27 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+async def sqlite_plans(app: App, work: Callable[[], Awaitable[object]], *, touching: str) -> list[tuple[str, list[str]]]:
+    """(statement, plan steps): SQLite's ``EXPLAIN QUERY PLAN`` of every statement ``work``
+    runs whose SQL names ``touching`` (a table), asked with the same parameters afterwards."""
+    from sqlalchemy import event
+
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if touching in statement:
+            statements.append((statement, parameters))
+
+    event.listen(app.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        await work()
+    finally:
+        event.remove(app.engine.sync_engine, "before_cursor_execute", seen)
+    plans = []
+    async with app.engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
+            plans.append((statement, [str(row[-1]) for row in plan]))
+    return plans

@@ -7,8 +7,9 @@ statements says so."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlmodel import select
 
 from bot.app import App
@@ -18,7 +19,7 @@ from storage.models import ResidentGroup
 from storage.report_data import residents_progress
 from storage.stats import behind_counts, group_stats, members_progress
 from tests.staff import make_leader
-from tests.support import Chat, join, pass_lesson
+from tests.support import Chat, join, pass_lesson, sqlite_plans
 
 INDEX = "ix_progress_person_cover"
 
@@ -30,64 +31,36 @@ async def test_statistics_read_progress_from_the_covering_index(ward: App, clock
         chat = Chat(ward.conversation, user=user, name=name)
         await join(chat, group_code="DEMO-TDP01")
         await pass_lesson(chat, lessons[0])
-    statements: list[tuple[str, object]] = []
+    found: dict[str, Any] = {}
 
-    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "lesson_progress" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(ward.engine.sync_engine, "before_cursor_execute", seen)
-    try:
+    async def statistics() -> None:
         async with ward.sessions() as session:
             group = (await session.exec(select(ResidentGroup).where(ResidentGroup.code == "DEMO-TDP01"))).one()
             assert group.id is not None
             now = clock.now()
-            [stats] = await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), group_ids=[group.id],
-                                        by_lesson=True)
+            [found["stats"]] = await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7),
+                                                 group_ids=[group.id], by_lesson=True)
             await group_stats(session, lesson_ids=ids, since=now - timedelta(days=7), until=now,
                               ward_id=group.ward_id)
-            members = await members_progress(session, group_id=group.id, lesson_ids=ids)
+            found["members"] = await members_progress(session, group_id=group.id, lesson_ids=ids)
             await behind_counts(session, group_ids=[group.id], lesson_ids=ids, inactive_since=now)
-            residents = await residents_progress(session, ward_id=group.ward_id, lesson_ids=ids, end=now)
-    finally:
-        event.remove(ward.engine.sync_engine, "before_cursor_execute", seen)
+            found["residents"] = await residents_progress(session, ward_id=group.ward_id, lesson_ids=ids, end=now)
+
+    plans = await sqlite_plans(ward, statistics, touching="lesson_progress")
+    stats, members, residents = found["stats"], found["members"], found["residents"]
     # The numbers themselves (the index changes how, not what, is read).
     assert stats.members == 2 and stats.lessons[ids[0]].completed_self == 2
     assert [m.completed for m in members] == [1, 1]
     assert sorted(r.name for r in residents if r.marks) == ["An", "Bình"]
 
-    assert len(statements) >= 7  # two per group_stats, one each for the others, two for behind_counts
+    assert len(plans) >= 7  # two per group_stats, one each for the others, two for behind_counts
+    for statement, steps in plans:
+        progress = [step for step in steps if "lesson_progress" in step]
+        assert progress, steps
+        assert all(f"COVERING INDEX {INDEX}" in step for step in progress), (statement, steps)
     async with ward.engine.connect() as connection:
-        for statement, parameters in statements:
-            plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-            steps = [str(row[-1]) for row in plan]
-            progress = [step for step in steps if "lesson_progress" in step]
-            assert progress, steps
-            assert all(f"COVERING INDEX {INDEX}" in step for step in progress), (statement, steps)
         assert (await connection.execute(text("SELECT count(*) FROM sqlite_master WHERE name = :n"),
                                          {"n": INDEX})).scalar() == 1
-
-
-async def _plans(ward: App, work) -> list[tuple[str, list[str]]]:  # type: ignore[no-untyped-def]
-    """(statement, plan steps) of every statement ``work`` runs that reads ``lesson_progress``."""
-    statements: list[tuple[str, object]] = []
-
-    def seen(_conn, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        if "lesson_progress" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(ward.engine.sync_engine, "before_cursor_execute", seen)
-    try:
-        await work()
-    finally:
-        event.remove(ward.engine.sync_engine, "before_cursor_execute", seen)
-    plans = []
-    async with ward.engine.connect() as connection:
-        for statement, parameters in statements:
-            plan = (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-            plans.append((statement, [str(row[-1]) for row in plan]))
-    return plans
-
 
 async def test_a_ward_is_read_in_the_person_tables_order_and_assisted_rows_from_their_index(
     ward: App, clock,  # type: ignore[no-untyped-def]
@@ -110,7 +83,7 @@ async def test_a_ward_is_read_in_the_person_tables_order_and_assisted_rows_from_
                                       end=now, zone=ward.settings.zone)
             await residents_progress(session, ward_id=ward_id, lesson_ids=ids, end=now)
 
-    plans = await _plans(ward, overview_and_report)
+    plans = await sqlite_plans(ward, overview_and_report, touching="lesson_progress")
     leaders = [steps for statement, steps in plans if "assisted_by IN" in statement]
     assert leaders and all(any("ix_progress_assisted" in step for step in steps) for steps in leaders), leaders
     per_person = [(statement, steps) for statement, steps in plans if "GROUP BY person.id" in statement]
