@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -23,6 +23,7 @@ from typing import TextIO, TypeVar
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.accounts import Account, AccountDirectory, AccountInfo, AccountKind, load_accounts, secrets_of
 from bot.config import JsonFormatter, SecretFilter, Settings
 from bot.core.conversation import Clock, Conversation, Services
 from bot.core.i18n import Catalog
@@ -94,11 +95,13 @@ def reminder_hours(quiet: QuietHours, now: datetime) -> tuple[int, ...]:
     )
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, *, accounts: Sequence[Account] = ()) -> None:
+    """Log lines to stderr (text or JSON), every secret of the settings and of the channel
+    accounts scrubbed."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json"
                          else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretFilter(settings.secrets()))
+    handler.addFilter(SecretFilter([*settings.secrets(), *secrets_of(accounts)]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
@@ -165,12 +168,25 @@ async def chat(app: App, *, stdin: TextIO, stdout: TextIO) -> None:
         await app.close()
 
 
-async def serve(app: App, *, role: ProcessRole) -> None:
-    """Until SIGINT/SIGTERM: the configured channels receiving (roles all and web), one outbox
-    sender per channel and the scheduler (roles all and worker), and the web endpoint when a
-    webhook or Zalo's media need it (always in the web role: its ``/healthz``)."""
+async def register(app: App, accounts: Sequence[Account]) -> AccountDirectory:
+    """Register the channel accounts (``channel_account``: which ward each serves) and return
+    the directory handlers ask; raises ``UnknownWardError`` for a ward not in the database."""
+    from storage.accounts import Declared, register_accounts
+
+    declared = [Declared(a.key, a.kind, a.ward) for a in accounts]
+    async with app.sessions() as session, session.begin():
+        wards = await register_accounts(session, declared=declared, now=app.clock.now())
+    return AccountDirectory({a.key: AccountInfo(a.key, a.kind, wards[a.key], a.username) for a in accounts})
+
+
+async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | None = None) -> None:
+    """Until SIGINT/SIGTERM: every channel account receiving (roles all and web), one outbox
+    sender per account and the scheduler (roles all and worker), and the web endpoint when a
+    webhook or Zalo's media need it (always in the web role: its ``/healthz``). ``accounts``:
+    by default the settings' (``bot.accounts.load_accounts``)."""
     from bot.channels.zalo import build_zalo_channels
     from bot.deadlines import parse_deadlines
+    from bot.delivery.limiter import RateLimiter
     from bot.delivery.sender import Sender
     from bot.delivery.transport import Pacing, Transport
     from bot.helpdesk import HelpCheck
@@ -184,34 +200,51 @@ async def serve(app: App, *, role: ProcessRole) -> None:
     settings = app.settings
     clock = app.clock
     quiet = quiet_hours(settings)
+    accounts = load_accounts(settings) if accounts is None else accounts
+    directory = await register(app, accounts)
     transports: list[Transport] = []
-    telegram = None
-    if settings.telegram_bot_token is not None:
+    telegrams = []
+    limiters: dict[str, RateLimiter] = {}
+    public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
+    for account in accounts:
+        if account.kind != AccountKind.TELEGRAM or account.token is None:
+            continue
         from bot.channels.telegram import TelegramChannel
         from bot.channels.telegram.transport import TelegramTransport
 
-        secret = settings.telegram_webhook_secret
+        path = account.webhook_path(TelegramChannel.webhook_path)
+        hooked = public is not None and account.webhook_secret is not None
+        # One pace per bot, for its replies and its outbox: replies spend first (see RateLimiter.spend).
+        pacing = Pacing(account.rate or settings.telegram_rate, settings.telegram_chat_interval)
+        pace = RateLimiter(pacing.per_second, burst=pacing.burst, per_key_interval=pacing.per_chat_interval)
+        limiters[account.key] = pace
         telegram = TelegramChannel(
-            token=settings.telegram_bot_token.get_secret_value(), api_url=str(settings.telegram_api_url),
+            token=account.token.get_secret_value(), api_url=account.api_url or str(settings.telegram_api_url),
             conversation=app.conversation, catalog=app.catalog, commands=COMMANDS,
-            files_dir=app.conversation.services.files_dir, webhook_url=settings.telegram_webhook_url,
-            webhook_secret=secret.get_secret_value() if settings.telegram_webhook_url and secret else None,
+            files_dir=app.conversation.services.files_dir, webhook_url=f"{public}{path}" if hooked else None,
+            webhook_secret=account.webhook_secret.get_secret_value() if hooked and account.webhook_secret else None,
+            channel=account.key, webhook_path=path, pace=pace,
         )
-        if app.conversation.services.telegram_username is None:
+        telegrams.append(telegram)
+        username = directory.get(account.key).username
+        if username is None:
             # Join and invitation links need the bot's username; ask Telegram once.
-            me = await telegram.bot.me()
-            app.conversation.services = replace(app.conversation.services, telegram_username=me.username)
-        transports.append(
-            TelegramTransport(telegram.bot, pacing=Pacing(settings.telegram_rate, settings.telegram_chat_interval))
-        )
+            username = (await telegram.bot.me()).username
+            directory = directory.with_username(account.key, username)
+        if account.is_default and app.conversation.services.telegram_username is None:
+            app.conversation.services = replace(app.conversation.services, telegram_username=username)
+        transports.append(TelegramTransport(telegram.bot, pacing=pacing, channel=account.key))
+    app.conversation.services = replace(app.conversation.services, accounts=directory)
     zalo = build_zalo_channels(settings, conversation=app.conversation, catalog=app.catalog,
-                               sessions=app.sessions, clock=clock, files_dir=app.conversation.services.files_dir)
+                               sessions=app.sessions, clock=clock, files_dir=app.conversation.services.files_dir,
+                               accounts=accounts)
     transports.extend(zalo.transports)
     senders = [
         Sender(
             sessions=app.sessions, transport=t, clock=clock, quiet=quiet,
             lease_seconds=settings.outbox_lease_seconds, concurrency=settings.sender_concurrency,
             after_sent={"reminder": record_reminder_sent}, checks={"help": HelpCheck(app.catalog)},
+            limiter=limiters.get(t.channel),
         )
         for t in transports
     ]
@@ -234,14 +267,13 @@ async def serve(app: App, *, role: ProcessRole) -> None:
     web = None
     receiving: list[asyncio.Task] = []  # type: ignore[type-arg]
     if role in (ProcessRole.ALL, ProcessRole.WEB):
-        hooked = telegram is not None and telegram.uses_webhook
+        hooked = [t for t in telegrams if t.uses_webhook]
         if zalo.needs_web or hooked or role == ProcessRole.WEB:
-            channels = [*([telegram] if hooked else []), *zalo]
+            channels = [*hooked, *zalo]
             web = await start_web(create_web_app(channels=channels, media=zalo.media,  # type: ignore[list-item]
                                                  sessions=app.sessions),
                                   host=settings.web_host, port=settings.web_port)
-        if telegram is not None:
-            receiving.append(asyncio.create_task(telegram.run(), name="telegram"))
+        receiving.extend(asyncio.create_task(t.run(), name=f"telegram-{t.channel}") for t in telegrams)
         if zalo:
             receiving.append(asyncio.create_task(zalo.run(), name="zalo"))
     if role == ProcessRole.WORKER:  # /healthz and /metrics: its sends, ticks and the worker lock
@@ -272,7 +304,7 @@ async def serve(app: App, *, role: ProcessRole) -> None:
         # Stop receiving first (answers in hand are finished), then sending, then close clients.
         if scheduler.running:
             scheduler.shutdown(wait=False)
-        if telegram is not None:
+        for telegram in telegrams:
             await telegram.stop()
         await zalo.stop()
         await asyncio.gather(*receiving, return_exceptions=True)
@@ -285,7 +317,7 @@ async def serve(app: App, *, role: ProcessRole) -> None:
         if lock is not None:
             await lock.release()
             metrics.WORKER_ACTIVE.set(0)
-        if telegram is not None:
+        for telegram in telegrams:
             await telegram.close()
         await zalo.close()
         if web is not None:

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
         default=None,
         description="with PUBLIC_BASE_URL: receive by webhook (1-256 of A-Z a-z 0-9 _ -), checked on every call",
     )
+    accounts_file: Path | None = Field(
+        default=None, description="a TOML file of the city's channel accounts, one per ward bot (bot/accounts.py)")
     database_url: str = Field(default=DEFAULT_DATABASE_URL, description="SQLAlchemy async URL")
     timezone: Annotated[str, NoDecode] = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
@@ -100,7 +103,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "telegram_bot_token", "telegram_bot_username", "telegram_webhook_secret", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
-        "zalo_oa_app_secret", "zalo_oa_secret_key", "zalo_oa_refresh_token", "public_base_url",
+        "zalo_oa_app_secret", "zalo_oa_secret_key", "zalo_oa_refresh_token", "public_base_url", "accounts_file",
         mode="before",
     )
     @classmethod

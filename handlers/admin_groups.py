@@ -101,9 +101,9 @@ async def _choose_group(ctx: Context, ward: Ward, verb: str, page: int) -> None:
     ctx.ask(t(key, hint=shown.hint(ctx)), options)
 
 
-def _links(ctx: Context, make: Callable[..., str], code: str) -> tuple[str | None, str]:
-    """The Telegram deep link (when the bot's username is known) and what to send on Zalo."""
-    username = ctx.services.telegram_username
+def _links(ctx: Context, make: Callable[..., str], code: str, ward_id: int | None) -> tuple[str | None, str]:
+    """The Telegram deep link of the ward's bot (when its username is known) and what to send on Zalo."""
+    username = ctx.services.bot_username(ward_id)
     telegram = make(code, telegram_username=username) if username else None
     return telegram, make(code, telegram_username=None, channel="zalo")
 
@@ -113,7 +113,7 @@ async def join_link(ctx: Context, ward: Ward, group: ResidentGroup) -> None:
     from bot.reports.qr import join_qr_png  # qrcode and PIL load on demand
 
     t = ctx.t
-    telegram, zalo = _links(ctx, group_link, group.code)
+    telegram, zalo = _links(ctx, group_link, group.code, group.ward_id)
     text = t("admin.join_link", group=group.name, telegram=telegram or t("admin.no_telegram_link"), zalo=zalo,
              code=group_param(group.code))
     caption, code = t("admin.qr_caption", group=group.name), group.code
@@ -150,7 +150,7 @@ async def new_invite(ctx: Context, ward: Ward, group: ResidentGroup) -> None:
     assert ctx.person is not None and ctx.person.id is not None and group.id is not None
     t = ctx.t
     invite = await create_invite(ctx.session, group_id=group.id, created_by=ctx.person.id, now=ctx.now)
-    telegram, zalo = _links(ctx, invite_link, invite.code)
+    telegram, zalo = _links(ctx, invite_link, invite.code, group.ward_id)
     authz.record(ctx, "admin.invite", f"group:{group.id}", invite=invite.id)
     ctx.goto(Step.MENU)
     ctx.ask(

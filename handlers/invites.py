@@ -31,7 +31,7 @@ async def accept(ctx: Context, code: str) -> ResidentGroup | None:
     """Use the invitation for the person in ``ctx``; says what happened. Returns the group
     led, or None when refused."""
     assert ctx.person is not None and ctx.person.id is not None
-    result = await consume_invite(ctx.session, code=code, person_id=ctx.person.id, now=ctx.now)
+    result = await consume_invite(ctx.session, code=code, person_id=ctx.person.id, now=ctx.now, ward_id=ctx.ward_scope)
     if not isinstance(result, Accepted):
         ctx.say(ctx.t(REFUSALS[result]))
         return None

@@ -57,7 +57,7 @@ async def start(ctx: Context) -> None:
         await continue_onboarding(ctx)
         return
     if group_code is not None:
-        group = await find_group_by_code(ctx.session, code=group_code)
+        group = await find_group_by_code(ctx.session, code=group_code, ward_id=ctx.ward_scope)
         if group is not None and group.id != ctx.person.group_id:
             await _confirm_group(ctx, group)
             return
@@ -243,12 +243,12 @@ async def choose_group(ctx: Context, *, group_code: str | None = None, ward_id: 
     """Offer the group named by the join link, else the list (wards first if several)."""
     t = ctx.t
     if group_code:
-        group = await find_group_by_code(ctx.session, code=group_code)
+        group = await find_group_by_code(ctx.session, code=group_code, ward_id=ctx.ward_scope)
         if group is not None:
             await _confirm_group(ctx, group)
             return
         ctx.say(t("onboarding.group_link_unknown"))
-    wards = await list_wards(ctx.session)
+    wards = await list_wards(ctx.session, ward_id=ctx.ward_scope)
     if not wards:
         await menu.show_main_menu(ctx, t("onboarding.no_groups"))
         return
@@ -302,7 +302,7 @@ async def group_action(ctx: Context) -> None:
     if kind == "set":
         group_id = int_arg(ctx, 1, low=1)
         group = await get_group(ctx.session, group_id=group_id) if group_id else None
-        if group is None:
+        if group is None or ctx.ward_scope not in (None, group.ward_id):
             await choose_group(ctx)
             return
         had_group = ctx.person.group_id is not None
@@ -334,7 +334,7 @@ async def search_group(ctx: Context) -> None:
     t = ctx.t
     ward_id = ctx.data.get("ward")
     ward_id = ward_id if isinstance(ward_id, int) else None
-    found = search(await list_groups(ctx.session), ctx.incoming.text or "", ward_id=ward_id)
+    found = search(await list_groups(ctx.session, ward_id=ctx.ward_scope), ctx.incoming.text or "", ward_id=ward_id)
     if found.sure is not None:
         await _confirm_group(ctx, found.sure)
         return
@@ -342,7 +342,7 @@ async def search_group(ctx: Context) -> None:
         ctx.say(t("onboarding.group_search_vague" if found.vague else "onboarding.group_not_found"))
         await choose_group(ctx, ward_id=ward_id)
         return
-    wards = {w.id: w for w in await list_wards(ctx.session)}
+    wards = {w.id: w for w in await list_wards(ctx.session, ward_id=ctx.ward_scope)}
     several = len({g.ward_id for g in found.groups}) > 1
     options: list = [(f"{g.name} ({_ward_name(wards, g.ward_id)})" if several else g.name, f"group:set:{g.id}")
                      for g in found.groups]

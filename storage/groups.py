@@ -15,8 +15,12 @@ async def count_groups(session: AsyncSession) -> int:
     return (await session.exec(select(func.count()).select_from(ResidentGroup))).one()
 
 
-async def list_wards(session: AsyncSession) -> Sequence[Ward]:
-    return (await session.exec(select(Ward).order_by(Ward.name))).all()
+async def list_wards(session: AsyncSession, *, ward_id: int | None = None) -> Sequence[Ward]:
+    """Every ward, or only ``ward_id`` (the ward of the bot a resident writes to)."""
+    query = select(Ward).order_by(Ward.name)
+    if ward_id is not None:
+        query = query.where(Ward.id == ward_id)
+    return (await session.exec(query)).all()
 
 
 async def list_groups(session: AsyncSession, *, ward_id: int | None = None) -> Sequence[ResidentGroup]:
@@ -30,8 +34,11 @@ async def get_group(session: AsyncSession, *, group_id: int) -> ResidentGroup | 
     return await session.get(ResidentGroup, group_id)
 
 
-async def find_group_by_code(session: AsyncSession, *, code: str) -> ResidentGroup | None:
+async def find_group_by_code(session: AsyncSession, *, code: str, ward_id: int | None = None) -> ResidentGroup | None:
+    """The group of that code (any case), within ``ward_id`` when given."""
     query = select(ResidentGroup).where(func.lower(ResidentGroup.code) == code.lower())
+    if ward_id is not None:
+        query = query.where(ResidentGroup.ward_id == ward_id)
     return (await session.exec(query)).first()
 
 

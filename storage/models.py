@@ -38,6 +38,20 @@ class Ward(SQLModel, table=True):
     name: str = Field(max_length=120)
 
 
+class ChannelAccount(SQLModel, table=True):
+    """A Telegram bot, a Zalo bot or a Zalo OA, and the ward it serves (NULL: every ward — the
+    single-ward settings). ``key`` is what identities, outbox rows and handled events store as
+    their channel. Registered at start from the operator's declaration (``bot/accounts.py``);
+    no token is ever stored here."""
+
+    __tablename__ = "channel_account"
+
+    key: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(max_length=16)
+    ward_id: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("ward.id"), nullable=True))
+    created_at: datetime | None = _time(nullable=False)
+
+
 class ResidentGroup(SQLModel, table=True):
     """A tổ dân phố / khu phố / thôn / ấp. ``code`` is unique across the database because
     join links (``g_<code>``) name it alone."""
@@ -84,7 +98,8 @@ class Person(SQLModel, table=True):
 
 
 class Identity(SQLModel, table=True):
-    """One account on one channel: ``(channel, external_id)``. A person may have several."""
+    """One user of one channel account: ``(channel, external_id)``, ``channel`` being the
+    account's key (``telegram``, or a ward bot's key). A person may have several."""
 
     __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_identity_channel_external"),)
 
@@ -92,7 +107,7 @@ class Identity(SQLModel, table=True):
     person_id: int | None = Field(
         default=None, sa_column=Column(Integer, ForeignKey("person.id", ondelete="SET NULL"), index=True)
     )
-    channel: str = Field(max_length=16)
+    channel: str = Field(max_length=16)  # the channel account's key
     external_id: str = Field(max_length=64)
     blocked_at: datetime | None = _time()
     created_at: datetime | None = _time(nullable=False)
@@ -186,7 +201,7 @@ class HandledEvent(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("source", "event_id", name="uq_handled_event"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(max_length=48)  # the channel (later: the channel account)
+    source: str = Field(max_length=48)  # the channel account's key
     event_id: str = Field(max_length=128)
     handled_at: datetime | None = _time(nullable=False, index=True)
 
@@ -233,7 +248,7 @@ class Outbox(SQLModel, table=True):
         sa_column=Column(Integer, ForeignKey("identity.id", ondelete="SET NULL", name="fk_outbox_identity_id_identity"),
                          nullable=True, index=True),
     )
-    channel: str = Field(max_length=16)
+    channel: str = Field(max_length=16)  # the channel account whose sender sends it
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     due_at: datetime | None = _time(nullable=False)
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(16))

@@ -195,8 +195,11 @@ async def create_invite(
     return invite
 
 
-async def consume_invite(session: AsyncSession, *, code: str, person_id: int, now: datetime) -> Accepted | InviteProblem:
+async def consume_invite(
+    session: AsyncSession, *, code: str, person_id: int, now: datetime, ward_id: int | None = None,
+) -> Accepted | InviteProblem:
     """Use an invitation: unused, not expired, its group still there → the leader role.
+    ``ward_id``: the ward of the bot it was opened in; another ward's invitation is unknown there.
 
     The invitation is marked used with a guarded UPDATE, so two people opening the same
     link at once cannot both become leaders."""
@@ -205,6 +208,10 @@ async def consume_invite(session: AsyncSession, *, code: str, person_id: int, no
     invite = (await session.exec(select(Invite).where(Invite.code == code))).first()
     if invite is None or invite.kind != RoleKind.LEADER:
         return InviteProblem.UNKNOWN
+    if ward_id is not None and invite.group_id is not None:
+        group_ward = (await session.exec(select(ResidentGroup.ward_id).where(ResidentGroup.id == invite.group_id))).first()
+        if group_ward is not None and group_ward != ward_id:
+            return InviteProblem.UNKNOWN
     if invite.used_by is not None:
         return InviteProblem.USED
     if invite.expires_at is None or invite.expires_at <= now:

@@ -36,7 +36,7 @@ async def test_upgrade_is_idempotent_and_a_fresh_database_is_not_current(sqlite_
         await asyncio.to_thread(upgrade, sqlite_url)
         await asyncio.to_thread(upgrade, sqlite_url)
         assert await schema_is_current(engine)
-        assert head_revision() == "0009"
+        assert head_revision() == "0010"
     finally:
         await engine.dispose()
 
@@ -70,5 +70,73 @@ async def test_0006_keeps_delivery_outcomes_when_the_recipient_erases(any_db_url
         async with engine.connect() as connection:
             rows = (await connection.execute(text("SELECT group_id, identity_id, status FROM outbox"))).all()
         assert [tuple(r) for r in rows] == [(7, None, "sent")]
+    finally:
+        await engine.dispose()
+
+
+async def _at_0009_with_channels(url: str, *, wards: int) -> None:
+    """A deployment made before channel accounts: identities on Telegram and Zalo, an outbox
+    row and a handled event."""
+    from sqlalchemy import text
+
+    await asyncio.to_thread(upgrade, url, "0009")
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            run = connection.execute
+            for n in range(1, wards + 1):
+                await run(text(f"INSERT INTO ward (id, code, name) VALUES ({n}, 'w{n}', 'Phường {n}')"))
+            await run(text("INSERT INTO identity (id, channel, external_id, created_at) VALUES "
+                           "(1, 'telegram', '42', '2026-03-01 08:00:00+00:00'), "
+                           "(2, 'zalo', 'abc', '2026-05-01 08:00:00+00:00'), "
+                           "(3, 'telegram', '43', '2026-04-01 08:00:00+00:00')"))
+            await run(text("INSERT INTO outbox (kind, identity_id, channel, payload, due_at, status, attempts, "
+                           "claim, dedupe_key, created_at) VALUES ('reminder', 2, 'zalo', '{}', "
+                           "'2026-05-02 08:00:00+00:00', 'sent', 1, 1, 'r:2', '2026-04-20 08:00:00+00:00')"))
+            await run(text("INSERT INTO handled_event (source, event_id, handled_at) "
+                           "VALUES ('telegram', '9001', '2026-02-01 08:00:00+00:00')"))
+    finally:
+        await engine.dispose()
+
+
+async def test_0010_puts_existing_data_on_default_accounts_of_the_only_ward(any_db_url: str) -> None:
+    """Every channel in use becomes an account of its own kind, serving the only ward; no
+    identity or outbox row is rewritten (their channel is the account's key)."""
+    from datetime import UTC, datetime
+
+    from sqlmodel import select
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+    from storage.accounts import list_accounts
+    from storage.models import ChannelAccount, Identity
+
+    await _at_0009_with_channels(any_db_url, wards=1)
+    await asyncio.to_thread(upgrade, any_db_url)
+    engine = create_engine(any_db_url)
+    try:
+        async with AsyncSession(engine) as session:
+            accounts = (await session.exec(select(ChannelAccount).order_by(ChannelAccount.key))).all()
+            assert [(a.key, a.kind, a.ward_id) for a in accounts] == [("telegram", "telegram", 1), ("zalo", "zalo", 1)]
+            # Registered when first used: the handled event (Feb) before the first identity (Mar).
+            assert accounts[0].created_at == datetime(2026, 2, 1, 8, tzinfo=UTC)
+            assert accounts[1].created_at == datetime(2026, 4, 20, 8, tzinfo=UTC)
+            rows = await list_accounts(session)
+            assert [(r.key, r.ward_code, r.identities) for r in rows] == [("telegram", "w1", 2), ("zalo", "w1", 1)]
+            channels = (await session.exec(select(Identity.channel).order_by(Identity.id))).all()
+            assert channels == ["telegram", "zalo", "telegram"]
+    finally:
+        await engine.dispose()
+
+
+async def test_0010_with_several_wards_keeps_the_accounts_serving_every_ward(sqlite_url: str) -> None:
+    from sqlalchemy import text
+
+    await _at_0009_with_channels(sqlite_url, wards=2)
+    await asyncio.to_thread(upgrade, sqlite_url)
+    engine = create_engine(sqlite_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT key, ward_id FROM channel_account ORDER BY key"))).all()
+        assert [tuple(r) for r in rows] == [("telegram", None), ("zalo", None)]
     finally:
         await engine.dispose()

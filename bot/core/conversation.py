@@ -41,6 +41,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import metrics
+from bot.accounts import AccountDirectory, AccountInfo
 from bot.core.choice import Picked, marks_for, pick
 from bot.core.i18n import Catalog, Translate
 from bot.core.messages import Capabilities, Incoming, Marks, Menu, Option, Reply, Text
@@ -85,10 +86,18 @@ class Services:
     # Where generated files (reports, charts, certificates, QR codes) and photos received
     # from admins are written before a reply carries their path.
     files_dir: Path = Path("data/files")
-    # For https://t.me/<bot>?start=… links; None until known (setting or getMe).
+    # For https://t.me/<bot>?start=… links: the single-ward settings' bot; None until known
+    # (setting or getMe). A ward's own bot is in ``accounts``.
     telegram_username: str | None = None
+    # The channel accounts (bots) and the ward each serves (``bot.accounts``).
+    accounts: AccountDirectory = field(default_factory=AccountDirectory)
     # Who signs the ward's Word documents: (title, name); an empty name leaves a dotted line.
     report_signer: tuple[str, str] = ("CHỦ TỊCH", "")
+
+    def bot_username(self, ward_id: int | None) -> str | None:
+        """The @username of the Telegram bot a link for ``ward_id`` should open: the ward's own
+        bot, else the bot serving every ward."""
+        return self.accounts.telegram_username(ward_id) or self.telegram_username
 
 
 @dataclass(frozen=True)
@@ -148,6 +157,17 @@ class Context:
         # The options a typed reply could have meant (it matched several equally).
         self.candidates: tuple[Option, ...] = ()
         self._media = media
+
+    @property
+    def account(self) -> AccountInfo:
+        """The channel account (bot) the update came through."""
+        return self.services.accounts.get(self.incoming.channel)
+
+    @property
+    def ward_scope(self) -> int | None:
+        """The ward of the bot the update came through (None: the bot serves every ward): a
+        resident sees, joins and is invited to that ward's groups only."""
+        return self.account.ward_id
 
     @property
     def t(self) -> Translate:

@@ -9,6 +9,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 
+DEBT = 10.0  # seconds of the rate that replies may run ahead of the outbox
+
+
 class RateLimiter:
     """``await acquire(key)`` returns when one more message may go to ``key``.
 
@@ -39,6 +42,15 @@ class RateLimiter:
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._now() + seconds)
 
+    def spend(self) -> None:
+        """One message went out without waiting (a reply to a resident, who is waiting): it
+        takes a token now — the bucket may go below zero, by at most ``DEBT`` seconds of the
+        rate — so the messages that do wait (the outbox) leave the channel within its cap."""
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        self._tokens = max(self._tokens - 1, -self._rate * DEBT)
+
     @property
     def paused_for(self) -> float:
         return max(0.0, self._paused_until - self._now())
@@ -53,16 +65,21 @@ class RateLimiter:
                 await asyncio.sleep(slot - now)
         async with self._lock:  # one waiter at a time keeps the order fair
             while True:
-                now = self._now()
-                self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-                self._updated = now
-                wait = self._paused_until - now
-                if self._tokens < 1:
-                    wait = max(wait, (1 - self._tokens) / self._rate)
+                wait = self.ready_in()
                 if wait <= 0:
                     self._tokens -= 1
                     return
                 await asyncio.sleep(wait)
+
+    def ready_in(self) -> float:
+        """Seconds until the next message may go (0: now), ignoring per-chat intervals."""
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        wait = self._paused_until - now
+        if self._tokens < 1:
+            wait = max(wait, (1 - self._tokens) / self._rate)
+        return max(0.0, wait)
 
     def _remember(self, key: object, at: float) -> None:
         self._last_by_key[key] = at

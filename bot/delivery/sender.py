@@ -96,7 +96,10 @@ class Sender:
         after_sent: dict[str, AfterSent] | None = None,
         checks: dict[str, Check] | None = None,
         at_any_hour: Collection[str] = AT_ANY_HOUR,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """``limiter``: the channel account's pace, when its replies share it (they spend first,
+        this sender sends with what is left); by default one of the transport's ``pacing``."""
         self.sessions = sessions
         self.transport = transport
         self.clock = clock
@@ -114,7 +117,8 @@ class Sender:
         self.checks = checks or {}
         self.at_any_hour = frozenset(at_any_hour)
         pacing = transport.pacing
-        self.limiter = RateLimiter(pacing.per_second, burst=pacing.burst, per_key_interval=pacing.per_chat_interval)
+        self.limiter = limiter or RateLimiter(pacing.per_second, burst=pacing.burst,
+                                              per_key_interval=pacing.per_chat_interval)
         self._slots = asyncio.Semaphore(concurrency)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
@@ -199,9 +203,27 @@ class Sender:
         finally:
             self._held.discard(row.id)
 
+    async def _paced(self, row: outbox.Claimed) -> bool:
+        """Wait for the row's turn at the channel's pace (a 429's pause included); False when
+        the sender is stopped first: a shutdown never waits out a "retry after"."""
+        turn = asyncio.ensure_future(self.limiter.acquire(row.identity_id))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if turn.done() and not turn.cancelled():
+            return True
+        turn.cancel()
+        await asyncio.gather(turn, return_exceptions=True)
+        return False
+
     async def _deliver(self, row: outbox.Claimed) -> None:
         message = OutboundMessage.from_payload(row.payload)
-        await self.limiter.acquire(row.identity_id)
+        if not await self._paced(row):
+            # Stopping: the row goes back to pending now (its lease released) for whoever sends next.
+            await self._store(row, "requeue", lambda s: self._requeue(s, row, self.clock.now()))
+            return
         async with self._slots:  # held until the outcome is stored: at most `concurrency` in doubt
             now = self.clock.now()
             quiet = self.quiet.contains(now) and row.kind not in self.at_any_hour

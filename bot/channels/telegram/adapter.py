@@ -62,6 +62,7 @@ from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
 from bot.core.messages import Capabilities, Document, Image, Incoming, Menu, Notice, Reply, Text
 from bot.core.text import split_text
+from bot.delivery.limiter import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +121,27 @@ class TelegramChannel:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         ack_wait: float = WEBHOOK_ACK_WAIT,
+        channel: str = CHANNEL,
+        webhook_path: str | None = None,
+        pace: RateLimiter | None = None,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
         (``Incoming.fetch_media``); without it photos stay unread attachments.
         ``concurrency``: chats answered at once; ``reply_patience``: how long one reply is
         retried; ``backoff``: pauses after a failed ``getUpdates`` or ``setWebhook``.
         ``webhook_url`` and ``webhook_secret`` together: receive by webhook (Telegram posts
-        each update to the URL with the secret in ``X-Telegram-Bot-Api-Secret-Token``)."""
+        each update to the URL with the secret in ``X-Telegram-Bot-Api-Secret-Token``).
+        ``channel``: the key of the channel account (bot) this is (``bot.accounts``), stored
+        with its users' identities; ``webhook_path``: where this bot's webhook is served.
+        ``pace``: the bot's rate limiter, shared with its outbox sender: every reply spends from
+        it without waiting (a resident is waiting) and a 429 pauses it, so the outbox keeps the
+        bot within its cap and replies go first."""
         if (webhook_url is None) != (webhook_secret is None):
             raise ValueError("a Telegram webhook needs both its URL and its secret")
+        self.channel = channel
+        self._pace = pace
+        if webhook_path is not None:
+            self.webhook_path = webhook_path
         self._webhook_url = webhook_url
         self._secret = webhook_secret.encode() if webhook_secret is not None else None
         self._ack_wait = ack_wait
@@ -298,7 +311,7 @@ class TelegramChannel:
             return await self._download_photo(message, event_update.update_id)
 
         incoming = Incoming(
-            channel=CHANNEL,
+            channel=self.channel,
             external_id=str(user.id),
             display_name=_display_name(user),
             locale=user.language_code,
@@ -338,7 +351,7 @@ class TelegramChannel:
             await self._answer(query, None)
             return
         incoming = Incoming(
-            channel=CHANNEL,
+            channel=self.channel,
             external_id=str(query.from_user.id),
             display_name=_display_name(query.from_user),
             locale=query.from_user.language_code,
@@ -366,7 +379,7 @@ class TelegramChannel:
         if update.chat.type != "private":
             return
         blocked = update.new_chat_member.status == "kicked"
-        await self._conversation.set_blocked(CHANNEL, str(update.from_user.id), blocked=blocked)
+        await self._conversation.set_blocked(self.channel, str(update.from_user.id), blocked=blocked)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -414,8 +427,19 @@ class TelegramChannel:
 
     async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
         """One Bot API call, sent again after a 429's ``retry_after`` and, a few times with
-        growing pauses, after a 5xx or a network error — within ``reply_patience`` seconds."""
-        return await send_patiently(request, pause_for=_pause_for, patience=self._patience)
+        growing pauses, after a 5xx or a network error — within ``reply_patience`` seconds.
+        Each call is spent from the bot's pace; a 429 pauses its outbox too."""
+        pace = self._pace
+
+        def pause_for(exc: Exception) -> Pause | None:
+            pause = _pause_for(exc)
+            if pace is not None and pause is not None and not pause.transient:
+                pace.pause(pause.seconds)
+            return pause
+
+        if pace is not None:
+            pace.spend()
+        return await send_patiently(request, pause_for=pause_for, patience=self._patience)
 
 
 def _pause_for(exc: Exception) -> Pause | None:

@@ -29,7 +29,8 @@ class TelegramTransport:
     channel = CHANNEL
     capabilities = CAPABILITIES
 
-    def __init__(self, bot: Bot, *, pacing: Pacing) -> None:
+    def __init__(self, bot: Bot, *, pacing: Pacing, channel: str = CHANNEL) -> None:
+        self.channel = channel  # the channel account (bot) whose outbox rows this sends
         self.bot = bot
         self.pacing = pacing
 

@@ -10,14 +10,15 @@ dropped by the engine (``Incoming.event_id``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
-from bot.channels.zalo.bot_platform import ZaloBotChannel
+from bot.accounts import Account, AccountKind, default_accounts
+from bot.channels.zalo.bot_platform import WEBHOOK_PATH as BOT_WEBHOOK_PATH, ZaloBotChannel
 from bot.channels.zalo.client import ZaloBotClient, ZaloBotError
 from bot.channels.zalo.oa import ZaloOAChannel
 from bot.channels.zalo.oa_client import OATokens, ZaloOAClient, ZaloOAError
@@ -91,30 +92,38 @@ def build_zalo_channels(
     clock: Clock,
     media_dir: Path = DEFAULT_MEDIA_DIR,
     files_dir: Path | None = None,
+    accounts: Sequence[Account] | None = None,
 ) -> ZaloChannels:
-    """Build the Bot Platform channel if ``ZALO_BOT_TOKEN`` is set, and the OA channel if
-    ``ZALO_OA_ID``, ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``
-    are. The Bot channel uses its webhook when ``ZALO_WEBHOOK_SECRET`` and
-    ``PUBLIC_BASE_URL`` are both set, else long polling."""
+    """Build a Bot Platform channel for every Zalo bot account (``ZALO_BOT_TOKEN``'s and the
+    accounts file's: ``accounts``, by default the single-ward settings' ones), and the OA channel
+    if ``ZALO_OA_ID``, ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``
+    are set. A Bot channel uses its webhook when it has a webhook secret and ``PUBLIC_BASE_URL``
+    is set, else long polling."""
     public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
     media = MediaStore(media_dir, clock=clock, public_base_url=public)
     result = ZaloChannels(media=media)
 
-    if settings.zalo_bot_token is not None:
-        client = ZaloBotClient(token=settings.zalo_bot_token.get_secret_value(), api_url=str(settings.zalo_api_url))
-        secret = settings.zalo_webhook_secret.get_secret_value() if settings.zalo_webhook_secret else None
+    for account in accounts if accounts is not None else default_accounts(settings):
+        if account.kind != AccountKind.ZALO_BOT or account.token is None:
+            continue
+        client = ZaloBotClient(token=account.token.get_secret_value(), api_url=account.api_url or str(settings.zalo_api_url))
+        secret = account.webhook_secret.get_secret_value() if account.webhook_secret else None
+        path = account.webhook_path(BOT_WEBHOOK_PATH)
         bot = ZaloBotChannel(
             client=client,
             conversation=conversation,
             catalog=catalog,
             media=media,
             webhook_secret=secret,
-            webhook_url=f"{public}{ZaloBotChannel.webhook_path}" if public and secret else None,
+            webhook_url=f"{public}{path}" if public and secret else None,
             files_dir=files_dir,
+            channel=account.key,
+            webhook_path=path,
         )
         result.channels.append(bot)
-        pacing = Pacing(per_second=settings.zalo_rate, per_chat_interval=1.0)
-        result.transports.append(ZaloBotTransport(client=client, catalog=catalog, pacing=pacing, media=media))
+        pacing = Pacing(per_second=account.rate or settings.zalo_rate, per_chat_interval=1.0)
+        result.transports.append(
+            ZaloBotTransport(client=client, catalog=catalog, pacing=pacing, media=media, channel=account.key))
 
     oa_secrets = (settings.zalo_oa_app_secret, settings.zalo_oa_secret_key)
     if settings.zalo_oa_id and settings.zalo_oa_app_id and all(s is not None for s in oa_secrets):

@@ -142,9 +142,13 @@ class ZaloBotChannel:
         files_dir: Path | None = None,
         reply_patience: float = PATIENCE,
         ack_wait: float = ACK_WAIT,
+        channel: str = CHANNEL,
+        webhook_path: str = WEBHOOK_PATH,
     ) -> None:
         """``files_dir``: where a photo a user sends is downloaded for the engine
         (``Incoming.fetch_media``); without it photos stay unread attachments."""
+        self.channel = channel  # the channel account's key (``bot.accounts``)
+        self.webhook_path = webhook_path
         self.client = client
         self._files_dir = files_dir
         self._conversation = conversation
@@ -293,7 +297,7 @@ class ZaloBotChannel:
 
         async def work(ack: asyncio.Future[None]) -> None:
             incoming = Incoming(
-                channel=CHANNEL,
+                channel=self.channel,
                 external_id=event.user_id,
                 display_name=event.display_name,
                 text=event.text if event.text is not None else event.caption,

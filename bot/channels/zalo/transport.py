@@ -54,8 +54,10 @@ class ZaloBotTransport:
     channel = "zalo"
 
     def __init__(
-        self, *, client: ZaloBotClient, catalog: Catalog, pacing: Pacing, media: MediaStore | None = None
+        self, *, client: ZaloBotClient, catalog: Catalog, pacing: Pacing, media: MediaStore | None = None,
+        channel: str = "zalo",
     ) -> None:
+        self.channel = channel  # the channel account (bot) whose outbox rows this sends
         self.client = client
         self.t = catalog.translator(None)
         self.pacing = pacing
