@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,11 +71,12 @@ async def grant(
     group_id: int | None = None,
     ward_id: int | None = None,
 ) -> tuple[Role, bool]:
-    """Give a role (a leader names a group, an admin a ward); returns it and whether it is new.
+    """Give a role (a leader names a group, an admin a ward — or no ward: a city admin, who
+    administers every ward); returns it and whether it is new.
 
     The unique constraint cannot see duplicates through NULL columns, so look first."""
-    if (kind == RoleKind.LEADER) != (group_id is not None) or (kind == RoleKind.ADMIN) != (ward_id is not None):
-        raise ValueError("a leader role names a group, an admin role a ward")
+    if (kind == RoleKind.LEADER) != (group_id is not None) or (kind == RoleKind.LEADER and ward_id is not None):
+        raise ValueError("a leader role names a group, an admin role a ward (or none: the city)")
     existing = await _find(session, person_id=person_id, kind=kind, group_id=group_id, ward_id=ward_id)
     if existing is not None:
         return existing, False
@@ -101,7 +102,9 @@ async def leads(session: AsyncSession, *, person_id: int, group_id: int) -> bool
 
 
 async def administers(session: AsyncSession, *, person_id: int, ward_id: int) -> bool:
-    query = select(Role.id).where(Role.person_id == person_id, Role.kind == RoleKind.ADMIN, Role.ward_id == ward_id)
+    """An admin of that ward, or a city admin (an admin role naming no ward)."""
+    query = select(Role.id).where(Role.person_id == person_id, Role.kind == RoleKind.ADMIN,
+                                  or_(Role.ward_id == ward_id, col(Role.ward_id).is_(None)))
     return (await session.exec(query)).first() is not None
 
 
@@ -116,13 +119,10 @@ async def led_groups(session: AsyncSession, *, person_id: int) -> Sequence[Resid
 
 
 async def administered_wards(session: AsyncSession, *, person_id: int) -> Sequence[Ward]:
-    query = (
-        select(Ward)
-        .join(Role, col(Role.ward_id) == Ward.id)
-        .where(Role.person_id == person_id, Role.kind == RoleKind.ADMIN)
-        .order_by(col(Ward.code))
-    )
-    return (await session.exec(query)).all()
+    """The wards the person administers: every ward for a city admin."""
+    admin = select(Role.id).where(Role.person_id == person_id, Role.kind == RoleKind.ADMIN,
+                                  or_(Role.ward_id == Ward.id, col(Role.ward_id).is_(None)))
+    return (await session.exec(select(Ward).where(admin.exists()).order_by(col(Ward.code)))).all()
 
 
 async def leader_roles(session: AsyncSession, *, group_id: int) -> Sequence[tuple[Role, Person]]:
@@ -151,9 +151,11 @@ async def admins_of(session: AsyncSession, *, ward_id: int) -> list[Person]:
 
 
 async def add_admin(
-    session: AsyncSession, *, channel: str, external_id: str, ward_code: str | None, now: datetime
-) -> tuple[Person, Ward, bool]:
-    """``hocvuso admin add``: make the person behind a channel account an admin of a ward.
+    session: AsyncSession, *, channel: str, external_id: str, ward_code: str | None, now: datetime,
+    city: bool = False,
+) -> tuple[Person, Ward | None, bool]:
+    """``hocvuso admin add``: make the person behind a channel account an admin of a ward, or
+    with ``city`` of every ward (the ward returned is then None).
 
     The person must have started the bot and consented (we hold no one's data otherwise);
     the ward defaults to the only one. Raises :class:`RoleError` naming what is missing."""
@@ -163,6 +165,10 @@ async def add_admin(
     person = await session.get(Person, identity.person_id) if identity and identity.person_id else None
     if person is None or person.deleted_at is not None or person.consent_at is None:
         raise RoleError("needs_start", account=f"{channel}:{external_id}")
+    assert person.id is not None
+    if city:
+        _, new = await grant(session, person_id=person.id, kind=RoleKind.ADMIN, ward_id=None, granted_by="cli", now=now)
+        return person, None, new
     wards = (await session.exec(select(Ward).order_by(col(Ward.code)))).all()
     if ward_code is not None:
         ward = next((w for w in wards if w.code.lower() == ward_code.lower()), None)
@@ -172,7 +178,7 @@ async def add_admin(
         ward = wards[0]
     else:
         raise RoleError("ward_required", count=len(wards))
-    assert person.id is not None and ward.id is not None
+    assert ward.id is not None
     _, new = await grant(session, person_id=person.id, kind=RoleKind.ADMIN, ward_id=ward.id, granted_by="cli", now=now)
     return person, ward, new
 

@@ -39,6 +39,7 @@ def admin_add(
     ctx: typer.Context,
     account: Annotated[str, typer.Argument(help="Tài khoản người đó đã dùng để mở bot, ví dụ telegram:123456789")],
     ward: Annotated[str | None, typer.Option("--ward", help="Mã phường/xã (bỏ trống nếu chỉ có một)")] = None,
+    city: Annotated[bool, typer.Option("--city", help="Quản trị mọi phường/xã (cán bộ của thành phố)")] = False,
 ) -> None:
     """Cấp quyền cán bộ quản trị phường/xã cho một người đã mở bot và đồng ý (việc đầu tiên khi triển khai)."""
     from storage import audit
@@ -50,11 +51,12 @@ def admin_add(
 
     async def work(session: AsyncSession) -> tuple[str, str, bool]:
         now = context.now(ctx)
-        person, chosen, new = await add_admin(session, channel=channel, external_id=external_id, ward_code=ward, now=now)
+        person, chosen, new = await add_admin(session, channel=channel, external_id=external_id, ward_code=ward,
+                                              now=now, city=city)
         if new:
             audit.record(session, actor="cli", action="role.grant", target=f"person:{person.id}", now=now,
-                         details={"kind": "admin", "ward": chosen.id})
-        return person.display_name or account, chosen.name, new
+                         details={"kind": "admin", "ward": chosen.id if chosen else "city"})
+        return person.display_name or account, chosen.name if chosen else catalog.text("cli.admin_city"), new
 
     try:
         name, ward_name, new = context.run_work(settings, work)

@@ -254,3 +254,30 @@ def _stamp(url: str) -> None:
     from storage.migrate import alembic_config
 
     alembic.stamp(alembic_config(url), "head")
+
+
+async def test_a_city_admin_administers_every_ward_and_is_not_asked_as_a_wards_admin(ward: App) -> None:
+    """``hocvuso admin add … --city``: every ward in the admin menu and its pages; a ward's own
+    admins (who get its help questions and report reminders) are still only that ward's."""
+    from storage.groups import list_wards
+    from storage.roles import add_admin, administers, admins_of
+
+    await _second_ward(ward)
+    city = Chat(ward.conversation, channel="telegram", user="99", name="Thành")
+    await join(city, group_code="DEMO-TDP01")
+    async with ward.sessions() as session, session.begin():
+        _, chosen, new = await add_admin(session, channel="telegram", external_id="99", ward_code=None,
+                                         now=START, city=True)
+    assert chosen is None and new
+    await city.send("/quantri")
+    assert "nhiều phường/xã" in city.last_text
+    assert {o.label for o in city.menu.options} >= {"Phường Mẫu", "Phường Khác"}
+    await city.press("Phường Khác")
+    assert city.last_text.startswith("🏛 Quản trị — Phường Khác")
+    async with ward.sessions() as session:
+        person_id = (await session.exec(select(Identity.person_id).where(Identity.external_id == "99"))).one()
+        wards = await list_wards(session)
+        assert person_id is not None and len(wards) == 2
+        assert all([await administers(session, person_id=person_id, ward_id=w.id) for w in wards])  # type: ignore[arg-type]
+        for w in wards:
+            assert w.id is not None and person_id not in {p.id for p in await admins_of(session, ward_id=w.id)}
