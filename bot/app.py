@@ -193,7 +193,7 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
     from bot import metrics
     from bot.leadership import worker_lock
     from bot.reminders import ReminderPolicy, record_reminder_sent
-    from bot.scheduling import Producers, build_scheduler
+    from bot.scheduling import JobsInFlight, Producers, build_scheduler, stop_scheduler
     from bot.web import create_web_app, start_web
     from handlers import COMMANDS
 
@@ -259,6 +259,7 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
         report_signer=(settings.report_signer_title, settings.report_signer_name),
     )
     scheduler = build_scheduler(producers, zone=settings.zone)
+    jobs = JobsInFlight(scheduler)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -301,13 +302,15 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
             if task is not waiter and not task.cancelled() and task.exception():
                 raise task.exception()  # type: ignore[misc]
     finally:
-        # Stop receiving first (answers in hand are finished), then sending, then close clients.
+        # Start no scheduled job; stop receiving (answers in hand are finished); let a running job
+        # end; then stop sending (sends in flight finish, waiting rows go back to pending); close.
         if scheduler.running:
-            scheduler.shutdown(wait=False)
+            scheduler.pause()
         for telegram in telegrams:
             await telegram.stop()
         await zalo.stop()
         await asyncio.gather(*receiving, return_exceptions=True)
+        await stop_scheduler(scheduler, jobs)
         for task in leading:
             task.cancel()
         await asyncio.gather(*leading, return_exceptions=True)

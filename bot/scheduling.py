@@ -24,6 +24,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import asyncio
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -151,6 +154,48 @@ async def prune(producers: Producers) -> dict[str, int]:
     if emptied or events:
         log.info("retention: emptied %s outbox payloads, forgot %s handled events", emptied, events)
     return {"payloads": emptied, "events": events}
+
+
+class JobsInFlight:
+    """Counts the scheduler's jobs running now (its public job events), so a stopping process
+    lets a tick in the middle of a reminder wave end instead of cutting it off."""
+
+    def __init__(self, scheduler: AsyncIOScheduler) -> None:
+        self.running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        scheduler.add_listener(self._started, EVENT_JOB_SUBMITTED)
+        scheduler.add_listener(self._ended, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+
+    def _started(self, _event: JobEvent) -> None:
+        self.running += 1
+        self._idle.clear()
+
+    def _ended(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            return  # never started
+        self.running = max(0, self.running - 1)
+        if not self.running:
+            self._idle.set()
+
+    async def drained(self, timeout: float) -> bool:
+        """Wait (at most ``timeout`` seconds) until no job runs; False if one still did."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+async def stop_scheduler(scheduler: AsyncIOScheduler, jobs: JobsInFlight, *, timeout: float = 15.0) -> None:
+    """Start no job any more, let the running ones end (each is idempotent: one cut off by the
+    timeout rolls back and is done again by the next worker), then shut the scheduler down."""
+    if not scheduler.running:
+        return
+    scheduler.pause()
+    if not await jobs.drained(timeout):
+        log.warning("a scheduled job was still running after %.0f s; it is stopped and will run again", timeout)
+    scheduler.shutdown(wait=False)
 
 
 def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float = 5.0) -> AsyncIOScheduler:
