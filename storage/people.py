@@ -69,6 +69,27 @@ async def lock_state(session: AsyncSession, *, identity_id: int, now: datetime) 
     return state
 
 
+async def load_conversation(
+    session: AsyncSession, *, channel: str, external_id: str,
+) -> tuple[Identity, ConversationState, Person | None] | None:
+    """A known user's identity, conversation state (locked for this transaction, as
+    :func:`lock_state` locks it) and person, in one statement — every update's first read.
+    None for someone new (no identity or no state yet): :func:`get_or_create_identity` and
+    :func:`lock_state` make them."""
+    query = (
+        select(Identity, ConversationState, Person)
+        .join(ConversationState, col(ConversationState.identity_id) == Identity.id)
+        .outerjoin(Person, col(Person.id) == Identity.person_id)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+        .with_for_update(of=ConversationState)  # type: ignore[arg-type]
+    )
+    row = (await session.exec(query)).first()
+    if row is None:
+        return None
+    identity, state, person = row
+    return identity, state, None if person is None or person.deleted_at is not None else person
+
+
 async def get_person(session: AsyncSession, *, person_id: int | None) -> Person | None:
     if person_id is None:
         return None

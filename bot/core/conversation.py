@@ -5,7 +5,7 @@ For every update it
    the updates in flight (the connection pool is sized to match);
 2. downloads a photo first, outside any transaction, if the user's step takes one;
 3. opens one short transaction: records the channel's event id (a repeat is dropped here),
-   loads the identity, locks its conversation state, loads the person;
+   loads the identity, its conversation state (locked) and the person in one statement;
 4. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
    reply that picks an option offered (``2``, ``b``, its label typed without diacritics, a
    keyword, a small typo: ``bot.core.choice``), words of confusion, a greeting or a cancel,
@@ -51,7 +51,7 @@ from bot.delivery.quiet import QuietHours
 from storage.db import SessionFactory, retrying
 from storage.events import record_event
 from storage.models import ConversationState, Identity, Person
-from storage.people import find_identity, get_or_create_identity, get_person, lock_state
+from storage.people import find_identity, get_or_create_identity, get_person, load_conversation, lock_state
 
 log = logging.getLogger(__name__)
 
@@ -544,14 +544,18 @@ class Conversation:
             ):
                 log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
                 return []
-            identity = await get_or_create_identity(
-                session, channel=incoming.channel, external_id=incoming.external_id, now=now
-            )
-            assert identity.id is not None
+            known = await load_conversation(session, channel=incoming.channel, external_id=incoming.external_id)
+            if known is not None:
+                identity, state, person = known
+            else:
+                identity = await get_or_create_identity(
+                    session, channel=incoming.channel, external_id=incoming.external_id, now=now
+                )
+                assert identity.id is not None
+                state = await lock_state(session, identity_id=identity.id, now=now)
+                person = await get_person(session, person_id=identity.person_id)
             identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
             identity.blocked_at = None  # whoever writes to the bot has not blocked it
-            state = await lock_state(session, identity_id=identity.id, now=now)
-            person = await get_person(session, person_id=identity.person_id)
             ctx = Context(
                 incoming=incoming, session=session, identity=identity, person=person, state=state,
                 services=self.services, capabilities=capabilities, now=now, media=media,
