@@ -32,7 +32,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, exists, false, literal, null, or_, tuple_, update
+from sqlalchemy import String, and_, case, cast, false, literal, null, or_, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -141,27 +141,30 @@ async def plan_reminders(
     today = local_now.date()
     hours = due_hours(local_now, policy)
     start_of_day = datetime.combine(today, time(0), policy.zone)
-    planned_today = exists().where(
-        Outbox.dedupe_key == literal(DEDUPE_PREFIX) + cast(Person.id, String) + literal(f":{today.isoformat()}"))
+    # Scalar subqueries, not EXISTS: PostgreSQL may answer an EXISTS by hashing the whole table
+    # once per statement (every reminder queued, every lesson row) instead of a probe per person.
+    planned_today = (
+        select(Outbox.id)
+        .where(Outbox.dedupe_key == literal(DEDUPE_PREFIX) + cast(Person.id, String) + literal(f":{today.isoformat()}"))
+        .limit(fixed(1)).correlate(Person).scalar_subquery()
+    )
     unfinished = (
         select(LessonProgress.lesson_id)
         .where(col(LessonProgress.person_id) == Person.id, LessonProgress.status == ProgressStatus.IN_PROGRESS)
         .order_by(col(LessonProgress.started_at), col(LessonProgress.id)).limit(fixed(1))
         .correlate(Person).scalar_subquery()
     )
-    in_progress = exists().where(col(LessonProgress.person_id) == Person.id,
-                                 LessonProgress.status == ProgressStatus.IN_PROGRESS)
     may = _may_be_reminded(policy)
     due = and_(
         *may,
         col(Person.reminder_hour).in_(hours) if hours else false(),
         col(Person.last_active_at) <= now - timedelta(days=policy.inactive_days),
         or_(col(Person.last_reminded_at).is_(None), col(Person.last_reminded_at) < start_of_day),
-        ~planned_today,
+        planned_today.is_(None),
     )
     # Everyone read moves on to the next window of their hour, or to NULL: a bind per hour of the day.
     moved_to = case(
-        (and_(*may, in_progress),
+        (and_(*may, unfinished.is_not(None)),
          case({hour: literal(next_window(hour, now, policy), UTCDateTime) for hour in range(24)},
               value=Person.reminder_hour, else_=None)),
         else_=None,
