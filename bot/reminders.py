@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, cast, false, literal, null, or_, tuple_, update
+from sqlalchemy import and_, case, false, literal, null, or_, tuple_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,9 +43,9 @@ from bot.curriculum import LessonLibrary
 from bot.delivery.transport import OutboundMessage
 from storage import outbox
 from storage.db import SessionFactory
-from storage.models import Identity, LessonProgress, Outbox, Person, ProgressStatus
+from storage.models import Identity, LessonProgress, Person, ProgressStatus
 from storage.planner import fixed
-from storage.reach import reachable
+from storage.reach import reachable_accounts
 from storage.types import UTCDateTime
 
 
@@ -133,21 +134,18 @@ async def plan_reminders(
     time, each batch in a transaction of its own, handing the event loop back between batches.
     For each person read the database says whether every rule holds (their hour's window holds
     now, inactive long enough, reminders on, under the unanswered limit, a lesson in progress,
-    not reminded or queued today); the due are queued, and the same transaction moves everyone
-    read to their hour's next window — or NULL when nothing but their own message could make a
-    reminder due — with one UPDATE over the batch's range of the index (a bind per hour of the
-    day, none per person)."""
+    not reminded today); the due are queued — one a local day: the dedupe key skips a second —
+    and the same transaction moves everyone read to their hour's next window — or NULL when
+    nothing but their own message could make a reminder due — with one UPDATE over the batch
+    (a bind per hour of the day, none per person). Whoever was queued today has moved on, so
+    the read no longer probes the outbox for each person: on PostgreSQL, a prepared statement's
+    generic plan, made while the outbox was empty, scanned it for every person (3 s a batch)."""
     local_now = now.astimezone(policy.zone)
     today = local_now.date()
     hours = due_hours(local_now, policy)
     start_of_day = datetime.combine(today, time(0), policy.zone)
-    # Scalar subqueries, not EXISTS: PostgreSQL may answer an EXISTS by hashing the whole table
-    # once per statement (every reminder queued, every lesson row) instead of a probe per person.
-    planned_today = (
-        select(Outbox.id)
-        .where(Outbox.dedupe_key == literal(DEDUPE_PREFIX) + cast(Person.id, String) + literal(f":{today.isoformat()}"))
-        .limit(fixed(1)).correlate(Person).scalar_subquery()
-    )
+    # A scalar subquery, not EXISTS: PostgreSQL may answer an EXISTS by hashing every lesson row
+    # once per statement instead of a probe per person.
     unfinished = (
         select(LessonProgress.lesson_id)
         .where(col(LessonProgress.person_id) == Person.id, LessonProgress.status == ProgressStatus.IN_PROGRESS)
@@ -160,7 +158,6 @@ async def plan_reminders(
         col(Person.reminder_hour).in_(hours) if hours else false(),
         col(Person.last_active_at) <= now - timedelta(days=policy.inactive_days),
         or_(col(Person.last_reminded_at).is_(None), col(Person.last_reminded_at) < start_of_day),
-        planned_today.is_(None),
     )
     # Everyone read moves on to the next window of their hour, or to NULL: a bind per hour of the day.
     moved_to = case(
@@ -209,15 +206,15 @@ async def _queue(session: AsyncSession, people: Any, *, now: datetime, today: st
     write, so no lock is held meanwhile — then inserted ``STEP`` rows per statement."""
     if not any(is_due and lesson_id is not None for *_, lesson_id, is_due in people):
         return 0
-    accounts = await reachable(session, person_ids=batch_ids)
+    accounts = await reachable_accounts(session, person_ids=batch_ids)
     rows = []
     for person_id, _, name, locale, group_id, lesson_id, is_due in people:
-        identity, lesson = accounts.get(person_id), lessons.get(lesson_id) if lesson_id is not None else None
-        if not is_due or identity is None or lesson is None:
+        account, lesson = accounts.get(person_id), lessons.get(lesson_id) if lesson_id is not None else None
+        if not is_due or account is None or lesson is None:
             continue
         message = reminder_message(catalog, name=name, locale=locale, title=lesson.title)
         rows.append(outbox.outbox_row(
-            kind="reminder", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
+            kind="reminder", identity_id=account.identity_id, channel=account.channel,
             payload=message.to_payload(), due_at=now,
             dedupe_key=f"{DEDUPE_PREFIX}{person_id}:{today}", now=now, group_id=group_id,
         ))
@@ -230,11 +227,16 @@ async def _queue(session: AsyncSession, people: Any, *, now: datetime, today: st
 
 
 def reminder_message(catalog: Catalog, *, name: str | None, locale: str | None, title: str) -> OutboundMessage:
+    # Catalog.text falls back to the default language as a translator does.
+    return OutboundMessage(text=catalog.text("reminders.message", locale, name=name or "", title=title),
+                           options=_options(catalog, locale))
+
+
+@lru_cache(maxsize=16)
+def _options(catalog: Catalog, locale: str | None) -> tuple[Option, ...]:
+    """The reminder's two buttons in ``locale``: the same for every reminder of a wave."""
     t = catalog.translator(locale)
-    return OutboundMessage(
-        text=t("reminders.message", name=name or "", title=title),
-        options=(Option(t("menu.continue"), "next"), Option(t("reminders.stop_button"), "reminders:off")),
-    )
+    return (Option(t("menu.continue"), "next"), Option(t("reminders.stop_button"), "reminders:off"))
 
 
 async def record_reminder_sent(session: AsyncSession, row: outbox.Claimed, now: datetime, *,
