@@ -86,7 +86,8 @@ def _first_in_window(hour: int, earliest: datetime, policy: ReminderPolicy) -> d
     """``earliest`` when its day's window of ``hour`` holds it (as :func:`due_hours` says), else
     the start of the next window of ``hour``."""
     local = earliest.astimezone(policy.zone)
-    if hour in due_hours(local, policy):
+    start = datetime.combine(local.date(), time(hour), policy.zone)
+    if start <= local < start + policy.catch_up:
         return earliest.astimezone(UTC)
     return next_window(hour, earliest, policy)
 
