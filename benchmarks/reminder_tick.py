@@ -11,7 +11,7 @@ migration 0011's backfill gives (their last activity), then runs ``plan_reminder
 2. 15:01, nobody due (median of ``--runs``; goal < 50 ms at 500,000 residents);
 3. 19:05, the evening wave (one run: the total, the rows queued, and the longest time the event
    loop was blocked: the largest gap between two wake-ups of a task that sleeps 10 ms in a loop,
-   less those 10 ms; goal < 100 ms);
+   less those 10 ms; goal < 100 ms; and the longest full garbage collection meanwhile);
 4. 19:06, the tick after the wave: nobody due again (median of ``--runs``).
 
 SQLite and PostgreSQL run one after the other in one command and are printed side by side.
@@ -20,6 +20,7 @@ SQLite and PostgreSQL run one after the other in one command and are printed sid
     .venv/bin/python benchmarks/reminder_tick.py --residents 20000 --wave 8000 --database sqlite   # quick
     .venv/bin/python benchmarks/reminder_tick.py --profile /tmp/wave.prof --database sqlite      # cProfile of the wave
     .venv/bin/python benchmarks/reminder_tick.py --explain ...     # and the plan of the read when nobody is due
+    .venv/bin/python benchmarks/reminder_tick.py --freeze ...      # gc.freeze() before the ticks (see docs/benchmarks.md)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import statistics
 import sys
 import time
@@ -83,6 +85,31 @@ class Ticker:
         return self.longest, self.longest_cpu
 
 
+class Collections:
+    """The longest full (generation 2) garbage collection while it listens: the interpreter stops
+    everything for it, and its length grows with every object alive, not with the work at hand."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._began = 0.0
+
+    def _seen(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._began)
+
+    def __enter__(self) -> Collections:
+        self.longest = 0.0
+        gc.callbacks.append(self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._seen)
+
+
 async def _shape(app, wave: int, evening: datetime) -> None:  # type: ignore[no-untyped-def]
     """Every resident reachable; hours spread so that about ``wave`` are due at ``evening``; the
     moment migration 0011's backfill gives (one UPDATE)."""
@@ -131,7 +158,7 @@ async def _explain(app, work) -> None:  # type: ignore[no-untyped-def]
 
 
 async def main(database: str, residents: int, wave: int, runs: int, batch: int, profile: str | None,
-               explain: bool, tmp: Path, results: dict[str, dict[str, str]]) -> None:
+               explain: bool, freeze: bool, tmp: Path, results: dict[str, dict[str, str]]) -> None:
     await asyncio.to_thread(upgrade, database)
     clock = SystemClock()
     app = build_app(Settings(database_url=database, _env_file=None), clock=clock, files_dir=tmp / "files")  # type: ignore[call-arg]
@@ -143,6 +170,10 @@ async def main(database: str, residents: int, wave: int, runs: int, batch: int, 
     started = time.perf_counter()
     await _shape(app, wave, datetime(today.year, today.month, today.day, 19, 5, tzinfo=ZONE))
     print(f"hours and moments set in {time.perf_counter() - started:.1f} s", flush=True)
+    if freeze:  # what a bot that froze its start-up objects would collect (gc.freeze)
+        gc.collect()
+        gc.freeze()
+        print(f"gc.freeze(): {gc.get_freeze_count():,} objects set aside", flush=True)
     statements = Statements(app.engine)
     ticker = Ticker()
     name = database.split("://")[0].split("+")[0]
@@ -180,9 +211,12 @@ async def main(database: str, residents: int, wave: int, runs: int, batch: int, 
     print(f"  {name} 15:00 first tick after the upgrade: {column['15:00 first tick after the upgrade']}", flush=True)
     column["15:01 nobody due (goal < 50 ms)"] = median_of([await tick(15, 1) for _ in range(runs)])
     print(f"  {name} 15:01 nobody due: {column['15:01 nobody due (goal < 50 ms)']}", flush=True)
-    elapsed, block, queued, count = await tick(19, 5, profiled=profile is not None)
+    print(f"  {len(gc.get_objects()):,} objects tracked by the garbage collector", flush=True)
+    with Collections() as collections:
+        elapsed, block, queued, count = await tick(19, 5, profiled=profile is not None)
     column["19:05 the wave: total"] = f"{elapsed:,.1f} s, {queued:,} queued ({count:,} statements)"
     column["19:05 the wave: longest loop block (goal < 100 ms)"] = block_of(block)
+    column["19:05 the wave: longest full garbage collection"] = f"{collections.longest * 1000:.0f} ms"
     print(f"  {name} 19:05 wave: {column['19:05 the wave: total']}, longest block {block_of(block)}", flush=True)
     column["19:06 the tick after the wave"] = median_of([await tick(19, 6) for _ in range(runs)])
     print(f"  {name} 19:06 after the wave: {column['19:06 the tick after the wave']}", flush=True)
@@ -192,10 +226,11 @@ async def main(database: str, residents: int, wave: int, runs: int, batch: int, 
 
 
 def run(databases: list[str], residents: int, wave: int, runs: int, batch: int, profile: str | None,
-        explain: bool) -> None:
+        explain: bool, freeze: bool) -> None:
     results: dict[str, dict[str, str]] = {}
     for database in databases:
-        on_database(database, lambda url, tmp: main(url, residents, wave, runs, batch, profile, explain, tmp, results))
+        on_database(database, lambda url, tmp: main(url, residents, wave, runs, batch, profile, explain, freeze,
+                                                    tmp, results))
     names = list(results)
     rows = list(next(iter(results.values())))
     print(f"\n{residents:,} residents, a wave of about {wave:,} at 19:00, batches of {batch}")
@@ -214,6 +249,7 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=BATCH, help="residents planned per transaction")
     parser.add_argument("--profile", help="write a cProfile of the wave here (the event loop thread's CPU time)")
     parser.add_argument("--explain", action="store_true", help="print the plan of the read when nobody is due")
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() the objects alive before the ticks")
     args = parser.parse_args()
     chosen = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
-    run(chosen, args.residents, args.wave, args.runs, args.batch, args.profile, args.explain)
+    run(chosen, args.residents, args.wave, args.runs, args.batch, args.profile, args.explain, args.freeze)
