@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TextIO, TypeVar
 
@@ -29,6 +30,7 @@ from bot.core.conversation import Clock, Conversation, Services
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, load_library
 from bot.delivery.quiet import QuietHours
+from bot.reminders import ReminderPolicy
 from storage.db import SessionFactory, create_engine, immediate_session_factory, session_factory
 
 log = logging.getLogger("bot")
@@ -71,6 +73,8 @@ def build_app(
     services = Services(
         lessons=library, catalog=catalog, clock=clock, reminder_hours=reminder_hours(quiet, clock.now()),
         zone=settings.zone, quiet=quiet, files_dir=files_dir or DEFAULT_FILES_DIR,
+        reminders=ReminderPolicy(zone=settings.zone, inactive_days=settings.reminder_inactive_days,
+                                 max_unanswered=settings.reminder_max_unanswered),
         telegram_username=settings.telegram_bot_username,
         report_signer=(settings.report_signer_title, settings.report_signer_name),
     )
@@ -192,7 +196,7 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
     from bot.helpdesk import HelpCheck
     from bot import metrics
     from bot.leadership import worker_lock
-    from bot.reminders import ReminderPolicy, record_reminder_sent
+    from bot.reminders import record_reminder_sent
     from bot.scheduling import JobsInFlight, Producers, build_scheduler, stop_scheduler
     from bot.web import create_web_app, start_web
     from handlers import COMMANDS
@@ -243,15 +247,14 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
         Sender(
             sessions=app.sessions, transport=t, clock=clock, quiet=quiet,
             lease_seconds=settings.outbox_lease_seconds, concurrency=settings.sender_concurrency,
-            after_sent={"reminder": record_reminder_sent}, checks={"help": HelpCheck(app.catalog)},
-            limiter=limiters.get(t.channel),
+            after_sent={"reminder": partial(record_reminder_sent, policy=app.conversation.services.reminders)},
+            checks={"help": HelpCheck(app.catalog)}, limiter=limiters.get(t.channel),
         )
         for t in transports
     ]
     producers = Producers(
         sessions=app.sessions, clock=clock, lessons=app.lessons, catalog=app.catalog,
-        policy=ReminderPolicy(zone=settings.zone, inactive_days=settings.reminder_inactive_days,
-                              max_unanswered=settings.reminder_max_unanswered),
+        policy=app.conversation.services.reminders,
         on_queued=lambda: [s.wake() for s in senders],
         outbox_retention=timedelta(days=settings.outbox_retention_days),
         deadlines=parse_deadlines(settings.report_deadlines), remind_days=settings.report_remind_days,

@@ -90,10 +90,9 @@ async def _tick(producers: Producers) -> dict[str, int]:
             assert broadcast.id is not None
             counts["broadcast_rows"] += await queue_broadcast(
                 session, broadcast_id=broadcast.id, now=now, payload=payload_for(producers.catalog)) or 0
-    async with producers.sessions() as session, session.begin():
-        counts["reminders"] = await plan_reminders(
-            session, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog
-        )
+    counts["reminders"] = await plan_reminders(  # a transaction per batch
+        producers.sessions, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog
+    )
     zone = producers.policy.zone
     if producers.digest_week != week_of(now, zone) and digest_due(now, zone):
         counts["digests"] = await send_digests(producers, wake=False)

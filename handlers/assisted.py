@@ -29,6 +29,7 @@ from sqlmodel import col, select
 
 from bot.core.conversation import Context
 from bot.core.text import clean_line, fold
+from bot.reminders import schedule_reminder
 from handlers import authz, menu
 from handlers.common import PAGE_SIZE, int_arg, paginate
 from handlers.fallback import stale_action
@@ -187,6 +188,7 @@ async def record(ctx: Context, group: ResidentGroup, person: Person, number: int
         row.updated_at = ctx.now
         ctx.session.add(row)
         person.last_active_at = ctx.now  # learning in person is activity: not "behind" today
+        schedule_reminder(person, ctx.services.reminders)
         ctx.session.add(person)
         authz.record(ctx, "leader.assist", f"person:{person.id}", group=group.id, lesson=lesson.id, before=before)
         note = t("assisted.recorded", name=name, title=lesson.title)

@@ -253,6 +253,7 @@ async def merge_people(session: AsyncSession, *, keep_id: int, other_id: int, no
     other.display_name, other.group_id = None, None
     other.consent_at, other.consent_version = None, None
     other.reminders_on, other.last_active_at, other.deleted_at = False, None, now
+    other.next_reminder_at = None
     session.add(other)
     await session.flush()
     return MergeSummary(moved_lessons=moved, combined_lessons=combined, moved_identities=identities.rowcount or 0,

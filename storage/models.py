@@ -75,8 +75,11 @@ class Person(SQLModel, table=True):
     identity) so the group's anonymous completion counts stay right.
     """
 
-    # The reminder planning reads people by hour, then id, in batches (0009).
-    __table_args__ = (Index("ix_person_reminder", "reminder_hour", "id"),)
+    # The reminder planning reads only the people whose next reminder moment has come, in
+    # that order (0011); people with nothing to be reminded of (NULL) are not in the index.
+    __table_args__ = (Index("ix_person_next_reminder", "next_reminder_at", "id",
+                            sqlite_where=text("next_reminder_at IS NOT NULL"),
+                            postgresql_where=text("next_reminder_at IS NOT NULL")),)
 
     id: int | None = Field(default=None, primary_key=True)
     display_name: str | None = Field(default=None, max_length=64)
@@ -90,6 +93,9 @@ class Person(SQLModel, table=True):
     reminders_on: bool = Field(default=True)
     reminders_unanswered: int = Field(default=0)  # reset by any message from the person
     last_reminded_at: datetime | None = _time()
+    # When the reminder planner looks at this person next (bot.reminders.next_reminder_at): never
+    # later than a reminder may fall due; NULL when only their own message could make one due.
+    next_reminder_at: datetime | None = _time()
     created_at: datetime | None = _time(nullable=False)
     last_active_at: datetime | None = _time()
     deleted_at: datetime | None = _time()

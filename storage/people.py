@@ -155,6 +155,7 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
             reminders_on=False,
             reminders_unanswered=0,
             last_reminded_at=None,
+            next_reminder_at=None,
             last_active_at=None,
             deleted_at=now,
         )

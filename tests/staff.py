@@ -73,9 +73,10 @@ def _plain(row: Any, leave_out: set[str]) -> dict[str, Any]:
 
 async def snapshot(app: App) -> dict[str, list[dict[str, Any]]]:
     """Every row a leader or admin action could change. Left out: what the engine stamps on
-    every update (conversation state, identity.last_seen_at, person.last_active_at) and the
-    ``refused`` audit rows, the one trace a refusal leaves (tests/test_audit.py counts them)."""
-    volatile = {"last_active_at", "reminders_unanswered", "last_seen_at", "blocked_at"}
+    every update (conversation state, identity.last_seen_at, person.last_active_at and the next
+    reminder moment it sets) and the ``refused`` audit rows, the one trace a refusal leaves
+    (tests/test_audit.py counts them)."""
+    volatile = {"last_active_at", "reminders_unanswered", "next_reminder_at", "last_seen_at", "blocked_at"}
     result = {}
     for model in (Role, Invite, Outbox, Broadcast, LessonProgress, Person, AuditLog, HelpRequest, ResidentGroup,
                   Identity):

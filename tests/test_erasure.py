@@ -130,10 +130,10 @@ async def test_erasure_leaves_nothing_of_a_resident_who_used_every_feature(any_a
     clock._now = local(27, 10)
     await ba.send("/nhom")
     await ba.press("Nhắc người chưa học")
+    await plan_reminders(app.sessions, now=clock.now(), lessons=app.lessons, catalog=app.catalog,
+                         policy=ReminderPolicy(zone=ZONE))
     async with app.sessions() as session, session.begin():
         services = app.conversation.services
-        await plan_reminders(session, now=clock.now(), lessons=app.lessons, catalog=app.catalog,
-                             policy=ReminderPolicy(zone=ZONE))
         admin = await session.exec(select(Identity).where(Identity.external_id == "509"))
         await schedule(session, author=f"person:{admin.one().person_id}", text="Phường mở lớp kỹ năng số.",
                        audience_text="all", lesson_ids={lesson.id for lesson in app.lessons}, now=clock.now(),
@@ -167,6 +167,7 @@ async def test_erasure_leaves_nothing_of_a_resident_who_used_every_feature(any_a
     # The tombstone keeps the anonymous counts and nothing else.
     tombstone = next(p for p in await rows(app, Person) if p.id == her.id)
     assert (tombstone.display_name, tombstone.consent_at, tombstone.last_active_at) == (None, None, None)
+    assert tombstone.next_reminder_at is None
     assert tombstone.deleted_at is not None and tombstone.group_id == (await group(app, "DEMO-TDP03")).id
     assert [(p.lesson_id, p.status) for p in await rows(app, LessonProgress) if p.person_id == her.id] == [
         (first.id, ProgressStatus.COMPLETED), (second.id, ProgressStatus.IN_PROGRESS)]

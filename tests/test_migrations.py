@@ -36,7 +36,7 @@ async def test_upgrade_is_idempotent_and_a_fresh_database_is_not_current(sqlite_
         await asyncio.to_thread(upgrade, sqlite_url)
         await asyncio.to_thread(upgrade, sqlite_url)
         assert await schema_is_current(engine)
-        assert head_revision() == "0010"
+        assert head_revision() == "0011"
     finally:
         await engine.dispose()
 
@@ -138,5 +138,69 @@ async def test_0010_with_several_wards_keeps_the_accounts_serving_every_ward(sql
         async with engine.connect() as connection:
             rows = (await connection.execute(text("SELECT key, ward_id FROM channel_account ORDER BY key"))).all()
         assert [tuple(r) for r in rows] == [("telegram", None), ("zalo", None)]
+    finally:
+        await engine.dispose()
+
+
+async def test_0011_gives_whoever_may_be_reminded_a_moment_the_first_tick_reads(
+        any_db_url: str, library, catalog) -> None:  # type: ignore[no-untyped-def]
+    """The backfill is one UPDATE: whoever may be reminded (reminders on, consented, not erased, a
+    lesson in progress) gets their last activity — already past, so the first tick reads them,
+    checks the rules and moves them on to their hour's next window; everyone else gets NULL."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, select
+
+    from bot.reminders import ReminderPolicy, plan_reminders
+    from storage.db import session_factory
+    from storage.types import UTCDateTime
+
+    await asyncio.to_thread(upgrade, any_db_url, "0009")
+    meta = MetaData()
+    person = Table("person", meta, Column("id", Integer, primary_key=True), Column("locale", String),
+                   Column("reminder_hour", Integer), Column("reminders_on", Boolean),
+                   Column("reminders_unanswered", Integer), Column("consent_at", UTCDateTime),
+                   Column("created_at", UTCDateTime), Column("last_active_at", UTCDateTime),
+                   Column("deleted_at", UTCDateTime))
+    progress = Table("lesson_progress", meta, Column("person_id", Integer), Column("lesson_id", String),
+                     Column("lesson_version", Integer), Column("status", String), Column("attempts", Integer),
+                     Column("started_at", UTCDateTime), Column("updated_at", UTCDateTime))
+    created, active = datetime(2026, 11, 2, 1, tzinfo=UTC), datetime(2026, 11, 20, 4, 30, tzinfo=UTC)
+    learner = {"reminders_on": True, "consent_at": created, "last_active_at": active, "deleted_at": None}
+    people = {
+        1: learner,
+        2: {**learner, "last_active_at": None},  # consented, then never seen again: from its creation
+        3: {**learner, "reminders_on": False},
+        4: {**learner, "consent_at": None, "deleted_at": active},  # erased
+        5: learner,  # no lesson in progress
+    }
+    engine = create_engine(any_db_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(person.insert(), [
+                {"id": n, "locale": "vi", "reminder_hour": 19, "reminders_unanswered": 0, "created_at": created,
+                 **values} for n, values in people.items()])
+            lesson = library.first
+            await connection.execute(progress.insert(), [
+                {"person_id": n, "lesson_id": lesson.id, "lesson_version": 1, "attempts": 0,
+                 "status": "completed" if n == 5 else "in_progress", "started_at": created, "updated_at": created}
+                for n in people])
+        await asyncio.to_thread(upgrade, any_db_url)
+        read = Table("person", MetaData(), Column("id", Integer), Column("next_reminder_at", UTCDateTime))
+
+        async def moments() -> dict[int, datetime | None]:
+            async with engine.connect() as connection:
+                return dict((await connection.execute(select(read.c.id, read.c.next_reminder_at))).all())
+
+        assert await moments() == {1: active, 2: created, 3: None, 4: None, 5: None}
+
+        zone = ZoneInfo("Asia/Ho_Chi_Minh")
+        now = datetime(2026, 12, 2, 10, tzinfo=zone)  # the first tick after the upgrade, at 10:00
+        queued = await plan_reminders(session_factory(engine), now=now, policy=ReminderPolicy(zone=zone),
+                                      lessons=library, catalog=catalog)
+        assert queued == 0  # 10:00 is nobody's hour
+        evening = datetime(2026, 12, 2, 19, tzinfo=zone).astimezone(UTC)
+        assert await moments() == {1: evening, 2: evening, 3: None, 4: None, 5: None}
     finally:
         await engine.dispose()

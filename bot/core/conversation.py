@@ -48,6 +48,7 @@ from bot.core.messages import Capabilities, Incoming, Marks, Menu, Option, Reply
 from bot.core.text import fold
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
+from bot.reminders import ReminderPolicy, schedule_reminder
 from storage.db import SessionFactory, retrying
 from storage.events import record_event
 from storage.models import ConversationState, Identity, Person
@@ -81,6 +82,8 @@ class Services:
     # Hours a resident may choose for reminders (the composition root leaves out quiet hours).
     reminder_hours: tuple[int, ...] = (7, 9, 12, 17, 19, 20)
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_ZONE))
+    # When reminders fall due (REMINDER_* settings): each saved person's next reminder moment.
+    reminders: ReminderPolicy = field(default_factory=lambda: ReminderPolicy(ZoneInfo(DEFAULT_ZONE)))
     # Nothing is sent unasked in these local hours (nudges, help messages, broadcasts).
     quiet: QuietHours = field(default_factory=lambda: QuietHours(ZoneInfo(DEFAULT_ZONE), time(21), time(7)))
     # Where generated files (reports, charts, certificates, QR codes) and photos received
@@ -572,6 +575,8 @@ class Conversation:
                 if ctx.person is not None:
                     ctx.person.last_active_at = now
                     ctx.person.reminders_unanswered = 0  # they came back: reminders may resume
+                    # After the handler: its changes of the reminder settings or consent count too.
+                    schedule_reminder(ctx.person, self.services.reminders)
                     session.add(ctx.person)
             return ctx.replies
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlmodel import select
@@ -28,8 +29,7 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 async def _plan(app: App, clock: ManualClock) -> int:
-    async with app.sessions() as session, session.begin():
-        return await plan_reminders(session, now=clock.now(), policy=POLICY, lessons=app.lessons, catalog=app.catalog)
+    return await plan_reminders(app.sessions, now=clock.now(), policy=POLICY, lessons=app.lessons, catalog=app.catalog)
 
 
 async def _reminders(app: App) -> list[Outbox]:
@@ -45,7 +45,7 @@ async def _mark_all_sent(app: App, clock: ManualClock) -> None:
         for row in await outbox.claim_due(session, channel="telegram", now=clock.now(),
                                           lease_until=clock.now() + timedelta(minutes=1), limit=100):
             await outbox.mark_sent(session, outbox_id=row.id, claim=row.claim, now=clock.now())
-            await record_reminder_sent(session, row, clock.now())
+            await record_reminder_sent(session, row, clock.now(), policy=POLICY)
 
 
 async def _learner(ward: App, clock: ManualClock) -> Chat:
@@ -133,7 +133,7 @@ async def test_the_real_sender_delivers_the_reminder_and_its_button_continues(wa
     async with FakeTelegram() as tg:
         tg.add_user(USER)
         sender = telegram_sender(ward.sessions, tg, clock=clock, quiet=QUIET,
-                                 after_sent={"reminder": record_reminder_sent})
+                                 after_sent={"reminder": partial(record_reminder_sent, policy=POLICY)})
         task = asyncio.create_task(sender.run())
         try:
             await tg.wait_for(lambda t: t.sent_count(USER) == 1)
@@ -183,9 +183,8 @@ async def test_the_planner_reads_only_the_hours_due_and_every_batch(ward: App, c
     assert due_hours(local(26, 10).astimezone(ZONE), POLICY) == [9, 10]  # 08:00's window ended at 10:00
 
     async def plan(batch: int) -> int:
-        async with ward.sessions() as session, session.begin():
-            return await plan_reminders(session, now=clock.now(), policy=POLICY, lessons=ward.lessons,
-                                        catalog=ward.catalog, batch=batch)
+        return await plan_reminders(ward.sessions, now=clock.now(), policy=POLICY, lessons=ward.lessons,
+                                    catalog=ward.catalog, batch=batch)
 
     clock._now = local(26, 10)
     assert await plan(2) == 0  # 08:00's catch-up is over, 19:00 not yet
