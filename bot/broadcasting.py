@@ -99,21 +99,21 @@ def resident_message(
     t: Translate, *, text: str, ward_name: str | None, learn: bool, image: str | None = None
 ) -> OutboundMessage:
     """A broadcast as residents receive it: who sends it, the text, the button if it invites
-    to learn, the photo. Queued as the outbox payload; shown as is by the composer's preview."""
+    to learn, the photo. Stored with the broadcast when queued; shown as is by the composer's preview."""
     options = (Option(t("menu.continue"), LEARN_ACTION),) if learn else ()
     return OutboundMessage(text=f"{sender_line(t, ward_name)}\n{text}", options=options, image=image)
 
 
-def payload_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str, Any]]:
-    """What ``storage.broadcasts.queue_broadcast`` stores in each recipient's outbox row."""
+def message_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str, Any]]:
+    """What ``storage.broadcasts.queue_broadcast`` stores, once, as the broadcast's message."""
     t = catalog.translator(None)
 
-    def payload(broadcast: Broadcast, ward: Ward | None) -> dict[str, Any]:
-        message = resident_message(t, text=broadcast.text, image=broadcast.image,
-                                   ward_name=ward.name if ward else None, learn=invites_to_learn(broadcast))
-        return message.to_payload()
+    def message(broadcast: Broadcast, ward: Ward | None) -> dict[str, Any]:
+        made = resident_message(t, text=broadcast.text, image=broadcast.image,
+                                ward_name=ward.name if ward else None, learn=invites_to_learn(broadcast))
+        return made.to_payload()
 
-    return payload
+    return message
 
 
 def check_image(path: str | None) -> str | None:
@@ -170,7 +170,7 @@ async def schedule(
     if when <= now:
         assert broadcast.id is not None
         recipients = await queue_broadcast(session, broadcast_id=broadcast.id, now=now,
-                                           payload=payload_for(catalog))
+                                           message=message_for(catalog))
     expected = recipients if recipients is not None else await count_recipients(session, audience=audience)
     return Scheduled(broadcast, recipients, sends_at(broadcast, quiet=quiet, now=now), expected)
 

@@ -29,7 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from bot import metrics
-from bot.broadcasting import payload_for
+from bot.broadcasting import message_for
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
@@ -86,7 +86,7 @@ async def _tick(producers: Producers) -> dict[str, int]:
         for broadcast in await due_broadcasts(session, now=now):
             assert broadcast.id is not None
             counts["broadcast_rows"] += await queue_broadcast(
-                session, broadcast_id=broadcast.id, now=now, payload=payload_for(producers.catalog)) or 0
+                session, broadcast_id=broadcast.id, now=now, message=message_for(producers.catalog)) or 0
     async with producers.sessions() as session, session.begin():
         counts["reminders"] = await plan_reminders(
             session, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog

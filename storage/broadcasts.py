@@ -4,7 +4,8 @@ The stored ``audience`` also carries two things about the message itself (the ta
 column for them): ``ward``, the code of the ward the broadcast comes from and is limited to
 (always set by the chat's composer, by ``--ward`` on the command line), and ``learn``: true
 when it invites residents to learn, so it carries the "📖 Học tiếp" button. What residents
-read is made when the broadcast is queued (``payload=`` of :func:`queue_broadcast`)."""
+read is made once, when the broadcast is queued (``message=`` of :func:`queue_broadcast`), and
+stored with it: its outbox rows name the broadcast instead of carrying a copy."""
 
 from __future__ import annotations
 
@@ -192,11 +193,13 @@ async def queue_broadcast(
     *,
     broadcast_id: int,
     now: datetime,
-    payload: Callable[[Broadcast, Ward | None], dict[str, Any]],
+    message: Callable[[Broadcast, Ward | None], dict[str, Any]],
 ) -> int | None:
     """Turn a due broadcast into one outbox row per recipient, due at its scheduled time (the
-    sender keeps the quiet hours). ``payload`` makes the message residents get from the
-    broadcast and the ward it comes from (:func:`sender_ward`): ``bot.broadcasting`` says how.
+    sender keeps the quiet hours). ``message`` makes what residents read from the broadcast
+    and the ward it comes from (:func:`sender_ward`; ``bot.broadcasting`` says how): it is
+    stored once, as ``broadcast.message``, and the rows carry an empty payload and the
+    broadcast's id (the sender reads the message through :func:`broadcast_message`).
     The move from ``scheduled`` to ``queued`` is a guarded UPDATE: if the broadcast is no
     longer scheduled (cancelled, or queued by another tick meanwhile) nothing is inserted and
     None is returned; else the number of recipients.
@@ -211,12 +214,12 @@ async def queue_broadcast(
     broadcast = (await session.exec(
         select(Broadcast).where(Broadcast.id == broadcast_id).execution_options(populate_existing=True)
     )).one()
-    message = payload(broadcast, await sender_ward(session, broadcast=broadcast))
+    broadcast.message = message(broadcast, await sender_ward(session, broadcast=broadcast))
     people = await recipients(session, audience=broadcast.audience)
     due_at = broadcast.scheduled_at or now
     rows = [
         outbox_row(
-            kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload=message, due_at=due_at,
+            kind="broadcast", identity_id=r.identity_id, channel=r.channel, payload={}, due_at=due_at,
             dedupe_key=f"broadcast:{broadcast_id}:{r.person_id}", now=now, broadcast_id=broadcast_id,
             group_id=r.group_id,
         )
@@ -226,6 +229,12 @@ async def queue_broadcast(
     broadcast.recipients = len(people)
     session.add(broadcast)
     return len(people)
+
+
+async def broadcast_message(session: AsyncSession, *, broadcast_id: int) -> dict[str, Any] | None:
+    """What a queued broadcast's recipients read (``OutboundMessage.to_payload()``); None if
+    the broadcast is unknown or was queued before its message was stored (its rows carry it)."""
+    return (await session.exec(select(Broadcast.message).where(Broadcast.id == broadcast_id))).first()
 
 
 async def cancel_broadcast(session: AsyncSession, *, broadcast_id: int) -> bool:

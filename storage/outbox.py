@@ -38,6 +38,8 @@ class Claimed:
     attempts: int
     ref: str | None = None  # what the message is about (``help_request:<id>``), re-checked before sending
     claim: int = 0  # the fencing token of this claim: pass it to every outcome
+    # The broadcast it belongs to: with an empty payload, the message is the broadcast's.
+    broadcast_id: int | None = None
 
 
 def outbox_row(
@@ -154,7 +156,7 @@ async def claim_due(
             .where(col(Outbox.id).in_(due.scalar_subquery()))
             .values(status=OutboxStatus.SENDING.value, lease_until=lease_until, claim=Outbox.claim + 1)
             .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref,
-                       Outbox.claim)
+                       Outbox.claim, Outbox.broadcast_id)
         )
         rows += (await session.exec(statement)).all()  # type: ignore[call-overload]
     if not rows:
@@ -167,7 +169,8 @@ async def claim_due(
     }
     claimed = [
         Claimed(r.id, r.identity_id, identities[r.identity_id].external_id,
-                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref, r.claim)
+                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref, r.claim,
+                r.broadcast_id)
         for r in rows
         if r.identity_id in identities
     ]
