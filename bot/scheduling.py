@@ -7,8 +7,8 @@ are not used: they block the event loop and cannot be shared between processes.
 Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminders;
 ``leader-digest`` every Monday at 08:00 (``TIMEZONE``) queues the leaders' weekly digest, and
 the tick catches it up once after a restart within a day of that time; ``outbox-prune``
-every hour empties the payloads of outbox rows finished longer ago than the retention and
-forgets handled events older than theirs; ``report-deadlines`` every day at 08:00 queues the
+every hour deletes outbox rows finished longer ago than the retention (a broadcast's counted
+into its kept outcomes first) and forgets handled events older than theirs; ``report-deadlines`` every day at 08:00 queues the
 ward admins' report-deadline reminders (``bot.deadlines``) on their days, and the tick catches
 it up once a day after a restart.
 
@@ -135,22 +135,24 @@ async def send_deadline_reminders(producers: Producers, *, wake: bool = True) ->
 
 
 async def prune(producers: Producers) -> dict[str, int]:
-    """Retention: empty the payloads of outbox rows finished before the retention (in
-    batches of ``PRUNE_BATCH``, one short transaction each; the rows stay for the delivery
-    reports) and delete handled events older than theirs. Idempotent."""
+    """Retention: delete outbox rows finished before the retention (never less than
+    ``outbox.KEEP_AT_LEAST``), in batches of ``PRUNE_BATCH``, one short transaction each, a
+    broadcast's rows counted into its kept outcomes first (``outbox.prune_finished``: the
+    delivery reports do not change), and delete handled events older than theirs. Idempotent."""
     now = producers.clock.now()
-    emptied = 0
+    before = now - max(producers.outbox_retention, outbox.KEEP_AT_LEAST)
+    deleted = 0
     while True:
         async with producers.sessions() as session, session.begin():
-            batch = await outbox.prune_payloads(session, before=now - producers.outbox_retention, limit=PRUNE_BATCH)
-        emptied += batch
+            batch = await outbox.prune_finished(session, before=before, limit=PRUNE_BATCH)
+        deleted += batch
         if batch < PRUNE_BATCH:
             break
     async with producers.sessions() as session, session.begin():
         events = await prune_handled(session, before=now - producers.events_retention)
-    if emptied or events:
-        log.info("retention: emptied %s outbox payloads, forgot %s handled events", emptied, events)
-    return {"payloads": emptied, "events": events}
+    if deleted or events:
+        log.info("retention: deleted %s finished outbox rows, forgot %s handled events", deleted, events)
+    return {"outbox_rows": deleted, "events": events}
 
 
 def build_scheduler(producers: Producers, *, zone: ZoneInfo, tick_seconds: float = 5.0) -> AsyncIOScheduler:

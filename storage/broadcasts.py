@@ -32,7 +32,7 @@ from storage.models import (
     RoleKind,
     Ward,
 )
-from storage.outbox import enqueue, outbox_row
+from storage.outbox import delivery_reports, enqueue, outbox_row
 from storage.reach import reachable
 
 
@@ -278,23 +278,16 @@ class Progress:
 
 
 async def delivery_progress(session: AsyncSession, *, broadcast_ids: Collection[int]) -> dict[int, Progress]:
-    """:class:`Progress` of each broadcast named (a page of broadcasts: a few ids), in one query."""
-    if not broadcast_ids:
-        return {}
-    query = (
-        select(Outbox.broadcast_id, Outbox.status, func.count(), func.min(Outbox.sent_at), func.max(Outbox.sent_at))
-        .where(col(Outbox.broadcast_id).in_(list(broadcast_ids)))
-        .group_by(Outbox.broadcast_id, Outbox.status)
-    )
-    counts: dict[int, dict[str, Any]] = {}
-    for broadcast_id, status, count, first, last in (await session.exec(query)).all():  # type: ignore[call-overload]
-        row = counts.setdefault(broadcast_id, {})
-        bucket = "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else str(status)
-        if bucket in ("sent", "failed", "blocked", "pending", "cancelled"):
-            row[bucket] = row.get(bucket, 0) + count
-        if status == OutboxStatus.SENT and first is not None:
-            row["first_sent_at"], row["last_sent_at"] = first, last
-    return {b: Progress(**row) for b, row in counts.items()}
+    """:class:`Progress` of each broadcast named (a page of broadcasts: a few ids), from the
+    same outcomes as the delivery report (``storage.outbox.delivery_reports``)."""
+    reports = await delivery_reports(session, broadcast_ids=broadcast_ids)
+    return {
+        b: Progress(sent=r.totals.get("sent", 0), failed=r.totals.get("failed", 0),
+                    blocked=r.totals.get("blocked", 0), pending=r.totals.get("pending", 0),
+                    cancelled=r.totals.get("cancelled", 0), first_sent_at=r.first_sent_at,
+                    last_sent_at=r.last_sent_at)
+        for b, r in reports.items()
+    }
 
 
 async def group_names(session: AsyncSession, *, codes: Collection[str]) -> dict[str, str]:
