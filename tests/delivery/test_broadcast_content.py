@@ -1,15 +1,17 @@
-"""A broadcast's content is stored once (issue 12 §3).
+"""A broadcast's content is stored once and its photo uploaded once per bot (issue 12 §3).
 
 Queueing stores what residents read as ``broadcast.message``; the outbox rows carry an empty
-payload and the broadcast's id. The real sender reads the message once per broadcast. Rows
-queued before migration 0012 carry their message and are still sent; a downgrade gives
-pending rows their message back.
+payload and the broadcast's id. The real sender reads the message once per broadcast and the
+Telegram transport uploads the photo for the first recipient only, then sends its ``file_id``
+(the fake Bot API refuses a file id it never gave out). Rows queued before migration 0012
+carry their message and are still sent; a downgrade gives pending rows their message back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -20,16 +22,20 @@ from sqlmodel import select
 
 from bot.app import App
 from bot.broadcasting import message_for
+from bot.channels.zalo import ZaloBotClient, ZaloBotTransport
 from bot.core.i18n import Catalog
+from bot.delivery.transport import OutboundMessage, Pacing, Recipient, Result
+from bot.media import MediaStore
 from storage.broadcasts import create_broadcast, queue_broadcast
 from storage.db import create_engine, session_factory
 from storage.migrate import alembic_config, upgrade
 from storage.models import Broadcast, Outbox, OutboxStatus
-from storage.outbox import delivery_report
+from storage.outbox import delivery_report, enqueue, outbox_row
 from tests.conftest import START
 from tests.delivery.helpers import FIRST_USER, drain, seed_residents, telegram_sender
-from tests.fakes.telegram_api import FakeTelegram
-from tests.support import RunningClock
+from tests.fakes.telegram_api import FakeTelegram, UploadedFile
+from tests.fakes.zalo_bot_api import FakeZaloBot
+from tests.support import ManualClock, RunningClock
 
 RESIDENTS = 24
 
@@ -80,6 +86,66 @@ async def test_a_broadcast_is_stored_once_and_the_sender_reads_it_once(app: App,
         assert message.text == "📢 Chương trình Học vụ số:\nMời bà con dự Ngày hội học tập số"
         assert message.buttons == [[("📖 Học tiếp", "next")]]
     assert {r.status for r in await _rows(app)} == {OutboxStatus.SENT}
+
+
+async def test_a_broadcast_photo_is_uploaded_once_per_bot(app: App, clock: RunningClock, tmp_path: Path) -> None:
+    photo = tmp_path / "ngay-hoi.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 a photo of the digital skills day")
+    now = clock.now()
+    await seed_residents(app.sessions, RESIDENTS, now=now)
+    await _queue(app, now, image=photo)
+    async with FakeTelegram() as tg:
+        for i in range(RESIDENTS):
+            tg.add_user(FIRST_USER + i)
+        # Eight sends at once: the first photo's upload and the next seven start together.
+        await drain(telegram_sender(app.sessions, tg, clock=clock, concurrency=8), app.sessions)
+        photos = tg.calls_to("sendPhoto")
+        chats = [tg.chat(FIRST_USER + i) for i in range(RESIDENTS)]
+
+    # The first send uploaded the file; every other one passed the file_id Telegram gave it.
+    uploads = [c for c in photos if isinstance(c.params["photo"], UploadedFile)]
+    assert len(uploads) == 1 and uploads[0].params["photo"].filename == "ngay-hoi.jpg"
+    assert Counter(c.status for c in photos) == {200: RESIDENTS}
+    first = next(m for chat in chats for m in chat if isinstance(m.upload, UploadedFile))
+    assert {c.params["photo"] for c in photos if c not in uploads} == {first.media[-1]["file_id"]}
+    # Every resident got the photo, then the text with its button (the button makes them two).
+    for chat in chats:
+        assert [m.kind for m in chat] == ["photo", "text"]
+        assert chat[1].text == "📢 Chương trình Học vụ số:\nMời bà con dự Ngày hội học tập số"
+        assert chat[1].buttons == [[("📖 Học tiếp", "next")]]
+    assert {r.status for r in await _rows(app)} == {OutboxStatus.SENT}
+
+
+async def test_a_changed_photo_file_is_uploaded_again(app: App, clock: RunningClock, tmp_path: Path) -> None:
+    """The transport knows a file by its path, size and modification time: the same path with
+    other bytes is another photo."""
+    photo = tmp_path / "anh.jpg"
+    photo.write_bytes(b"\xff\xd8 first")
+    now = clock.now()
+    identities = await seed_residents(app.sessions, 2, now=now)
+    async with FakeTelegram() as tg:
+        tg.add_user(FIRST_USER)
+        tg.add_user(FIRST_USER + 1)
+        sender = telegram_sender(app.sessions, tg, clock=clock)  # one bot, one transport, throughout
+        await _queue_photo(app, identities[0], photo, "a", now)
+        running = asyncio.create_task(sender.run())
+        await tg.wait_for(lambda t: t.sent_count(FIRST_USER) == 1)
+        photo.write_bytes(b"\xff\xd8 the second, longer photo")
+        await _queue_photo(app, identities[1], photo, "b", now)
+        sender.wake()
+        await tg.wait_for(lambda t: t.sent_count(FIRST_USER + 1) == 1)
+        sender.stop()
+        await running
+        await sender.transport.bot.session.close()  # type: ignore[attr-defined]
+        uploads = [c.params["photo"].size for c in tg.calls_to("sendPhoto")
+                   if isinstance(c.params["photo"], UploadedFile)]
+    assert uploads == [len(b"\xff\xd8 first"), len(b"\xff\xd8 the second, longer photo")]
+
+
+async def _queue_photo(app: App, identity: int, photo: Path, key: str, now: datetime) -> None:
+    async with app.sessions() as session, session.begin():
+        await enqueue(session, [outbox_row(kind="broadcast", identity_id=identity, channel="telegram", due_at=now,
+                                           payload={"text": "Ảnh", "image": str(photo)}, dedupe_key=key, now=now)])
 
 
 async def _rows(app: App) -> list[Outbox]:
@@ -143,3 +209,32 @@ async def test_rows_queued_before_0012_are_still_sent_and_a_downgrade_gives_the_
         assert "broadcast_outcome" not in tables
     finally:
         await engine.dispose()
+
+
+async def test_zalo_gets_a_local_photo_by_one_url_published_once_and_again_before_it_expires(
+    app: App, tmp_path: Path
+) -> None:
+    """Zalo takes images by URL: the photo is published on the bot's endpoint once per
+    transport (not read and hashed for every recipient), and again once half of its serving
+    time has passed, so the URL sent is always still served."""
+    photo = tmp_path / "ngay-hoi.jpg"
+    photo.write_bytes(b"\xff\xd8 poster")
+    clock = ManualClock(START)
+    media = MediaStore(tmp_path / "media", clock=clock, public_base_url="https://hocvuso.example")
+    message = OutboundMessage("📢 UBND phường Mẫu:\nNgày hội", image=str(photo))
+    async with FakeZaloBot() as zalo:
+        client = ZaloBotClient(token=zalo.token, api_url=zalo.url)
+        transport = ZaloBotTransport(client=client, catalog=app.catalog, pacing=Pacing(50), media=media)
+        published: list[float] = []
+        for user in ("u1", "u2", "u3"):
+            assert (await transport.deliver(Recipient(user), message)).result == Result.SENT
+            [served] = (tmp_path / "media").glob("*.jpg")
+            published.append(served.stat().st_mtime)
+            clock.advance(hours=48)  # the third comes 4 days after the first: past half of bot.media's 7
+        await client.close()
+        urls = {s.photo for s in zalo.sent}
+    start = START.timestamp()
+    assert published == [start, start, start + 96 * 3600]  # published by the first send, again by the third
+    assert len(urls) == 1 and next(iter(urls)).startswith("https://hocvuso.example/media/")
+    assert [s.text for s in zalo.sent] == [message.text] * 3  # the caption, one message each
+
