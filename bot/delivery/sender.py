@@ -13,7 +13,8 @@ token no longer matches).
 A broadcast's row names its broadcast and carries no payload: the message is read from the
 broadcast once per broadcast (a short read of its own, never inside a claim) and kept in
 memory; rows that carry a payload (everything else, and broadcasts queued before 0012) are
-sent as they are.
+sent as they are. The limiter is asked once per API call the message takes (a photo followed
+by its text is two), so a broadcast with a photo keeps the channel's pace too.
 
 Outcomes: sent → ``sent``; 429 → every send pauses for ``retry_after`` and the row goes back
 to pending without counting an attempt; blocked → identity flagged, row ``blocked``, the
@@ -242,6 +243,8 @@ class Sender:
             return
         message = OutboundMessage.from_payload(payload)
         await self.limiter.acquire(row.identity_id)
+        for _ in range(message.calls(self.transport.capabilities) - 1):
+            await self.limiter.acquire()  # every call of the message counts against the channel's pace
         async with self._slots:  # held until the outcome is stored: at most `concurrency` in doubt
             now = self.clock.now()
             quiet = self.quiet.contains(now) and row.kind not in self.at_any_hour

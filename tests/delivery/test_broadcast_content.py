@@ -24,6 +24,7 @@ from bot.app import App
 from bot.broadcasting import message_for
 from bot.channels.zalo import ZaloBotClient, ZaloBotTransport
 from bot.core.i18n import Catalog
+from bot.core.messages import Capabilities, Option
 from bot.delivery.transport import OutboundMessage, Pacing, Recipient, Result
 from bot.media import MediaStore
 from storage.broadcasts import create_broadcast, queue_broadcast
@@ -238,3 +239,16 @@ async def test_zalo_gets_a_local_photo_by_one_url_published_once_and_again_befor
     assert len(urls) == 1 and next(iter(urls)).startswith("https://hocvuso.example/media/")
     assert [s.text for s in zalo.sent] == [message.text] * 3  # the caption, one message each
 
+
+def test_the_sender_paces_every_api_call_of_a_message() -> None:
+    """``OutboundMessage.calls``: how many times the sender asks its rate limiter for a row."""
+    telegram = Capabilities(buttons=True, edit=True, text_limit=4096)
+    zalo = Capabilities(buttons=False, edit=False, text_limit=2000, documents=False)
+    button = (Option("📖 Học tiếp", "next"),)
+    assert OutboundMessage("Tin").calls(telegram) == 1
+    assert OutboundMessage("Tin", image="/p.jpg").calls(telegram) == 1  # the text is the photo's caption
+    assert OutboundMessage("Tin", options=button, image="/p.jpg").calls(telegram) == 2  # photo, then text + button
+    assert OutboundMessage("x" * 3000, image="/p.jpg").calls(telegram) == 2  # too long for a caption
+    assert OutboundMessage("x " * 1500).calls(zalo) == 2  # 3,000 characters: two Zalo messages
+    assert OutboundMessage("Báo cáo", documents=("/a.xlsx", "/b.docx")).calls(telegram) == 3
+    assert OutboundMessage("Báo cáo", documents=("/a.xlsx",)).calls(zalo) == 1  # Zalo sends the text only
