@@ -33,7 +33,7 @@ from storage.models import (
     Ward,
 )
 from storage.outbox import delivery_reports, enqueue, outbox_row
-from storage.reach import reachable
+from storage.reach import most_recent_first, reachable
 
 
 LEARN = "learn"  # the audience key saying the broadcast invites to learn (see the module)
@@ -131,13 +131,24 @@ async def recipients(session: AsyncSession, *, audience: dict[str, Any]) -> list
             for p, i in sorted(accounts.items())]
 
 
-async def count_recipients(session: AsyncSession, *, audience: dict[str, Any]) -> int:
-    """How many people :func:`recipients` would list now (one SQL count, the same audience
-    query and the same "has an unblocked account" rule): a scheduled broadcast's number."""
-    query = select(func.count(func.distinct(Identity.person_id))).where(
-        col(Identity.person_id).in_(_audience_people(audience)), col(Identity.blocked_at).is_(None)
+async def recipients_by_channel(session: AsyncSession, *, audience: dict[str, Any]) -> dict[str, int]:
+    """How many people :func:`recipients` would list now, by the channel of the account each
+    is reached through (the same audience query, the same "unblocked account used most
+    recently" choice), in one SQL aggregate: what the composer's time estimate needs."""
+    rank = func.row_number().over(partition_by=Identity.person_id, order_by=most_recent_first())
+    accounts = (
+        select(Identity.channel, rank.label("rank"))
+        .where(col(Identity.person_id).in_(_audience_people(audience)), col(Identity.blocked_at).is_(None))
+        .subquery()
     )
-    return int((await session.exec(query)).one() or 0)
+    query = select(accounts.c.channel, func.count()).where(accounts.c.rank == 1).group_by(accounts.c.channel)
+    return {channel: int(count) for channel, count in (await session.exec(query)).all()}  # type: ignore[call-overload]
+
+
+async def count_recipients(session: AsyncSession, *, audience: dict[str, Any]) -> int:
+    """How many people :func:`recipients` would list now (:func:`recipients_by_channel`, all
+    channels together): a scheduled broadcast's number."""
+    return sum((await recipients_by_channel(session, audience=audience)).values())
 
 
 def _ward_groups(ward_code: str):  # type: ignore[no-untyped-def]

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import Identity, Outbox, OutboxStatus
+
+
+def most_recent_first() -> tuple[Any, ...]:
+    """The order in which a person's accounts are preferred: the one used most recently first.
+    NULLS LAST: PostgreSQL would otherwise put never-seen accounts first, SQLite last."""
+    return col(Identity.last_seen_at).desc().nulls_last(), col(Identity.id).desc()
 
 
 async def reachable(session: AsyncSession, *, person_ids: Iterable[int] | Select) -> dict[int, Identity]:
@@ -27,8 +34,7 @@ async def reachable(session: AsyncSession, *, person_ids: Iterable[int] | Select
     query = (
         select(Identity)
         .where(col(Identity.person_id).in_(people), col(Identity.blocked_at).is_(None))
-        # NULLS LAST: PostgreSQL would otherwise put never-seen accounts first, SQLite last.
-        .order_by(col(Identity.last_seen_at).desc().nulls_last(), col(Identity.id).desc())
+        .order_by(*most_recent_first())
     )
     chosen: dict[int, Identity] = {}
     for identity in (await session.exec(query)).all():

@@ -89,6 +89,9 @@ class Services:
     telegram_username: str | None = None
     # Who signs the ward's Word documents: (title, name); an empty name leaves a dotted line.
     report_signer: tuple[str, str] = ("CHỦ TỊCH", "")
+    # Messages per second each channel's sender keeps (TELEGRAM_RATE, ZALO_RATE): how long a
+    # broadcast takes, in the composer. A channel not named here gets no estimate.
+    send_rates: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
