@@ -23,7 +23,7 @@ from sqlmodel import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.broadcasting import payload_for  # noqa: E402
+from bot.broadcasting import message_for  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.core.i18n import Catalog  # noqa: E402
 from bot.core.conversation import SystemClock  # noqa: E402
@@ -53,7 +53,7 @@ async def main(recipients: int, database: str, rate: float, concurrency: int) ->
         broadcast = await create_broadcast(session, author="benchmark", text="Mời bà con dự Ngày hội học tập số",
                                            audience={"kind": "all"}, scheduled_at=now, now=now)
         queued = await queue_broadcast(session, broadcast_id=broadcast.id, now=now,  # type: ignore[arg-type]
-                                       payload=payload_for(Catalog.load()))
+                                       message=message_for(Catalog.load()))
     print(f"queued {queued} outbox rows", flush=True)
 
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

@@ -77,6 +77,7 @@ def build_app(
                                  max_unanswered=settings.reminder_max_unanswered),
         telegram_username=settings.telegram_bot_username,
         report_signer=(settings.report_signer_title, settings.report_signer_name),
+        send_rates={"telegram": settings.telegram_rate, "zalo": settings.zalo_rate, "zalo_oa": settings.zalo_rate},
     )
     conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
                                 read_sessions=sessions, services=services, in_flight=settings.updates_in_flight,

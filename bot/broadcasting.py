@@ -15,8 +15,9 @@ in the preview would be worse than one more question.
 
 from __future__ import annotations
 
+import math
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,8 +28,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Catalog, Translate
 from bot.curriculum import LessonLibrary
-from bot.core.messages import Option
-from bot.delivery.quiet import QuietHours
+from bot.core.messages import Capabilities, Option
+from bot.delivery.quiet import QuietHours, Run
 from bot.delivery.transport import OutboundMessage
 from bot.typed_time import TimeError as TimeError, explain as explain, parse_time as parse_time  # one reader of typed times
 from storage import audit
@@ -99,21 +100,21 @@ def resident_message(
     t: Translate, *, text: str, ward_name: str | None, learn: bool, image: str | None = None
 ) -> OutboundMessage:
     """A broadcast as residents receive it: who sends it, the text, the button if it invites
-    to learn, the photo. Queued as the outbox payload; shown as is by the composer's preview."""
+    to learn, the photo. Stored with the broadcast when queued; shown as is by the composer's preview."""
     options = (Option(t("menu.continue"), LEARN_ACTION),) if learn else ()
     return OutboundMessage(text=f"{sender_line(t, ward_name)}\n{text}", options=options, image=image)
 
 
-def payload_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str, Any]]:
-    """What ``storage.broadcasts.queue_broadcast`` stores in each recipient's outbox row."""
+def message_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str, Any]]:
+    """What ``storage.broadcasts.queue_broadcast`` stores, once, as the broadcast's message."""
     t = catalog.translator(None)
 
-    def payload(broadcast: Broadcast, ward: Ward | None) -> dict[str, Any]:
-        message = resident_message(t, text=broadcast.text, image=broadcast.image,
-                                   ward_name=ward.name if ward else None, learn=invites_to_learn(broadcast))
-        return message.to_payload()
+    def message(broadcast: Broadcast, ward: Ward | None) -> dict[str, Any]:
+        made = resident_message(t, text=broadcast.text, image=broadcast.image,
+                                ward_name=ward.name if ward else None, learn=invites_to_learn(broadcast))
+        return made.to_payload()
 
-    return payload
+    return message
 
 
 def check_image(path: str | None) -> str | None:
@@ -170,9 +171,81 @@ async def schedule(
     if when <= now:
         assert broadcast.id is not None
         recipients = await queue_broadcast(session, broadcast_id=broadcast.id, now=now,
-                                           payload=payload_for(catalog))
+                                           message=message_for(catalog))
     expected = recipients if recipients is not None else await count_recipients(session, audience=audience)
     return Scheduled(broadcast, recipients, sends_at(broadcast, quiet=quiet, now=now), expected)
+
+
+# What the estimate counts per recipient: the photo and the text, the text never split (a text
+# over a channel's limit goes as several messages, which the estimate leaves out).
+ESTIMATED = Capabilities(buttons=True, edit=False, text_limit=None)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long a broadcast takes to go out (:func:`estimate`): ``sending`` is the time its
+    senders send; ``run`` when that begins and ends with the quiet hours kept."""
+
+    recipients: int
+    sending: timedelta
+    run: Run
+
+
+def estimate(message: OutboundMessage, *, recipients: Mapping[str, int], rates: Mapping[str, float],
+             start: datetime, quiet: QuietHours) -> Estimate | None:
+    """When a broadcast of ``message`` to ``recipients`` (how many through each channel)
+    starting at ``start`` is done. Each channel's sender keeps its own rate (messages per
+    second) and they all run at once, so the slowest bounds it: its recipients × the calls
+    each message takes (a photo with a button: two) ÷ its rate. Other messages already waiting
+    for the same account are not counted. None when a channel with recipients has no rate."""
+    calls = message.calls(ESTIMATED)
+    seconds = 0.0
+    for channel, count in recipients.items():
+        if count and not rates.get(channel):
+            return None
+        if count:
+            seconds = max(seconds, count * calls / rates[channel])
+    sending = timedelta(seconds=seconds)
+    return Estimate(sum(recipients.values()), sending, quiet.run(start, sending))
+
+
+def duration_text(t: Translate, duration: timedelta) -> str:
+    """"dưới 1 phút" · "khoảng 58 phút" · "khoảng 1 giờ 5 phút" (whole minutes, rounded up)."""
+    if duration < timedelta(minutes=1):
+        return t("broadcast.duration_under_minute")
+    minutes = math.ceil(duration.total_seconds() / 60)
+    if minutes < 60:
+        return t("broadcast.duration_minutes", minutes=minutes)
+    hours, minutes = divmod(minutes, 60)
+    if not minutes:
+        return t("broadcast.duration_hours", hours=hours)
+    return t("broadcast.duration_hours_minutes", hours=hours, minutes=minutes)
+
+
+def estimate_lines(t: Translate, found: Estimate, *, lead: str, quiet: QuietHours, now: datetime,
+                   start: datetime, say_start: bool = True) -> list[str]:
+    """How long, done when, in the ward's time: "⏱ Nếu gửi ngay, gửi hết mất khoảng 58 phút,
+    xong lúc 20:13." (``lead``: "Nếu gửi ngay," or "Dự kiến"). When the quiet hours delay the
+    start (``say_start``) or interrupt the sending, it says when it begins, stops and resumes."""
+    def clock(moment: datetime) -> str:
+        local = moment.astimezone(quiet.zone)
+        same_day = local.date() == now.astimezone(quiet.zone).date()
+        return local.strftime("%H:%M" if same_day else "%H:%M %d/%m")
+
+    window = f"{quiet.start.strftime('%H:%M')}–{quiet.end.strftime('%H:%M')}"
+    run, duration = found.run, duration_text(t, found.sending)
+    finish = run.ends.replace(second=0, microsecond=0)
+    if finish < run.ends:
+        finish += timedelta(minutes=1)  # "done by": the minute rounded up, like the duration
+    lines = []
+    if say_start and run.begins - start >= timedelta(minutes=1):
+        lines.append(t("broadcast.starts_after_quiet", quiet=window, begins=clock(run.begins)))
+    if run.stopped is not None and run.resumed is not None:
+        lines.append(t("broadcast.estimate_into_quiet", lead=lead, duration=duration, quiet=window,
+                       stopped=clock(run.stopped), resumed=clock(run.resumed), finish=clock(finish)))
+    else:
+        lines.append(t("broadcast.estimate", lead=lead, duration=duration, finish=clock(finish)))
+    return lines
 
 
 @dataclass(frozen=True)

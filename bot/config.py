@@ -67,7 +67,8 @@ class Settings(BaseSettings):
         description="updates handled at once per process (each holds a database connection while in its transaction)",
     )
     outbox_retention_days: int = Field(
-        default=30, ge=1, le=3650, description="days after which a finished outbox message's text is emptied"
+        default=30, ge=1, le=3650,
+        description="days after which a finished outbox message is deleted (at least 8; broadcasts keep their counts)",
     )
     # Report-deadline reminders to ward admins (bot/deadlines.py).
     report_deadlines: Annotated[str, NoDecode] = Field(

@@ -7,8 +7,8 @@ are not used: they block the event loop and cannot be shared between processes.
 Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminders;
 ``leader-digest`` every Monday at 08:00 (``TIMEZONE``) queues the leaders' weekly digest, and
 the tick catches it up once after a restart within a day of that time; ``outbox-prune``
-every hour empties the payloads of outbox rows finished longer ago than the retention and
-forgets handled events older than theirs; ``report-deadlines`` every day at 08:00 queues the
+every hour deletes outbox rows finished longer ago than the retention (a broadcast's counted
+into its kept outcomes first) and forgets handled events older than theirs; ``report-deadlines`` every day at 08:00 queues the
 ward admins' report-deadline reminders (``bot.deadlines``) on their days, and the tick catches
 it up once a day after a restart.
 
@@ -32,7 +32,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 
 from bot import metrics
-from bot.broadcasting import payload_for
+from bot.broadcasting import message_for
 from bot.core.conversation import Clock
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
@@ -89,7 +89,7 @@ async def _tick(producers: Producers) -> dict[str, int]:
         for broadcast in await due_broadcasts(session, now=now):
             assert broadcast.id is not None
             counts["broadcast_rows"] += await queue_broadcast(
-                session, broadcast_id=broadcast.id, now=now, payload=payload_for(producers.catalog)) or 0
+                session, broadcast_id=broadcast.id, now=now, message=message_for(producers.catalog)) or 0
     counts["reminders"] = await plan_reminders(  # a transaction per batch
         producers.sessions, now=now, policy=producers.policy, lessons=producers.lessons, catalog=producers.catalog
     )
@@ -137,22 +137,24 @@ async def send_deadline_reminders(producers: Producers, *, wake: bool = True) ->
 
 
 async def prune(producers: Producers) -> dict[str, int]:
-    """Retention: empty the payloads of outbox rows finished before the retention (in
-    batches of ``PRUNE_BATCH``, one short transaction each; the rows stay for the delivery
-    reports) and delete handled events older than theirs. Idempotent."""
+    """Retention: delete outbox rows finished before the retention (never less than
+    ``outbox.KEEP_AT_LEAST``), in batches of ``PRUNE_BATCH``, one short transaction each, a
+    broadcast's rows counted into its kept outcomes first (``outbox.prune_finished``: the
+    delivery reports do not change), and delete handled events older than theirs. Idempotent."""
     now = producers.clock.now()
-    emptied = 0
+    before = now - max(producers.outbox_retention, outbox.KEEP_AT_LEAST)
+    deleted = 0
     while True:
         async with producers.sessions() as session, session.begin():
-            batch = await outbox.prune_payloads(session, before=now - producers.outbox_retention, limit=PRUNE_BATCH)
-        emptied += batch
+            batch = await outbox.prune_finished(session, before=before, limit=PRUNE_BATCH)
+        deleted += batch
         if batch < PRUNE_BATCH:
             break
     async with producers.sessions() as session, session.begin():
         events = await prune_handled(session, before=now - producers.events_retention)
-    if emptied or events:
-        log.info("retention: emptied %s outbox payloads, forgot %s handled events", emptied, events)
-    return {"payloads": emptied, "events": events}
+    if deleted or events:
+        log.info("retention: deleted %s finished outbox rows, forgot %s handled events", deleted, events)
+    return {"outbox_rows": deleted, "events": events}
 
 
 class JobsInFlight:

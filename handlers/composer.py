@@ -3,9 +3,12 @@
 text (± a photo) → "Thêm nút «📖 Học tiếp»?" (yes / no: does it invite residents to learn?)
 → audience (everyone / chosen groups / residents who have not completed lesson X / leaders
 only — always within the admin's ward) → a preview exactly as a resident will see it — the
-"📢 UBND phường …:" line, the text, the photo, the button — with the number of recipients →
-confirm → now or at a chosen time (quick choices or a typed "2026-11-25 08:00") → queued by
-``bot.broadcasting.schedule``, the same service as the CLI → the delivery report, and cancel.
+"📢 UBND phường …:" line, the text, the photo, the button — with the number of recipients,
+how long sending takes at the accounts' rates and when it is done if sent now, or when the
+quiet hours would delay or interrupt it (``bot.broadcasting.estimate``) → confirm → now or at
+a chosen time (quick choices or a typed "2026-11-25 08:00") → queued by
+``bot.broadcasting.schedule``, the same service as the CLI, and the same estimate for that
+time → the delivery report, and cancel.
 
 Whether a broadcast invites to learn is asked, not inferred from its words: the admin knows,
 and the preview shows the answer (``bot.broadcasting`` has the reasons). On a channel without
@@ -33,6 +36,8 @@ from bot.broadcasting import (
     BroadcastError,
     TimeError,
     describe_audience,
+    estimate,
+    estimate_lines,
     explain,
     format_report,
     parse_time,
@@ -52,7 +57,7 @@ from handlers.common import int_arg, local_time, paginate, words
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from handlers.support import clean_message
-from storage.broadcasts import cancel_broadcast, count_recipients, group_names, parse_audience, ward_broadcasts
+from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
 from storage.groups import list_groups
 from storage.models import Broadcast, BroadcastStatus, Ward
 from storage.outbox import delivery_report
@@ -273,20 +278,40 @@ async def _preview(ctx: Context, ward: Ward, audience: str) -> None:
     t = ctx.t
     stored = parse_audience(audience, lesson_ids={l.id for l in ctx.lessons})
     stored["ward"] = ward.code
-    count = await count_recipients(ctx.session, audience=stored)  # the query the send will use
+    by_channel = await recipients_by_channel(ctx.session, audience=stored)  # the query the send will use
     names = await group_names(ctx.session, codes=stored.get("codes", []))
     _go(ctx, Step.COMPOSE_CONFIRM, aud=audience, ok=False)
     ctx.say(t("composer.preview_head"))
-    message = resident_message(t, text=str(ctx.data["text"]), image=ctx.data.get("image"),
-                               ward_name=ward.name, learn=ctx.data.get("learn") is True)
+    message = _message(ctx, ward)
     ctx.replies.extend(message_replies(message, t, ctx.capabilities))
     words = describe_audience(t, stored, names=names, lessons=ctx.lessons)
-    ctx.ask(t("composer.preview_count", count=count, audience=words), [
+    lines = [t("composer.preview_count", count=sum(by_channel.values()), audience=words),
+             *_estimate(ctx, message, by_channel, start=ctx.now, lead=t("composer.if_now")),
+             t("composer.confirm_question")]
+    ctx.ask("\n".join(lines), [
         (t("composer.confirm"), "bc:ok"),
         (t("composer.change_audience"), "bc:a"),
         (t("composer.edit_text"), "bc:e"),
         (t("composer.cancel"), "bc:x"),
     ])
+
+
+def _message(ctx: Context, ward: Ward) -> OutboundMessage:
+    return resident_message(ctx.t, text=str(ctx.data["text"]), image=ctx.data.get("image"),
+                            ward_name=ward.name, learn=ctx.data.get("learn") is True)
+
+
+def _estimate(ctx: Context, message: OutboundMessage, recipients: dict[str, int], *, start: datetime,
+              lead: str, say_start: bool = True) -> list[str]:
+    """How long sending takes and when it is done, in the ward's time, with a warning when the
+    quiet hours delay or interrupt it (``bot.broadcasting.estimate``); nothing when a channel's
+    rate is unknown or there is nobody to send to."""
+    services = ctx.services
+    found = estimate(message, recipients=recipients, rates=services.send_rates, start=start, quiet=services.quiet)
+    if found is None or not found.recipients:
+        return []
+    return estimate_lines(ctx.t, found, lead=lead, quiet=services.quiet, now=ctx.now, start=start,
+                          say_start=say_start)
 
 
 def _ask_time(ctx: Context) -> None:
@@ -354,6 +379,10 @@ async def _schedule(ctx: Context, ward: Ward, when: datetime | None) -> None:
         text = t("composer.queued", id=broadcast.id, count=done.recipients, when=sends_at)
     else:
         text = t("composer.scheduled", id=broadcast.id, count=done.expected, when=sends_at)
+    by_channel = await recipients_by_channel(ctx.session, audience=broadcast.audience)
+    # The text above says when it starts; this, how long it takes and whether it meets the quiet hours.
+    text = "\n".join([text, *_estimate(ctx, _message(ctx, ward), by_channel, start=done.sends_at,
+                                         lead=t("broadcast.expected"), say_start=False)])
     ctx.goto(Step.MENU)  # the draft is now a broadcast: its image file belongs to it
     ctx.ask(text, [
         (t("composer.report_button"), f"adm:br:{broadcast.id}"),

@@ -290,7 +290,12 @@ class BroadcastStatus(StrEnum):
 
 
 class Broadcast(SQLModel, table=True):
-    """Campaign news for an audience, sent now or at a scheduled time (via the outbox)."""
+    """Campaign news for an audience, sent now or at a scheduled time (via the outbox).
+
+    ``message`` is what every recipient reads (``OutboundMessage.to_payload()``: the sender's
+    line, the text, the button, the photo), made once when the broadcast is queued; its outbox
+    rows carry an empty payload and the broadcast's id, and the sender reads the message here
+    (0012). Rows queued before that carry the message themselves and are sent as they are."""
 
     id: int | None = Field(default=None, primary_key=True)
     author: str = Field(max_length=32)
@@ -302,6 +307,29 @@ class Broadcast(SQLModel, table=True):
     recipients: int | None = None
     created_at: datetime | None = _time(nullable=False)
     queued_at: datetime | None = _time()
+    message: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
+
+
+class BroadcastOutcome(SQLModel, table=True):
+    """What the retention kept of a broadcast's outbox rows it deleted: how many rows of a
+    group ended in a status, and when the first and last of them was sent. The delivery
+    reports add these to the rows still in the outbox (``storage.outbox.outcome_counts``), so
+    deleting a row never changes a report (0012).
+
+    ``group_id`` is the group the rows were queued for (``outbox.group_id``), 0 for rows of
+    no group: part of the key, so it cannot be NULL; no foreign key (groups are never
+    deleted, and a count must outlive whatever happens to one)."""
+
+    __tablename__ = "broadcast_outcome"
+
+    broadcast_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("broadcast.id"), primary_key=True, autoincrement=False))
+    group_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    status: str = Field(sa_column=Column(String(16), primary_key=True))
+    rows: int = Field(default=0)
+    first_sent_at: datetime | None = _time()
+    last_sent_at: datetime | None = _time()
 
 
 class LinkCode(SQLModel, table=True):

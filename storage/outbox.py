@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, or_, update
+from sqlalchemy import Subquery, and_, case, delete, func, or_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import Identity, Outbox, OutboxStatus, ResidentGroup
+from storage.models import BroadcastOutcome, Identity, Outbox, OutboxStatus, ResidentGroup
 from storage.planner import fixed
 
 INSERT_CHUNK = 1000
@@ -38,6 +38,8 @@ class Claimed:
     attempts: int
     ref: str | None = None  # what the message is about (``help_request:<id>``), re-checked before sending
     claim: int = 0  # the fencing token of this claim: pass it to every outcome
+    # The broadcast it belongs to: with an empty payload, the message is the broadcast's.
+    broadcast_id: int | None = None
 
 
 def outbox_row(
@@ -154,7 +156,7 @@ async def claim_due(
             .where(col(Outbox.id).in_(due.scalar_subquery()))
             .values(status=OutboxStatus.SENDING.value, lease_until=lease_until, claim=Outbox.claim + 1)
             .returning(Outbox.id, Outbox.identity_id, Outbox.kind, Outbox.payload, Outbox.attempts, Outbox.ref,
-                       Outbox.claim)
+                       Outbox.claim, Outbox.broadcast_id)
         )
         rows += (await session.exec(statement)).all()  # type: ignore[call-overload]
     if not rows:
@@ -167,7 +169,8 @@ async def claim_due(
     }
     claimed = [
         Claimed(r.id, r.identity_id, identities[r.identity_id].external_id,
-                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref, r.claim)
+                identities[r.identity_id].last_seen_at, r.kind, r.payload, r.attempts, r.ref, r.claim,
+                r.broadcast_id)
         for r in rows
         if r.identity_id in identities
     ]
@@ -238,8 +241,13 @@ async def unblock(session: AsyncSession, *, identity_id: int) -> None:
 
 @dataclass
 class DeliveryReport:
+    """A broadcast's outcomes by bucket (:data:`REPORT_STATUSES`, and ``cancelled`` when there
+    are any), overall and per group label; when its first and last message was sent."""
+
     totals: dict[str, int]
     by_group: dict[str, dict[str, int]]
+    first_sent_at: datetime | None = None
+    last_sent_at: datetime | None = None
 
     @property
     def total(self) -> int:
@@ -258,26 +266,65 @@ def group_label(name: str | None, code: str | None) -> str:
     return f"{name} ({code})" if code else ""
 
 
-async def delivery_report(session: AsyncSession, *, broadcast_id: int) -> DeliveryReport:
-    """Sent / blocked / failed / pending (and cancelled), overall and per residential group,
-    read straight from the outbox ("pending" includes rows being sent right now). Rows count
-    by the group they were queued for (``outbox.group_id``), never through the recipient, so
-    the outcome of someone who erased their data since stays counted, anonymously."""
-    query = (
-        select(ResidentGroup.name, ResidentGroup.code, Outbox.status, func.count())
-        .select_from(Outbox)
-        .outerjoin(ResidentGroup, col(ResidentGroup.id) == Outbox.group_id)
-        .where(Outbox.broadcast_id == broadcast_id)
-        .group_by(ResidentGroup.name, ResidentGroup.code, Outbox.status)
+def outcomes(broadcast_ids: Collection[int]) -> Subquery:
+    """Every outcome of the broadcasts named — the one definition every delivery report reads:
+    their outbox rows, grouped by the group they were queued for and status, and what the
+    retention kept of the rows it deleted (:class:`BroadcastOutcome`, see
+    :func:`prune_finished`). Columns ``broadcast_id, group_id, status, rows, first_sent_at,
+    last_sent_at``; a (broadcast, group, status) may come twice, so readers sum."""
+    ids = list(broadcast_ids)
+    live = (
+        select(Outbox.broadcast_id, Outbox.group_id, Outbox.status, func.count().label("rows"),
+               func.min(Outbox.sent_at).label("first_sent_at"), func.max(Outbox.sent_at).label("last_sent_at"))
+        .where(col(Outbox.broadcast_id).in_(ids))
+        .group_by(col(Outbox.broadcast_id), col(Outbox.group_id), col(Outbox.status))
     )
-    totals = dict.fromkeys(REPORT_STATUSES, 0)
-    by_group: dict[str, dict[str, int]] = {}
-    for name, code, status, count in (await session.exec(query)).all():
-        bucket = _bucket(status)
-        totals[bucket] = totals.get(bucket, 0) + count
-        row = by_group.setdefault(group_label(name, code), dict.fromkeys(REPORT_STATUSES, 0))
+    kept = select(
+        BroadcastOutcome.broadcast_id, func.nullif(BroadcastOutcome.group_id, NO_GROUP), BroadcastOutcome.status,
+        BroadcastOutcome.rows, BroadcastOutcome.first_sent_at, BroadcastOutcome.last_sent_at,
+    ).where(col(BroadcastOutcome.broadcast_id).in_(ids))
+    return union_all(live, kept).subquery("outcomes")
+
+
+async def delivery_reports(
+    session: AsyncSession, *, broadcast_ids: Collection[int], ward_id: int | None = None
+) -> dict[int, DeliveryReport]:
+    """:class:`DeliveryReport` of each broadcast named that has any outcome, in one query over
+    :func:`outcomes`. Rows count by the group they were queued for, never through the
+    recipient, so the outcome of someone who erased their data since stays counted,
+    anonymously; "pending" includes rows being sent right now. ``ward_id``: only what was
+    queued for that ward's groups (the ward's own share of a broadcast)."""
+    if not broadcast_ids:
+        return {}
+    o = outcomes(broadcast_ids)
+    query = select(o.c.broadcast_id, ResidentGroup.name, ResidentGroup.code, o.c.status, func.sum(o.c.rows),
+                   func.min(o.c.first_sent_at), func.max(o.c.last_sent_at)).select_from(o)
+    if ward_id is None:
+        query = query.outerjoin(ResidentGroup, col(ResidentGroup.id) == o.c.group_id)
+    else:
+        query = query.join(ResidentGroup, col(ResidentGroup.id) == o.c.group_id).where(
+            ResidentGroup.ward_id == ward_id)
+    query = query.group_by(o.c.broadcast_id, col(ResidentGroup.name), col(ResidentGroup.code), o.c.status)
+    reports: dict[int, DeliveryReport] = {}
+    for broadcast_id, name, code, status, count, first, last in (await session.exec(query)).all():  # type: ignore[call-overload]
+        report = reports.setdefault(broadcast_id, DeliveryReport(dict.fromkeys(REPORT_STATUSES, 0), {}))
+        bucket, count = _bucket(status), int(count)
+        report.totals[bucket] = report.totals.get(bucket, 0) + count
+        row = report.by_group.setdefault(group_label(name, code), dict.fromkeys(REPORT_STATUSES, 0))
         row[bucket] = row.get(bucket, 0) + count
-    return DeliveryReport(totals, dict(sorted(by_group.items())))
+        if status == OutboxStatus.SENT and first is not None:
+            report.first_sent_at = min(first, report.first_sent_at or first)
+            report.last_sent_at = max(last, report.last_sent_at or last)
+    for report in reports.values():
+        report.by_group = dict(sorted(report.by_group.items()))
+    return reports
+
+
+async def delivery_report(session: AsyncSession, *, broadcast_id: int) -> DeliveryReport:
+    """Sent / blocked / failed / pending (and cancelled), overall and per residential group
+    (:func:`delivery_reports` of one broadcast)."""
+    reports = await delivery_reports(session, broadcast_ids=[broadcast_id])
+    return reports.get(broadcast_id) or DeliveryReport(dict.fromkeys(REPORT_STATUSES, 0), {})
 
 
 async def rows_of(session: AsyncSession, *, kind: str | None = None) -> Sequence[Outbox]:
@@ -288,24 +335,56 @@ async def rows_of(session: AsyncSession, *, kind: str | None = None) -> Sequence
 
 
 FINISHED = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.BLOCKED, OutboxStatus.CANCELLED)
+NO_GROUP = 0  # BroadcastOutcome.group_id of rows queued for no group
+# Producers look back at what they queued to send nothing twice, at most a week back (the
+# leaders' weekly digest; a nudge every 3 days): rows are kept at least this long, whatever
+# the retention says.
+KEEP_AT_LEAST = timedelta(days=8)
 
 
-async def prune_payloads(session: AsyncSession, *, before: datetime, limit: int) -> int:
-    """Empty the payload (the text, names and questions a message carried) of up to
-    ``limit`` finished rows that were due, and if sent were sent, before ``before``. The rows
-    stay: delivery reports count them. Returns how many were emptied; call again (in a new
-    transaction) while it returns ``limit``. Emptied rows are not counted twice."""
+async def prune_finished(session: AsyncSession, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` finished rows (sent, failed, blocked, cancelled) that were due,
+    and if sent were sent, before ``before``, oldest first. A broadcast's rows are first added
+    to what is kept of its outcomes (:class:`BroadcastOutcome`: rows, first and last sending
+    time per group and status), in the same transaction, so its delivery reports read the
+    same numbers before and after. Returns how many rows were deleted; call again (in a new
+    transaction) while it returns ``limit``. The ids are read first and named in both
+    statements (at most ``limit`` of them): a row that finished in between is left for the
+    next call, never deleted uncounted."""
     old = (
         select(Outbox.id)
         .where(
             col(Outbox.status).in_([s.value for s in FINISHED]),
             col(Outbox.due_at) < before,
             or_(col(Outbox.sent_at).is_(None), col(Outbox.sent_at) < before),
-            cast(Outbox.payload, Text) != "{}",
         )
         .order_by(col(Outbox.id))
         .limit(fixed(limit))  # storage.planner: never a generic plan's guess
     )
-    statement = update(Outbox).where(col(Outbox.id).in_(old.scalar_subquery())).values(payload={})
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    ids = list((await session.exec(old)).all())
+    if not ids:
+        return 0
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    counted = (
+        select(Outbox.broadcast_id, func.coalesce(Outbox.group_id, NO_GROUP), Outbox.status, func.count(),
+               func.min(Outbox.sent_at), func.max(Outbox.sent_at))
+        .where(col(Outbox.id).in_(ids), col(Outbox.broadcast_id).is_not(None))
+        .group_by(col(Outbox.broadcast_id), col(Outbox.group_id), col(Outbox.status))
+    )
+    statement = insert(BroadcastOutcome).from_select(
+        ["broadcast_id", "group_id", "status", "rows", "first_sent_at", "last_sent_at"], counted)
+    new, kept = statement.excluded, BroadcastOutcome
+    statement = statement.on_conflict_do_update(
+        index_elements=["broadcast_id", "group_id", "status"],
+        set_={
+            "rows": col(kept.rows) + new.rows,
+            "first_sent_at": case((or_(col(kept.first_sent_at).is_(None), new.first_sent_at < kept.first_sent_at),
+                                   new.first_sent_at), else_=kept.first_sent_at),
+            "last_sent_at": case((or_(col(kept.last_sent_at).is_(None), new.last_sent_at > kept.last_sent_at),
+                                  new.last_sent_at), else_=kept.last_sent_at),
+        },
+    )
+    await session.exec(statement)  # type: ignore[call-overload]
+    result = await session.exec(delete(Outbox).where(col(Outbox.id).in_(ids)))  # type: ignore[call-overload]
     return max(result.rowcount or 0, 0)

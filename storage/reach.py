@@ -17,6 +17,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Identity, Outbox, OutboxStatus
 
 
+def most_recent_first() -> tuple[Any, ...]:
+    """The order in which a person's accounts are preferred: the one used most recently first.
+    NULLS LAST: PostgreSQL would otherwise put never-seen accounts first, SQLite last."""
+    return col(Identity.last_seen_at).desc().nulls_last(), col(Identity.id).desc()
+
+
 class Account(NamedTuple):
     """The account :func:`reachable` chooses, as columns only."""
 
@@ -25,11 +31,8 @@ class Account(NamedTuple):
 
 
 def _unblocked(query: Any, people: list[int] | Select) -> Any:
-    return (
-        query.where(col(Identity.person_id).in_(people), col(Identity.blocked_at).is_(None))
-        # NULLS LAST: PostgreSQL would otherwise put never-seen accounts first, SQLite last.
-        .order_by(col(Identity.last_seen_at).desc().nulls_last(), col(Identity.id).desc())
-    )
+    return query.where(col(Identity.person_id).in_(people), col(Identity.blocked_at).is_(None)).order_by(
+        *most_recent_first())
 
 
 async def reachable(session: AsyncSession, *, person_ids: Iterable[int] | Select) -> dict[int, Identity]:

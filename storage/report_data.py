@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import (
     AuditLog, Broadcast, LessonProgress, Outbox, OutboxStatus, Person, ProgressStatus, ResidentGroup, Ward,
 )
-from storage.outbox import REPORT_STATUSES, DeliveryReport, group_label
+from storage.outbox import REPORT_STATUSES, DeliveryReport, delivery_reports
 from storage.planner import unindexed
 
 
@@ -187,22 +187,8 @@ async def ward_broadcasts(
     ward = await session.get(Ward, ward_id)
     codes = set((await session.exec(select(ResidentGroup.code).where(ResidentGroup.ward_id == ward_id))).all())
     ids = [b.id for b in broadcasts]
-    shares: dict[int, DeliveryReport] = {}
-    if ids:
-        delivered = (
-            # By the group each row was queued for: a recipient's erasure or move keeps the count.
-            select(Outbox.broadcast_id, ResidentGroup.name, ResidentGroup.code, Outbox.status, func.count())
-            .select_from(Outbox)
-            .join(ResidentGroup, col(ResidentGroup.id) == Outbox.group_id)
-            .where(col(Outbox.broadcast_id).in_(ids), ResidentGroup.ward_id == ward_id)
-            .group_by(col(Outbox.broadcast_id), col(ResidentGroup.name), col(ResidentGroup.code), col(Outbox.status))
-        )
-        for broadcast_id, name, code, status, count in (await session.exec(delivered)).all():
-            report = shares.setdefault(broadcast_id, DeliveryReport(dict.fromkeys(REPORT_STATUSES, 0), {}))
-            bucket = "pending" if status in (OutboxStatus.PENDING, OutboxStatus.SENDING) else str(status)
-            report.totals[bucket] = report.totals.get(bucket, 0) + int(count)
-            row = report.by_group.setdefault(group_label(name, code), dict.fromkeys(REPORT_STATUSES, 0))
-            row[bucket] = row.get(bucket, 0) + int(count)
+    # By the group each row was queued for: a recipient's erasure or move keeps the count.
+    shares = await delivery_reports(session, broadcast_ids=ids, ward_id=ward_id) if ids else {}
 
     def addressed(audience: dict[str, object]) -> bool:
         if audience.get("ward"):

@@ -96,6 +96,9 @@ class Services:
     accounts: AccountDirectory = field(default_factory=AccountDirectory)
     # Who signs the ward's Word documents: (title, name); an empty name leaves a dotted line.
     report_signer: tuple[str, str] = ("CHỦ TỊCH", "")
+    # Messages per second each channel's sender keeps (TELEGRAM_RATE, ZALO_RATE): how long a
+    # broadcast takes, in the composer. A channel not named here gets no estimate.
+    send_rates: dict[str, float] = field(default_factory=dict)
 
     def bot_username(self, ward_id: int | None) -> str | None:
         """The @username of the Telegram bot a link for ``ward_id`` should open: the ward's own

@@ -10,6 +10,12 @@ those. Rows claimed but not yet sent simply wait for their lease to run out and 
 again; an outcome arriving after someone else re-claimed the row changes nothing (the
 token no longer matches).
 
+A broadcast's row names its broadcast and carries no payload: the message is read from the
+broadcast once per broadcast (a short read of its own, never inside a claim) and kept in
+memory; rows that carry a payload (everything else, and broadcasts queued before 0012) are
+sent as they are. The limiter is asked once per API call the message takes (a photo followed
+by its text is two), so a broadcast with a photo keeps the channel's pace too.
+
 Outcomes: sent → ``sent``; 429 → every send pauses for ``retry_after`` and the row goes back
 to pending without counting an attempt; blocked → identity flagged, row ``blocked``, the
 identity's other pending rows too; permanent error → ``failed`` with the reason; transient
@@ -33,9 +39,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -47,7 +55,7 @@ from bot.delivery.limiter import RateLimiter
 from bot.delivery.quiet import QuietHours
 from bot.delivery.transport import Delivery, OutboundMessage, Recipient, Result, Transport
 from handlers.steps import Step
-from storage import outbox, proactive
+from storage import broadcasts, outbox, proactive
 from storage.db import SessionFactory
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,8 @@ AT_REST_STEPS = frozenset({Step.MENU.value, Step.NEW.value})
 # The other half of a handshake the recipient started a moment ago: sent in the quiet hours too.
 AT_ANY_HOUR = frozenset({"link_confirm", "link_done"})
 REST = timedelta(minutes=10)  # untouched this long at the menu: a typed number may pick proactive options
+MESSAGES_KEPT = 64  # broadcasts whose message a sender keeps in memory (a few run at once)
+NO_MESSAGE = "không tìm thấy nội dung của thông báo"
 
 
 class _Fenced(Exception):
@@ -125,6 +135,9 @@ class Sender:
         self._abort_batch = False
         self.rounds = 0  # loop iterations, for monitoring and tests
         self._held: set[int] = set()  # rows this sender is working on: never claimed again by it
+        # Broadcast id → its message (immutable once queued), read once by this sender.
+        self._messages: OrderedDict[int, dict[str, Any] | None] = OrderedDict()
+        self._reading = asyncio.Lock()
 
     @property
     def channel(self) -> str:
@@ -203,10 +216,40 @@ class Sender:
         finally:
             self._held.discard(row.id)
 
-    async def _paced(self, row: outbox.Claimed) -> bool:
-        """Wait for the row's turn at the channel's pace (a 429's pause included); False when
-        the sender is stopped first: a shutdown never waits out a "retry after"."""
-        turn = asyncio.ensure_future(self.limiter.acquire(row.identity_id))
+    async def _payload(self, row: outbox.Claimed) -> dict[str, Any] | None:
+        """What the row says: its payload, or for a broadcast's row (which names its broadcast
+        and carries nothing) the broadcast's message — read in a short transaction of its own,
+        never in the claim's, once per broadcast: later rows take it from memory. None: the
+        broadcast has no message (a row without one cannot be sent)."""
+        if row.payload or row.broadcast_id is None:
+            return row.payload
+        broadcast_id = row.broadcast_id
+        async with self._reading:  # the first row of a broadcast reads; the others wait for it
+            if broadcast_id not in self._messages:
+                found: dict[str, Any] | None = None
+
+                async def read(session: AsyncSession) -> None:
+                    nonlocal found
+                    found = await broadcasts.broadcast_message(session, broadcast_id=broadcast_id)
+
+                await self._store(row, "message", read)
+                self._messages[broadcast_id] = found
+                while len(self._messages) > MESSAGES_KEPT:
+                    self._messages.popitem(last=False)
+            self._messages.move_to_end(broadcast_id)
+            return self._messages[broadcast_id]
+
+    async def _paced(self, row: outbox.Claimed, calls: int) -> bool:
+        """Wait for the row's turns at the channel's pace (one per API call of its message; a
+        429's pause included); False when the sender is stopped first: a shutdown never waits
+        out a "retry after"."""
+
+        async def turns() -> None:
+            await self.limiter.acquire(row.identity_id)
+            for _ in range(calls - 1):
+                await self.limiter.acquire()  # every call of the message counts against the channel's pace
+
+        turn = asyncio.ensure_future(turns())
         stopped = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -219,8 +262,13 @@ class Sender:
         return False
 
     async def _deliver(self, row: outbox.Claimed) -> None:
-        message = OutboundMessage.from_payload(row.payload)
-        if not await self._paced(row):
+        payload = await self._payload(row)
+        if payload is None:
+            await self._store(row, "outcome", lambda s: outbox.mark_failed(
+                s, outbox_id=row.id, claim=row.claim, reason=NO_MESSAGE))
+            return
+        message = OutboundMessage.from_payload(payload)
+        if not await self._paced(row, message.calls(self.transport.capabilities)):
             # Stopping: the row goes back to pending now (its lease released) for whoever sends next.
             await self._store(row, "requeue", lambda s: self._requeue(s, row, self.clock.now()))
             return

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from bot.core.messages import Capabilities, Menu, Option, Text
+from bot.core.text import split_text
 
 # The longest text a photo carries as its caption (Telegram's limit, kept on every channel so
 # that a message looks the same everywhere and the composer's preview can show it).
@@ -61,6 +62,17 @@ class OutboundMessage:
 
     def as_reply(self) -> Text | Menu:
         return Menu(self.text, self.options) if self.options else Text(self.text)
+
+    def calls(self, capabilities: Capabilities) -> int:
+        """How many API calls a transport of a channel with these capabilities makes to send
+        it — the photo (the text as its caption, or followed by it), the text in pieces of the
+        channel's limit, the documents — so that the sender paces calls, not rows: a photo
+        with a button is two messages to the channel's flood limit."""
+        calls = 1 if self.image and capabilities.images else 0
+        if not (self.image and capabilities.images and self.caption is not None):
+            limit = capabilities.text_limit
+            calls += len(split_text(self.text, limit)) if limit else 1
+        return calls + (len(self.documents) if capabilities.documents else 0)
 
     @property
     def caption(self) -> str | None:

@@ -209,7 +209,9 @@ async def test_a_scheduled_broadcast_is_queued_by_the_tick_with_its_sender_and_b
     clock.advance(hours=1)
     assert (await tick(await _producers(ward, clock)))["broadcast_rows"] == 1
     [row] = await rows(ward, Outbox)
-    assert row.payload == {"text": f"{HEADER}\nTối nay học bài 2 nhé.", "options": [["📖 Học tiếp", "next"]]}
+    [broadcast] = await rows(ward, Broadcast)
+    assert (row.broadcast_id, row.payload) == (broadcast.id, {})  # the message is stored once, with the broadcast
+    assert broadcast.message == {"text": f"{HEADER}\nTối nay học bài 2 nhé.", "options": [["📖 Học tiếp", "next"]]}
 
 
 async def _stamp_schema(app: App) -> None:
@@ -236,8 +238,8 @@ async def test_command_line_broadcasts_say_who_sends_them(ward: App) -> None:
     done = await _cli(ward, "broadcast", "send", "--text", "Mời bà con học bài 1.", "--to", "all", "--learn")
     assert done.exit_code == 0, done.output
     assert f"Người dân sẽ nhận:\n{HEADER}\nMời bà con học bài 1.\n[📖 Học tiếp]" in done.output
-    [row] = await rows(ward, Outbox)
-    assert row.payload == {"text": f"{HEADER}\nMời bà con học bài 1.", "options": [["📖 Học tiếp", "next"]]}
+    [broadcast] = await rows(ward, Broadcast)
+    assert broadcast.message == {"text": f"{HEADER}\nMời bà con học bài 1.", "options": [["📖 Học tiếp", "next"]]}
 
     # Several wards: the programme sends to all of them, a ward only with --ward (and to its own).
     async with ward.sessions() as session, session.begin():
@@ -249,7 +251,7 @@ async def test_command_line_broadcasts_say_who_sends_them(ward: App) -> None:
     assert mine.exit_code == 0 and f"{HEADER}\nHọp tổ." in mine.output
     wrong = await _cli(ward, "broadcast", "send", "--text", "Họp tổ.", "--to", "all", "--ward", "NOWHERE")
     assert wrong.exit_code != 0 and "không có phường NOWHERE" in wrong.output
-    texts = [r.payload["text"] for r in await rows(ward, Outbox)]
+    texts = [b.message["text"] for b in await rows(ward, Broadcast)]
     assert texts == [f"{HEADER}\nMời bà con học bài 1.", "📢 Chương trình Học vụ số:\nNgày hội số.",
                      f"{HEADER}\nHọp tổ."]
     [*_, last] = await rows(ward, Broadcast)

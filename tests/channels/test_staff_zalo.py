@@ -40,7 +40,7 @@ async def test_a_broadcast_photo_sent_on_zalo_is_fetched_and_used(ward: App) -> 
         assert broadcast.text == "Ngày hội chuyển đổi số" and broadcast.image is not None
         assert Path(broadcast.image).read_bytes() == picture.getvalue()
         [row] = await rows(ward, Outbox)
-        assert row.payload["image"] == broadcast.image
+        assert row.broadcast_id == broadcast.id and broadcast.message["image"] == broadcast.image
 
         # A sticker or a photo elsewhere is not kept.
         zalo.push_image(admin.external_id, data=picture.getvalue())

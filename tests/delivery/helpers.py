@@ -3,12 +3,14 @@ takes the time it acts at: nothing here reads the wall clock."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from sqlmodel import col, select
 
 from bot.channels.telegram.transport import TelegramTransport
 from bot.core.conversation import Clock
@@ -16,7 +18,7 @@ from bot.delivery.quiet import QuietHours
 from bot.delivery.sender import Sender
 from bot.delivery.transport import Pacing
 from storage.db import SessionFactory
-from storage.models import Identity, Person
+from storage.models import Identity, Outbox, OutboxStatus, Person
 from storage.outbox import enqueue, outbox_row
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -63,3 +65,22 @@ def telegram_sender(sessions: SessionFactory, tg, *, clock: Clock, per_second: f
     kwargs.setdefault("idle_seconds", 0.05)
     return Sender(sessions=sessions, transport=transport, clock=clock, quiet=kwargs.pop("quiet", NO_QUIET),
                   concurrency=concurrency, **kwargs)
+
+
+async def drain(sender: Sender, sessions: SessionFactory, *, timeout: float = 60) -> None:
+    """Run the sender until no row is pending or sending, then stop it and close its bot."""
+    task = asyncio.create_task(sender.run())
+    try:
+        async def settled() -> None:
+            while True:
+                async with sessions() as session:
+                    open_rows = (await session.exec(select(Outbox.id).where(
+                        col(Outbox.status).in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))).first()
+                if open_rows is None:
+                    return
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(settled(), timeout)
+    finally:
+        sender.stop()
+        await task
+        await sender.transport.bot.session.close()  # type: ignore[attr-defined]

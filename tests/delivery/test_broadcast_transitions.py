@@ -11,7 +11,7 @@ import pytest
 
 import bot.scheduling
 from bot.app import App
-from bot.broadcasting import payload_for
+from bot.broadcasting import message_for
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, tick
 from storage.broadcasts import cancel_broadcast, create_broadcast, queue_broadcast
@@ -94,13 +94,13 @@ async def test_cancelled_while_the_tick_queues_its_pending_rows_are_cancelled(
 async def test_queued_once_even_if_two_ticks_read_it(any_app: App, clock: ManualClock) -> None:
     app = any_app
     broadcast_id = await _due_broadcast(app, clock.now())
-    payload = payload_for(app.catalog)
+    message = message_for(app.catalog)
     async with app.sessions() as session, session.begin():
         assert await queue_broadcast(session, broadcast_id=broadcast_id, now=clock.now(),
-                                     payload=payload) == 5
+                                     message=message) == 5
     async with app.sessions() as session, session.begin():
         assert await queue_broadcast(session, broadcast_id=broadcast_id, now=clock.now(),
-                                     payload=payload) is None
+                                     message=message) is None
     [broadcast] = await rows(app, Broadcast)
     assert (broadcast.status, broadcast.recipients, broadcast.queued_at) == (BroadcastStatus.QUEUED, 5, clock.now())
     assert len(await rows(app, Outbox)) == 5

@@ -14,7 +14,7 @@ import asyncio
 from sqlmodel import col, select
 
 from bot.app import App
-from bot.broadcasting import payload_for
+from bot.broadcasting import message_for
 from storage.broadcasts import create_broadcast, queue_broadcast
 from storage.models import Identity, Outbox, OutboxStatus, Ward
 from storage.outbox import delivery_report
@@ -45,7 +45,7 @@ async def _queue(app: App, now, text: str) -> int:  # type: ignore[no-untyped-de
         broadcast = await create_broadcast(session, author="test", text=text, now=now, scheduled_at=now,
                                            audience={"kind": "all", "ward": "DEMO"})
         assert broadcast.id is not None
-        await queue_broadcast(session, broadcast_id=broadcast.id, now=now, payload=payload_for(app.catalog))
+        await queue_broadcast(session, broadcast_id=broadcast.id, now=now, message=message_for(app.catalog))
         return broadcast.id
 
 

@@ -3,7 +3,6 @@ runs on a RunningClock from START, so that rows put back for a later retry come 
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
@@ -12,28 +11,9 @@ from sqlmodel import select
 from bot.app import App
 from storage.models import ConversationState, Identity, Outbox, OutboxStatus
 from tests.conftest import START
-from tests.delivery.helpers import FIRST_USER, queue_messages, seed_residents, telegram_sender
+from tests.delivery.helpers import FIRST_USER, drain, queue_messages, seed_residents, telegram_sender
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support import RunningClock
-
-
-async def _drain(sender, sessions, *, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
-    """Run the sender until no row is pending or sending."""
-    task = asyncio.create_task(sender.run())
-    try:
-        async def settled() -> None:
-            while True:
-                async with sessions() as session:
-                    open_rows = (await session.exec(select(Outbox).where(
-                        Outbox.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))).all()  # type: ignore[attr-defined]
-                if not open_rows:
-                    return
-                await asyncio.sleep(0.05)
-        await asyncio.wait_for(settled(), timeout)
-    finally:
-        sender.stop()
-        await task
-        await sender.transport.bot.session.close()
 
 
 @pytest.fixture
@@ -60,7 +40,7 @@ async def test_storm_of_429_502_and_blocked_users_every_reachable_recipient_gets
         tg.rate_limit(30, retry_after=1)  # the fake answers 429 above 30 messages/s
         tg.error_ratio(0.10, status=502, seed=7)  # and 502 to a tenth of the sends
         sender = telegram_sender(app.sessions, tg, clock=clock, per_second=200)  # faster than allowed, on purpose
-        await _drain(sender, app.sessions)
+        await drain(sender, app.sessions)
         statuses = Counter(c.status for c in tg.calls_to("sendMessage"))
         per_chat = {FIRST_USER + i: tg.sent_count(FIRST_USER + i) for i in range(count)}
 
@@ -88,7 +68,7 @@ async def test_permanent_and_exhausted_failures_keep_their_reason(app: App, cloc
             {"error_code": 502, "description": "Bad Gateway"} if params.get("chat_id") == FIRST_USER else None
         )
         sender = telegram_sender(app.sessions, tg, clock=clock, max_attempts=3)
-        await _drain(sender, app.sessions)
+        await drain(sender, app.sessions)
     rows = {r.identity_id: r for r in await _rows(app.sessions)}
     first, second, third = (rows[i] for i in identities)
     assert first.status == OutboxStatus.FAILED and first.attempts == 2 and "hết lượt thử" in (first.last_error or "")
@@ -106,7 +86,7 @@ async def test_a_message_with_options_arrives_with_buttons_and_joins_the_menu_as
                          options=[["📖 Học tiếp", "next"]])
     async with FakeTelegram() as tg:
         tg.add_user(FIRST_USER)
-        await _drain(telegram_sender(app.sessions, tg, clock=clock), app.sessions)
+        await drain(telegram_sender(app.sessions, tg, clock=clock), app.sessions)
         assert tg.buttons(FIRST_USER) == [("📖 Học tiếp", "next")]
     async with app.sessions() as session:
         state = (await session.exec(select(ConversationState))).one()
@@ -135,7 +115,7 @@ async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, cloc
                                            due_at=now, dedupe_key="img", now=now)])
     async with FakeTelegram() as tg:
         tg.add_user(FIRST_USER)
-        await _drain(telegram_sender(app.sessions, tg, clock=clock), app.sessions)
+        await drain(telegram_sender(app.sessions, tg, clock=clock), app.sessions)
         [message] = tg.chat(FIRST_USER)
     assert message.kind == "photo" and message.text == "Mời bà con dự Ngày hội"
     assert message.upload is not None and message.upload.filename == "ngay-hoi.png"

@@ -201,6 +201,7 @@ class FakeTelegram:
         self.waiting_pollers = 0                            # getUpdates calls waiting now
         self.accept_any_chat = False                        # True: any chat id exists (benchmarks)
         self.files: dict[str, bytes] = {}                   # file_id -> bytes (getFile, downloads)
+        self.photo_ids: set[str] = set()                    # file ids of the photos the bot sent
         self.downloads: list[str] = []                      # file paths downloaded
         self._users: dict[int, dict[str, Any]] = {}
         self._messages: dict[int, dict[int, BotMessage]] = defaultdict(dict)
@@ -796,11 +797,18 @@ class FakeTelegram:
 
     async def _api_sendPhoto(self, p: dict[str, Any]) -> Any:
         chat_id = self._target_chat(p)
-        if not p.get("photo"):
+        photo = p.get("photo")
+        if not photo:
             raise bad("there is no photo in the request")
+        caption = self._formatted(p, "caption", MAX_CAPTION)
+        # A string is a URL, or the file_id of a photo this bot sent or received (as Telegram
+        # checks: file ids are per bot); anything else is refused.
+        if isinstance(photo, str) and not re.match(r"https?://", photo) and photo not in self.photo_ids \
+                and photo not in self.files:
+            raise bad("wrong file identifier/HTTP URL specified")
         sizes = self._photo_sizes(f"{chat_id}_{self._last_mid[chat_id] + 1}")
-        return self._store(chat_id, "photo", self._formatted(p, "caption", MAX_CAPTION),
-                           self._markup(p.get("reply_markup")), media=sizes, upload=p["photo"])
+        self.photo_ids.update(size["file_id"] for size in sizes)
+        return self._store(chat_id, "photo", caption, self._markup(p.get("reply_markup")), media=sizes, upload=photo)
 
     async def _api_sendDocument(self, p: dict[str, Any]) -> Any:
         chat_id = self._target_chat(p)

@@ -14,7 +14,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter,
                                 TelegramServerError)
 from aiogram.filters import CommandObject, CommandStart
-from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, InlineKeyboardButton,
+from aiogram.types import (BotCommand, BufferedInputFile, CallbackQuery, FSInputFile, InlineKeyboardButton,
                            InlineKeyboardMarkup, Message)
 
 from tests.fakes.telegram_api import FakeTelegram
@@ -82,6 +82,17 @@ async def test_text_limits(tg, bot):
         await bot.send_photo(USER, "AgACfileid", caption="c" * 1025)
     assert [c.status for c in tg.calls] == [400, 400, 200, 400]
     assert tg.sent_count(USER) == 1
+
+
+async def test_a_photo_sent_once_is_sent_again_by_its_file_id(tg, bot, tmp_path):
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(TelegramBadRequest, match="wrong file identifier"):
+        await bot.send_photo(USER, "AgACnever-sent")
+    sent = await bot.send_photo(USER, FSInputFile(image), caption="Ngày hội")
+    again = await bot.send_photo(USER, sent.photo[-1].file_id, caption="Ngày hội")
+    first, second = tg.chat(USER)
+    assert first.upload.filename == "a.jpg" and second.upload == sent.photo[-1].file_id and again.photo
 
 
 async def test_callback_data_is_limited_to_64_bytes(tg, bot):

@@ -29,7 +29,7 @@ from sqlmodel import select
 from bot.app import App
 from bot.curriculum import LessonLibrary
 from bot.group_import import import_groups, parse_groups_csv
-from bot.broadcasting import payload_for
+from bot.broadcasting import message_for
 from storage.broadcasts import create_broadcast, queue_broadcast
 from storage.models import LessonProgress, Outbox, Person, ResidentGroup
 from tests.support import Chat, ManualClock, join, pass_lesson
@@ -67,7 +67,7 @@ async def _broadcast(app: App, audience: dict, at: datetime, statuses: list[str]
         broadcast = await create_broadcast(session, author="cli", text="Tin của phường", audience=audience,
                                            scheduled_at=at, now=at)
         await queue_broadcast(session, broadcast_id=broadcast.id, now=at,  # type: ignore[arg-type]
-                              payload=payload_for(app.catalog))
+                              message=message_for(app.catalog))
         rows = (await session.exec(select(Outbox).where(Outbox.broadcast_id == broadcast.id)
                                    .order_by(Outbox.id))).all()  # type: ignore[arg-type]
         for row, status in zip(rows, statuses or [], strict=False):

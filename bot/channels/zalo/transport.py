@@ -3,11 +3,17 @@
 The sender owns pacing, retries and bookkeeping (``bot.delivery.transport``); these only
 turn Zalo's answers into a :class:`Delivery`. A message split into several Zalo sends is
 retried whole, so after a failure in the middle its first part may arrive twice.
+
+Zalo takes images by URL only: nothing is uploaded per message, Zalo fetches the URL. A local
+photo (a broadcast's) is published on the bot's own endpoint (``bot.media``) once per
+transport and its URL reused for every recipient (:class:`PublishedImages`), instead of
+reading and hashing the file for each of 100,000 sends.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -34,14 +40,36 @@ def _reason(text: str) -> str:
     return text[:200]
 
 
-async def _image_reply(image: str, media: MediaStore | None) -> Outgoing | None:
-    """A photo send for an outbox image: an https URL as is, a local file if we serve files."""
-    if image.startswith("https://"):
-        return Outgoing(photo=image)
-    if media is not None and media.serves_urls and Path(image).is_file():
-        url = await media.url_for(Path(image))
-        return Outgoing(photo=url) if url else None
-    return None
+class PublishedImages:
+    """The public URLs of the local images a transport sends: published the first time,
+    remembered by path, size and modification time (a file changed in place is published
+    again), and published again once half of ``bot.media``'s keeping time has passed, so a
+    URL handed out is always still served."""
+
+    KEPT = 64
+
+    def __init__(self, media: MediaStore | None) -> None:
+        self.media = media
+        self._urls: OrderedDict[tuple[str, int, int], tuple[str, float]] = OrderedDict()
+
+    async def photo(self, image: str) -> Outgoing | None:
+        """A photo send for an outbox image: an https URL as is, a local file if we serve files."""
+        if image.startswith("https://"):
+            return Outgoing(photo=image)
+        media = self.media
+        if media is None or not media.serves_urls or not Path(image).is_file():
+            return None
+        info = Path(image).stat()
+        key, now = (image, info.st_mtime_ns, info.st_size), media.clock.now().timestamp()
+        known = self._urls.get(key)
+        if known is None or now - known[1] >= media.keep_seconds / 2:
+            url = await media.url_for(Path(image))
+            if url is None:
+                return None
+            known = self._urls[key] = (url, now)
+            while len(self._urls) > self.KEPT:
+                self._urls.popitem(last=False)
+        return Outgoing(photo=known[0])
 
 
 class ZaloBotTransport:
@@ -62,6 +90,7 @@ class ZaloBotTransport:
         self.t = catalog.translator(None)
         self.pacing = pacing
         self.media = media
+        self.images = PublishedImages(media)
         self.capabilities = Capabilities(
             buttons=False, edit=False, text_limit=TEXT_LIMIT, images=bool(media and media.serves_urls), documents=False
         )
@@ -69,7 +98,7 @@ class ZaloBotTransport:
     async def _plan(self, message: OutboundMessage) -> list[Outgoing]:
         sends = await plan(message.as_reply(), self.t, self.media, numbered=message.numbered)
         if message.image:
-            photo = await _image_reply(message.image, self.media)
+            photo = await self.images.photo(message.image)
             if photo is None:
                 return sends + texts(self.t("zalo.image_fallback"))  # said, not silently dropped
             if message.caption is not None:
@@ -122,6 +151,7 @@ class ZaloOATransport:
         self.t = catalog.translator(None)
         self.pacing = pacing
         self.media = media
+        self.images = PublishedImages(media)
         self.clock = clock
         self.capabilities = Capabilities(
             buttons=False, edit=False, text_limit=TEXT_LIMIT, images=bool(media and media.serves_urls), documents=False
@@ -131,7 +161,7 @@ class ZaloOATransport:
         reply: Reply = message.as_reply()
         bodies = await oa_messages(reply, self.t, self.media, numbered=message.numbered)
         if message.image:
-            photo = await _image_reply(message.image, self.media)
+            photo = await self.images.photo(message.image)
             if photo is None:
                 bodies.append({"text": self.t("zalo.image_fallback")})
             else:
