@@ -1,4 +1,4 @@
-"""The outbox sender: one per channel (bot token), draining due rows at the channel's pace.
+"""The outbox sender: one per channel account (a bot), draining its due rows at its pace.
 
 Loop: claim due rows with a lease, each claim with its own fencing token (``outbox.claim``,
 never re-claiming a row this sender still holds) → for each row, wait for the rate limiter
