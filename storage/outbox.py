@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Subquery, and_, case, delete, func, or_, union_all, update
+from sqlalchemy import Subquery, and_, bindparam, case, delete, func, or_, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import BroadcastOutcome, Identity, Outbox, OutboxStatus, ResidentGroup
 from storage.planner import fixed
+from storage.types import UTCDateTime
 
 INSERT_CHUNK = 1000
 
@@ -190,6 +191,22 @@ async def _finish(session: AsyncSession, outbox_id: int, claim: int, **values: A
 
 async def mark_sent(session: AsyncSession, *, outbox_id: int, claim: int, now: datetime) -> bool:
     return await _finish(session, outbox_id, claim, status=OutboxStatus.SENT.value, sent_at=now, last_error=None)
+
+
+# ``mark_sent`` for many rows at once: one statement, run for each row (executemany).
+_SENT = (
+    update(Outbox)
+    .where(Outbox.id == bindparam("row_id"), Outbox.status == OutboxStatus.SENDING, Outbox.claim == bindparam("row_claim"))
+    .values(status=OutboxStatus.SENT.value, sent_at=bindparam("row_sent_at", type_=UTCDateTime), lease_until=None,
+            last_error=None)
+)
+
+
+async def mark_sent_many(session: AsyncSession, *, rows: Sequence[tuple[int, int, datetime]]) -> None:
+    """:func:`mark_sent` of each (id, claim token, sent at): a sender's outcomes stored
+    together. A row whose claim is no longer the latest is left alone, as by ``mark_sent``."""
+    connection = await session.connection()  # the session's transaction; Core, not the ORM's bulk update
+    await connection.execute(_SENT, [{"row_id": i, "row_claim": c, "row_sent_at": at} for i, c, at in rows])
 
 
 async def mark_failed(session: AsyncSession, *, outbox_id: int, claim: int, reason: str) -> bool:

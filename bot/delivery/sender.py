@@ -3,9 +3,13 @@
 Loop: claim due rows with a lease, each claim with its own fencing token (``outbox.claim``,
 never re-claiming a row this sender still holds) → for each row, wait for the rate limiter
 and a send slot, run the kind's check if it has one, call the channel, and store the outcome
-in a short transaction **while still holding the slot**. A failed outcome write (the
-database busy or unreachable) is retried with capped backoff until it is stored, so at most
-``concurrency`` rows are ever in doubt: sent but not yet marked. A crash re-sends at most
+in a short transaction **while still holding the slot**. Outcomes are stored by group commit:
+one transaction takes every outcome that arrived while the previous one was being written
+(the plain "sent" ones as one statement run for many rows), so a sender at hundreds of
+messages a second writes a few transactions a second; if one outcome of a group fails for
+good, each is stored on its own. A failed outcome write (the database busy or unreachable)
+is retried with capped backoff until it is stored, so at most ``concurrency`` rows are ever
+in doubt: sent but not yet marked. A crash re-sends at most
 those. Rows claimed but not yet sent simply wait for their lease to run out and are claimed
 again; an outcome arriving after someone else re-claimed the row changes nothing (the
 token no longer matches).
@@ -38,6 +42,7 @@ menu's ``extra`` (``storage.proactive``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
@@ -64,12 +69,13 @@ AfterSent = Callable[[AsyncSession, outbox.Claimed, datetime], Awaitable[None]]
 # Runs in a short transaction just before a row is sent: None to send it, or a reason (in
 # Vietnamese) to cancel it. It may enqueue other rows (re-routing); they commit with the cancel.
 Check = Callable[[AsyncSession, outbox.Claimed, datetime], Awaitable[str | None]]
-Work = Callable[[AsyncSession], Awaitable[None]]
+Work = Callable[[AsyncSession], Awaitable[Any]]
 
 AT_REST_STEPS = frozenset({Step.MENU.value, Step.NEW.value})
 # The other half of a handshake the recipient started a moment ago: sent in the quiet hours too.
 AT_ANY_HOUR = frozenset({"link_confirm", "link_done"})
 REST = timedelta(minutes=10)  # untouched this long at the menu: a typed number may pick proactive options
+OUTCOMES_AT_ONCE = 200  # outcomes stored in one transaction at most
 MESSAGES_KEPT = 64  # broadcasts whose message a sender keeps in memory (a few run at once)
 NO_MESSAGE = "không tìm thấy nội dung của thông báo"
 
@@ -138,6 +144,8 @@ class Sender:
         # Broadcast id → its message (immutable once queued), read once by this sender.
         self._messages: OrderedDict[int, dict[str, Any] | None] = OrderedDict()
         self._reading = asyncio.Lock()
+        self._outcomes: list[_Outcome] = []  # waiting for the next group commit
+        self._writer: asyncio.Task[None] | None = None
 
     @property
     def channel(self) -> str:
@@ -165,7 +173,7 @@ class Sender:
                 now = self.clock.now()
                 quiet = self.quiet.contains(now)
                 if quiet and not self.at_any_hour:
-                    await self._wait(tasks, (self.quiet.next_allowed(now) - now).total_seconds())
+                    await self._wait((self.quiet.next_allowed(now) - now).total_seconds())
                     continue
                 room = self.batch_size - len(tasks)
                 kinds = self.at_any_hour if quiet else None
@@ -174,14 +182,14 @@ class Sender:
                     self._held.add(row.id)
                     task = asyncio.create_task(self._send(row))
                     tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    task.add_done_callback(lambda done: (tasks.discard(done), self._wake.set()))
                 if not tasks:
                     self._abort_batch = False
-                await self._wait(tasks, self.idle_seconds if not claimed else 0.05)
+                await self._wait(self.idle_seconds if not claimed else 0.05)
             except Exception:
                 # The database may be briefly unavailable; never let the loop die.
                 log.exception("sender for %s failed a round; retrying", self.channel)
-                await self._wait(tasks, self.idle_seconds * 5)
+                await self._wait(self.idle_seconds * 5)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         log.info("sender for %s stopped", self.channel)
@@ -196,15 +204,13 @@ class Sender:
                 exclude=self._held, kinds=kinds,
             )
 
-    async def _wait(self, tasks: set[asyncio.Task[None]], seconds: float) -> None:
-        """Until a send finishes, someone calls :meth:`wake`, or ``seconds`` pass."""
+    async def _wait(self, seconds: float) -> None:
+        """Until a send finishes (its task sets the wake event as it ends), someone calls
+        :meth:`wake`, or ``seconds`` pass. Never ``asyncio.wait`` on every send in flight: with
+        hundreds of them each round would hook and unhook a callback on each."""
         self._wake.clear()
-        waiter = asyncio.create_task(self._wake.wait())
-        try:
-            await asyncio.wait({waiter, *tasks}, timeout=max(0.01, min(seconds, 60.0)),
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, min(seconds, 60.0)))
 
     async def _send(self, row: outbox.Claimed) -> None:
         try:
@@ -264,7 +270,7 @@ class Sender:
     async def _deliver(self, row: outbox.Claimed) -> None:
         payload = await self._payload(row)
         if payload is None:
-            await self._store(row, "outcome", lambda s: outbox.mark_failed(
+            await self._store_outcome(row, lambda s: outbox.mark_failed(
                 s, outbox_id=row.id, claim=row.claim, reason=NO_MESSAGE))
             return
         message = OutboundMessage.from_payload(payload)
@@ -276,7 +282,7 @@ class Sender:
             now = self.clock.now()
             quiet = self.quiet.contains(now) and row.kind not in self.at_any_hour
             if self._abort_batch or self._stop.is_set() or quiet:
-                await self._store(row, "requeue", lambda s: self._requeue(s, row, now))
+                await self._store_outcome(row, lambda s: self._requeue(s, row, now))
                 return
             prepared = await self._prepare(row, message, now)
             if prepared is None:
@@ -292,7 +298,10 @@ class Sender:
                 self.limiter.pause(delivery.retry_after)
                 if delivery.retry_after >= self.lease.total_seconds() / 2:
                     self._abort_batch = True  # don't sit on leases through a long pause
-            await self._store(row, "outcome", lambda s: self._outcome(s, row, prepared, delivery))
+            if delivery.result == Result.SENT and not prepared.message.options and row.kind not in self.after_sent:
+                await self._store_outcome(row, sent_at=self.clock.now())  # nothing else to do: with the others
+            else:
+                await self._store_outcome(row, lambda s: self._outcome(s, row, prepared, delivery))
 
     async def _prepare(self, row: outbox.Claimed, message: OutboundMessage, now: datetime) -> _Prepared | None:
         """Run the row's check and, for options on a numbered channel, decide whether they
@@ -328,10 +337,10 @@ class Sender:
             return _Prepared(message)
         return _Prepared(replace(message, numbered=version is not None), seen_at_rest=version)
 
-    async def _store(self, row: outbox.Claimed, what: str, work: Work) -> None:
+    async def _store(self, row: outbox.Claimed, what: str, work: Work, *, others: int = 0) -> None:
         """Run ``work`` in its own transaction until it is stored. Transient database errors
         are logged (WARNING, with the exception) and retried with capped backoff; anything
-        else propagates."""
+        else propagates. ``others``: how many more rows' work the transaction carries."""
         delay, longest = self.store_retry
         attempt = 0
         while True:
@@ -343,10 +352,54 @@ class Sender:
                 if not transient(exc):
                     raise
                 attempt += 1
-                log.warning("storing the %s of outbox row %s failed (try %s), trying again in %.1f s",
-                            what, row.id, attempt, delay, exc_info=exc)
+                log.warning("storing the %s of outbox row %s%s failed (try %s), trying again in %.1f s",
+                            what, row.id, f" and {others} others" if others else "", attempt, delay, exc_info=exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, longest)
+
+    async def _store_outcome(self, row: outbox.Claimed, work: Work | None = None, *,
+                             sent_at: datetime | None = None) -> None:
+        """Store a row's outcome — ``work``, or, with ``sent_at`` alone, "sent then" — together
+        with the others waiting: one transaction for all the outcomes that arrived while the
+        previous one was written (a group commit), the plain "sent" ones in one statement run
+        for many rows, so hundreds of sends in flight cost a few transactions a second, not
+        hundreds. Returns once this outcome is stored, so the caller still holds its send slot
+        until then: at most ``concurrency`` rows are ever in doubt."""
+        outcome = _Outcome(row, work, sent_at, asyncio.get_running_loop().create_future())
+        self._outcomes.append(outcome)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_outcomes())
+        await outcome.done
+
+    async def _write_outcomes(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes[:OUTCOMES_AT_ONCE], self._outcomes[OUTCOMES_AT_ONCE:]
+
+            async def all_of(session: AsyncSession, batch: list[_Outcome] = batch) -> None:
+                sent = [(o.row.id, o.row.claim, o.sent_at) for o in batch if o.sent_at is not None]
+                if sent:
+                    await outbox.mark_sent_many(session, rows=sent)
+                for outcome in batch:
+                    if outcome.sent_at is None and outcome.work is not None:
+                        await outcome.work(session)
+
+            try:
+                await self._store(batch[0].row, "outcome", all_of, others=len(batch) - 1)
+                results: list[BaseException | None] = [None] * len(batch)
+            except Exception:
+                # One of them fails for good (or a hook does): each on its own, so that the
+                # others are stored and the failure reaches its own row.
+                log.warning("storing %s outcomes together failed; storing each on its own", len(batch), exc_info=True)
+                results = []
+                for outcome in batch:
+                    try:
+                        await self._store(outcome.row, "outcome", lambda s, o=outcome: all_of(s, [o]))
+                        results.append(None)
+                    except Exception as exc:
+                        results.append(exc)
+            for outcome, error in zip(batch, results):
+                if not outcome.done.done():
+                    outcome.done.set_result(None) if error is None else outcome.done.set_exception(error)
 
     async def _requeue(self, session: AsyncSession, row: outbox.Claimed, now: datetime) -> None:
         await outbox.requeue(session, outbox_id=row.id, claim=row.claim, due_at=now)
@@ -388,6 +441,17 @@ class Sender:
             session, identity_id=row.identity_id, options=[[o.label, o.action, list(o.aliases)] for o in options],
             pending_at=prepared.seen_at_rest, pending_step=Step.MENU.value, text=prepared.message.text,
         )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """An outcome waiting for the next group commit: ``work`` to run, or (``sent_at``) the row
+    to mark sent; ``done`` is resolved once it is stored."""
+
+    row: outbox.Claimed
+    work: Work | None
+    sent_at: datetime | None
+    done: asyncio.Future[None]
 
 
 @dataclass(frozen=True)

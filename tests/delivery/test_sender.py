@@ -119,3 +119,33 @@ async def test_a_broadcast_image_goes_as_a_photo_with_its_caption(app: App, cloc
         [message] = tg.chat(FIRST_USER)
     assert message.kind == "photo" and message.text == "Mời bà con dự Ngày hội"
     assert message.upload is not None and message.upload.filename == "ngay-hoi.png"
+
+
+async def test_outcomes_are_stored_together_and_one_that_fails_takes_no_other_with_it(
+    app: App, clock: RunningClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Outcomes are written by group commit; when a hook fails for one row (an error that will
+    not pass: with its group, then on its own), the others of its group are stored on their
+    own, and that row, still "sending", is claimed again when its lease runs out and sent again:
+    a row in doubt, as after a crash."""
+    count = 12
+    identities = await seed_residents(app.sessions, count, now=clock.now())
+    await queue_messages(app.sessions, identities, now=clock.now(), kind="hooked")
+    unlucky, failed = identities[5], []
+
+    async def hook(session, row, now):  # type: ignore[no-untyped-def]
+        if row.identity_id == unlucky and len(failed) < 2:
+            failed.append(row.id)
+            raise ValueError("the hook failed")
+
+    async with FakeTelegram() as tg:
+        for i in range(count):
+            tg.add_user(FIRST_USER + i)
+        tg.latency(0.05, 0.05)  # every answer after 50 ms: the sends end together
+        sender = telegram_sender(app.sessions, tg, clock=clock, concurrency=count, lease_seconds=1,
+                                 after_sent={"hooked": hook})
+        await drain(sender, app.sessions)
+        per_chat = [tg.sent_count(FIRST_USER + i) for i in range(count)]
+    assert len(failed) == 2 and {r.status for r in await _rows(app.sessions)} == {OutboxStatus.SENT}
+    assert per_chat == [2 if i == 5 else 1 for i in range(count)]  # only the unlucky row twice
+    assert "the hook failed" in caplog.text
