@@ -10,6 +10,7 @@ Nothing runs at import time; the commands in ``bot/cli`` call these builders.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -297,6 +298,10 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
         scheduler.start()
         await lock.held()
 
+    # Everything built so far (modules, the lesson library, catalogue, clients) lives as long as
+    # the process: out of the collector's sight, a full collection in the middle of a reminder
+    # wave no longer walks it (a 200-300 ms stall of the loop at 500,000 residents: docs/benchmarks.md).
+    gc.freeze()
     leading = [asyncio.create_task(lead(), name="worker-lock")] if lock is not None else []
     try:
         waiter = asyncio.create_task(stop.wait())
