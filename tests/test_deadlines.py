@@ -130,7 +130,7 @@ async def test_at_night_the_reminder_waits_for_the_morning_then_brings_its_docum
             assert tg.sent_count(ADMIN) == 0  # the quiet hours
             clock._now = local(day.month, day.day + 1, 7)
             sender.wake()
-            await tg.wait_for(lambda t: t.sent_count(ADMIN) == 7)
+            await tg.wait_for(lambda t: t.sent_count(ADMIN) == 7, timeout=30)  # a text and six files
         finally:
             sender.stop()
             await task
