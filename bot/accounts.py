@@ -24,6 +24,16 @@ data says which ward each identity belongs to; :class:`AccountDirectory` is what
     webhook_secret_env = "HOA_CUONG_TG_HOOK"   # optional; with PUBLIC_BASE_URL: webhook
     username = "hoacuong_bot"     # optional (asked from getMe)
     rate = 28                     # optional: messages/s of this account's outbox
+
+    [[accounts]]
+    key = "hoa-cuong-oa"
+    kind = "zalo_oa"              # a Zalo Official Account: its ids, and secrets by _env or _file
+    ward = "HOA-CUONG"
+    oa_id = "1234567890"
+    app_id = "9876543210"
+    app_secret_env = "HOA_CUONG_OA_APP_SECRET"
+    secret_key_env = "HOA_CUONG_OA_SECRET_KEY"     # signs the OA's webhook events
+    refresh_token_file = "/run/secrets/hoa_cuong_oa_refresh"   # optional: the first refresh token
 """
 
 from __future__ import annotations
@@ -63,6 +73,19 @@ class AccountsError(ValueError):
 
 
 @dataclass(frozen=True)
+class OACredentials:
+    """What a Zalo Official Account needs: its ids, the app secret (token refresh), the OA secret
+    key (webhook signatures) and, for the first start, a refresh token."""
+
+    oa_id: str
+    app_id: str
+    app_secret: SecretStr
+    secret_key: SecretStr
+    refresh_token: SecretStr | None = None
+    oauth_url: str | None = None  # default: ZALO_OAUTH_URL
+
+
+@dataclass(frozen=True)
 class Account:
     """One channel account as the operator declared it. ``ward``: the ward's code, or None for
     an account serving every ward of the database (the single-ward settings)."""
@@ -75,6 +98,7 @@ class Account:
     username: str | None = None
     api_url: str | None = None
     rate: float | None = None
+    oa: OACredentials | None = None  # a Zalo OA's credentials (kind zalo_oa)
 
     @property
     def is_default(self) -> bool:
@@ -138,7 +162,13 @@ def default_accounts(settings: Settings) -> list[Account]:
             api_url=str(settings.zalo_api_url), rate=settings.zalo_rate,
         ))
     if settings.zalo_oa_id:
-        found.append(Account(key=DEFAULT_KEYS[AccountKind.ZALO_OA], kind=AccountKind.ZALO_OA, rate=settings.zalo_rate))
+        oa = None
+        if settings.zalo_oa_app_id and settings.zalo_oa_app_secret is not None and settings.zalo_oa_secret_key is not None:
+            oa = OACredentials(oa_id=settings.zalo_oa_id, app_id=settings.zalo_oa_app_id,
+                               app_secret=settings.zalo_oa_app_secret, secret_key=settings.zalo_oa_secret_key,
+                               refresh_token=settings.zalo_oa_refresh_token)
+        found.append(Account(key=DEFAULT_KEYS[AccountKind.ZALO_OA], kind=AccountKind.ZALO_OA, rate=settings.zalo_rate,
+                             api_url=str(settings.zalo_oa_api_url), oa=oa))
     return found
 
 
@@ -173,8 +203,14 @@ def read_accounts_file(path: Path, *, settings: Settings, environ: Mapping[str, 
     return [_account(path, n, entry, settings=settings, environ=environ) for n, entry in enumerate(entries, 1)]
 
 
-_FIELDS = {"key", "kind", "ward", "token_env", "token_file", "webhook_secret_env", "webhook_secret_file",
-           "username", "api_url", "rate"}
+_COMMON = {"key", "kind", "ward", "api_url", "rate"}
+_FIELDS = {
+    AccountKind.TELEGRAM: _COMMON | {"token_env", "token_file", "webhook_secret_env", "webhook_secret_file", "username"},
+    AccountKind.ZALO_BOT: _COMMON | {"token_env", "token_file", "webhook_secret_env", "webhook_secret_file"},
+    AccountKind.ZALO_OA: _COMMON | {"oa_id", "app_id", "app_secret_env", "app_secret_file", "secret_key_env",
+                                    "secret_key_file", "refresh_token_env", "refresh_token_file", "oauth_url"},
+}
+_SECRETS = ("token", "webhook_secret", "app_secret", "secret_key", "refresh_token")
 
 
 def _account(path: Path, number: int, entry: Any, *, settings: Settings, environ: Mapping[str, str]) -> Account:
@@ -185,23 +221,30 @@ def _account(path: Path, number: int, entry: Any, *, settings: Settings, environ
     if not isinstance(key, str) or not KEY.match(key):
         raise AccountsError(f"{where}: 'key' must be 1-16 of a-z 0-9 _ - (starting with a letter or digit)")
     where = f"{path}: account {key!r}"
-    if "token" in entry or "webhook_secret" in entry:
-        raise AccountsError(f"{where}: secrets are never written in this file; use token_env or token_file "
-                            "(webhook_secret_env or webhook_secret_file)")
-    unknown = set(entry) - _FIELDS
-    if unknown:
-        raise AccountsError(f"{where}: unknown field {sorted(unknown)[0]!r}")
+    if any(name in entry for name in _SECRETS):
+        raise AccountsError(f"{where}: secrets are never written in this file; use <name>_env or <name>_file "
+                            "(token_env, webhook_secret_env, app_secret_env, …)")
     try:
         kind = AccountKind(entry.get("kind"))
     except ValueError:
         kind = None
-    if kind not in (AccountKind.TELEGRAM, AccountKind.ZALO_BOT):
-        raise AccountsError(f"{where}: 'kind' must be telegram or zalo")
+    if kind not in _FIELDS:
+        raise AccountsError(f"{where}: 'kind' must be telegram, zalo or zalo_oa")
+    assert kind is not None
+    unknown = set(entry) - _FIELDS[kind]
+    if unknown:
+        raise AccountsError(f"{where}: unknown field {sorted(unknown)[0]!r} for kind {kind.value}")
     if key in DEFAULT_KEYS.values():
         raise AccountsError(f"{where}: {key!r} is the single-ward settings' account; choose another key")
     ward = entry.get("ward")
     if not isinstance(ward, str) or not ward.strip():
         raise AccountsError(f"{where}: 'ward' (the ward's code) is required")
+    rate = entry.get("rate")
+    if rate is not None and (not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 1000):
+        raise AccountsError(f"{where}: 'rate' must be a number of messages/s, above 0 and at most 1000")
+    if kind == AccountKind.ZALO_OA:
+        return _oa_account(where, key, ward.strip(), entry, settings=settings, environ=environ,
+                           rate=float(rate) if rate is not None else settings.zalo_rate)
     token = _secret(where, "token", entry, environ, required=True)
     assert token is not None
     if kind == AccountKind.TELEGRAM:
@@ -211,9 +254,6 @@ def _account(path: Path, number: int, entry: Any, *, settings: Settings, environ
     hook = _secret(where, "webhook_secret", entry, environ, required=False)
     if hook is not None and not WEBHOOK_SECRET.match(hook.get_secret_value()):
         raise AccountsError(f"{where}: the webhook secret must be 1-256 of A-Z a-z 0-9 _ -")
-    rate = entry.get("rate")
-    if rate is not None and (not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 < rate <= 1000):
-        raise AccountsError(f"{where}: 'rate' must be a number of messages/s, above 0 and at most 1000")
     default_rate = settings.telegram_rate if kind == AccountKind.TELEGRAM else settings.zalo_rate
     default_api = settings.telegram_api_url if kind == AccountKind.TELEGRAM else settings.zalo_api_url
     username = entry.get("username")
@@ -222,6 +262,29 @@ def _account(path: Path, number: int, entry: Any, *, settings: Settings, environ
         webhook_secret=hook if settings.public_base_url is not None else None,
         username=username.lstrip("@") if isinstance(username, str) and username.strip() else None,
         api_url=str(entry.get("api_url") or default_api), rate=float(rate) if rate is not None else default_rate,
+    )
+
+
+def _oa_account(where: str, key: str, ward: str, entry: Mapping[str, Any], *, settings: Settings,
+                environ: Mapping[str, str], rate: float) -> Account:
+    """A Zalo Official Account: its ids in the file, its secrets from the environment or files."""
+    ids = {}
+    for name in ("oa_id", "app_id"):
+        value = entry.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip().isdigit():
+            raise AccountsError(f"{where}: '{name}' (digits, as the Zalo OA's settings show it) is required")
+        ids[name] = value.strip()
+    app_secret = _secret(where, "app_secret", entry, environ, required=True)
+    secret_key = _secret(where, "secret_key", entry, environ, required=True)
+    assert app_secret is not None and secret_key is not None
+    return Account(
+        key=key, kind=AccountKind.ZALO_OA, ward=ward, rate=rate,
+        api_url=str(entry.get("api_url") or settings.zalo_oa_api_url),
+        oa=OACredentials(oa_id=ids["oa_id"], app_id=ids["app_id"], app_secret=app_secret, secret_key=secret_key,
+                         refresh_token=_secret(where, "refresh_token", entry, environ, required=False),
+                         oauth_url=str(entry.get("oauth_url") or settings.zalo_oauth_url)),
     )
 
 
@@ -250,4 +313,10 @@ def _secret(where: str, name: str, entry: Mapping[str, Any], environ: Mapping[st
 
 def secrets_of(accounts: Iterable[Account]) -> list[str]:
     """Every secret the accounts hold, to scrub from the logs."""
-    return [s.get_secret_value() for a in accounts for s in (a.token, a.webhook_secret) if s is not None]
+    found = []
+    for a in accounts:
+        held = [a.token, a.webhook_secret]
+        if a.oa is not None:
+            held += [a.oa.app_secret, a.oa.secret_key, a.oa.refresh_token]
+        found += [s.get_secret_value() for s in held if s is not None]
+    return found

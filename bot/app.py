@@ -185,6 +185,13 @@ async def register(app: App, accounts: Sequence[Account]) -> AccountDirectory:
     return AccountDirectory({a.key: AccountInfo(a.key, a.kind, wards[a.key], a.username) for a in accounts})
 
 
+def with_accounts(services: Services, directory: AccountDirectory, accounts: Sequence[Account]) -> Services:
+    """The handlers' services once the accounts are registered: the directory, and each
+    account's pace for the composer's time estimate (a ward's bot may have its own rate)."""
+    rates = {**services.send_rates, **{a.key: a.rate for a in accounts if a.rate}}
+    return replace(services, accounts=directory, send_rates=rates)
+
+
 async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | None = None) -> None:
     """Until SIGINT/SIGTERM: every channel account receiving (roles all and web), one outbox
     sender per account and the scheduler (roles all and worker), and the web endpoint when a
@@ -240,7 +247,7 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
         if account.is_default and app.conversation.services.telegram_username is None:
             app.conversation.services = replace(app.conversation.services, telegram_username=username)
         transports.append(TelegramTransport(telegram.bot, pacing=pacing, channel=account.key))
-    app.conversation.services = replace(app.conversation.services, accounts=directory)
+    app.conversation.services = with_accounts(app.conversation.services, directory, accounts)
     zalo = build_zalo_channels(settings, conversation=app.conversation, catalog=app.catalog,
                                sessions=app.sessions, clock=clock, files_dir=app.conversation.services.files_dir,
                                accounts=accounts)

@@ -46,6 +46,7 @@ from storage.linking import (
     record_attempt,
     recent_failures,
     usable_code,
+    wards_of,
 )
 from storage.models import Identity, LinkCode, Person
 from storage.outbox import enqueue, outbox_row
@@ -127,6 +128,12 @@ async def _enter_code(ctx: Context, typed: str) -> None:
     if code is not None and code.person_id == ctx.identity.person_id:
         await _finish(ctx, t("linking.already"))
         return
+    if code is not None and not await _same_ward(ctx, code.person_id):
+        # A ward's own bot serves that ward's residents only: a profile learning in another
+        # ward's channel stays there. Counted like a wrong code (no oracle for guessers).
+        await record_attempt(ctx.session, identity_id=identity_id, ok=False, now=ctx.now)
+        await _finish(ctx, t("linking.other_ward"))
+        return
     claim = await claim_code(ctx.session, code=code, identity_id=identity_id, now=ctx.now) if code else None
     if shaped:
         right = claim in (Claim.CLAIMED, Claim.AGAIN)
@@ -143,6 +150,14 @@ async def _enter_code(ctx: Context, typed: str) -> None:
         audit.record(ctx.session, actor=f"identity:{identity_id}", action="identity.link_claim",
                      target=f"link_code:{code.id}", now=ctx.now)
     await _finish(ctx, t("linking.claimed", until=local_time(ctx, code.expires_at, "%H:%M")))
+
+
+async def _same_ward(ctx: Context, owner_id: int) -> bool:
+    """Whether the code's owner may be joined from this account: it serves every ward, or the
+    owner belongs to no ward but its own (:func:`wards_of`)."""
+    if ctx.ward_scope is None:
+        return True
+    return await wards_of(ctx.session, person_id=owner_id) <= {ctx.ward_scope}
 
 
 async def _ask_owner_later(ctx: Context, code: LinkCode) -> None:
@@ -190,6 +205,12 @@ async def _answer_claim(ctx: Context, code_id: int | None, *, accept: bool) -> N
         audit.record(ctx.session, actor=f"person:{code.person_id}", action="identity.link_refused",
                      target=f"identity:{claimer.id}", now=ctx.now)
         await _finish(ctx, t("linking.refused"))
+        return
+    scope = ctx.services.accounts.get(claimer.channel).ward_id
+    if scope is not None and not await wards_of(ctx.session, person_id=code.person_id) <= {scope}:
+        kill(code, now=ctx.now)  # the owner joined another ward's group since the code was typed
+        ctx.session.add(code)
+        await _finish(ctx, t("linking.other_ward"))
         return
     await _link(ctx, code, claimer)
 

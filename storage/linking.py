@@ -35,6 +35,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.models import (
+    ChannelAccount,
     ConversationState,
     HelpRequest,
     Identity,
@@ -45,6 +46,7 @@ from storage.models import (
     Person,
     ProgressStatus,
     QuizAnswer,
+    ResidentGroup,
     Role,
 )
 
@@ -306,3 +308,14 @@ async def leave_step(session: AsyncSession, *, person_id: int, step: str, to: st
         .where(col(ConversationState.identity_id).in_(ids), ConversationState.step == step)
         .values(step=to, data={}, menu=None, version=ConversationState.version + 1)
     )
+
+
+async def wards_of(session: AsyncSession, *, person_id: int) -> set[int]:
+    """The wards a person belongs to: their group's, and that of every ward's own account
+    (bot, OA) they talk to. Empty: only accounts serving every ward, and no group yet."""
+    group_ward = select(ResidentGroup.ward_id).join(Person, col(Person.group_id) == ResidentGroup.id).where(
+        Person.id == person_id)
+    account_wards = select(ChannelAccount.ward_id).join(Identity, col(Identity.channel) == ChannelAccount.key).where(
+        Identity.person_id == person_id, col(ChannelAccount.ward_id).is_not(None))
+    found = set((await session.exec(group_ward)).all()) | set((await session.exec(account_wards)).all())
+    return {ward for ward in found if ward is not None}

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from bot.accounts import Account, AccountKind, AccountsError, load_accounts
-from bot.app import App, register
+from bot.accounts import Account, AccountKind, AccountsError, load_accounts, secrets_of
+from bot.app import App, register, with_accounts
 from bot.config import Settings
 from bot.group_import import import_groups, parse_groups_csv
 from storage.accounts import UnknownWardError, list_accounts
 from typer.testing import CliRunner
 
 from bot.cli import Deps, cli
-from storage.models import Identity, Invite, Outbox, OutboxStatus, Person
+from storage.models import Identity, Invite, LinkAttempt, LinkCode, Outbox, OutboxStatus, Person
 from storage.roles import create_invite
 from tests.clocked import command, environment
 from tests.conftest import START
@@ -44,10 +44,10 @@ async def _second_ward(app: App) -> None:
 
 async def _two_bots(app: App) -> None:
     await _second_ward(app)
-    accounts = [Account(key=BOT_A, kind=AccountKind.TELEGRAM, ward="DEMO", username="demo_bot"),
-                Account(key=BOT_B, kind=AccountKind.TELEGRAM, ward="KHAC", username="khac_bot")]
+    accounts = [Account(key=BOT_A, kind=AccountKind.TELEGRAM, ward="DEMO", username="demo_bot", rate=28),
+                Account(key=BOT_B, kind=AccountKind.TELEGRAM, ward="KHAC", username="khac_bot", rate=10)]
     directory = await register(app, accounts)
-    app.conversation.services = replace(app.conversation.services, accounts=directory)
+    app.conversation.services = with_accounts(app.conversation.services, directory, accounts)
 
 
 def _labels(chat: Chat) -> list[str]:
@@ -121,6 +121,53 @@ async def test_join_links_open_the_groups_own_wards_bot(ward: App) -> None:
     assert demo is not None and khac is not None
     assert services.bot_username(demo.ward_id) == "demo_bot"
     assert services.bot_username(khac.ward_id) == "khac_bot"
+
+
+async def test_lienket_does_not_join_a_profile_of_another_wards_bot(ward: App) -> None:
+    """Ward A's resident's link code typed in ward B's bot: refused (counted as a wrong code),
+    nothing claimed, the owner not asked; typed in a bot serving every ward, it works."""
+    await _two_bots(ward)
+    lan = Chat(ward.conversation, channel=BOT_A, user="77", name="Lan")
+    await join(lan, group_code="DEMO-TDP03")
+    await lan.send("/lienket")
+    await lan.press("Lấy mã liên kết")
+    code = lan.last_text.split("Mã liên kết của bạn là: ")[1].split()[0]
+
+    other = Chat(ward.conversation, channel=BOT_B, user="78", name="Lan ở phường khác")
+    await other.send(f"/lienket {code}")
+    assert "phường, xã khác" in other.last_text and "Mã đúng" not in other.last_text
+    async with ward.sessions() as session:
+        link = (await session.exec(select(LinkCode))).one()
+        attempts = (await session.exec(select(LinkAttempt))).all()
+        confirmations = (await session.exec(select(Outbox).where(Outbox.kind == "link_confirm"))).all()
+    assert link.claimed_by is None and confirmations == []
+    assert [a.ok for a in attempts] == [False]
+
+    shared = Chat(ward.conversation, channel="zalo", user="z-77", name="Lan Zalo")  # serves every ward
+    await shared.send(f"/lienket {code}")
+    assert "Mã đúng" in shared.last_text
+
+
+async def test_the_composers_estimate_paces_each_wards_bot_at_its_own_rate(ward: App) -> None:
+    """Residents of both wards' bots: the estimate knows each bot's rate (no "unknown pace"),
+    and the bot that takes longest bounds it."""
+    from bot.broadcasting import estimate
+    from bot.delivery.transport import OutboundMessage
+    from storage.broadcasts import recipients_by_channel
+
+    await _two_bots(ward)
+    for n in range(3):
+        await join(Chat(ward.conversation, channel=BOT_A, user=str(600 + n), name="A"), group_code="DEMO-TDP03")
+    for n in range(2):
+        await join(Chat(ward.conversation, channel=BOT_B, user=str(700 + n), name="B"), group_code="KHAC-TO1")
+    async with ward.sessions() as session:
+        counts = await recipients_by_channel(session, audience={"kind": "all"})
+    assert counts == {BOT_A: 3, BOT_B: 2}
+    services = ward.conversation.services
+    found = estimate(OutboundMessage("Tin"), recipients=counts, rates=services.send_rates, start=START,
+                     quiet=services.quiet)
+    # 3 at 28/s take 0.107 s, 2 at 10/s take 0.2 s: ward B's bot bounds it.
+    assert found is not None and found.sending.total_seconds() == pytest.approx(2 / 10, abs=1e-6)
 
 
 async def test_an_account_of_a_ward_not_in_the_database_is_refused(ward: App) -> None:
@@ -281,3 +328,82 @@ async def test_a_city_admin_administers_every_ward_and_is_not_asked_as_a_wards_a
         assert all([await administers(session, person_id=person_id, ward_id=w.id) for w in wards])  # type: ignore[arg-type]
         for w in wards:
             assert w.id is not None and person_id not in {p.id for p in await admins_of(session, ward_id=w.id)}
+
+
+async def test_each_wards_zalo_oa_answers_on_its_own_webhook_under_its_own_account(
+        tmp_path: Path, ward: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two wards' Official Accounts from the accounts file (secrets from the environment and a
+    file): each OA's webhook is its own path, checked with its own secret key; a follower of
+    ward B's OA is stored under ward B's account and offered ward B's groups only."""
+    from bot.channels.zalo import build_zalo_channels
+    from bot.web import create_web_app, start_web
+    from tests.fakes.zalo_oa_api import FakeZaloOA
+
+    await _second_ward(ward)
+    async with FakeZaloOA(oa_id="1001", app_id="2001", secret_key="key-a") as oa_a, \
+            FakeZaloOA(oa_id="1002", app_id="2002", app_secret="secret-b", secret_key="key-b") as oa_b:
+        (tmp_path / "b.refresh").write_text("refresh-0\n")
+        settings = _settings(tmp_path, f'''
+[[accounts]]
+key = "demo-oa"
+kind = "zalo_oa"
+ward = "DEMO"
+oa_id = "1001"
+app_id = 2001
+app_secret_env = "A_APP_SECRET"
+secret_key_env = "A_SECRET_KEY"
+refresh_token_env = "A_REFRESH"
+api_url = "{oa_a.url}"
+oauth_url = "{oa_a.url}"
+
+[[accounts]]
+key = "khac-oa"
+kind = "zalo_oa"
+ward = "KHAC"
+oa_id = "1002"
+app_id = "2002"
+app_secret_env = "B_APP_SECRET"
+secret_key_env = "B_SECRET_KEY"
+refresh_token_file = "{tmp_path / "b.refresh"}"
+api_url = "{oa_b.url}"
+oauth_url = "{oa_b.url}"
+''')
+        environ = {"A_APP_SECRET": oa_a.app_secret, "A_SECRET_KEY": "key-a", "A_REFRESH": "refresh-0",
+                   "B_APP_SECRET": "secret-b", "B_SECRET_KEY": "key-b"}
+        accounts = load_accounts(settings, environ=environ)
+        assert {"key-a", "key-b", "secret-b", "refresh-0"} <= set(secrets_of(accounts))
+        directory = await register(ward, accounts)
+        ward.conversation.services = replace(ward.conversation.services, accounts=directory)
+        zalo = build_zalo_channels(settings, conversation=ward.conversation, catalog=ward.catalog,
+                                   sessions=ward.sessions, clock=ward.clock, accounts=accounts)
+        assert sorted(c.webhook_path for c in zalo.channels) == ["/webhooks/zalo-oa/demo-oa", "/webhooks/zalo-oa/khac-oa"]
+        runner = await start_web(create_web_app(channels=zalo.channels), host="127.0.0.1", port=0)
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/zalo-oa"
+        try:
+            # Ward A's OA event posted to ward B's path: its signature does not match B's key.
+            assert await oa_a.post_event(f"{base}/khac-oa", oa_a.text_event("5001", "/start")) == 403
+            assert await oa_b.post_event(f"{base}/khac-oa", oa_b.text_event("5001", "/start")) == 200
+            for channel in zalo.channels:
+                await channel.tasks.drain()  # type: ignore[attr-defined]
+        finally:
+            await runner.cleanup()
+            await zalo.close()
+    welcome = oa_b.texts("5001")
+    assert welcome and oa_a.texts("5001") == []
+    async with ward.sessions() as session:
+        identities = (await session.exec(select(Identity))).all()
+    assert [(i.channel, i.external_id) for i in identities] == [("khac-oa", "5001")]
+
+
+def test_an_oa_account_needs_its_ids_and_secrets_from_outside_the_file(tmp_path: Path) -> None:
+    base = '[[accounts]]\nkey = "x-oa"\nkind = "zalo_oa"\nward = "DEMO"\n'
+    cases = {
+        'oa_id = "1"\napp_id = "2"\napp_secret = "plain"\n': "secrets are never written in this file",
+        'app_id = "2"\napp_secret_env = "S"\nsecret_key_env = "K"\n': "'oa_id'",
+        'oa_id = "1"\napp_id = "2"\nsecret_key_env = "K"\n': "app_secret_env or app_secret_file is required",
+        'oa_id = "1"\napp_id = "2"\napp_secret_env = "S"\nsecret_key_env = "K"\nusername = "x"\n':
+            "unknown field 'username' for kind zalo_oa",
+    }
+    for extra, message in cases.items():
+        with pytest.raises(AccountsError, match=message):
+            load_accounts(_settings(tmp_path, base + extra), environ={"S": "s", "K": "k"})

@@ -20,7 +20,7 @@ import httpx
 from bot.accounts import Account, AccountKind, default_accounts
 from bot.channels.zalo.bot_platform import WEBHOOK_PATH as BOT_WEBHOOK_PATH, ZaloBotChannel
 from bot.channels.zalo.client import ZaloBotClient, ZaloBotError
-from bot.channels.zalo.oa import ZaloOAChannel
+from bot.channels.zalo.oa import WEBHOOK_PATH as OA_WEBHOOK_PATH, ZaloOAChannel
 from bot.channels.zalo.oa_client import OATokens, ZaloOAClient, ZaloOAError
 from bot.channels.zalo.transport import ZaloBotTransport, ZaloOATransport
 from bot.config import Settings
@@ -94,10 +94,10 @@ def build_zalo_channels(
     files_dir: Path | None = None,
     accounts: Sequence[Account] | None = None,
 ) -> ZaloChannels:
-    """Build a Bot Platform channel for every Zalo bot account (``ZALO_BOT_TOKEN``'s and the
-    accounts file's: ``accounts``, by default the single-ward settings' ones), and the OA channel
-    if ``ZALO_OA_ID``, ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``
-    are set. A Bot channel uses its webhook when it has a webhook secret and ``PUBLIC_BASE_URL``
+    """Build a Bot Platform channel for every Zalo bot account and an OA channel for every Zalo
+    Official Account (``accounts``, by default the single-ward settings' ones: ``ZALO_BOT_TOKEN``;
+    ``ZALO_OA_ID`` with ``ZALO_OA_APP_ID``, ``ZALO_OA_APP_SECRET`` and ``ZALO_OA_SECRET_KEY``).
+    An account of the accounts file answers on ``<webhook path>/<key>``. A Bot channel uses its webhook when it has a webhook secret and ``PUBLIC_BASE_URL``
     is set, else long polling."""
     public = str(settings.public_base_url).rstrip("/") if settings.public_base_url else None
     media = MediaStore(media_dir, clock=clock, public_base_url=public)
@@ -125,25 +125,24 @@ def build_zalo_channels(
         result.transports.append(
             ZaloBotTransport(client=client, catalog=catalog, pacing=pacing, media=media, channel=account.key))
 
-    oa_secrets = (settings.zalo_oa_app_secret, settings.zalo_oa_secret_key)
-    if settings.zalo_oa_id and settings.zalo_oa_app_id and all(s is not None for s in oa_secrets):
-        assert settings.zalo_oa_app_secret is not None and settings.zalo_oa_secret_key is not None
+    for account in accounts if accounts is not None else default_accounts(settings):
+        if account.kind != AccountKind.ZALO_OA or account.oa is None:
+            continue
+        oa = account.oa
         http = httpx.AsyncClient(timeout=15.0)
-        seed = settings.zalo_oa_refresh_token.get_secret_value() if settings.zalo_oa_refresh_token else None
         tokens = OATokens(
-            sessions=sessions, http=http, oauth_url=str(settings.zalo_oauth_url), oa_id=settings.zalo_oa_id,
-            app_id=settings.zalo_oa_app_id, app_secret=settings.zalo_oa_app_secret.get_secret_value(),
-            seed_refresh_token=seed, clock=clock,
+            sessions=sessions, http=http, oauth_url=oa.oauth_url or str(settings.zalo_oauth_url), oa_id=oa.oa_id,
+            app_id=oa.app_id, app_secret=oa.app_secret.get_secret_value(),
+            seed_refresh_token=oa.refresh_token.get_secret_value() if oa.refresh_token else None, clock=clock,
         )
-        oa_client = ZaloOAClient(api_url=str(settings.zalo_oa_api_url), tokens=tokens, http=http)
+        oa_client = ZaloOAClient(api_url=account.api_url or str(settings.zalo_oa_api_url), tokens=tokens, http=http)
         result.channels.append(ZaloOAChannel(
             client=oa_client, conversation=conversation, catalog=catalog, sessions=sessions,
-            oa_id=settings.zalo_oa_id, app_id=settings.zalo_oa_app_id,
-            secret_key=settings.zalo_oa_secret_key.get_secret_value(), media=media, clock=clock,
+            oa_id=oa.oa_id, app_id=oa.app_id, secret_key=oa.secret_key.get_secret_value(), media=media, clock=clock,
+            channel=account.key, webhook_path=account.webhook_path(OA_WEBHOOK_PATH),
         ))
         # Conservative: the OA app limit (~4,000 calls/min) is shared with every other call.
-        pacing = Pacing(per_second=settings.zalo_rate, per_chat_interval=1.0)
-        result.transports.append(
-            ZaloOATransport(client=oa_client, catalog=catalog, pacing=pacing, media=media, clock=clock)
-        )
+        pacing = Pacing(per_second=account.rate or settings.zalo_rate, per_chat_interval=1.0)
+        result.transports.append(ZaloOATransport(client=oa_client, catalog=catalog, pacing=pacing, media=media,
+                                                 clock=clock, channel=account.key))
     return result

@@ -180,8 +180,12 @@ class ZaloOAChannel:
         reply_patience: float = PATIENCE,
         rate_wait: float = 60.0,
         retry_delay: float = 1.0,
+        channel: str = CHANNEL,
+        webhook_path: str = WEBHOOK_PATH,
     ) -> None:
         self.client = client
+        self.channel = channel  # the channel account (this OA) its identities are stored under
+        self.webhook_path = webhook_path
         self._conversation = conversation
         self.t = catalog.translator(None)
         self._sessions = sessions
@@ -228,18 +232,18 @@ class ZaloOAChannel:
             return 200  # acknowledged: Zalo must not retry what we chose to ignore
         if event.name == "unfollow":
             async with self._sessions() as session, session.begin():
-                await set_blocked(session, channel=CHANNEL, external_id=event.user_id, blocked_at=self.clock.now())
+                await set_blocked(session, channel=self.channel, external_id=event.user_id, blocked_at=self.clock.now())
             return 200
         if event.name == "follow":
             async with self._sessions() as session, session.begin():
-                await set_blocked(session, channel=CHANNEL, external_id=event.user_id, blocked_at=None)
+                await set_blocked(session, channel=self.channel, external_id=event.user_id, blocked_at=None)
         incoming = Incoming(
-            channel=CHANNEL,
+            channel=self.channel,
             external_id=event.user_id,
             text="/start" if event.name == "follow" else event.text,
             action=event.action,
             attachment=event.attachment,
-            update_id=f"zalo_oa:{':'.join(event.key[1:])}",
+            update_id=f"{self.channel}:{':'.join(event.key[1:])}",
             event_id=":".join(event.key),
         )
 

@@ -136,8 +136,6 @@ class ZaloOATransport:
     not attempted: Zalo would refuse with -230, and the outbox row should say why.
     """
 
-    channel = "zalo_oa"
-
     def __init__(
         self,
         *,
@@ -146,7 +144,9 @@ class ZaloOATransport:
         pacing: Pacing,
         media: MediaStore | None = None,
         clock: Clock,
+        channel: str = "zalo_oa",
     ) -> None:
+        self.channel = channel  # the channel account (OA) whose outbox rows this sends
         self.client = client
         self.t = catalog.translator(None)
         self.pacing = pacing
