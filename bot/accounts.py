@@ -18,7 +18,7 @@ data says which ward each identity belongs to; :class:`AccountDirectory` is what
 
     [[accounts]]
     key = "hoa-cuong-tg"          # a-z 0-9 _ -, at most 16; stored with every identity
-    kind = "telegram"             # telegram | zalo
+    kind = "telegram"             # telegram | zalo | zalo_oa
     ward = "HOA-CUONG"            # the ward's code (hocvuso groups import)
     token_file = "/run/secrets/hoa_cuong_tg"
     webhook_secret_env = "HOA_CUONG_TG_HOOK"   # optional; with PUBLIC_BASE_URL: webhook
