@@ -107,10 +107,29 @@ class WardOverview:
         return ranking(self.groups)
 
     @property
-    def needing_attention(self) -> list[GroupStats]:
-        """Groups under their target (with members), lowest rate first."""
-        return sorted((s for s in self.groups if s.members and not s.meets_target),
-                      key=lambda s: (s.rate - s.target_percent, s.rate, s.code))
+    def needing_attention(self) -> list[Attention]:
+        """Groups with an unanswered question, under their target (with members) or without a
+        leader: questions first, then the furthest under target, then the code."""
+        questions = {q.group_id: q.count for q in self.questions}
+        leaderless = {g.id for g in self.leaderless}
+        found = [
+            Attention(stats=s, questions=questions.get(s.group_id, 0),
+                      below_target=bool(s.members) and not s.meets_target, leaderless=s.group_id in leaderless)
+            for s in self.groups
+        ]
+        return sorted((a for a in found if a.questions or a.below_target or a.leaderless),
+                      key=lambda a: (-a.questions, not a.below_target, a.stats.rate - a.stats.target_percent,
+                                     a.stats.code))
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Why a group needs the ward's attention."""
+
+    stats: GroupStats
+    questions: int  # unanswered help requests
+    below_target: bool  # has members and is under its target
+    leaderless: bool  # no leader uses the bot
 
 
 async def read_ward_overview(
