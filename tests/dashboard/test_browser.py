@@ -32,10 +32,17 @@ pytestmark = pytest.mark.skipif(
     reason="Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium; .ci/run does)")
 
 
+# libfaketime (the second run of .ci/run) is for our code: the browser and Playwright's driver
+# run without it (under it Chromium crawls: minutes a page). They read no time our pages depend on.
+FAKETIME_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC", "NO_FAKE_STAT")
+
+
 @pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
+async def chromium(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
+    for name in FAKETIME_VARIABLES:
+        monkeypatch.delenv(name, raising=False)  # for the processes started below
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM))
         try:
