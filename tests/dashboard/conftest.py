@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 import pytest
@@ -25,6 +26,7 @@ import pytest
 from bot.app import App, dashboard
 from bot.curriculum import LessonLibrary, load_library
 from bot.web import create_web_app, start_web
+from tests.conftest import seed_demo_groups
 from tests.staff import make_admin, make_leader
 from tests.support import Chat, join, pass_lesson
 
@@ -53,9 +55,9 @@ async def link_from_chat(chat: Chat) -> str:
     return found.group(1)
 
 
-@pytest.fixture
-async def world(ward: App) -> AsyncIterator[World]:
-    app = ward
+@asynccontextmanager
+async def open_world(app: App) -> AsyncIterator[World]:
+    """The ward of the table above in ``app`` (its demo groups imported), the web endpoint running."""
     chats = {name: Chat(app.conversation, user=str(1000 + n), name=name)
              for n, name in enumerate(("Hà", "An", "Ba", "Lan", "Bình", "Chi", "Dũng"))}
     for name, code in (("Hà", "DEMO-TDP01"), ("An", "DEMO-TDP01"), ("Ba", "DEMO-TDP03"), ("Lan", "DEMO-TDP03"),
@@ -79,3 +81,18 @@ async def world(ward: App) -> AsyncIterator[World]:
         yield World(app, base, chats["Hà"], chats["Ba"], chats["Lan"])
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def world(ward: App) -> AsyncIterator[World]:
+    """On SQLite."""
+    async with open_world(ward) as built:
+        yield built
+
+
+@pytest.fixture
+async def any_world(any_app: App) -> AsyncIterator[World]:
+    """On SQLite and on PostgreSQL."""
+    await seed_demo_groups(any_app)
+    async with open_world(any_app) as built:
+        yield built

@@ -1,6 +1,7 @@
 """Sign-in to the web dashboard over HTTP (aiohttp's client as the browser): the ``/web`` link
 from the chat, its confirmation page, sessions, CSRF, roles read on every request, the rate
-limit and the audit log. The browser tests (``test_browser.py``) drive the same in Chromium."""
+limit and the audit log; those that depend on the database (``any_world``) on SQLite and
+PostgreSQL. The browser tests (``test_browser.py``) drive the same in Chromium."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bot.app import App, web_url
 from bot.config import Settings
-from storage.models import AuditLog, Role, RoleKind, WebLink, WebSession, WebSignInAttempt
+from storage.models import AuditLog, Role, WebLink, WebSession, WebSignInAttempt
 from storage.web_access import MAX_REFUSED, digest
 from tests.dashboard.conftest import World, link_from_chat
 from tests.staff import group, person_of, rows
@@ -75,8 +76,9 @@ async def test_a_resident_gets_a_kind_refusal_and_no_link(world: World) -> None:
     assert [a.target for a in refused] == ["/web"]
 
 
-async def test_the_link_works_once_and_a_preview_does_not_use_it(world: World, browser: Browser,
+async def test_the_link_works_once_and_a_preview_does_not_use_it(any_world: World, browser: Browser,
                                                                 clock: ManualClock) -> None:
+    world = any_world
     link = await link_from_chat(world.leader)
     assert "chỉ dùng được một lần, trong 10 phút" in world.leader.last_text
     token = link.rsplit("/", 1)[1]
@@ -111,8 +113,9 @@ async def confirm_without_page(browser: Browser, link: str) -> aiohttp.ClientRes
     return await browser.post(link.rsplit("/", 1)[0], {"token": link.rsplit("/", 1)[1], "csrf": "x"})
 
 
-async def test_a_used_link_is_refused_even_from_a_page_opened_before(world: World, browser: Browser) -> None:
+async def test_a_used_link_is_refused_even_from_a_page_opened_before(any_world: World, browser: Browser) -> None:
     """The link opened on two devices: the first "Đăng nhập" signs in, the second is refused."""
+    world = any_world
     link = await link_from_chat(world.leader)
     other = Browser()
     try:
@@ -152,7 +155,8 @@ async def test_two_browsers_racing_with_one_link_open_one_session(any_app: App) 
     assert sorted(await asyncio.gather(use(), use())) == [False, True]
 
 
-async def test_an_expired_link_is_refused(world: World, browser: Browser, clock: ManualClock) -> None:
+async def test_an_expired_link_is_refused(any_world: World, browser: Browser, clock: ManualClock) -> None:
+    world = any_world
     link = await link_from_chat(world.admin)
     status, page = await browser.get(link)
     assert status == 200
@@ -172,7 +176,8 @@ async def test_a_new_link_ends_the_unused_one(world: World, browser: Browser) ->
     assert (await confirm(browser, new)).status == 303
 
 
-async def test_forms_without_their_csrf_token_are_refused(world: World, browser: Browser) -> None:
+async def test_forms_without_their_csrf_token_are_refused(any_world: World, browser: Browser) -> None:
+    world = any_world
     link = await link_from_chat(world.admin)
     await browser.get(link)
     response = await browser.post(world.base + "/web/vao", {"token": link.rsplit("/", 1)[1]})
@@ -192,7 +197,8 @@ async def test_forms_without_their_csrf_token_are_refused(world: World, browser:
     assert [a.action for a in await rows(world.app, AuditLog) if a.action.startswith("web.")][-1] == "web.signout"
 
 
-async def test_roles_are_read_on_every_request(world: World, browser: Browser) -> None:
+async def test_roles_are_read_on_every_request(any_world: World, browser: Browser) -> None:
+    world = any_world
     await signed_in(world, world.leader, browser)
     tdp03 = await group(world.app, "DEMO-TDP03")
     assert (await browser.get(f"{world.base}/web/to/{tdp03.id}"))[0] == 200
@@ -217,7 +223,8 @@ async def test_a_leader_sees_only_their_groups(world: World, browser: Browser) -
     assert (await browser.get(f"{world.base}/web/to/999999"))[0] == 403
 
 
-async def test_an_idle_session_ends_after_eight_hours(world: World, browser: Browser, clock: ManualClock) -> None:
+async def test_an_idle_session_ends_after_eight_hours(any_world: World, browser: Browser, clock: ManualClock) -> None:
+    world = any_world
     await signed_in(world, world.admin, browser)
     clock.advance(hours=7, minutes=59)
     assert (await browser.get(world.base + "/web/"))[0] == 200  # seen: the eight hours start again
@@ -227,8 +234,9 @@ async def test_an_idle_session_ends_after_eight_hours(world: World, browser: Bro
     assert await rows(world.app, WebSession) == []
 
 
-async def test_refused_sign_ins_are_limited_per_address_and_audited(world: World, browser: Browser,
+async def test_refused_sign_ins_are_limited_per_address_and_audited(any_world: World, browser: Browser,
                                                                    clock: ManualClock) -> None:
+    world = any_world
     good = await link_from_chat(world.admin)
     for n in range(MAX_REFUSED):
         assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410, n
@@ -254,7 +262,8 @@ async def test_pages_are_not_cached_framed_or_referred(world: World) -> None:
         assert response.status == 404
 
 
-async def test_an_erased_leader_is_signed_out(world: World, browser: Browser) -> None:
+async def test_an_erased_leader_is_signed_out(any_world: World, browser: Browser) -> None:
+    world = any_world
     await signed_in(world, world.leader, browser)
     await world.leader.send("/xoadulieu")
     await world.leader.press("Xóa dữ liệu")
