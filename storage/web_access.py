@@ -21,7 +21,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.models import Person, WebLink, WebSession, WebSignInAttempt
 
 LINK_TTL = timedelta(minutes=10)
+LINKS_KEPT = timedelta(days=1)  # after expiring (the audit log keeps who signed in)
 SESSION_IDLE = timedelta(hours=8)
+SEEN_EVERY = timedelta(minutes=1)  # last_seen_at is written at most this often (a page view is a read)
 ATTEMPT_WINDOW = timedelta(minutes=15)
 MAX_REFUSED = 10  # refused sign-ins an address may make in ATTEMPT_WINDOW before it waits
 TOKEN_CHARS = 43  # secrets.token_urlsafe(32)
@@ -45,7 +47,9 @@ def looks_like_secret(value: str) -> bool:
 
 async def create_link(session: AsyncSession, *, person_id: int, now: datetime, ttl: timedelta = LINK_TTL) -> str:
     """A new sign-in link's token for the person (returned once, stored as its hash); the
-    person's earlier unused links stop working (the newest ``/web`` is the one to open)."""
+    person's earlier unused links stop working (the newest ``/web`` is the one to open), and
+    links expired for a day (anyone's) are deleted."""
+    await session.exec(delete(WebLink).where(col(WebLink.expires_at) <= now - LINKS_KEPT))  # type: ignore[call-overload]
     await session.exec(  # type: ignore[call-overload]
         update(WebLink).where(WebLink.person_id == person_id, col(WebLink.used_at).is_(None),
                               col(WebLink.expires_at) > now).values(expires_at=now)
@@ -99,26 +103,25 @@ async def open_session(session: AsyncSession, *, person_id: int, now: datetime) 
 class SignedIn:
     session_id: int
     person: Person
+    last_seen_at: datetime
 
 
-async def touch_session(session: AsyncSession, *, token: str, now: datetime) -> SignedIn | None:
-    """The session of this cookie, if it was seen within ``SESSION_IDLE`` and its person still
-    exists: marked seen now. An idle session is deleted (None)."""
+async def find_session(session: AsyncSession, *, token: str) -> SignedIn | None:
+    """The session of this cookie and its person (None if unknown, or the person erased)."""
     if not looks_like_secret(token):
         return None
     row = (await session.exec(select(WebSession).where(WebSession.token_hash == digest(token)))).first()
-    if row is None or row.last_seen_at is None:
-        return None
-    if now - row.last_seen_at >= SESSION_IDLE:
-        await session.delete(row)
+    if row is None or row.id is None or row.last_seen_at is None:
         return None
     person = await session.get(Person, row.person_id)
     if person is None or person.deleted_at is not None:
-        await session.delete(row)
         return None
-    row.last_seen_at = now
-    assert row.id is not None
-    return SignedIn(row.id, person)
+    return SignedIn(row.id, person, row.last_seen_at)
+
+
+async def mark_seen(session: AsyncSession, *, session_id: int, now: datetime) -> None:
+    await session.exec(  # type: ignore[call-overload]
+        update(WebSession).where(col(WebSession.id) == session_id).values(last_seen_at=now))
 
 
 async def close_session(session: AsyncSession, *, session_id: int) -> None:

@@ -6,8 +6,9 @@
   and sets the session cookie: a random value (only its hash is stored), HttpOnly,
   SameSite=Strict, Secure over HTTPS. The browser is then sent to ``/web/`` (303): the token
   stays in no address bar and, with ``Referrer-Policy: no-referrer``, in no Referer.
-- Every request: the session is looked up and marked seen (8 idle hours end it), then the
-  person's roles are read from the database: a leader removed a moment ago sees nothing.
+- Every request: the session is looked up (8 idle hours end it; it is marked seen at most once
+  a minute, so reading pages does not queue for SQLite's write lock) and the person's roles are
+  read from the database: a leader removed a moment ago sees nothing.
 - CSRF: each session's token is an HMAC of its secret cookie (nothing more to store); every
   POST must carry it, compared in constant time.
 - Refused sign-ins (unknown, used or expired links, a missing CSRF token) are counted per client
@@ -32,7 +33,10 @@ from bot.dashboard import Dashboard
 from storage import audit
 from storage.models import Person, ResidentGroup, Ward
 from storage.roles import administered_wards, led_groups
-from storage.web_access import MAX_REFUSED, open_session, record_refusal, refused_recently, touch_session, use_link
+from storage.web_access import (
+    MAX_REFUSED, SEEN_EVERY, SESSION_IDLE, close_session, find_session, mark_seen, open_session, record_refusal,
+    refused_recently, use_link,
+)
 
 SESSION_COOKIE = "hvs_session"
 SIGNIN_COOKIE = "hvs_signin"  # binds the confirmation page's form to this browser (login CSRF)
@@ -81,9 +85,10 @@ async def refuse_sign_in(dashboard: Dashboard, request: web.Request, *, reason: 
                      details={"reason": reason})
 
 
-async def sign_in(dashboard: Dashboard, *, token: str) -> tuple[Person, str] | None:
+async def sign_in(dashboard: Dashboard, *, token: str, previous: str | None) -> tuple[Person, str] | None:
     """Use the link and open a session for its person if they still hold a role: (person,
-    cookie value); None if the link is unknown, used, expired, or its person holds no role."""
+    cookie value); None if the link is unknown, used, expired, or its person holds no role.
+    ``previous``: the browser's session cookie, if it had one: that session ends."""
     now = dashboard.clock.now()
     async with dashboard.writes() as session, session.begin():
         person = await use_link(session, token=token, now=now)
@@ -91,6 +96,9 @@ async def sign_in(dashboard: Dashboard, *, token: str) -> tuple[Person, str] | N
             return None
         if not (await led_groups(session, person_id=person.id) or await administered_wards(session, person_id=person.id)):
             return None
+        old = await find_session(session, token=previous) if previous else None
+        if old is not None:
+            await close_session(session, session_id=old.session_id)
         cookie = await open_session(session, person_id=person.id, now=now)
         audit.record(session, actor=f"person:{person.id}", action="web.signin", target="web", now=now)
         return person, cookie
@@ -133,16 +141,23 @@ async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise NotSignedIn()
-    wards: Sequence[Ward] = ()
-    groups: Sequence[ResidentGroup] = ()
-    async with dashboard.writes() as session, session.begin():
-        # An idle session is deleted here: the transaction must commit, so no raising inside it.
-        signed_in = await touch_session(session, token=cookie, now=dashboard.clock.now())
-        if signed_in is not None and signed_in.person.id is not None:
+    now = dashboard.clock.now()
+    async with dashboard.reads() as session:
+        signed_in = await find_session(session, token=cookie)
+        wards: Sequence[Ward] = ()
+        groups: Sequence[ResidentGroup] = ()
+        if signed_in is not None and signed_in.person.id is not None and now - signed_in.last_seen_at < SESSION_IDLE:
             wards = await administered_wards(session, person_id=signed_in.person.id)
             groups = await led_groups(session, person_id=signed_in.person.id)
     if signed_in is None:
         raise NotSignedIn()
+    if now - signed_in.last_seen_at >= SESSION_IDLE:
+        async with dashboard.writes() as session, session.begin():
+            await close_session(session, session_id=signed_in.session_id)
+        raise NotSignedIn()
+    if now - signed_in.last_seen_at >= SEEN_EVERY:  # a write once a minute, not one per page
+        async with dashboard.writes() as session, session.begin():
+            await mark_seen(session, session_id=signed_in.session_id, now=now)
     if not wards and not groups:
         raise NoRole()
     return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups)

@@ -173,7 +173,8 @@ class Pages:
             await refuse_sign_in(self.d, request, reason="csrf")
             return self.message("form_expired", 403)
         token = form.get("token")
-        done = await sign_in(self.d, token=token) if isinstance(token, str) else None
+        done = (await sign_in(self.d, token=token, previous=request.cookies.get(SESSION_COOKIE))
+                if isinstance(token, str) else None)
         if done is None:
             await refuse_sign_in(self.d, request, reason="link")
             return self.message("link_unusable", 410)

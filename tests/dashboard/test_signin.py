@@ -223,6 +223,21 @@ async def test_a_leader_sees_only_their_groups(world: World, browser: Browser) -
     assert (await browser.get(f"{world.base}/web/to/999999"))[0] == 403
 
 
+async def test_a_page_view_writes_the_session_once_a_minute_and_a_new_sign_in_replaces_it(
+        world: World, browser: Browser, clock: ManualClock) -> None:
+    await signed_in(world, world.admin, browser)
+    [first] = await rows(world.app, WebSession)
+    clock.advance(seconds=59)
+    assert (await browser.get(world.base + "/web/"))[0] == 200
+    assert (await rows(world.app, WebSession))[0].last_seen_at == first.last_seen_at  # a read, no write
+    clock.advance(seconds=1)
+    assert (await browser.get(world.base + "/web/"))[0] == 200
+    assert (await rows(world.app, WebSession))[0].last_seen_at == clock.now()
+    await signed_in(world, world.admin, browser)  # the same browser signs in again
+    [second] = await rows(world.app, WebSession)
+    assert second.token_hash != first.token_hash  # one session: the old one ended
+
+
 async def test_an_idle_session_ends_after_eight_hours(any_world: World, browser: Browser, clock: ManualClock) -> None:
     world = any_world
     await signed_in(world, world.admin, browser)
