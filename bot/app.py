@@ -104,7 +104,8 @@ def dashboard(app: App) -> Dashboard:
     """What the web dashboard's pages need (``bot.dashboard``)."""
     from bot.dashboard import Dashboard
 
-    return Dashboard(reads=app.sessions, writes=app.conversation.sessions, clock=app.clock, lessons=app.lessons,
+    return Dashboard(reads=app.sessions, writes=app.conversation.sessions, clock=app.clock, catalog=app.catalog,
+                     lessons=app.lessons,
                      zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"))
 
 

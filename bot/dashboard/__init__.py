@@ -1,7 +1,8 @@
 """The web dashboard for ward staff and leaders, served by the bot's web endpoint (``bot.web``).
 
 Server-rendered pages (Jinja2 templates in ``templates/``, one stylesheet, no script), in
-Vietnamese, for the roles and the numbers of the chat:
+Vietnamese (the templates' own words; titles and refusal pages from the catalogue, ``web.*``),
+for the roles and the numbers of the chat:
 
 - ``GET /web/vao/<token>``: the page a ``/web`` link opens. It only asks to confirm (chat apps
   fetch links to show a preview: a GET must not use the link up); its button POSTs to
@@ -22,6 +23,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.core.conversation import Clock
+from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
 from storage.db import SessionFactory
 
@@ -36,6 +38,7 @@ class Dashboard:
     reads: SessionFactory  # reading the pages' numbers
     writes: SessionFactory  # sign-in, sessions (on SQLite: transactions that take the write lock first)
     clock: Clock
+    catalog: Catalog  # the titles and the refusal pages' words (the templates hold the rest, in Vietnamese)
     lessons: LessonLibrary
     zone: ZoneInfo
     secure: bool  # served over HTTPS (PUBLIC_BASE_URL is https): cookies are marked Secure

@@ -54,25 +54,15 @@ def _templates() -> Environment:
     return env
 
 
-# The refusal and notice pages: (title, text) by kind.
+# The refusal and notice pages: the catalogue keys of their title and text, by kind.
 MESSAGES = {
-    "not_signed_in": ("Bạn chưa đăng nhập",
-                      "Phiên đăng nhập đã hết hạn hoặc bạn chưa đăng nhập. Hãy gửi /web cho bot trong Telegram "
-                      "hoặc Zalo để nhận link đăng nhập mới."),
-    "no_role": ("Bạn không còn quyền xem trang quản lý",
-                "Trang này chỉ dành cho tổ trưởng và cán bộ phường đang được giao việc. Nếu bạn nghĩ có nhầm "
-                "lẫn, hãy liên hệ cán bộ phường."),
-    "forbidden": ("Bạn không có quyền xem trang này",
-                  "Trang này thuộc một tổ hoặc một phường mà bạn không phụ trách."),
-    "link_unusable": ("Link đăng nhập không dùng được nữa",
-                      "Link đã được dùng, đã quá 10 phút hoặc không đúng. Hãy gửi /web cho bot để nhận link mới."),
-    "limited": ("Tạm dừng đăng nhập",
-                "Có quá nhiều lần đăng nhập không thành công từ mạng này. Bạn chờ khoảng 15 phút rồi gửi /web "
-                "cho bot để nhận link mới."),
-    "form_expired": ("Biểu mẫu không hợp lệ",
-                     "Biểu mẫu này đã cũ hoặc thiếu mã bảo vệ, nên không có gì được thực hiện. Hãy mở lại trang "
-                     "và thử lại; nếu vẫn không được, gửi /web cho bot để nhận link mới."),
-    "signed_out": ("Bạn đã đăng xuất", "Khi cần xem lại, hãy gửi /web cho bot để nhận link đăng nhập mới."),
+    "not_signed_in": ("web.page_not_signed_in", "web.page_not_signed_in_text"),
+    "no_role": ("web.page_no_role", "web.page_no_role_text"),
+    "forbidden": ("web.page_forbidden", "web.page_forbidden_text"),
+    "link_unusable": ("web.page_link_unusable", "web.page_link_unusable_text"),
+    "limited": ("web.page_limited", "web.page_limited_text"),
+    "form_expired": ("web.page_form_expired", "web.page_form_expired_text"),
+    "signed_out": ("web.page_signed_out", "web.page_signed_out_text"),
 }
 
 
@@ -98,6 +88,7 @@ class Pages:
     def __init__(self, dashboard: Dashboard) -> None:
         self.d = dashboard
         self.env = _templates()
+        self.t = dashboard.catalog.translator(None)  # Vietnamese: staff have no locale of their own here
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -121,7 +112,7 @@ class Pages:
     def message(self, kind: str, status: int, viewer: Viewer | None = None) -> web.Response:
         """A refusal or notice page (``message.html`` words each ``kind``)."""
         title, text = MESSAGES[kind]
-        return self.render("message.html", status=status, title=title, text=text, viewer=viewer)
+        return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer)
 
     def page(self, handler: Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]) -> Handler:
         """A page for a signed-in person with a role, checked from the database now."""
@@ -161,7 +152,7 @@ class Pages:
             return self.message("link_unusable", 410)
         binding = new_secret()
         response = self.render("signin.html", token=token, csrf=csrf_for(binding, "signin"), viewer=None,
-                               title="Đăng nhập")
+                               title=self.t("web.title_signin"))
         set_cookie(response, SIGNIN_COOKIE, binding, secure=self.d.secure, max_age=int(LINK_TTL.total_seconds()))
         return response
 
@@ -212,7 +203,7 @@ class Pages:
             assert who.wards[0].id is not None
             return await self._ward(who, who.wards[0].id)
         if who.wards:
-            return self.render("wards.html", viewer=who, wards=who.wards, title="Chọn phường")
+            return self.render("wards.html", viewer=who, wards=who.wards, title=self.t("web.title_wards"))
         return await self._leader_home(who)
 
     async def ward(self, request: web.Request, who: Viewer) -> web.StreamResponse:
@@ -228,7 +219,7 @@ class Pages:
                 return self.message("forbidden", 403, who)
             view = await read_ward_overview(session, ward=ward, lessons=self.d.lessons, zone=self.d.zone,
                                             now=self.d.clock.now())
-        return self.render("overview.html", viewer=who, view=view, title=f"Tổng quan — {ward.name}",
+        return self.render("overview.html", viewer=who, view=view, title=self.t("web.title_overview", ward=ward.name),
                            several=len(who.wards) > 1)
 
     async def _leader_home(self, who: Viewer) -> web.StreamResponse:
@@ -243,7 +234,7 @@ class Pages:
                         questions[count.group_id] = count.count
         lessons = len(self.d.lessons.curriculum_at(self.d.clock.now(), self.d.zone))
         return self.render("groups.html", viewer=who, stats=stats, questions=questions, lessons=lessons,
-                           title="Tổ của tôi")
+                           title=self.t("web.title_leader"))
 
     async def group(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         group_id = int(request.match_info["group_id"])
