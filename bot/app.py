@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,6 +33,11 @@ from bot.curriculum import LessonLibrary, load_library
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy
 from storage.db import SessionFactory, create_engine, immediate_session_factory, session_factory
+
+if TYPE_CHECKING:
+    from aiohttp.web import AppRunner
+
+    from bot.dashboard import Dashboard
 
 log = logging.getLogger("bot")
 DEFAULT_FILES_DIR = Path("data/files")  # generated reports, charts, certificates, QR codes; admins' photos
@@ -79,11 +84,42 @@ def build_app(
         telegram_username=settings.telegram_bot_username,
         report_signer=(settings.report_signer_title, settings.report_signer_name),
         send_rates={"telegram": settings.telegram_rate, "zalo": settings.zalo_rate, "zalo_oa": settings.zalo_rate},
+        web_url=web_url(settings),
     )
     conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
                                 read_sessions=sessions, services=services, in_flight=settings.updates_in_flight,
                                 one_writer=engine.dialect.name == "sqlite")
     return App(settings, engine, sessions, catalog, library, conversation)
+
+
+def web_url(settings: Settings) -> str:
+    """Where people open the web dashboard: PUBLIC_BASE_URL, or this machine's loopback at
+    WEB_PORT (``make run`` on a laptop)."""
+    if settings.public_base_url is not None:
+        return str(settings.public_base_url).rstrip("/")
+    return f"http://127.0.0.1:{settings.web_port}"
+
+
+def dashboard(app: App) -> Dashboard:
+    """What the web dashboard's pages need (``bot.dashboard``)."""
+    from bot.dashboard import Dashboard
+
+    return Dashboard(reads=app.sessions, writes=app.conversation.sessions, clock=app.clock, catalog=app.catalog,
+                     lessons=app.lessons,
+                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"))
+
+
+async def start_dashboard(app: App, **web: object) -> AppRunner | None:
+    """The web endpoint on 127.0.0.1:WEB_PORT, for the dashboard alone (``make run`` on a laptop,
+    where nothing else needs it): if the port is taken, the bot runs without it (a warning)."""
+    from bot.web import create_web_app, start_web
+
+    try:
+        return await start_web(create_web_app(dashboard=dashboard(app), **web),  # type: ignore[arg-type]
+                               host="127.0.0.1", port=app.settings.web_port)
+    except OSError as exc:
+        log.warning("the web dashboard is not served: port %s: %s", app.settings.web_port, exc.strerror or exc)
+        return None
 
 
 def quiet_hours(settings: Settings) -> QuietHours:
@@ -162,15 +198,19 @@ class ProcessRole(StrEnum):
     WORKER = "worker"  # only the outbox senders and the scheduler
 
 
-async def chat(app: App, *, stdin: TextIO, stdout: TextIO) -> None:
-    """The terminal chat on ``stdin``/``stdout`` (offering the demo ward on an empty database)."""
+async def chat(app: App, *, stdin: TextIO, stdout: TextIO, with_dashboard: bool = False) -> None:
+    """The terminal chat on ``stdin``/``stdout`` (offering the demo ward on an empty database);
+    ``with_dashboard``: the web dashboard alongside, on 127.0.0.1:WEB_PORT (``hocvuso run``)."""
     from bot.channels.console import ConsoleChannel, offer_demo_data
 
     channel = ConsoleChannel(conversation=app.conversation, catalog=app.catalog, stdin=stdin, stdout=stdout)
+    web = await start_dashboard(app) if with_dashboard else None
     try:
         await offer_demo_data(channel, app.sessions, clock=app.clock)
         await channel.run()
     finally:
+        if web is not None:
+            await web.cleanup()
         await app.close()
 
 
@@ -281,11 +321,13 @@ async def serve(app: App, *, role: ProcessRole, accounts: Sequence[Account] | No
     receiving: list[asyncio.Task] = []  # type: ignore[type-arg]
     if role in (ProcessRole.ALL, ProcessRole.WEB):
         hooked = [t for t in telegrams if t.uses_webhook]
-        if zalo.needs_web or hooked or role == ProcessRole.WEB:
+        if zalo.needs_web or hooked or role == ProcessRole.WEB or public is not None:
             channels = [*hooked, *zalo]
             web = await start_web(create_web_app(channels=channels, media=zalo.media,  # type: ignore[list-item]
-                                                 sessions=app.sessions),
+                                                 sessions=app.sessions, dashboard=dashboard(app)),
                                   host=settings.web_host, port=settings.web_port)
+        else:  # polling on one machine: the dashboard alone, on this machine only
+            web = await start_dashboard(app, sessions=app.sessions)
         receiving.extend(asyncio.create_task(t.run(), name=f"telegram-{t.channel}") for t in telegrams)
         if zalo:
             receiving.append(asyncio.create_task(zalo.run(), name="zalo"))

@@ -9,6 +9,7 @@
 - ``GET /healthz``: ``{"ok": true}`` for load balancers and compose health checks.
 - ``GET /metrics``: the process's metrics in the Prometheus text format (``bot.metrics``), the
   outbox depth read from the database at each scrape.
+- ``/web/…``: the dashboard for leaders and ward staff (``bot.dashboard``), when given.
 
 No error escapes as a 500 page with a traceback: a middleware logs it and answers a bare
 JSON 500.
@@ -18,12 +19,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
 from bot.media import MediaStore
 from storage.db import SessionFactory
+
+if TYPE_CHECKING:
+    from bot.dashboard import Dashboard
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +96,18 @@ def _metrics_handler(sessions: SessionFactory | None) -> Handler:
 
 
 def create_web_app(*, channels: Sequence[WebhookChannel] = (), media: MediaStore | None = None,
-                   sessions: SessionFactory | None = None) -> web.Application:
+                   sessions: SessionFactory | None = None, dashboard: Dashboard | None = None) -> web.Application:
     """The web application; nothing listens until it is started (see :func:`start_web`).
-    ``sessions``: the database the metrics read the outbox depth from."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_no_tracebacks])
+    ``sessions``: the database the metrics read the outbox depth from; ``dashboard``: serve
+    the web dashboard under ``/web/``."""
+    middlewares = [_no_tracebacks]
+    if dashboard is not None:
+        from bot.dashboard.pages import Pages, security_headers
+
+        middlewares.append(security_headers)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
+    if dashboard is not None:
+        app.router.add_routes(Pages(dashboard).routes())
     for channel in channels:
         app.router.add_post(channel.webhook_path, _webhook_handler(channel))
     if media is not None:

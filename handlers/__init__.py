@@ -24,6 +24,7 @@ from handlers import (
     quiz,
     reminders,
     support,
+    web,
 )
 from handlers.steps import Step
 
@@ -46,8 +47,8 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 # Shown (in the help text, and where a channel has per-chat command menus) only to people
 # with the role; the handlers check the role again in any case.
-LEADER_COMMANDS: list[tuple[str, str]] = [("nhom", "command.nhom")]
-ADMIN_COMMANDS: list[tuple[str, str]] = [("quantri", "command.quantri")]
+LEADER_COMMANDS: list[tuple[str, str]] = [("nhom", "command.nhom"), ("web", "command.web")]
+ADMIN_COMMANDS: list[tuple[str, str]] = [("quantri", "command.quantri"), ("web", "command.web")]
 
 
 def build_router() -> Router:
@@ -94,6 +95,7 @@ def build_router() -> Router:
     router.command("hotro", support.ask_for_help)
     router.command("nhom", leader.open_group_menu)
     router.command("quantri", admin.open_admin_menu)
+    router.command("web", web.send_sign_in_link)
     # Actions: the payloads of options shown by the handlers.
     router.action("begin", onboarding.start, needs_person=False, free=True)
     router.action("consent", onboarding.answer_consent, needs_person=False)

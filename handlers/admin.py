@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 
 from bot.core.conversation import Context
 from bot.core.messages import Document, Image, Reply
 from bot.core.text import fold, progress_bar
+from bot.overview import live_stats, read_ward_overview
 from bot.reports.period import Period, Span, report_period
 from handlers import admin_groups, authz, composer
 from handlers.common import write_file
 from handlers.fallback import stale_action
-from handlers.leader import curriculum
 from handlers.steps import Step
 from storage.db import SessionFactory
-from storage.members import blocked_per_group, groups_without_leader, open_questions_per_group
 from storage.models import Ward
 from storage.roles import administered_wards
-from storage.stats import GroupStats, group_stats, leader_counts, ranking
+from storage.stats import GroupStats, ranking
 
 PERIODS = {  # action argument → catalogue key of its label
     "month": "admin.period_month",
@@ -102,11 +101,8 @@ async def admin_action(ctx: Context) -> None:
         await stale_action(ctx)
 
 
-async def _stats(ctx: Context, ward: Ward, *, until: datetime | None = None) -> list[GroupStats]:
-    end = until or ctx.now
-    since = end - timedelta(days=7)
-    return await group_stats(ctx.session, lesson_ids=[l.id for l in ctx.lessons], since=since, until=until,
-                             ward_id=ward.id, curriculum=curriculum(ctx, end), curriculum_before=curriculum(ctx, since))
+async def _stats(ctx: Context, ward: Ward) -> list[GroupStats]:
+    return await live_stats(ctx.session, lessons=ctx.lessons, zone=ctx.services.zone, now=ctx.now, ward_id=ward.id)
 
 
 def _back(ctx: Context, ward: Ward) -> list[tuple[str, str]]:
@@ -114,44 +110,29 @@ def _back(ctx: Context, ward: Ward) -> list[tuple[str, str]]:
 
 
 async def overview(ctx: Context, ward: Ward) -> None:
+    """The ward's numbers, read by ``bot.overview`` as the web dashboard reads them."""
     t = ctx.t
-    stats = await _stats(ctx, ward)
-    members = sum(s.members for s in stats)
-    finished = sum(s.finished for s in stats)
-    before = sum(s.finished_before for s in stats)
-    leaders = await leader_counts(ctx.session, ward_id=ward.id)  # erased leaders are not counted
-    rate = 100.0 * finished / members if members else 0.0
+    view = await read_ward_overview(ctx.session, ward=ward, lessons=ctx.lessons, zone=ctx.services.zone, now=ctx.now)
+    groups = len(view.groups)
+    coverage = [] if view.coverage is None else [
+        t("figures.ward_coverage", finished=view.finished, adults=view.adults, rate=f"{view.coverage:.0f}")]
     text = "\n".join([
         t("admin.overview_head", ward=ward.name),
-        t("admin.overview_people", groups=len(stats), members=members, started=sum(s.started for s in stats)),
-        t("admin.overview_finished", bar=progress_bar(finished, members), rate=f"{rate:.0f}",
-          lessons=len(curriculum(ctx)), week=finished - before),
-        *_ward_coverage(ctx, stats),
-        t("admin.overview_completions", own=sum(s.completions - s.assisted for s in stats),
-          assisted=sum(s.assisted for s in stats)),
-        t("admin.overview_targets", met=sum(1 for s in stats if s.meets_target), groups=len(stats)),
-        t("admin.overview_leaders", leaders=leaders[0], led=leaders[1], groups=len(stats)),
+        t("admin.overview_people", groups=groups, members=view.members, started=view.started),
+        t("admin.overview_finished", bar=progress_bar(view.finished, view.members), rate=f"{view.rate:.0f}",
+          lessons=view.lessons, week=view.finished_this_week),
+        *coverage,
+        t("admin.overview_completions", own=view.completed_self, assisted=view.completed_assisted),
+        t("admin.overview_targets", met=view.targets_met, groups=groups),
+        t("admin.overview_leaders", leaders=view.leaders, led=view.led, groups=groups),
     ])
-    assert ward.id is not None
-    leaderless = len(await groups_without_leader(ctx.session, ward_id=ward.id))
-    questions = sum(g.count for g in await open_questions_per_group(ctx.session, ward_id=ward.id))
-    blocked = sum(g.count for g in await blocked_per_group(ctx.session, ward_id=ward.id))
     authz.record(ctx, "admin.overview", f"ward:{ward.id}")
     ctx.goto(Step.MENU)
     ctx.ask(text, [(t("admin.ranking_button"), f"adm:rk:{ward.id}"), (t("admin.groups_button"), f"adm:gl:{ward.id}:0"),
-                   (t("admin.leaderless_button", count=leaderless), f"adm:nl:{ward.id}"),
-                   (t("admin.questions_button", count=questions), f"adm:hq:{ward.id}"),
-                   (t("admin.blocked_button", count=blocked), f"adm:bk:{ward.id}"), *_back(ctx, ward)])
-
-
-def _ward_coverage(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:
-    """The ward's coverage, once every group's adult population is set (else it would mislead)."""
-    if not stats or any(s.adults is None for s in stats):
-        return []
-    adults, finished = sum(s.adults or 0 for s in stats), sum(s.finished for s in stats)
-    if not adults:
-        return []
-    return [ctx.t("figures.ward_coverage", finished=finished, adults=adults, rate=f"{100.0 * finished / adults:.0f}")]
+                   (t("admin.leaderless_button", count=len(view.leaderless)), f"adm:nl:{ward.id}"),
+                   (t("admin.questions_button", count=view.open_questions), f"adm:hq:{ward.id}"),
+                   (t("admin.blocked_button", count=sum(g.count for g in view.blocked)), f"adm:bk:{ward.id}"),
+                   *_back(ctx, ward)])
 
 
 def ranking_lines(ctx: Context, stats: Sequence[GroupStats]) -> list[str]:

@@ -28,6 +28,7 @@ from bot.core.conversation import Context
 from bot.core.messages import Option
 from bot.core.text import progress_bar
 from bot.delivery.transport import OutboundMessage
+from bot.overview import live_stats
 from bot.leading import BEHIND_AFTER, is_behind, summary_lines
 from handlers import assisted, authz, support
 from handlers.common import PAGE_SIZE, int_arg, local_time, paginate
@@ -39,7 +40,7 @@ from storage.models import Person, ProgressStatus, ResidentGroup
 from storage.people import erasable_by_staff
 from storage.outbox import enqueue, outbox_row
 from storage.roles import administers, led_groups
-from storage.stats import GroupStats, MemberProgress, group_stats, members_progress
+from storage.stats import GroupStats, MemberProgress, members_progress
 
 NUDGE_EVERY = timedelta(days=3)  # at most one nudge per resident in this time
 BEHIND_SHOWN = 10  # names on the dashboard; the members list has everyone
@@ -105,10 +106,8 @@ def curriculum(ctx: Context, moment: datetime | None = None) -> tuple[str, ...]:
 
 
 async def _stats(ctx: Context, group: ResidentGroup) -> GroupStats:
-    since = ctx.now - timedelta(days=7)
-    [stats] = await group_stats(ctx.session, lesson_ids=lesson_ids(ctx), since=since,
-                                group_ids=[group.id], curriculum=curriculum(ctx),  # type: ignore[list-item]
-                                curriculum_before=curriculum(ctx, since), by_lesson=True)
+    [stats] = await live_stats(ctx.session, lessons=ctx.lessons, zone=ctx.services.zone, now=ctx.now,
+                               group_ids=[group.id], by_lesson=True)  # type: ignore[list-item]
     return stats
 
 

@@ -432,3 +432,41 @@ class HelpRequest(SQLModel, table=True):
     routed_to: str | None = Field(default=None, max_length=16)
     answered_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("person.id")))
     answered_at: datetime | None = _time()
+
+
+class WebLink(SQLModel, table=True):
+    """A one-time sign-in link to the web dashboard (``/web`` in the chat): only the SHA-256
+    of its token is kept, so the table cannot be used to sign in."""
+
+    __tablename__ = "web_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True))
+    created_at: datetime | None = _time(nullable=False)
+    expires_at: datetime | None = _time(nullable=False)
+    used_at: datetime | None = _time()
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: the SHA-256 of its cookie's random id and when it was last seen
+    (idle sessions expire). Roles are not kept here: they are read again on every request."""
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    person_id: int = Field(sa_column=Column(Integer, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True))
+    created_at: datetime | None = _time(nullable=False)
+    last_seen_at: datetime | None = _time(nullable=False)
+
+
+class WebSignInAttempt(SQLModel, table=True):
+    """A refused sign-in (unknown, used or expired link) from a client address, kept as its
+    SHA-256 for 15 minutes: attempts are limited per address in the database, so every web replica agrees."""
+
+    __tablename__ = "web_signin_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client: str = Field(max_length=64, index=True)
+    at: datetime | None = _time(nullable=False, index=True)

@@ -22,6 +22,8 @@ from storage.models import (
     Person,
     QuizAnswer,
     Role,
+    WebLink,
+    WebSession,
 )
 
 # Kept in ``outbox.last_error`` of a message cancelled because the person it was about left.
@@ -122,7 +124,7 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
     Goes: the name, consent and activity times; every channel identity — and with them
     (database cascades) their conversation state and their link attempts; the outbox rows
     addressed to them lose their content and recipient but stay as anonymous outcomes (a
-    broadcast's delivery report keeps its counts), those not yet sent cancelled; quiz answers; link codes; roles; the help requests they asked
+    broadcast's delivery report keeps its counts), those not yet sent cancelled; quiz answers; link codes; roles; web dashboard sessions and links; the help requests they asked
     (their words; a leader's dashboard no longer lists them). Outbox rows that carry their
     name or words to someone else (``about_person_id``: their question sent to a leader,
     their answer or nudge sent to a resident) keep no payload, and those not yet sent are
@@ -144,6 +146,9 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
     await session.exec(delete(QuizAnswer).where(QuizAnswer.person_id == person_id))
     await session.exec(delete(LinkCode).where(LinkCode.person_id == person_id))
     await session.exec(delete(Role).where(Role.person_id == person_id))
+    # Signed in to the web dashboard: signed out, and an unused /web link no longer opens.
+    await session.exec(delete(WebSession).where(col(WebSession.person_id) == person_id))
+    await session.exec(delete(WebLink).where(col(WebLink.person_id) == person_id))
     await forget_identities(session, person_id=person_id)
     await session.exec(
         update(Person)

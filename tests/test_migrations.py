@@ -36,7 +36,7 @@ async def test_upgrade_is_idempotent_and_a_fresh_database_is_not_current(sqlite_
         await asyncio.to_thread(upgrade, sqlite_url)
         await asyncio.to_thread(upgrade, sqlite_url)
         assert await schema_is_current(engine)
-        assert head_revision() == "0012"
+        assert head_revision() == "0013"
     finally:
         await engine.dispose()
 

@@ -37,7 +37,7 @@ def run(
         if role != ProcessRole.ALL:
             raise context.fail(app.catalog.text("cli.worker_needs_channel"))
         typer.echo(app.catalog.text("cli.no_token", database=settings.database_url_shown))
-        asyncio.run(terminal_chat(app, stdin=sys.stdin, stdout=sys.stdout))
+        asyncio.run(terminal_chat(app, stdin=sys.stdin, stdout=sys.stdout, with_dashboard=True))
         return
     public = settings.public_base_url is not None
     if role == ProcessRole.WEB:

@@ -99,6 +99,9 @@ class Services:
     # Messages per second each channel's sender keeps (TELEGRAM_RATE, ZALO_RATE): how long a
     # broadcast takes, in the composer. A channel not named here gets no estimate.
     send_rates: dict[str, float] = field(default_factory=dict)
+    # Where the web dashboard is served (PUBLIC_BASE_URL, else http://127.0.0.1:WEB_PORT):
+    # the start of the sign-in links ``/web`` sends.
+    web_url: str = "http://127.0.0.1:8080"
 
     def bot_username(self, ward_id: int | None) -> str | None:
         """The @username of the Telegram bot a link for ``ward_id`` should open: the ward's own

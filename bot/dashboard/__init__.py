@@ -1,0 +1,44 @@
+"""The web dashboard for ward staff and leaders, served by the bot's web endpoint (``bot.web``).
+
+Server-rendered pages (Jinja2 templates in ``templates/``, one stylesheet, no script), in
+Vietnamese (the templates' own words; titles and refusal pages from the catalogue, ``web.*``),
+for the roles and the numbers of the chat:
+
+- ``GET /web/vao/<token>``: the page a ``/web`` link opens. It only asks to confirm (chat apps
+  fetch links to show a preview: a GET must not use the link up); its button POSTs to
+  ``/web/vao``, which uses the link once and opens a session (``bot.dashboard.access``).
+- ``GET /web/``: the ward's overview (an admin), a choice of wards (an admin of several), or the
+  groups a leader leads. ``GET /web/phuong/<ward>``: one ward's overview.
+- ``GET /web/to/<group>``: a group's members and progress (its leaders, its ward's admins).
+- ``POST /web/thoat``: sign out.
+
+Every request reads the person's roles from the database again; every POST carries the
+session's CSRF token. The numbers come from ``bot.overview``, as in the chat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.core.conversation import Clock
+from bot.core.i18n import Catalog
+from bot.curriculum import LessonLibrary
+from storage.db import SessionFactory
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """What the pages need, built by the composition root (``bot.app``)."""
+
+    reads: SessionFactory  # reading the pages' numbers
+    writes: SessionFactory  # sign-in, sessions (on SQLite: transactions that take the write lock first)
+    clock: Clock
+    catalog: Catalog  # the titles and the refusal pages' words (the templates hold the rest, in Vietnamese)
+    lessons: LessonLibrary
+    zone: ZoneInfo
+    secure: bool  # served over HTTPS (PUBLIC_BASE_URL is https): cookies are marked Secure

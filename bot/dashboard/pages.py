@@ -1,0 +1,253 @@
+"""The dashboard's routes: sign-in, the overview, a group's page, sign-out (see ``bot.dashboard``).
+
+Each page reads what it shows in one short read transaction, then renders the template
+outside it. Refusals are pages too, in Vietnamese, with a 4xx status: 401 not signed in,
+403 not allowed (or a form without its CSRF token), 410 a link that is used, expired or
+unknown, 429 too many refused sign-ins.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from bot.dashboard import HERE, STATIC, Dashboard
+from bot.dashboard.access import (
+    SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
+    refuse_sign_in, set_cookie, sign_in, viewer,
+)
+from bot.leading import is_behind
+from bot.overview import live_stats, read_ward_overview
+from storage import audit
+from storage.groups import get_group, get_ward
+from storage.members import open_questions_per_group
+from storage.stats import members_progress
+from storage.web_access import LINK_TTL, close_session, link_is_usable, new_secret
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STYLESHEETS = {"dashboard.css"}
+# No script, no frame, no other origin; forms post only here.
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+}
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}%"
+
+
+def _templates() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["percent"] = _percent
+    return env
+
+
+# The refusal and notice pages: the catalogue keys of their title and text, by kind.
+MESSAGES = {
+    "not_signed_in": ("web.page_not_signed_in", "web.page_not_signed_in_text"),
+    "no_role": ("web.page_no_role", "web.page_no_role_text"),
+    "forbidden": ("web.page_forbidden", "web.page_forbidden_text"),
+    "link_unusable": ("web.page_link_unusable", "web.page_link_unusable_text"),
+    "limited": ("web.page_limited", "web.page_limited_text"),
+    "form_expired": ("web.page_form_expired", "web.page_form_expired_text"),
+    "signed_out": ("web.page_signed_out", "web.page_signed_out_text"),
+}
+
+
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The dashboard's pages are personal and never framed, cached or given a Referer."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if request.path.startswith("/web"):
+            exc.headers.update(SECURITY_HEADERS)
+        raise
+    if request.path.startswith("/web"):
+        response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+class Pages:
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.d = dashboard
+        self.env = _templates()
+        self.t = dashboard.catalog.translator(None)  # Vietnamese: staff have no locale of their own here
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/web", self.to_overview),
+            web.get("/web/", self.page(self.overview)),
+            web.get("/web/phuong/{ward_id:[0-9]{1,9}}", self.page(self.ward)),
+            web.get("/web/to/{group_id:[0-9]{1,9}}", self.page(self.group)),
+            web.get("/web/vao/{token}", self.confirm_sign_in),
+            web.post("/web/vao", self.sign_in),
+            web.post("/web/thoat", self.sign_out),
+            web.get("/web/da-thoat", self.signed_out),
+            web.get("/web/static/{name}", self.static),
+        ]
+
+    # -- rendering -------------------------------------------------------------------------
+
+    def render(self, template: str, *, status: int = 200, **values: Any) -> web.Response:
+        html = self.env.get_template(template).render(**values)
+        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+    def message(self, kind: str, status: int, viewer: Viewer | None = None) -> web.Response:
+        """A refusal or notice page (``message.html`` words each ``kind``)."""
+        title, text = MESSAGES[kind]
+        return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer)
+
+    def page(self, handler: Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]) -> Handler:
+        """A page for a signed-in person with a role, checked from the database now."""
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                who = await viewer(self.d, request)
+            except NotSignedIn:
+                response = self.message("not_signed_in", 401)
+                clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
+                return response
+            except NoRole:
+                return self.message("no_role", 403)
+            return await handler(request, who)
+
+        return handle
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STYLESHEETS:
+            raise web.HTTPNotFound()
+        return web.FileResponse(STATIC / name, headers={"Content-Type": "text/css; charset=utf-8"})
+
+    # -- sign-in and sign-out ------------------------------------------------------------------
+
+    async def to_overview(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/web/")
+
+    async def confirm_sign_in(self, request: web.Request) -> web.StreamResponse:
+        """The page a ``/web`` link opens: a button, nothing used yet (link previews GET it)."""
+        if await limited(self.d, request):
+            return self.message("limited", 429)
+        token = request.match_info["token"]
+        async with self.d.reads() as session:
+            usable = await link_is_usable(session, token=token, now=self.d.clock.now())
+        if not usable:
+            await refuse_sign_in(self.d, request, reason="link")
+            return self.message("link_unusable", 410)
+        binding = new_secret()
+        response = self.render("signin.html", token=token, csrf=csrf_for(binding, "signin"), viewer=None,
+                               title=self.t("web.title_signin"))
+        set_cookie(response, SIGNIN_COOKIE, binding, secure=self.d.secure, max_age=int(LINK_TTL.total_seconds()))
+        return response
+
+    async def sign_in(self, request: web.Request) -> web.StreamResponse:
+        if await limited(self.d, request):
+            return self.message("limited", 429)
+        form = await request.post()
+        if not csrf_ok(request.cookies.get(SIGNIN_COOKIE), form.get("csrf"), "signin"):
+            await refuse_sign_in(self.d, request, reason="csrf")
+            return self.message("form_expired", 403)
+        token = form.get("token")
+        done = (await sign_in(self.d, token=token, previous=request.cookies.get(SESSION_COOKIE))
+                if isinstance(token, str) else None)
+        if done is None:
+            await refuse_sign_in(self.d, request, reason="link")
+            return self.message("link_unusable", 410)
+        _, cookie = done
+        response = _see_other("/web/")  # the token leaves the address bar
+        set_cookie(response, SESSION_COOKIE, cookie, secure=self.d.secure)
+        clear_cookie(response, SIGNIN_COOKIE, secure=self.d.secure)
+        return response
+
+    async def sign_out(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        try:
+            who = await viewer(self.d, request)
+        except (NotSignedIn, NoRole):
+            who = None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if who is None or not csrf_ok(cookie, form.get("csrf")):
+            return self.message("form_expired", 403, who)
+        now = self.d.clock.now()
+        async with self.d.writes() as session, session.begin():
+            await close_session(session, session_id=who.session_id)
+            audit.record(session, actor=f"person:{who.person.id}", action="web.signout", target="web", now=now)
+        response = _see_other("/web/da-thoat")
+        clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
+        return response
+
+    async def signed_out(self, request: web.Request) -> web.StreamResponse:
+        return self.message("signed_out", 200)
+
+    # -- pages ----------------------------------------------------------------------------------
+
+    async def overview(self, request: web.Request, who: Viewer) -> web.StreamResponse:
+        """An admin of one ward: its overview; of several: a choice; a leader: their groups."""
+        if len(who.wards) == 1:
+            assert who.wards[0].id is not None
+            return await self._ward(who, who.wards[0].id)
+        if who.wards:
+            return self.render("wards.html", viewer=who, wards=who.wards, title=self.t("web.title_wards"))
+        return await self._leader_home(who)
+
+    async def ward(self, request: web.Request, who: Viewer) -> web.StreamResponse:
+        ward_id = int(request.match_info["ward_id"])
+        if not who.may_see_ward(ward_id):
+            return self.message("forbidden", 403, who)
+        return await self._ward(who, ward_id)
+
+    async def _ward(self, who: Viewer, ward_id: int) -> web.StreamResponse:
+        async with self.d.reads() as session:
+            ward = await get_ward(session, ward_id=ward_id)
+            if ward is None:
+                return self.message("forbidden", 403, who)
+            view = await read_ward_overview(session, ward=ward, lessons=self.d.lessons, zone=self.d.zone,
+                                            now=self.d.clock.now())
+        return self.render("overview.html", viewer=who, view=view, title=self.t("web.title_overview", ward=ward.name),
+                           several=len(who.wards) > 1)
+
+    async def _leader_home(self, who: Viewer) -> web.StreamResponse:
+        ids = [g.id for g in who.groups if g.id is not None]
+        async with self.d.reads() as session:
+            stats = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=self.d.clock.now(),
+                                     group_ids=ids)
+            questions = {}
+            for ward_id in sorted({g.ward_id for g in who.groups}):
+                for count in await open_questions_per_group(session, ward_id=ward_id):
+                    if count.group_id in ids:
+                        questions[count.group_id] = count.count
+        lessons = len(self.d.lessons.curriculum_at(self.d.clock.now(), self.d.zone))
+        return self.render("groups.html", viewer=who, stats=stats, questions=questions, lessons=lessons,
+                           title=self.t("web.title_leader"))
+
+    async def group(self, request: web.Request, who: Viewer) -> web.StreamResponse:
+        group_id = int(request.match_info["group_id"])
+        now = self.d.clock.now()
+        async with self.d.reads() as session:
+            group = await get_group(session, group_id=group_id)
+            if group is None or not who.may_see_group(group):
+                return self.message("forbidden", 403, who)
+            [stats] = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=now,
+                                       group_ids=[group_id], by_lesson=True)
+            members = await members_progress(session, group_id=group_id, lesson_ids=[l.id for l in self.d.lessons])
+        curriculum = self.d.lessons.curriculum_at(now, self.d.zone)
+        rows = [(m, is_behind(m, total=len(curriculum), now=now)) for m in members]
+        lessons = [(lesson, stats.lessons.get(lesson.id)) for lesson in self.d.lessons if lesson.id in curriculum]
+        return self.render("group.html", viewer=who, group=group, stats=stats, members=rows, lessons=lessons,
+                           curriculum=len(curriculum), title=group.name)
