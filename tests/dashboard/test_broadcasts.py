@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import html
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -31,7 +33,18 @@ from tests.support import ManualClock
 
 FORM_TOKEN = re.compile(r'name="mau" value="([^"]+)"')
 RATES = {"test": 1.0}  # the test chats' channel: one message a second, so the estimate shows minutes
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def _png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A picture of one colour, as a PNG file (fixed bytes)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = _png(160, 90, (11, 79, 138))
 
 
 async def _world(app: App) -> AsyncIterator[World]:
