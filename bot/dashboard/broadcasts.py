@@ -68,6 +68,7 @@ PHOTO_NAME = re.compile(r"web-[A-Za-z0-9_-]{16}\.(?:jpg|png)")
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 FIELD_MAX = 64 * 1024  # bytes of one text field read (the text itself is at most TEXT_MAX characters)
 FIELDS_MAX = 200
+BODY_MAX = IMAGE_MAX_BYTES + 1024 * 1024  # a form read no further (a photo a little too big is still said kindly)
 
 
 class FormError(ValueError):
@@ -131,6 +132,7 @@ async def read_form(request: web.Request) -> tuple[MultiDict[str], Upload | None
         return MultiDict((k, v) for k, v in posted.items() if isinstance(v, str)), None
     fields: MultiDict[str] = MultiDict()
     upload = None
+    total = 0
     reader = await request.multipart()
     for _ in range(FIELDS_MAX):
         part = await reader.next()
@@ -140,6 +142,9 @@ async def read_form(request: web.Request) -> tuple[MultiDict[str], Upload | None
             data, too_big = bytearray(), False
             limit = IMAGE_MAX_BYTES if part.filename is not None else FIELD_MAX
             while chunk := await part.read_chunk(64 * 1024):
+                total += len(chunk)
+                if total > BODY_MAX:  # not a photo a little too big: something else
+                    raise web.HTTPRequestEntityTooLarge(max_size=BODY_MAX, actual_size=total)
                 if len(data) + len(chunk) > limit:
                     too_big = True
                     continue  # read on to the next field, keep nothing more

@@ -6,6 +6,7 @@ CSRF-checked. The main journey runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import struct
@@ -339,3 +340,24 @@ async def test_cancel_is_audited_once_and_only_for_the_wards_broadcasts(any_bc_w
     async with world.app.sessions() as session:
         assert (await session.exec(select(Broadcast).where(Broadcast.id == programme.id))).one().status == \
             BroadcastStatus.SCHEDULED
+
+
+async def test_two_submits_at_once_make_one_broadcast(any_bc_world: World, browser: Browser) -> None:
+    world = any_bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Một lần thôi", khi="later",
+                                                                luc="2026-11-25T09:00"))
+    confirm = hidden_fields(page.split('class="bc-preview"')[1])
+    answers = await asyncio.gather(*(post(browser, base + "/gui", confirm) for _ in range(3)))
+    assert sorted(a[0] for a in answers) == [303, 303, 303]
+    [broadcast] = await _broadcasts(world.app)
+    assert sorted(a[1] for a in answers) == [f"/web/phuong/{ward.id}/thong-bao"] * 2 + \
+        [f"/web/phuong/{ward.id}/thong-bao?moi={broadcast.id}"]
+    assert len([a for a in await rows(world.app, AuditLog) if a.action == "broadcast.create"]) == 1
+    # A new preview of the same words is a new broadcast (its own token).
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Một lần thôi", khi="later",
+                                                                luc="2026-11-25T09:00"))
+    assert (await post(browser, base + "/gui", hidden_fields(page.split('class="bc-preview"')[1])))[0] == 303
+    assert len(await _broadcasts(world.app)) == 2
