@@ -42,8 +42,9 @@ from bot.broadcasting import (
     IMAGE_MAX_BYTES, LATEST_MAX, TEXT_MAX, BroadcastError, describe_audience, estimate, estimate_lines,
     message_replies, resident_message, schedule, status_text, views,
 )
+from bot.channels.telegram.adapter import CAPABILITIES as TELEGRAM  # what the preview's Telegram column renders with
 from bot.channels.zalo.render import plan as zalo_plan
-from bot.core.messages import Capabilities, Image, Menu, Reply
+from bot.core.messages import Image, Menu, Reply
 from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_ok
 from bot.delivery.transport import OutboundMessage
 from storage import audit
@@ -59,10 +60,6 @@ if TYPE_CHECKING:  # pages.py imports this module
 
 LISTED = 20  # the latest broadcasts a ward's list shows
 FORM_EVENTS = "web.broadcast"  # handled_event's source for the composer's one-time form tokens
-AUDIENCES = ("all", "groups", "not_completed", "leaders")
-# How the preview renders: Telegram's buttons; a channel without them (Zalo) gets the options
-# from its own renderer. The estimate's capabilities are the chat's (``bot.broadcasting``).
-TELEGRAM = Capabilities(buttons=True, edit=True, text_limit=4096)
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalo_oa": "Zalo OA"}
 PHOTO_NAME = re.compile(r"web-[A-Za-z0-9_-]{16}\.(?:jpg|png)")
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
