@@ -104,9 +104,11 @@ def dashboard(app: App) -> Dashboard:
     """What the web dashboard's pages need (``bot.dashboard``)."""
     from bot.dashboard import Dashboard
 
+    services = app.conversation.services
     return Dashboard(reads=app.sessions, writes=app.conversation.sessions, clock=app.clock, catalog=app.catalog,
                      lessons=app.lessons,
-                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"))
+                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"),
+                     quiet=services.quiet, send_rates=services.send_rates, files_dir=services.files_dir)
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

@@ -28,7 +28,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Catalog, Translate
 from bot.curriculum import LessonLibrary
-from bot.core.messages import Capabilities, Option
+from bot.core.messages import Capabilities, Image, Menu, Option, Reply, Text
+from bot.core.render import keyword_menu
 from bot.delivery.quiet import QuietHours, Run
 from bot.delivery.transport import OutboundMessage
 from bot.typed_time import TimeError as TimeError, explain as explain, parse_time as parse_time  # one reader of typed times
@@ -49,6 +50,7 @@ from storage.broadcasts import (
 from storage.models import Broadcast, BroadcastStatus, Ward
 from storage.outbox import DeliveryReport
 
+LATEST_MAX = timedelta(days=90)  # how far ahead a broadcast may be scheduled (the chat, the web)
 TEXT_MAX = 4000  # one Telegram message (4,096) with room to spare; Zalo splits at 2,000
 IMAGE_TYPES = {".jpg", ".jpeg", ".png"}
 IMAGE_MAX_BYTES = 10 * 1024 * 1024  # Telegram's photo limit
@@ -103,6 +105,26 @@ def resident_message(
     to learn, the photo. Stored with the broadcast when queued; shown as is by the composer's preview."""
     options = (Option(t("menu.continue"), LEARN_ACTION),) if learn else ()
     return OutboundMessage(text=f"{sender_line(t, ward_name)}\n{text}", options=options, image=image)
+
+
+def message_replies(message: OutboundMessage, t: Translate, capabilities: Capabilities) -> list[Reply]:
+    """The broadcast as residents receive it on this channel (the outbox transports send it
+    this way): the photo with the text as its caption, or the photo and then the text
+    (``OutboundMessage.caption``); the button as a button, or where there are none as the
+    words to type (see the module)."""
+    replies: list[Reply] = []
+    if message.image:
+        caption = message.caption
+        replies.append(Image(Path(message.image), caption or ""))
+        if caption is not None:
+            return replies
+    if not message.options:
+        replies.append(Text(message.text))
+    elif capabilities.buttons:
+        replies.append(Menu(message.text, message.options))
+    else:
+        replies.append(Text(keyword_menu(Menu(message.text, message.options), t)))
+    return replies
 
 
 def message_for(catalog: Catalog) -> Callable[[Broadcast, Ward | None], dict[str, Any]]:

@@ -32,6 +32,7 @@ from typing import Any
 from sqlmodel import select
 
 from bot.broadcasting import (
+    LATEST_MAX,
     TEXT_MAX,
     BroadcastError,
     TimeError,
@@ -40,6 +41,7 @@ from bot.broadcasting import (
     estimate_lines,
     explain,
     format_report,
+    message_replies,
     parse_time,
     resident_message,
     schedule,
@@ -48,8 +50,6 @@ from bot.broadcasting import (
 )
 from bot.core.conversation import Context
 from bot.core.i18n import Translate
-from bot.core.messages import Capabilities, Image, Menu, Reply, Text
-from bot.core.render import keyword_menu
 from bot.core.text import is_plain_int
 from bot.delivery.transport import OutboundMessage
 from handlers import admin, authz
@@ -62,7 +62,6 @@ from storage.groups import list_groups
 from storage.models import Broadcast, BroadcastStatus, Ward
 from storage.outbox import delivery_report
 
-LATEST_MAX = timedelta(days=90)
 BROADCASTS_SHOWN = 8
 DRAFT = ("ward", "text", "image", "learn", "aud", "sel", "ok")
 
@@ -251,26 +250,6 @@ def _choose_lesson(ctx: Context, page: int) -> None:
     options.append((t("composer.back_audience"), "bc:a"))
     _go(ctx, Step.COMPOSE_AUDIENCE)
     ctx.ask(t("composer.choose_lesson"), options)
-
-
-def message_replies(message: OutboundMessage, t: Translate, capabilities: Capabilities) -> list[Reply]:
-    """The broadcast as residents receive it on this channel (the outbox transports send it
-    this way): the photo with the text as its caption, or the photo and then the text
-    (``OutboundMessage.caption``); the button as a button, or where there are none as the
-    words to type (see the module)."""
-    replies: list[Reply] = []
-    if message.image:
-        caption = message.caption
-        replies.append(Image(Path(message.image), caption or ""))
-        if caption is not None:
-            return replies
-    if not message.options:
-        replies.append(Text(message.text))
-    elif capabilities.buttons:
-        replies.append(Menu(message.text, message.options))
-    else:
-        replies.append(Text(keyword_menu(Menu(message.text, message.options), t)))
-    return replies
 
 
 async def _preview(ctx: Context, ward: Ward, audience: str) -> None:

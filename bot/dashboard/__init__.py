@@ -18,12 +18,14 @@ session's CSRF token. The numbers come from ``bot.overview``, as in the chat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.conversation import Clock
+from bot.core.conversation import DEFAULT_ZONE, Clock
 from bot.core.i18n import Catalog
+from bot.delivery.quiet import QuietHours
 from bot.curriculum import LessonLibrary
 from storage.db import SessionFactory
 
@@ -42,3 +44,7 @@ class Dashboard:
     lessons: LessonLibrary
     zone: ZoneInfo
     secure: bool  # served over HTTPS (PUBLIC_BASE_URL is https): cookies are marked Secure
+    # The broadcasts' pages: the chat composer's quiet hours, send rates and files folder (``Services``).
+    quiet: QuietHours = field(default_factory=lambda: QuietHours(ZoneInfo(DEFAULT_ZONE), time(21), time(7)))
+    send_rates: dict[str, float] = field(default_factory=dict)
+    files_dir: Path = Path("data/files")

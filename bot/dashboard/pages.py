@@ -16,6 +16,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from bot.dashboard import HERE, STATIC, Dashboard
+from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
     SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
     refuse_sign_in, set_cookie, sign_in, viewer,
@@ -101,6 +102,7 @@ class Pages:
             web.post("/web/thoat", self.sign_out),
             web.get("/web/da-thoat", self.signed_out),
             web.get("/web/static/{name}", self.static),
+            *BroadcastPages(self).routes(),
         ]
 
     # -- rendering -------------------------------------------------------------------------
