@@ -106,7 +106,8 @@ def dashboard(app: App) -> Dashboard:
 
     return Dashboard(reads=app.sessions, writes=app.conversation.sessions, clock=app.clock, catalog=app.catalog,
                      lessons=app.lessons,
-                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"))
+                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"),
+                     report_signer=(app.settings.report_signer_title, app.settings.report_signer_name))
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

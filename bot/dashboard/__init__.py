@@ -42,3 +42,4 @@ class Dashboard:
     lessons: LessonLibrary
     zone: ZoneInfo
     secure: bool  # served over HTTPS (PUBLIC_BASE_URL is https): cookies are marked Secure
+    report_signer: tuple[str, str] = ("CHỦ TỊCH", "")  # REPORT_SIGNER_TITLE, REPORT_SIGNER_NAME: the report's signature
