@@ -61,7 +61,7 @@ async def answer_counts(
         scope.append(col(ResidentGroup.ward_id).in_(list(ward_ids)))
     if group_ids:
         scope.append(col(ResidentGroup.id).in_(list(group_ids)))
-    rows = await session.execute(
+    rows = await session.exec(
         select(QuizAnswer.lesson_id, QuizAnswer.question_id, QuizAnswer.choice,
                func.count().label("answers"),
                func.sum(case((col(QuizAnswer.correct), 1), else_=0)).label("right"))
