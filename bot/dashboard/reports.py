@@ -12,7 +12,7 @@ Admins of the ward only: a leader gets 403 (the files name residents). The figur
 ``bot.reports.exports.draw_documents`` / ``draw_workbook`` in the bot's drawing process
 (``in_drawing_process``), after the read transaction has ended — as the chat's report does.
 Downloads are GETs (a link changes nothing) with ``Cache-Control: private, no-store``; each is
-audited (``web.report``: the ward, the period, the file).
+audited as the chat's report is (``admin.report``, with the file and ``via: web``).
 """
 
 from __future__ import annotations
@@ -145,8 +145,9 @@ class ReportPages:
                        documents.report if wanted.kind == "bao-cao" else documents.annex)
         words = period_words(named, figures.start, figures.end, zone)
         async with self.d.writes() as session, session.begin():
-            audit.record(session, actor=f"person:{who.person.id}", action="web.report", target=f"ward:{ward.id}",
-                         now=now, details={"period": choice, "file": name})
+            # The chat's report action (a staff action: the audit log names who took the file).
+            audit.record(session, actor=f"person:{who.person.id}", action="admin.report", target=f"ward:{ward.id}",
+                         now=now, details={"period": choice, "file": name, "via": "web"})
         filename = report_file_name(wanted.kind, ward.code, words) + wanted.suffix
         return web.Response(body=content, headers={
             "Content-Type": wanted.content_type,

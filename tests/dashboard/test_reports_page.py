@@ -24,7 +24,7 @@ from storage.roles import add_admin
 from tests.dashboard.conftest import World
 from tests.dashboard.test_signin import Browser, browser, signed_in  # noqa: F401 (a fixture)
 from tests.reports.test_cli import _document
-from tests.staff import rows, ward as ward_of
+from tests.staff import person_of, rows, ward as ward_of
 from tests.support import Chat, ManualClock, join
 
 FILES = ("bao-cao.docx", "so-lieu.xlsx", "de-xuat-khen-thuong.docx", "bieu-do-nhom.png", "bieu-do-thang.png",
@@ -85,7 +85,7 @@ async def test_an_admin_reads_each_periods_figures(any_world: World, browser: Br
 async def test_the_downloads_are_the_files_the_cli_draws(world: World, browser: Browser, clock: ManualClock,
                                                          tmp_path: Path) -> None:
     await signed_in(world, world.admin, browser)
-    ward = await ward_of(world.app)
+    ward, admin = await ward_of(world.app), await person_of(world.app, world.admin)
     assert ward.id is not None
     zone, now = world.app.settings.zone, clock.now()
     span, period = chosen_period("6m", now=now, zone=zone)
@@ -112,8 +112,9 @@ async def test_the_downloads_are_the_files_the_cli_draws(world: World, browser: 
     for chart in ("nhom", "thang", "bai"):
         assert got[f"bieu-do-{chart}.png"] == expected.charts[chart], chart
     # Each download is audited: who, the ward, the period, the file.
-    audited = [a for a in await rows(world.app, AuditLog) if a.action == "web.report"]
-    assert [(a.target, a.details) for a in audited] == [(f"ward:{ward.id}", {"period": "6m", "file": n}) for n in FILES]
+    audited = [a for a in await rows(world.app, AuditLog) if a.action == "admin.report"]
+    assert [(a.actor, a.target, a.details) for a in audited] == [
+        (f"person:{admin.id}", f"ward:{ward.id}", {"period": "6m", "file": n, "via": "web"}) for n in FILES]
     status, _ = await browser.get(f"{world.base}/web/phuong/{ward.id}/bao-cao/6m/bao-cao.pdf")
     assert status == 404
 
@@ -132,7 +133,7 @@ async def test_a_leader_gets_403_and_nobody_signed_in_401(world: World, browser:
         status, page = await browser.get(world.base + path)
         assert status == 403 and "Bạn không có quyền xem trang này" in page, path
         assert "An" not in re.sub(r"<[^>]+>", " ", page).split(), path
-    assert [a for a in await rows(world.app, AuditLog) if a.action == "web.report"] == []
+    assert [a for a in await rows(world.app, AuditLog) if a.action == "admin.report"] == []
 
 
 async def test_an_admin_of_another_ward_gets_403(world: World, browser: Browser) -> None:
