@@ -155,3 +155,29 @@ async def test_an_admin_of_another_ward_gets_403(world: World, browser: Browser)
         page = await response.text()
     assert "Báo cáo — Phường Khác" in unescape(page) and figure(page, "members") == "0"
     assert figure(page, "rate") == "chưa có thành viên"
+
+
+async def test_the_files_are_drawn_in_the_drawing_process_after_the_transaction(
+    world: World, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every download goes through the bot's drawing process (never the event loop), and at that
+    moment the request holds no connection: no read transaction, no write lock (another
+    connection takes SQLite's write lock without waiting)."""
+    import bot.reports.exports
+    from tests.test_transactions import _write_lock_is_free
+
+    drawn: list[tuple[str, bool, int]] = []
+    in_drawing_process = bot.reports.exports.in_drawing_process
+
+    async def drawing(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        drawn.append((function.__name__, _write_lock_is_free(world.app),
+                      world.app.engine.sync_engine.pool.checkedout()))  # type: ignore[attr-defined]
+        return await in_drawing_process(function, *args, **kwargs)
+
+    monkeypatch.setattr(bot.reports.exports, "in_drawing_process", drawing)
+    await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    for name in ("bao-cao.docx", "so-lieu.xlsx", "bieu-do-bai.png"):
+        async with browser.http.get(f"{world.base}/web/phuong/{ward.id}/bao-cao/month/{name}") as response:
+            assert response.status == 200 and len(await response.read()) > 1000, name
+    assert drawn == [("draw_documents", True, 0), ("draw_workbook", True, 0), ("draw_documents", True, 0)]
