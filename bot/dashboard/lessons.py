@@ -101,7 +101,8 @@ class LessonPages:
     async def show_lesson(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         lesson = self.d.lessons.get(request.match_info["lesson_id"])
         if lesson is None:
-            raise web.HTTPNotFound()
+            return self.p.render("message.html", status=404, viewer=who, title=self.p.t("web.lessons.not_found"),
+                                 text=self.p.t("web.lessons.not_found_text"))
         answers = await self._answers(who)
         t = self.p.t
         position = self.d.lessons.position(lesson.id)

@@ -91,16 +91,20 @@ class ReportPages:
         async with self.d.reads() as session:
             return await get_ward(session, ward_id=ward_id)
 
+    def _not_found(self, who: Viewer) -> web.Response:
+        return self.p.render("message.html", status=404, viewer=who, title=self.p.t("web.reports.not_found"),
+                             text=self.p.t("web.reports.not_found_text"))
+
     def _period(self, choice: str) -> tuple[Span | None, Period]:
         return chosen_period(choice, now=self.d.clock.now(), zone=self.d.zone)
 
     async def report(self, request: web.Request, who: Viewer) -> web.StreamResponse:
-        choice = request.query.get("ky", DEFAULT_CHOICE)
-        if choice not in CHOICES:
-            raise web.HTTPNotFound()
         ward = await self._ward(request, who)
         if ward is None or ward.id is None:
             return self.p.message("forbidden", 403, who)
+        choice = request.query.get("ky", DEFAULT_CHOICE)
+        if choice not in CHOICES:
+            return self._not_found(who)
         span, period = self._period(choice)
         async with self.d.reads() as session:
             figures = await read_period_figures(session, ward_id=ward.id, lessons=self.d.lessons, start=period.start,
@@ -118,11 +122,11 @@ class ReportPages:
 
         choice, name = request.match_info["choice"], request.match_info["file"]
         wanted = FILES.get(name)
-        if choice not in CHOICES or wanted is None:
-            raise web.HTTPNotFound()
         ward = await self._ward(request, who)
         if ward is None or ward.id is None:
             return self.p.message("forbidden", 403, who)
+        if choice not in CHOICES or wanted is None:
+            return self._not_found(who)
         span, period = self._period(choice)
         now, zone, lessons = self.d.clock.now(), self.d.zone, self.d.lessons
         named = span.value if span else None

@@ -136,8 +136,8 @@ async def test_cards_and_questions_are_the_chats_words_with_sources_version_and_
     status, listing = await browser.get(f"{world.base}/web/bai-hoc")
     assert status == 200
     assert re.findall(r'<tr data-lesson="([a-z0-9-]+)">', listing) == [l.id for l in world.app.lessons]
-    status, _ = await browser.get(f"{world.base}/web/bai-hoc/no-such-lesson")
-    assert status == 404
+    status, missing = await browser.get(f"{world.base}/web/bai-hoc/no-such-lesson")
+    assert status == 404 and "Không có bài học này" in missing
 
 
 async def test_nobody_signed_in_gets_401_and_a_resident_no_session(world: World) -> None:

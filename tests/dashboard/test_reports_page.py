@@ -78,8 +78,8 @@ async def test_an_admin_reads_each_periods_figures(any_world: World, browser: Br
     month = await figures_of(world, "month")
     assert (month.total.members, month.total.participants, month.total.finished) == (7, 4, 2)
     assert (month.total.completed_self, month.total.completed_assisted, month.total.new_participants) == (6, 0, 4)
-    status, _ = await browser.get(f"{world.base}/web/phuong/{ward.id}/bao-cao?ky=decade")
-    assert status == 404
+    status, page = await browser.get(f"{world.base}/web/phuong/{ward.id}/bao-cao?ky=decade")
+    assert status == 404 and "Không có kỳ báo cáo hay tệp này" in page
 
 
 async def test_the_downloads_are_the_files_the_cli_draws(world: World, browser: Browser, clock: ManualClock,
@@ -115,8 +115,9 @@ async def test_the_downloads_are_the_files_the_cli_draws(world: World, browser: 
     audited = [a for a in await rows(world.app, AuditLog) if a.action == "admin.report"]
     assert [(a.actor, a.target, a.details) for a in audited] == [
         (f"person:{admin.id}", f"ward:{ward.id}", {"period": "6m", "file": n, "via": "web"}) for n in FILES]
-    status, _ = await browser.get(f"{world.base}/web/phuong/{ward.id}/bao-cao/6m/bao-cao.pdf")
-    assert status == 404
+    for wrong in ("6m/bao-cao.pdf", "decade/bao-cao.docx"):
+        status, page = await browser.get(f"{world.base}/web/phuong/{ward.id}/bao-cao/{wrong}")
+        assert status == 404 and "Không có kỳ báo cáo hay tệp này" in page, wrong
 
 
 async def test_a_leader_gets_403_and_nobody_signed_in_401(world: World, browser: Browser) -> None:
