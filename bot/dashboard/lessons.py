@@ -51,6 +51,14 @@ class QuestionView:
         return self.options[option][0], self.options[option][1], count
 
 
+def local_date(text: str | None) -> str:
+    """A lesson file's date as Vietnamese write it: "2026-03-13" → "13/03/2026", "2026-03" →
+    "03/2026", "2025" stays; none: "chưa ghi"."""
+    if not text:
+        return "chưa ghi"
+    return "/".join(reversed(text.split("-")))
+
+
 def lesson_routes(pages: Pages) -> list[web.RouteDef]:
     return LessonPages(pages).routes()
 
@@ -95,7 +103,7 @@ class LessonPages:
         answers = await self._answers(who)
         rows = [(self.d.lessons.position(lesson.id), lesson, self.p.t(COMPETENCE_TEXT[lesson.competence]),
                  self._questions(lesson, answers)) for lesson in self.d.lessons]
-        return self.p.render("lessons.html", viewer=who, rows=rows, scope=self._scope(who),
+        return self.p.render("lessons.html", viewer=who, rows=rows, scope=self._scope(who), day=local_date,
                              title=self.p.t("web.lessons.title"))
 
     async def show_lesson(self, request: web.Request, who: Viewer) -> web.StreamResponse:
@@ -108,7 +116,7 @@ class LessonPages:
         position = self.d.lessons.position(lesson.id)
         cards = [(card_text(t, lesson, n, position=position), card.sources) for n, card in enumerate(lesson.cards)]
         return self.p.render(
-            "lesson.html", viewer=who, lesson=lesson, position=position, cards=cards,
+            "lesson.html", viewer=who, lesson=lesson, position=position, cards=cards, day=local_date,
             competence=t(COMPETENCE_TEXT[lesson.competence]), scope=self._scope(who),
             intro=t("quiz.intro", count=len(lesson.quiz.questions), pass_mark=lesson.quiz.pass_mark),
             questions=self._questions(lesson, answers),
