@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 
 from bot.core.conversation import Context
 from bot.core.messages import Document, Image, Reply
 from bot.core.text import fold, progress_bar
 from bot.overview import live_stats, read_ward_overview
-from bot.reports.period import Period, Span, report_period
+from bot.reports.period import Period, Span, chosen_period
 from handlers import admin_groups, authz, composer
 from handlers.common import write_file
 from handlers.fallback import stale_action
@@ -170,18 +170,9 @@ def choose_period(ctx: Context, ward: Ward) -> None:
 
 
 def report_span(span: str, now: datetime, ctx: Context) -> tuple[Span | None, Period]:
-    """The period of a chat choice, through the CLI's own ``report_period`` (the same period
-    gives the same files): this month, half-year or year up to now, the previous half-year or
-    year in full, or everything."""
-    local = now.astimezone(ctx.services.zone).date()
-    last: date | None = None
-    chosen = {"month": Span.MONTH, "6m": Span.HALF_YEAR, "year": Span.YEAR, "p6m": Span.HALF_YEAR,
-              "pyear": Span.YEAR}.get(span)
-    if span == "p6m":
-        last = date(local.year, 6, 30) if local.month > 6 else date(local.year - 1, 12, 31)
-    elif span == "pyear":
-        last = date(local.year - 1, 12, 31)
-    return chosen, report_period(span=chosen, first=None, last=last, now=now, zone=ctx.services.zone)
+    """The period of a chat choice (``bot.reports.period.chosen_period``: the web dashboard's
+    report page picks its periods with the same function)."""
+    return chosen_period(span, now=now, zone=ctx.services.zone)
 
 
 def report_file_name(kind: str, ward_code: str, words: str) -> str:

@@ -7,6 +7,7 @@ the menu, a reminder) and coming back opens the same card (``handlers.resume``).
 from __future__ import annotations
 
 from bot.core.conversation import Context
+from bot.core.i18n import Translate
 from bot.curriculum import Lesson
 from handlers import menu, resume
 from handlers.common import PAGE_SIZE, int_arg, page_count, paginate
@@ -103,14 +104,6 @@ async def show_card(ctx: Context, lesson: Lesson, number: int, *, replace: bool)
     progress.updated_at = ctx.now
     ctx.session.add(progress)
     total = len(lesson.cards)
-    header = t(
-        "lesson.card_header",
-        number=ctx.lessons.position(lesson.id),
-        title=lesson.title,
-        card=number + 1,
-        cards=total,
-    )
-    intro = t("lesson.intro", minutes=lesson.minutes) + "\n\n" if number == 0 else ""
     options: list[tuple[str, str]] = []
     if number + 1 < total:
         options.append((t("lesson.next"), f"card:{lesson.id}:{number + 1}"))
@@ -120,4 +113,11 @@ async def show_card(ctx: Context, lesson: Lesson, number: int, *, replace: bool)
         options.append((t("lesson.prev"), f"card:{lesson.id}:{number - 1}"))
     options.append((t("menu.back"), "menu"))
     ctx.goto(Step.LESSON, lesson=lesson.id, card=number)
-    ctx.ask(f"{header}\n\n{intro}{lesson.cards[number].text}", options, replace=replace)
+    ctx.ask(card_text(t, lesson, number, position=ctx.lessons.position(lesson.id)), options, replace=replace)
+
+
+def card_text(t: Translate, lesson: Lesson, number: int, *, position: int) -> str:
+    """Card ``number`` as a resident reads it (the web dashboard's lesson page shows the same words)."""
+    header = t("lesson.card_header", number=position, title=lesson.title, card=number + 1, cards=len(lesson.cards))
+    intro = t("lesson.intro", minutes=lesson.minutes) + "\n\n" if number == 0 else ""
+    return f"{header}\n\n{intro}{lesson.cards[number].text}"

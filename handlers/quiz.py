@@ -10,6 +10,7 @@ old button from an earlier attempt or forged data is never counted; the unique k
 from __future__ import annotations
 
 from bot.core.conversation import Context
+from bot.core.i18n import Translate
 from bot.core.messages import Marks
 from bot.curriculum import Lesson
 from handlers import certificate, resume
@@ -46,16 +47,17 @@ async def start_quiz(ctx: Context) -> None:
     _ask(ctx, lesson, progress.attempts, 0)
 
 
-def _question_text(ctx: Context, lesson: Lesson, number: int) -> str:
+def question_text(t: Translate, lesson: Lesson, number: int) -> str:
+    """Question ``number`` as a resident reads it (the web dashboard's lesson page shows the same words)."""
     question = lesson.quiz.questions[number]
-    return ctx.t("quiz.question", number=number + 1, total=len(lesson.quiz.questions), text=question.text)
+    return t("quiz.question", number=number + 1, total=len(lesson.quiz.questions), text=question.text)
 
 
 def _ask(ctx: Context, lesson: Lesson, attempt: int, number: int) -> None:
     question = lesson.quiz.questions[number]
     options = [(text, f"ans:{lesson.id}:{attempt}:{number}:{i}") for i, text in enumerate(question.options)]
     # Lettered: an answer's own words may hold a number ("Mức 2"), which then never picks by place.
-    ctx.ask(_question_text(ctx, lesson, number), options, marks=Marks.LETTERS)
+    ctx.ask(question_text(ctx.t, lesson, number), options, marks=Marks.LETTERS)
 
 
 async def answer(ctx: Context) -> None:
@@ -101,7 +103,7 @@ async def answer(ctx: Context) -> None:
         )
     chosen = ctx.t("quiz.your_choice", choice=question.options[choice])
     # Replace the question (and its buttons) with the answer given: it reads like a worksheet.
-    ctx.say(f"{_question_text(ctx, lesson, number)}\n\n{chosen}\n{feedback}", replace=True)
+    ctx.say(f"{question_text(ctx.t, lesson, number)}\n\n{chosen}\n{feedback}", replace=True)
 
     following = next((i for i, q in enumerate(lesson.quiz.questions) if i > number), None)
     if following is not None:

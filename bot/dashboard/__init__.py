@@ -48,3 +48,4 @@ class Dashboard:
     quiet: QuietHours = field(default_factory=lambda: QuietHours(ZoneInfo(DEFAULT_ZONE), time(21), time(7)))
     send_rates: dict[str, float] = field(default_factory=dict)
     files_dir: Path = Path("data/files")
+    report_signer: tuple[str, str] = ("CHỦ TỊCH", "")  # REPORT_SIGNER_TITLE, REPORT_SIGNER_NAME: the report's signature

@@ -81,7 +81,10 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
             exc.headers.update(SECURITY_HEADERS)
         raise
     if request.path.startswith("/web"):
+        own = response.headers.get("Cache-Control", "")
         response.headers.update(SECURITY_HEADERS)
+        if "no-store" in own:  # a download's "private, no-store" stays
+            response.headers["Cache-Control"] = own
     return response
 
 
@@ -92,6 +95,9 @@ class Pages:
         self.t = dashboard.catalog.translator(None)  # Vietnamese: staff have no locale of their own here
 
     def routes(self) -> list[web.RouteDef]:
+        from bot.dashboard.lessons import lesson_routes
+        from bot.dashboard.reports import report_routes  # they use this module's Pages
+
         return [
             web.get("/web", self.to_overview),
             web.get("/web/", self.page(self.overview)),
@@ -103,6 +109,7 @@ class Pages:
             web.get("/web/da-thoat", self.signed_out),
             web.get("/web/static/{name}", self.static),
             *BroadcastPages(self).routes(),
+            *report_routes(self), *lesson_routes(self),
         ]
 
     # -- rendering -------------------------------------------------------------------------

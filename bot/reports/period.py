@@ -68,3 +68,25 @@ def report_period(*, span: Span | None, first: date | None, last: date | None, n
     if start is not None and start > end:
         raise PeriodError("cli.period_future", start=first.isoformat())  # type: ignore[union-attr]
     return Period(start, end)
+
+
+# The periods an admin picks from a menu (the chat's report menu, the web dashboard's report
+# page): choice → its span, and the day the span is anchored on (None: today).
+CHOICES = ("month", "6m", "year", "p6m", "pyear", "all")
+
+
+def chosen_period(choice: str, *, now: datetime, zone: ZoneInfo) -> tuple[Span | None, Period]:
+    """The period of a menu choice, through :func:`report_period` (the same period gives the
+    same files as ``hocvuso report``): this month, half-year or year up to now, the previous
+    half-year or year in full, or everything. Raises KeyError for another choice."""
+    if choice not in CHOICES:
+        raise KeyError(choice)
+    local = now.astimezone(zone).date()
+    last: date | None = None
+    span = {"month": Span.MONTH, "6m": Span.HALF_YEAR, "year": Span.YEAR, "p6m": Span.HALF_YEAR,
+            "pyear": Span.YEAR}.get(choice)
+    if choice == "p6m":
+        last = date(local.year, 6, 30) if local.month > 6 else date(local.year - 1, 12, 31)
+    elif choice == "pyear":
+        last = date(local.year - 1, 12, 31)
+    return span, report_period(span=span, first=None, last=last, now=now, zone=zone)
