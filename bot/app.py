@@ -106,7 +106,8 @@ def dashboard(app: App) -> Dashboard:
 
     return Dashboard(reads=app.sessions, writes=app.conversation.sessions, clock=app.clock, catalog=app.catalog,
                      lessons=app.lessons,
-                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"))
+                     zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"),
+                     services=app.conversation.services)
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

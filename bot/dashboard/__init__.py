@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.conversation import Clock
+from bot.core.conversation import Clock, Services
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
 from storage.db import SessionFactory
@@ -42,3 +42,5 @@ class Dashboard:
     lessons: LessonLibrary
     zone: ZoneInfo
     secure: bool  # served over HTTPS (PUBLIC_BASE_URL is https): cookies are marked Secure
+    # The chat's services, for the actions the pages share with it (reminder policy, bots' usernames).
+    services: Services | None = None
