@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bot.dashboard import HERE, STATIC, Dashboard, groups
+from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.access import (
     SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
     refuse_sign_in, set_cookie, sign_in, viewer,
@@ -100,6 +100,7 @@ class Pages:
             web.get("/web/da-thoat", self.signed_out),
             web.get("/web/static/{name}", self.static),
             *groups.routes(self),
+            *staff.routes(self),
         ]
 
     # -- rendering -------------------------------------------------------------------------
