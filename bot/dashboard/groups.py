@@ -254,6 +254,8 @@ class GroupPages:
                 return self.p.message("forbidden", 403, who)
             group, person, _ = allowed
             assert person.id is not None
+            if member.id == person.id:  # as in the chat: a leader records others' lessons, not their own
+                return self.p.message("forbidden", 403, who)
             row = await get_progress(session, person_id=member.id, lesson_id=lesson.id)
             outcome = await group_actions.record_assisted(
                 session, group=group, person=member, lesson_id=lesson.id, lesson_version=lesson.version,

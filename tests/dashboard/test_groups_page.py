@@ -270,3 +270,15 @@ async def test_the_pages_need_a_session(world: World, browser: Browser, path: st
     assert status == 401
     response = await browser.post(world.base + "/web/to/1/nhac", {"csrf": "x"})
     assert response.status == 401
+
+
+async def test_a_leader_records_others_lessons_not_their_own(world: World, browser: Browser) -> None:
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    ba = await person_of(world.app, world.leader)
+    csrf = await signed_in(world, world.leader, browser)
+    status, page = await browser.get(f"{world.base}/web/to/{tdp03.id}")
+    assert "Ghi nhận<span class=\"vh\"> Ba " not in page and "Ghi nhận<span class=\"vh\"> Chi " in page
+    before = await snapshot(world.app)
+    response = await browser.post(f"{world.base}/web/to/{tdp03.id}/hoc-truc-tiep",
+                                  {"csrf": csrf, "nguoi": str(ba.id), "bai": list(world.app.lessons)[0].id})
+    assert response.status == 403 and await snapshot(world.app) == before
