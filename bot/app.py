@@ -109,7 +109,8 @@ def dashboard(app: App) -> Dashboard:
                      lessons=app.lessons,
                      zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"),
                      quiet=services.quiet, send_rates=services.send_rates, files_dir=services.files_dir,
-                     report_signer=(app.settings.report_signer_title, app.settings.report_signer_name))
+                     report_signer=(app.settings.report_signer_title, app.settings.report_signer_name),
+                     services=app.conversation.services)
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

@@ -29,15 +29,15 @@ from sqlmodel import col, select
 
 from bot.core.conversation import Context
 from bot.core.text import clean_line, fold
-from bot.reminders import schedule_reminder
+from bot import group_actions
 from handlers import authz, menu
 from handlers.common import PAGE_SIZE, int_arg, paginate
 from handlers.fallback import stale_action
 from handlers.onboarding import CONSENT_VERSION
 from handlers.steps import Step
 from storage.groups import get_group
-from storage.members import before_assist, member_of, undo_assist
-from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup
+from storage.members import member_of
+from storage.models import Person, ProgressStatus, ResidentGroup
 from storage.people import erasable_by_staff, erase_person
 from storage.progress import get_progress, progress_of
 from storage.roles import administers, leads
@@ -172,26 +172,12 @@ async def record(ctx: Context, group: ResidentGroup, person: Person, number: int
         await stale_action(ctx)
         return
     row = await get_progress(ctx.session, person_id=person.id, lesson_id=lesson.id)
-    name = person.display_name or ""
-    if row is not None and row.status == ProgressStatus.COMPLETED:
-        key = "assisted.already_self" if row.assisted_by is None else "assisted.already_assisted"
-        note = t(key, name=name, title=lesson.title)
-    else:
-        before = before_assist(row)
-        if row is None:
-            row = LessonProgress(person_id=person.id, lesson_id=lesson.id, lesson_version=lesson.version,
-                                 started_at=ctx.now, updated_at=ctx.now)
-        row.status = ProgressStatus.COMPLETED
-        row.assisted_by = ctx.person.id
-        row.lesson_version = lesson.version
-        row.completed_at = ctx.now
-        row.updated_at = ctx.now
-        ctx.session.add(row)
-        person.last_active_at = ctx.now  # learning in person is activity: not "behind" today
-        schedule_reminder(person, ctx.services.reminders)
-        ctx.session.add(person)
-        authz.record(ctx, "leader.assist", f"person:{person.id}", group=group.id, lesson=lesson.id, before=before)
-        note = t("assisted.recorded", name=name, title=lesson.title)
+    outcome = await group_actions.record_assisted(
+        ctx.session, group=group, person=person, lesson_id=lesson.id, lesson_version=lesson.version,
+        leader_id=ctx.person.id, reminders=ctx.services.reminders, now=ctx.now, row=row)  # type: ignore[arg-type]
+    key = {"already_self": "assisted.already_self", "already_assisted": "assisted.already_assisted"}.get(
+        outcome, "assisted.recorded")
+    note = t(key, name=person.display_name or "", title=lesson.title)
     page = (ctx.lessons.position(lesson.id) - 1) // PAGE_SIZE
     await choose_lesson(ctx, group, person, page, note=note)
 
@@ -244,11 +230,8 @@ async def undo_action(ctx: Context, *, confirmed: bool) -> None:
     lesson = list(ctx.lessons)[number - 1] if number is not None else None
     row = (await get_progress(ctx.session, person_id=person.id, lesson_id=lesson.id)  # type: ignore[union-attr]
            if person is not None and lesson is not None else None)
-    allowed = False
-    if group is not None and row is not None and row.status == ProgressStatus.COMPLETED and row.assisted_by is not None:
-        allowed = (row.assisted_by == ctx.person.id and await leads(ctx.session, person_id=ctx.person.id,
-                                                                    group_id=group.id)  # type: ignore[arg-type]
-                   or await administers(ctx.session, person_id=ctx.person.id, ward_id=group.ward_id))
+    allowed = group is not None and await group_actions.may_undo(ctx.session, row=row, actor_id=ctx.person.id,
+                                                                 group=group)
     if not allowed or group is None or person is None or lesson is None or row is None:
         await authz.refuse(ctx)
         return
@@ -262,10 +245,8 @@ async def undo_action(ctx: Context, *, confirmed: bool) -> None:
     if ctx.data.get("undo") != row.id:
         await stale_action(ctx)  # not right after the question: a forged or old button
         return
-    recorded_by = row.assisted_by
-    outcome = await undo_assist(ctx.session, row=row)
-    authz.record(ctx, "leader.undo_assist", f"person:{person.id}", group=group.id, lesson=lesson.id,
-                 recorded_by=recorded_by, outcome=outcome)
+    await group_actions.undo_assisted(ctx.session, group=group, person=person, row=row, actor_id=ctx.person.id,
+                                      now=ctx.now)
     note = t("assisted.undone", name=name, number=number, title=lesson.title)
     if await leads(ctx.session, person_id=ctx.person.id, group_id=group.id):  # type: ignore[arg-type]
         await leader.show_member(ctx, group, person, note=note, audit=False)

@@ -22,27 +22,25 @@ is behind) · ``lead:np:<group>:<person>`` (nudge one person) ·
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from bot.core.conversation import Context
-from bot.core.messages import Option
 from bot.core.text import progress_bar
-from bot.delivery.transport import OutboundMessage
 from bot.overview import live_stats
-from bot.leading import BEHIND_AFTER, is_behind, summary_lines
+from bot.group_actions import NUDGE_EVERY
+from bot.leading import BEHIND_AFTER, summary_lines
+from bot import group_actions
 from handlers import assisted, authz, support
 from handlers.common import PAGE_SIZE, int_arg, local_time, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.groups import get_ward
-from storage.members import lessons_of, member_of, nudge_targets, stalled_since
+from storage.members import lessons_of, member_of
 from storage.models import Person, ProgressStatus, ResidentGroup
 from storage.people import erasable_by_staff
-from storage.outbox import enqueue, outbox_row
 from storage.roles import administers, led_groups
 from storage.stats import GroupStats, MemberProgress, members_progress
 
-NUDGE_EVERY = timedelta(days=3)  # at most one nudge per resident in this time
 BEHIND_SHOWN = 10  # names on the dashboard; the members list has everyone
 MEMBERS_PER_PAGE = 2 * PAGE_SIZE
 
@@ -125,28 +123,13 @@ async def _members(ctx: Context, group: ResidentGroup) -> list[MemberProgress]:
     return await members_progress(ctx.session, group_id=group.id, lesson_ids=lesson_ids(ctx))
 
 
-def day_start(ctx: Context) -> datetime:
-    """The start of today in the ward's time."""
-    local = ctx.now.astimezone(ctx.services.zone)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
-
 async def behind(ctx: Context, group: ResidentGroup,
                  members: Sequence[MemberProgress] | None = None) -> tuple[list[MemberProgress], list[MemberProgress]]:
-    """Who needs a nudge, leaving out the person looking (a leader is often a member too):
-    (not active for ``BEHIND_AFTER`` and not finished, stalled inside a lesson today). The
-    dashboard's "cần nhắc" count, its lists and the nudge all come from here."""
+    """Who needs a nudge, leaving out the person looking (``bot.group_actions.behind``). The
+    dashboard's "cần nhắc" count, its lists and the nudge all come from there."""
     assert ctx.person is not None and group.id is not None
-    programme = curriculum(ctx)  # "học xong" counts against the programme of the day
-    if members is None or len(programme) != len(ctx.lessons):  # a lesson not yet published: count without it
-        members = await members_progress(ctx.session, group_id=group.id, lesson_ids=programme)
-    total = len(programme)
-    idle = [m for m in members if m.person_id != ctx.person.id and is_behind(m, total=total, now=ctx.now)]
-    stalled_ids = await stalled_since(ctx.session, group_id=group.id, since=day_start(ctx), lesson_ids=lesson_ids(ctx))
-    idle_ids = {m.person_id for m in idle}
-    stalled = [m for m in members if m.person_id in stalled_ids and m.person_id not in idle_ids
-               and m.person_id != ctx.person.id]
-    return idle, stalled
+    return await group_actions.behind(ctx.session, group_id=group.id, viewer_id=ctx.person.id, lessons=ctx.lessons,
+                                      zone=ctx.services.zone, now=ctx.now, members=members)
 
 
 async def show_dashboard(ctx: Context, group: ResidentGroup, *, as_admin: bool = False) -> None:
@@ -305,40 +288,10 @@ async def nudge(ctx: Context, group: ResidentGroup, *, only: Person | None = Non
     message carries the sender's name: the rows name the sender as ``about_person_id``."""
     assert ctx.person is not None and group.id is not None
     t = ctx.t
-    total = len(curriculum(ctx))
-    members = await _members(ctx, group)
-    if only is not None:
-        targets = [m for m in members if m.person_id == only.id and m.person_id != ctx.person.id]
-    else:
-        idle, stalled = await behind(ctx, group, members)
-        targets = [*idle, *stalled]
-    # Looked up in chunks (storage.members.nudge_targets): a big group binds no parameter per person.
-    found = await nudge_targets(ctx.session, person_ids=[m.person_id for m in targets], kind="nudge",
-                                since=ctx.now - NUDGE_EVERY)
-    recent = {i for i, f in found.items() if f.recent}
-    day = ctx.now.astimezone(ctx.services.zone).date().isoformat()
-    key = "leader.nudge_message_ward" if as_admin else "leader.nudge_message"
-    rows = []
-    for member in targets:
-        reach = found.get(member.person_id)
-        if reach is None or reach.recent or reach.identity is None:
-            continue
-        person, identity = reach.person, reach.identity
-        rt = ctx.services.catalog.translator(person.locale)
-        message = OutboundMessage(
-            text=rt(key, name=person.display_name or "", leader=ctx.person.display_name or "",
-                    group=group.name, done=member.completed, total=total),
-            options=(Option(rt("menu.continue"), "next"), Option(rt("reminders.stop_button"), "reminders:off")),
-        )
-        rows.append(outbox_row(kind="nudge", identity_id=identity.id, channel=identity.channel,  # type: ignore[arg-type]
-                               payload=message.to_payload(), due_at=ctx.now, dedupe_key=f"nudge:{person.id}:{day}",
-                               now=ctx.now, about_person_id=ctx.person.id, group_id=group.id))
-    sent = await enqueue(ctx.session, rows) if rows else 0
-    skipped_recent = sum(1 for m in targets if m.person_id in recent)
-    unreachable = len(targets) - sent - skipped_recent
-    action = "admin.nudge" if as_admin else ("leader.nudge_one" if only is not None else "leader.nudge")
-    target = f"person:{only.id}" if only is not None else f"group:{group.id}"
-    authz.record(ctx, action, target, queued=sent, recent=skipped_recent, unreachable=unreachable)
+    done = await group_actions.nudge(ctx.session, group=group, sender=ctx.person, lessons=ctx.lessons,
+                                     zone=ctx.services.zone, catalog=ctx.services.catalog, now=ctx.now,
+                                     only_id=only.id if only is not None else None, as_admin=as_admin)
+    sent, skipped_recent, unreachable = done.sent, done.recent, done.unreachable
     if only is not None:
         name = only.display_name or ""
         parts = [t("leader.nudged_one", name=name) if sent else

@@ -7,7 +7,7 @@ erasure leaves nothing personal in it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, String, cast, exists, literal, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog, Person, Role
+from storage.models import AuditLog, Person, ResidentGroup, Role
 
 REFUSED = "refused"  # the action of a refused staff action (a forged or stale button)
 REFUSALS_EVERY = timedelta(minutes=1)  # at most one ``refused`` row per actor in this time
@@ -93,3 +93,48 @@ async def actor_names(session: AsyncSession, *, actors: Collection[str]) -> dict
         for person_id, name, deleted_at, *staff in (await session.exec(query)).all():  # type: ignore[call-overload]
             found[f"person:{person_id}"] = ActorName(None if deleted_at is not None else name, any(staff))
     return found
+
+
+def _in_ward(ward_id: int) -> ColumnElement[bool]:
+    """An audit row about the ward: its target or actor is a person of the ward's groups, its
+    target one of those groups or the ward, or its actor holds a role there (a leader of one
+    of its groups, an admin of the ward). Rows name their targets by id (``person:12``,
+    ``group:3``), so this is a join on those strings."""
+    groups = select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id)
+    people = select(_actor_of_person()).where(col(Person.group_id).in_(groups))
+    staff = select(literal("person:") + cast(Role.person_id, String)).where(
+        or_(Role.ward_id == ward_id, col(Role.group_id).in_(groups)))
+    group_names = select(literal("group:") + cast(ResidentGroup.id, String)).where(ResidentGroup.ward_id == ward_id)
+    return or_(col(AuditLog.target).in_(people), col(AuditLog.actor).in_(people), col(AuditLog.target).in_(group_names),
+               col(AuditLog.actor).in_(staff), AuditLog.target == f"ward:{ward_id}")
+
+
+async def read_log(
+    session: AsyncSession, *, ward_id: int | None, action: str | None = None, actor: str | None = None,
+    since: datetime | None = None, until: datetime | None = None, before_id: int | None = None, limit: int = 50,
+) -> Sequence[AuditLog]:
+    """The audit log newest first, ``limit`` rows with ids below ``before_id`` (keyset
+    pagination): about the ward ``ward_id`` (None: every row, for a city admin), with the
+    action, the actor and the time (inclusive) given."""
+    query = select(AuditLog)
+    if ward_id is not None:
+        query = query.where(_in_ward(ward_id))
+    if action:
+        query = query.where(AuditLog.action == action)
+    if actor:
+        query = query.where(AuditLog.actor == actor)
+    if since is not None:
+        query = query.where(col(AuditLog.at) >= since)
+    if until is not None:
+        query = query.where(col(AuditLog.at) <= until)
+    if before_id is not None:
+        query = query.where(col(AuditLog.id) < before_id)
+    return (await session.exec(query.order_by(col(AuditLog.id).desc()).limit(limit))).all()
+
+
+async def log_actions(session: AsyncSession, *, ward_id: int | None) -> list[str]:
+    """The distinct actions of the log (about the ward), for a filter's choices."""
+    query = select(AuditLog.action).distinct()
+    if ward_id is not None:
+        query = query.where(_in_ward(ward_id))
+    return sorted(str(a) for a in (await session.exec(query)).all())

@@ -233,3 +233,21 @@ async def leader_role(session: AsyncSession, *, channel: str, external_id: str, 
     if role is None or ward is None:
         return "not_leader"
     return LeaderRole(role, person, group, ward)
+
+
+async def lessons_of_group(
+    session: AsyncSession, *, group_id: int, lesson_ids: Sequence[str]
+) -> dict[int, dict[str, LessonProgress]]:
+    """Every named member's progress rows on ``lesson_ids``: person id → lesson id → row
+    (:func:`lessons_of` for a whole group, in one query; the web dashboard's group page)."""
+    if not lesson_ids:
+        return {}
+    rows = (await session.exec(
+        select(LessonProgress).join(Person, col(Person.id) == LessonProgress.person_id)
+        .where(Person.group_id == group_id, col(Person.deleted_at).is_(None),
+               col(LessonProgress.lesson_id).in_(sorted(set(lesson_ids))))
+    )).all()
+    found: dict[int, dict[str, LessonProgress]] = {}
+    for row in rows:
+        found.setdefault(row.person_id, {})[row.lesson_id] = row
+    return found

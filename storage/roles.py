@@ -238,3 +238,32 @@ async def consume_invite(
                           granted_by=granted_by, now=now)
     await session.refresh(invite)
     return Accepted(invite, group, role, new=True)
+
+
+async def pending_invites(session: AsyncSession, *, ward_id: int, now: datetime) -> Sequence[Invite]:
+    """The ward's invitations to lead a group that are neither used nor expired, soonest to expire first."""
+    groups = select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id)
+    return (await session.exec(
+        select(Invite).where(col(Invite.group_id).in_(groups), col(Invite.used_by).is_(None), col(Invite.expires_at) > now)
+        .order_by(col(Invite.expires_at), col(Invite.id))
+    )).all()
+
+
+async def recent_invite(session: AsyncSession, *, group_id: int, created_by: int, since: datetime) -> Invite | None:
+    """An unused invitation this person made for the group since ``since`` (a form sent twice
+    shows it again instead of making another)."""
+    return (await session.exec(
+        select(Invite).where(Invite.group_id == group_id, Invite.created_by == created_by,
+                             col(Invite.used_by).is_(None), col(Invite.created_at) >= since)
+        .order_by(col(Invite.id).desc()).limit(1)
+    )).first()
+
+
+async def revoke_invite(session: AsyncSession, *, invite_id: int, now: datetime) -> bool:
+    """End an unused invitation now (it expires: opening it says so, as an expired one does).
+    A guarded UPDATE: False if it was used or had expired meanwhile."""
+    ended = await session.exec(  # type: ignore[call-overload]
+        update(Invite).where(Invite.id == invite_id, col(Invite.used_by).is_(None), col(Invite.expires_at) > now)
+        .values(expires_at=now)
+    )
+    return bool(ended.rowcount)

@@ -23,7 +23,7 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.core.conversation import DEFAULT_ZONE, Clock
+from bot.core.conversation import DEFAULT_ZONE, Clock, Services
 from bot.core.i18n import Catalog
 from bot.delivery.quiet import QuietHours
 from bot.curriculum import LessonLibrary
@@ -49,3 +49,5 @@ class Dashboard:
     send_rates: dict[str, float] = field(default_factory=dict)
     files_dir: Path = Path("data/files")
     report_signer: tuple[str, str] = ("CHỦ TỊCH", "")  # REPORT_SIGNER_TITLE, REPORT_SIGNER_NAME: the report's signature
+    # The chat's services, for the actions the pages share with it (reminder policy, bots' usernames).
+    services: Services | None = None

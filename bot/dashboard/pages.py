@@ -15,18 +15,17 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bot.dashboard import HERE, STATIC, Dashboard
+from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
     SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
     refuse_sign_in, set_cookie, sign_in, viewer,
 )
-from bot.leading import is_behind
+from bot.dashboard.trend import read_trend
 from bot.overview import live_stats, read_ward_overview
 from storage import audit
-from storage.groups import get_group, get_ward
+from storage.groups import get_ward
 from storage.members import open_questions_per_group
-from storage.stats import members_progress
 from storage.web_access import LINK_TTL, close_session, link_is_usable, new_secret
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,6 @@ class Pages:
             web.get("/web", self.to_overview),
             web.get("/web/", self.page(self.overview)),
             web.get("/web/phuong/{ward_id:[0-9]{1,9}}", self.page(self.ward)),
-            web.get("/web/to/{group_id:[0-9]{1,9}}", self.page(self.group)),
             web.get("/web/vao/{token}", self.confirm_sign_in),
             web.post("/web/vao", self.sign_in),
             web.post("/web/thoat", self.sign_out),
@@ -110,6 +108,8 @@ class Pages:
             web.get("/web/static/{name}", self.static),
             *BroadcastPages(self).routes(),
             *report_routes(self), *lesson_routes(self),
+            *groups.routes(self),
+            *staff.routes(self),
         ]
 
     # -- rendering -------------------------------------------------------------------------
@@ -228,8 +228,10 @@ class Pages:
                 return self.message("forbidden", 403, who)
             view = await read_ward_overview(session, ward=ward, lessons=self.d.lessons, zone=self.d.zone,
                                             now=self.d.clock.now())
+            trend = await read_trend(session, lessons=self.d.lessons, zone=self.d.zone, now=self.d.clock.now(),
+                                     ward_id=ward_id)
         return self.render("overview.html", viewer=who, view=view, title=self.t("web.title_overview", ward=ward.name),
-                           several=len(who.wards) > 1)
+                           several=len(who.wards) > 1, trend=trend)
 
     async def _leader_home(self, who: Viewer) -> web.StreamResponse:
         ids = [g.id for g in who.groups if g.id is not None]
@@ -241,22 +243,8 @@ class Pages:
                 for count in await open_questions_per_group(session, ward_id=ward_id):
                     if count.group_id in ids:
                         questions[count.group_id] = count.count
+            trend = await read_trend(session, lessons=self.d.lessons, zone=self.d.zone, now=self.d.clock.now(),
+                                     group_ids=ids)
         lessons = len(self.d.lessons.curriculum_at(self.d.clock.now(), self.d.zone))
         return self.render("groups.html", viewer=who, stats=stats, questions=questions, lessons=lessons,
-                           title=self.t("web.title_leader"))
-
-    async def group(self, request: web.Request, who: Viewer) -> web.StreamResponse:
-        group_id = int(request.match_info["group_id"])
-        now = self.d.clock.now()
-        async with self.d.reads() as session:
-            group = await get_group(session, group_id=group_id)
-            if group is None or not who.may_see_group(group):
-                return self.message("forbidden", 403, who)
-            [stats] = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=now,
-                                       group_ids=[group_id], by_lesson=True)
-            members = await members_progress(session, group_id=group_id, lesson_ids=[l.id for l in self.d.lessons])
-        curriculum = self.d.lessons.curriculum_at(now, self.d.zone)
-        rows = [(m, is_behind(m, total=len(curriculum), now=now)) for m in members]
-        lessons = [(lesson, stats.lessons.get(lesson.id)) for lesson in self.d.lessons if lesson.id in curriculum]
-        return self.render("group.html", viewer=who, group=group, stats=stats, members=rows, lessons=lessons,
-                           curriculum=len(curriculum), title=group.name)
+                           title=self.t("web.title_leader"), trend=trend)

@@ -1,0 +1,185 @@
+"""The staff pages over HTTP against the real app: leaders and invitations (create, show the
+chat's link, end one; remove a leader) and the audit log with its filters, for ward admins
+only — each action the chat's storage function, audited, CSRF-checked, authorised in its
+transaction, a second submit changing nothing. Database-dependent ones on SQLite and
+PostgreSQL (``any_world``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bot.dashboard import staff
+from bot.links import invite_link
+from storage import audit
+from storage.groups import upsert_group, upsert_ward
+from storage.models import AuditLog, Invite, Outbox, Role, RoleKind
+from storage.roles import InviteProblem, add_admin, consume_invite
+from tests.dashboard.conftest import World
+from tests.dashboard.test_signin import Browser, browser, signed_in  # noqa: F401 (a fixture)
+from tests.staff import group, person_of, rows, snapshot
+from tests.support import Chat, ManualClock
+
+ENTRIES = re.compile(r'<tr data-entry="(\d+)">')
+
+
+async def test_a_leader_gets_403_on_every_staff_page_and_action(any_world: World, browser: Browser) -> None:
+    world = any_world
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    csrf = await signed_in(world, world.leader, browser)
+    [role] = [r for r in await rows(world.app, Role) if r.kind == RoleKind.LEADER]
+    before = await snapshot(world.app)
+    for path in ("/web/can-bo", f"/web/phuong/{tdp03.ward_id}/can-bo", "/web/nhat-ky"):
+        status, page = await browser.get(world.base + path)
+        assert status == 403 and "Bạn không có quyền xem trang này" in page, path
+    base = f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo"
+    for path, form in (("/moi", {"to": str(tdp03.id)}), ("/go-vai-tro", {"vai_tro": str(role.id)})):
+        response = await browser.post(base + path, {**form, "csrf": csrf})
+        assert response.status == 403, path
+    assert await snapshot(world.app) == before
+
+
+async def test_an_admin_invites_a_leader_and_sees_the_chats_link_once(any_world: World, browser: Browser) -> None:
+    world = any_world
+    tdp05 = await group(world.app, "DEMO-TDP05")
+    hà = await person_of(world.app, world.admin)
+    csrf = await signed_in(world, world.admin, browser)
+    status, page = await browser.get(world.base + "/web/can-bo")
+    assert status == 200 and "Tổ trưởng và lời mời — Phường Mẫu" in page
+    assert re.search(r'<tr data-group="%d"><th scope="row">Tổ dân phố 3</th>\s*<td>\s*<div class="leader" data-role="\d+">Ba'
+                     % (await group(world.app, "DEMO-TDP03")).id, page)
+
+    url = f"{world.base}/web/phuong/{tdp05.ward_id}/can-bo/moi"
+    first = await browser.post(url, {"csrf": csrf, "to": str(tdp05.id)})
+    again = await browser.post(url, {"csrf": csrf, "to": str(tdp05.id)})  # sent twice
+    [invite] = await rows(world.app, Invite)
+    assert first.status == again.status == 303
+    assert first.headers["Location"] == again.headers["Location"] == f"/web/loi-moi/{invite.id}"
+    assert (invite.group_id, invite.created_by, invite.used_by) == (tdp05.id, hà.id, None)
+    made = [a for a in await rows(world.app, AuditLog) if a.action == "admin.invite"]
+    assert [(a.actor, a.target, a.details) for a in made] == [(f"person:{hà.id}", f"group:{tdp05.id}",
+                                                                {"invite": invite.id})]
+    status, page = await browser.get(f"{world.base}/web/loi-moi/{invite.id}")
+    assert status == 200
+    # What the chat's "✉️ Mời tổ trưởng" shows (handlers.admin_groups._links).
+    username = world.app.conversation.services.bot_username(tdp05.ward_id)
+    zalo = invite_link(invite.code, telegram_username=None, channel="zalo")
+    assert f'<code data-link="zalo">{zalo}</code>' in page
+    if username:
+        assert invite_link(invite.code, telegram_username=username) in page
+    status, page = await browser.get(world.base + "/web/can-bo")
+    assert f'<tr data-invite="{invite.id}">' in page
+
+    # Ended from the page: a second press changes nothing, and the link no longer works.
+    end = f"{world.base}/web/phuong/{tdp05.ward_id}/can-bo/huy-loi-moi"
+    response = await browser.post(end, {"csrf": csrf, "loi_moi": str(invite.id)})
+    assert response.headers["Location"] == f"/web/phuong/{tdp05.ward_id}/can-bo?kq=huy"
+    before = await snapshot(world.app)
+    response = await browser.post(end, {"csrf": csrf, "loi_moi": str(invite.id)})
+    assert response.headers["Location"] == f"/web/phuong/{tdp05.ward_id}/can-bo?kq=da-huy"
+    assert await snapshot(world.app) == before
+    ended = [a for a in await rows(world.app, AuditLog) if a.action == "admin.invite_revoke"]
+    assert [(a.target, a.details) for a in ended] == [(f"group:{tdp05.id}", {"invite": invite.id})]
+    dung = await person_of(world.app, Chat(world.app.conversation, user="1006", name="Dũng"))
+    async with world.app.sessions() as session, session.begin():
+        assert await consume_invite(session, code=invite.code, person_id=dung.id,
+                                    now=world.app.clock.now()) == InviteProblem.EXPIRED
+    status, page = await browser.get(f"{world.base}/web/loi-moi/{invite.id}")
+    assert status == 200 and zalo not in page
+
+
+async def test_an_admin_removes_a_leader_once_and_the_leader_loses_the_pages(any_world: World,
+                                                                             browser: Browser) -> None:
+    world = any_world
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    ba, hà = await person_of(world.app, world.leader), await person_of(world.app, world.admin)
+    [role] = [r for r in await rows(world.app, Role) if r.kind == RoleKind.LEADER]
+    leader = Browser()
+    try:
+        await signed_in(world, world.leader, leader)
+        csrf = await signed_in(world, world.admin, browser)
+        without = await browser.post(f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo/go-vai-tro",
+                                     {"vai_tro": str(role.id)})  # no CSRF token
+        assert without.status == 403 and [r.id for r in await rows(world.app, Role)].count(role.id) == 1
+        url = f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo/go-vai-tro"
+        response = await browser.post(url, {"csrf": csrf, "vai_tro": str(role.id)})
+        assert response.headers["Location"] == f"/web/phuong/{tdp03.ward_id}/can-bo?kq=go"
+        before = await snapshot(world.app)
+        response = await browser.post(url, {"csrf": csrf, "vai_tro": str(role.id)})  # twice
+        assert response.headers["Location"] == f"/web/phuong/{tdp03.ward_id}/can-bo?kq=da-go"
+        assert await snapshot(world.app) == before
+        assert role.id not in [r.id for r in await rows(world.app, Role)]
+        told = [o for o in await rows(world.app, Outbox) if o.kind == "role"]
+        assert [o.dedupe_key for o in told] == [f"role-removed:{role.id}"]  # the chat's message, once
+        revoked = [a for a in await rows(world.app, AuditLog) if a.action == "admin.revoke"]
+        assert [(a.actor, a.target, a.details) for a in revoked] == [
+            (f"person:{hà.id}", f"group:{tdp03.id}", {"person": ba.id, "told": True})]
+        status, _ = await leader.get(f"{world.base}/web/to/{tdp03.id}")
+        assert status == 403  # the roles are read again: no role any more
+    finally:
+        await leader.close()
+
+
+async def test_the_audit_log_is_the_wards_filtered_and_paged(any_world: World, browser: Browser,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             clock: ManualClock) -> None:
+    world = any_world
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    hà = await person_of(world.app, world.admin)
+    now = world.app.clock.now()
+    async with world.app.sessions() as session, session.begin():  # another ward, and something done there
+        other, _ = await upsert_ward(session, code="KHAC", name="Phường Khác")
+        far, _ = await upsert_group(session, ward_id=other.id, code="KHAC-01", name="Tổ Khác", kind=None,
+                                    target_percent=None)
+        audit.record(session, actor="cli", action="admin.invite", target=f"group:{far.id}", now=now)
+        audit.record(session, actor="cli", action="admin.invite", target=f"group:{tdp03.id}", now=now)
+    clock.advance(days=2)
+    csrf = await signed_in(world, world.admin, browser)
+    assert csrf
+    all_rows = await rows(world.app, AuditLog)
+    far_row = next(a for a in all_rows if a.target == f"group:{far.id}")
+    near_row = next(a for a in all_rows if a.target == f"group:{tdp03.id}" and a.actor == "cli")
+
+    status, page = await browser.get(world.base + "/web/nhat-ky")
+    assert status == 200
+    shown = [int(i) for i in ENTRIES.findall(page)]
+    assert shown == sorted(shown, reverse=True) and near_row.id in shown and far_row.id not in shown
+    assert f"Hà (person:{hà.id})" in page  # staff by name, as hocvuso audit prints them
+
+    status, page = await browser.get(world.base + "/web/nhat-ky?hanh_dong=admin.invite")
+    assert [int(i) for i in ENTRIES.findall(page)] == [near_row.id]
+    status, page = await browser.get(f"{world.base}/web/nhat-ky?nguoi={hà.id}")
+    assert {a.actor for a in all_rows if a.id in map(int, ENTRIES.findall(page))} == {f"person:{hà.id}"}
+    local_day = now.astimezone(world.app.settings.zone).date()
+    status, page = await browser.get(f"{world.base}/web/nhat-ky?tu={local_day}&den={local_day}")
+    assert near_row.id in map(int, ENTRIES.findall(page))
+    later = world.app.clock.now().astimezone(world.app.settings.zone).date()
+    status, page = await browser.get(f"{world.base}/web/nhat-ky?tu={later}")
+    assert near_row.id not in map(int, ENTRIES.findall(page))  # a day before the range
+
+    monkeypatch.setattr(staff, "PAGE", 2)  # pages of two rows: keyset on the id
+    seen, url = [], world.base + "/web/nhat-ky"
+    while url:
+        status, page = await browser.get(url)
+        seen += [int(i) for i in ENTRIES.findall(page)]
+        found = re.search(r'<a href="([^"]+)" rel="next">', page)
+        url = world.base + found.group(1).replace("&amp;", "&") if found else ""
+    assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen))
+    assert near_row.id in seen and far_row.id not in seen
+
+    # A city admin sees every ward's rows, or one ward's.
+    async with world.app.sessions() as session, session.begin():
+        await add_admin(session, channel=world.resident.channel, external_id=world.resident.user, ward_code=None,
+                        now=world.app.clock.now(), city=True)
+    city = Browser()
+    try:
+        await signed_in(world, world.resident, city)
+        status, page = await city.get(world.base + "/web/nhat-ky?hanh_dong=admin.invite")
+        assert sorted(int(i) for i in ENTRIES.findall(page)) == sorted([far_row.id, near_row.id])
+        status, page = await city.get(f"{world.base}/web/nhat-ky?hanh_dong=admin.invite&phuong={other.id}")
+        assert [int(i) for i in ENTRIES.findall(page)] == [far_row.id]
+    finally:
+        await city.close()
+    status, _ = await browser.get(f"{world.base}/web/nhat-ky?phuong={other.id}")  # not Hà's ward
+    assert status == 403
