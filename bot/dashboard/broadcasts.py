@@ -193,8 +193,7 @@ class BroadcastPages:
             return self._forbidden(who)
         if len(who.wards) == 1:
             raise web.HTTPFound(f"/web/phuong/{who.wards[0].id}/thong-bao")
-        return self.p.render("broadcast_wards.html", viewer=who, wards=who.wards,
-                             title=self.t("web.broadcasts.title_wards"))
+        return self.p.choose_ward(who, title=self.t("web.broadcasts.title_wards"), section="/thong-bao")
 
     async def list(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = self._ward_of(request, who)

@@ -135,8 +135,7 @@ class GroupPages:
             assert who.wards[0].id is not None
             return await self._table(request, who, ward_id=who.wards[0].id)
         if who.wards:
-            return self.p.render("groups_wards.html", viewer=who, wards=who.wards,
-                                 title=self.p.t("web.groups.title_wards"))
+            return self.p.choose_ward(who, title=self.p.t("web.groups.title_wards"), section="/cac-to")
         return await self._table(request, who, ward_id=None)
 
     async def ward_groups(self, request: web.Request, who: Viewer) -> web.StreamResponse:

@@ -118,6 +118,10 @@ class Pages:
         html = self.env.get_template(template).render(**values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
+    def choose_ward(self, who: Viewer, *, title: str, section: str = "", heading: str | None = None) -> web.Response:
+        """The wards an admin of several administers, each a link to ``/web/phuong/<ward><section>``."""
+        return self.render("wards.html", viewer=who, wards=who.wards, title=title, heading=heading, section=section)
+
     def message(self, kind: str, status: int, viewer: Viewer | None = None) -> web.Response:
         """A refusal or notice page (``message.html`` words each ``kind``)."""
         title, text = MESSAGES[kind]
@@ -212,7 +216,7 @@ class Pages:
             assert who.wards[0].id is not None
             return await self._ward(who, who.wards[0].id)
         if who.wards:
-            return self.render("wards.html", viewer=who, wards=who.wards, title=self.t("web.title_wards"))
+            return self.choose_ward(who, title=self.t("web.title_wards"))
         return await self._leader_home(who)
 
     async def ward(self, request: web.Request, who: Viewer) -> web.StreamResponse:
