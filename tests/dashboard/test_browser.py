@@ -156,6 +156,20 @@ async def test_an_admin_signs_in_from_the_chat_and_sees_the_wards_numbers(world:
     assert await tab.text("h1") == "Tổ dân phố 3"
 
 
+async def test_the_menu_shows_which_page_is_open(world: World, chromium: Any) -> None:
+    """The page's own link in the menu is marked for screen readers (aria-current) and for the
+    eye: bold and underlined by a bar, where the other links are not — not by colour alone."""
+    tab = await signed_in_tab(chromium, world.admin)
+    await tab.follow("Bài học", "**/web/bai-hoc")
+    menu = tab.page.get_by_role("navigation", name="Điều hướng chính")
+    current = menu.locator("a[aria-current=page]")
+    assert await current.all_inner_texts() == ["Bài học"]
+    looks = "e => { const s = getComputedStyle(e); return [s.fontWeight, s.borderBottomStyle, s.borderBottomWidth]; }"
+    assert await current.evaluate(looks) == ["700", "solid", "3px"]
+    other = await menu.get_by_role("link", name="Tổng quan").evaluate(looks)
+    assert other[0] != "700" and other[1] == "none"
+
+
 async def test_a_leader_sees_their_group_and_gets_403_on_another(world: World, chromium: Any) -> None:
     tab = await signed_in_tab(chromium, world.leader)
     assert await tab.text("h1") == "Tổ của tôi"
