@@ -9,7 +9,9 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
   invites to learn, the audience — the chat composer's four —, now or a time in the ward's
   zone); its POST shows the **preview** as each channel renders it — Telegram through the
   chat's ``bot.broadcasting.message_replies``, Zalo through ``bot.channels.zalo.render.plan``
-  (numbered lines; the words to type when the resident is busy) —, the recipients per channel
+  (numbered lines; the words to type when the resident is busy), and where the ward has a Zalo
+  Official Account through ``bot.channels.zalo.oa.oa_messages`` (numbered lines and buttons) —,
+  the recipients per channel
   (``recipients_by_channel``) and when sending ends (``estimate`` / ``estimate_lines``).
 - ``POST /web/phuong/<ward>/thong-bao/gui``: the previewed draft (hidden fields: what is sent
   is what was previewed) goes to ``bot.broadcasting.schedule``, the chat's and the CLI's
@@ -43,11 +45,14 @@ from bot.broadcasting import (
     message_replies, resident_message, schedule, status_text, views,
 )
 from bot.channels.telegram.adapter import CAPABILITIES as TELEGRAM  # what the preview's Telegram column renders with
+from bot.accounts import AccountKind
+from bot.channels.zalo.oa import oa_messages
 from bot.channels.zalo.render import plan as zalo_plan
 from bot.core.messages import Image, Menu, Reply
 from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_ok
 from bot.delivery.transport import OutboundMessage
 from storage import audit
+from storage.accounts import list_accounts
 from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
 from storage.events import record_event
 from storage.groups import list_groups
@@ -265,6 +270,9 @@ class BroadcastPages:
         async with self.d.reads() as session:
             by_channel = await recipients_by_channel(session, audience=stored)  # the query the send will use
             names = await group_names(session, codes=stored.get("codes", []))
+            accounts = await list_accounts(session)
+        # The ward has a Zalo Official Account: one of its own, or one serving every ward.
+        zalo_oa = any(a.kind == AccountKind.ZALO_OA and a.ward_code in (None, ward.code) for a in accounts)
         message = self._message(ward, draft)
         now = self.d.clock.now()
         start = at or now
@@ -275,6 +283,7 @@ class BroadcastPages:
         preview = {
             "telegram": self._telegram(message), "zalo": await self._zalo(message, numbered=True),
             "zalo_words": await self._zalo(message, numbered=False),
+            "zalo_oa": await self._zalo_oa(message) if zalo_oa else None,
             "channels": [(CHANNEL_NAMES.get(c, c), n) for c, n in sorted(by_channel.items())],
             "total": sum(by_channel.values()),
             "audience": describe_audience(self.t, stored, names=names, lessons=self.d.lessons),
@@ -413,6 +422,16 @@ class BroadcastPages:
                 bubbles.append(_bubble(reply))
             else:
                 bubbles += [Bubble(o.text) for o in await zalo_plan(reply, self.t, None, numbered=numbered)]
+        return bubbles
+
+    async def _zalo_oa(self, message: OutboundMessage) -> list[Bubble]:
+        """A Zalo OA's sends, as its transport makes them (``ZaloOATransport``): the photo
+        first, then the consultation messages of ``bot.channels.zalo.oa.oa_messages`` — the
+        text, and a button's option as a numbered line and as a button under it."""
+        bubbles = [Bubble("", photo=True)] if message.image else []
+        for body in await oa_messages(message.as_reply(), self.t, None, numbered=message.numbered):
+            buttons = body.get("attachment", {}).get("payload", {}).get("buttons", [])
+            bubbles.append(Bubble(str(body.get("text", "")), buttons=tuple(str(b["title"]) for b in buttons)))
         return bubbles
 
 
