@@ -24,13 +24,14 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
 
 A photo is read whole (at most ``IMAGE_MAX_BYTES``) before anything is stored, checked by its
 first bytes (JPEG or PNG), and written beside the photos the chat's composer receives
-(``files_dir/in``) in a worker thread, never inside a transaction.
+(``files_dir/in``) in a worker thread, never inside a transaction. A photo no broadcast carries
+is deleted a day after its draft last used it (``bot.media.prune_draft_photos``, the
+scheduler's hourly retention job).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,7 @@ from bot.channels.zalo.render import plan as zalo_plan
 from bot.core.messages import Image, Menu, Reply
 from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_ok
 from bot.delivery.transport import OutboundMessage
+from bot.media import DRAFT_PHOTO, draft_photos, keep_draft_photo
 from storage import audit
 from storage.accounts import list_accounts
 from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
@@ -66,7 +68,6 @@ if TYPE_CHECKING:  # pages.py imports this module
 LISTED = 20  # the latest broadcasts a ward's list shows
 FORM_EVENTS = "web.broadcast"  # handled_event's source for the composer's one-time form tokens
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalo_oa": "Zalo OA"}
-PHOTO_NAME = re.compile(r"web-[A-Za-z0-9_-]{16}\.(?:jpg|png)")
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 FIELD_MAX = 64 * 1024  # bytes of one text field read (the text itself is at most TEXT_MAX characters)
 FIELDS_MAX = 200
@@ -82,7 +83,7 @@ class Draft:
     """The composer's fields, as typed (re-validated on every POST)."""
 
     text: str = ""
-    image: str | None = None  # the name of a photo uploaded here (``PHOTO_NAME``)
+    image: str | None = None  # the name of a photo uploaded here (``DRAFT_PHOTO``)
     learn: bool = False
     audience: str = "all"
     groups: list[int] = field(default_factory=list)
@@ -95,7 +96,7 @@ class Draft:
         groups = [int(g) for g in form.getall("to", []) if g.isdigit() and len(g) <= 9]
         image = form.get("anh_da_tai", "")
         return cls(text=form.get("noi_dung", "").replace("\r\n", "\n").strip(),
-                   image=image if PHOTO_NAME.fullmatch(image) and not form.get("bo_anh") else None,
+                   image=image if DRAFT_PHOTO.fullmatch(image) and not form.get("bo_anh") else None,
                    learn=form.get("hoc_tiep") == "1", audience=form.get("doi_tuong", "all"), groups=groups,
                    lesson=form.get("bai", ""), when="later" if form.get("khi") == "later" else "now",
                    at=form.get("luc", "")[:16])
@@ -119,11 +120,6 @@ class Bubble:
 
 def _photo_type(data: bytes) -> str | None:
     return next((suffix for magic, suffix in PHOTO_TYPES.items() if data.startswith(magic)), None)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 async def read_form(request: web.Request) -> tuple[MultiDict[str], Upload | None]:
@@ -261,8 +257,7 @@ class BroadcastPages:
             audience_text = await self._audience_text(ward, draft)
             at = self._time(draft)
             self._check_text(draft)
-            if draft.image and not (self._photos / draft.image).is_file():
-                raise FormError(self.t("web.broadcasts.error_photo_gone"))
+            await self._photo_in_use(draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         stored = parse_audience(audience_text, lesson_ids={lesson.id for lesson in self.d.lessons})
@@ -308,6 +303,7 @@ class BroadcastPages:
             audience_text = await self._audience_text(ward, draft)
             at = self._time(draft)
             self._check_text(draft)
+            await self._photo_in_use(draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         image = str(self._photos / draft.image) if draft.image else None
@@ -349,7 +345,17 @@ class BroadcastPages:
 
     @property
     def _photos(self) -> Path:
-        return self.d.files_dir / "in"
+        return draft_photos(self.d.files_dir)
+
+    async def _photo_in_use(self, draft: Draft) -> None:
+        """The draft's photo is still there (a draft left for a day loses it: ``bot.media``), and
+        counts as used from now."""
+        if not draft.image:
+            return
+        try:
+            await asyncio.to_thread(keep_draft_photo, self._photos / draft.image, now=self.d.clock.now())
+        except FileNotFoundError:
+            raise FormError(self.t("web.broadcasts.error_photo_gone")) from None
 
     async def _store_photo(self, upload: Upload) -> str:
         if upload.too_big:
@@ -358,14 +364,14 @@ class BroadcastPages:
         if suffix is None:
             raise FormError(self.t("web.broadcasts.error_photo_type"))
         name = f"web-{secrets.token_urlsafe(12)}{suffix}"
-        await asyncio.to_thread(_write, self._photos / name, upload.data)
+        await asyncio.to_thread(keep_draft_photo, self._photos / name, upload.data, now=self.d.clock.now())
         return name
 
     async def photo(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         name = request.match_info["name"]
         if not who.wards:
             return self._forbidden(who)
-        if not PHOTO_NAME.fullmatch(name) or not (self._photos / name).is_file():
+        if not DRAFT_PHOTO.fullmatch(name) or not (self._photos / name).is_file():
             raise web.HTTPNotFound()
         kind = "image/png" if name.endswith(".png") else "image/jpeg"
         return web.FileResponse(self._photos / name, headers={"Content-Type": kind})

@@ -23,8 +23,9 @@ from sqlmodel import select
 from bot.app import App
 from bot.broadcasting import IMAGE_MAX_BYTES, estimate, estimate_lines, resident_message
 from bot.channels.zalo.oa import oa_messages
+from bot.media import draft_photos
 from bot.reminders import ReminderPolicy
-from bot.scheduling import Producers, tick
+from bot.scheduling import Producers, prune, tick
 from storage.accounts import Declared, register_accounts
 from storage.broadcasts import create_broadcast, recipients_by_channel
 from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Ward
@@ -364,6 +365,7 @@ async def test_two_submits_at_once_make_one_broadcast(any_bc_world: World, brows
     assert (await post(browser, base + "/gui", hidden_fields(page.split('class="bc-preview"')[1])))[0] == 303
     assert len(await _broadcasts(world.app)) == 2
 
+
 async def test_the_preview_shows_the_zalo_oa_where_the_ward_has_one(bc_world: World, browser: Browser) -> None:
     """A Zalo Official Account serving the ward (its own, or one serving every ward) adds its
     column to the preview: the consultation messages its transport sends, from the OA
@@ -409,3 +411,51 @@ async def test_the_preview_shows_the_zalo_oa_where_the_ward_has_one(bc_world: Wo
         await register_accounts(session, declared=[Declared("oa_mau", "zalo_oa", None)], now=world.app.clock.now())
     assert await oa_column() is not None
 
+
+async def test_photos_of_drafts_never_sent_are_deleted_a_day_after_their_last_use(
+        bc_world: World, browser: Browser, clock: ManualClock) -> None:
+    """The scheduler's retention job deletes an uploaded photo no broadcast carries once its
+    draft has not used it (uploaded, previewed again) for a day — on the test clock; a sent
+    broadcast's photo stays; the abandoned preview, sent late, is refused kindly."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    files = world.app.conversation.services.files_dir
+    photos = draft_photos(files)
+    producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
+                          catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone),
+                          files_dir=files)
+
+    async def upload(text: str) -> tuple[str, str]:
+        """A preview with a new photo: (the photo's name, the page)."""
+        status, _, page = await post(browser, base + "/soan", draft(csrf, text, doi_tuong="all"), photo=("a.png", PNG))
+        assert status == 200, page
+        return re.search(r'name="anh_da_tai" value="([^"]+)"', page).group(1), page  # type: ignore[union-attr]
+
+    sent, page = await upload("Gửi kèm ảnh")
+    assert (await post(browser, base + "/gui", hidden_fields(page.split('class="bc-preview"')[1])))[0] == 303
+    abandoned, page = await upload("Bỏ dở")
+    late = hidden_fields(page.split('class="bc-preview"')[1])
+    edited, _ = await upload("Còn sửa")
+    assert {p.name for p in photos.iterdir()} == {sent, abandoned, edited}
+    assert (await prune(producers))["draft_photos"] == 0
+
+    clock.advance(hours=20)
+    csrf = await signed_in(world, world.admin, browser)  # a new session: the last one was idle 8 hours
+    status, _, _ = await post(browser, base + "/soan", draft(csrf, "Còn sửa tiếp", doi_tuong="all", anh_da_tai=edited))
+    assert status == 200
+    assert (await prune(producers))["draft_photos"] == 0  # each used within the day
+    clock.advance(hours=5)
+    assert (await prune(producers))["draft_photos"] == 1
+    assert {p.name for p in photos.iterdir()} == {sent, edited}
+
+    late = [(n, csrf if n == "csrf" else v) for n, v in late]
+    status, _, page = await post(browser, base + "/gui", late)
+    assert status == 400 and "Không tìm thấy ảnh đã tải lên. Bạn chọn lại ảnh giúp nhé." in html.unescape(page)
+    assert len(await _broadcasts(world.app)) == 1
+
+    clock.advance(hours=20)
+    assert (await prune(producers))["draft_photos"] == 1
+    assert [p.name for p in photos.iterdir()] == [sent]  # a broadcast's photo is never a draft's
+    assert (await prune(producers))["draft_photos"] == 0
