@@ -254,10 +254,7 @@ class BroadcastPages:
         try:
             if upload is not None:
                 draft.image = await self._store_photo(upload)
-            audience_text = await self._audience_text(ward, draft)
-            at = self._time(draft)
-            self._check_text(draft)
-            await self._photo_in_use(draft)
+            audience_text, at = await self._checked(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         stored = parse_audience(audience_text, lesson_ids={lesson.id for lesson in self.d.lessons})
@@ -300,10 +297,7 @@ class BroadcastPages:
             return self.p.message("form_expired", 403, who)
         draft = Draft.from_form(form)
         try:
-            audience_text = await self._audience_text(ward, draft)
-            at = self._time(draft)
-            self._check_text(draft)
-            await self._photo_in_use(draft)
+            audience_text, at = await self._checked(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         image = str(self._photos / draft.image) if draft.image else None
@@ -377,6 +371,16 @@ class BroadcastPages:
         return web.FileResponse(self._photos / name, headers={"Content-Type": kind})
 
     # -- the draft --------------------------------------------------------------------------
+
+    async def _checked(self, ward: Ward, draft: Draft) -> tuple[str, datetime | None]:
+        """The draft checked again (on every POST: what is sent is what was previewed): its
+        audience's words, its time (None: now); its text, and its photo still there.
+        Raises :class:`FormError`."""
+        audience_text = await self._audience_text(ward, draft)
+        at = self._time(draft)
+        self._check_text(draft)
+        await self._photo_in_use(draft)
+        return audience_text, at
 
     def _check_text(self, draft: Draft) -> None:
         if not draft.text:
