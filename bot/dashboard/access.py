@@ -115,6 +115,7 @@ class Viewer:
     csrf: str
     wards: Sequence[Ward]  # administered (every ward for a city admin)
     groups: Sequence[ResidentGroup]  # led
+    path: str = ""  # the address of this request (the menu marks its page: ``pages.nav_current``)
 
     @property
     def name(self) -> str:
@@ -160,4 +161,4 @@ async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
             await mark_seen(session, session_id=signed_in.session_id, now=now)
     if not wards and not groups:
         raise NoRole()
-    return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups)
+    return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups, request.path)
