@@ -17,6 +17,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from bot.core.i18n import Translate
 from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
@@ -24,7 +25,6 @@ from bot.dashboard.access import (
     refuse_sign_in, set_cookie, sign_in, viewer,
 )
 from bot.dashboard.trend import read_trend
-from bot.core.i18n import Translate
 from bot.overview import live_stats, read_ward_overview
 from storage import audit
 from storage.groups import get_ward

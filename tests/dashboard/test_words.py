@@ -15,6 +15,9 @@ import ast
 from pathlib import Path
 
 from jinja2 import Environment, nodes
+from markupsafe import Markup
+
+from bot.dashboard.pages import markup_translator
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "bot" / "dashboard"
@@ -82,3 +85,11 @@ def test_no_dashboard_module_holds_words_of_its_own() -> None:
     found = {path.name: python_words(path.read_text(encoding="utf-8")) for path in sorted(DASHBOARD.glob("*.py"))}
     assert "pages.py" in found and "groups.py" in found
     assert {name: words for name, words in found.items() if words} == {}
+
+
+def test_a_catalogue_text_is_plain_text_and_only_the_templates_markup_stays_markup() -> None:
+    texts = {"x.plain": "Tom & Jerry <b>", "x.sentence": "Gửi tới {audience}: {total} người."}
+    t = markup_translator(lambda key, /, **values: texts[key].format(**values) if values else texts[key])
+    assert t("x.plain") == "Tom &amp; Jerry &lt;b&gt;" and isinstance(t("x.plain"), Markup)
+    shown = t("x.sentence", audience="<i>Tổ 3</i>", total=Markup("<strong>4</strong>"))
+    assert shown == "Gửi tới &lt;i&gt;Tổ 3&lt;/i&gt;: <strong>4</strong> người."
