@@ -1,8 +1,8 @@
 """The web dashboard for ward staff and leaders, served by the bot's web endpoint (``bot.web``).
 
 Server-rendered pages (Jinja2 templates in ``templates/``, one stylesheet, no script), in
-Vietnamese (the templates' own words; titles and refusal pages from the catalogue, ``web.*``),
-for the roles and the numbers of the chat:
+Vietnamese (every word from the catalogue, ``web.*``: the templates call ``t``), for the roles
+and the numbers of the chat:
 
 - ``GET /web/vao/<token>``: the page a ``/web`` link opens. It only asks to confirm (chat apps
   fetch links to show a preview: a GET must not use the link up); its button POSTs to
@@ -40,7 +40,7 @@ class Dashboard:
     reads: SessionFactory  # reading the pages' numbers
     writes: SessionFactory  # sign-in, sessions (on SQLite: transactions that take the write lock first)
     clock: Clock
-    catalog: Catalog  # the titles and the refusal pages' words (the templates hold the rest, in Vietnamese)
+    catalog: Catalog  # every word of the pages (the templates' ``t``, ``bot.dashboard.pages``)
     lessons: LessonLibrary
     zone: ZoneInfo
     secure: bool  # served over HTTPS (PUBLIC_BASE_URL is https): cookies are marked Secure

@@ -51,7 +51,7 @@ Action = Callable[[web.Request, Viewer, Form], Awaitable[web.StreamResponse]]
 @dataclass(frozen=True)
 class Column:
     key: str  # the value of ``sap_xep``
-    title: str
+    title: str  # the header's words: a catalogue key
     first: str  # the direction a first click sorts in
     value: Callable[[GroupStats, int], Any]  # (stats, rank) → the sort key
     numeric: bool = True
@@ -59,15 +59,15 @@ class Column:
 
 # The thi đua table's columns, in order. Ties keep the ranking's order.
 COLUMNS = (
-    Column("hang", "Hạng", "asc", lambda s, rank: rank),
-    Column("ten", "Tổ", "asc", lambda s, rank: (s.name.casefold(), s.code), numeric=False),
-    Column("thanh-vien", "Thành viên", "desc", lambda s, rank: s.members),
-    Column("bat-dau", "Đã bắt đầu", "desc", lambda s, rank: s.started),
-    Column("hoc-xong", "Học xong", "desc", lambda s, rank: s.finished),
-    Column("ti-le", "Tỉ lệ", "desc", lambda s, rank: s.rate if s.members else -1.0, numeric=False),
-    Column("chi-tieu", "Chỉ tiêu", "desc", lambda s, rank: s.target_percent),
-    Column("tuan-nay", "Tuần này", "desc", lambda s, rank: s.change if s.members else -1000.0),
-    Column("do-phu", "Độ phủ", "desc", lambda s, rank: -1.0 if s.coverage is None else s.coverage),
+    Column("hang", "web.common.col_rank", "asc", lambda s, rank: rank),
+    Column("ten", "web.common.col_group", "asc", lambda s, rank: (s.name.casefold(), s.code), numeric=False),
+    Column("thanh-vien", "doc.col_members", "desc", lambda s, rank: s.members),
+    Column("bat-dau", "web.common.col_started", "desc", lambda s, rank: s.started),
+    Column("hoc-xong", "web.common.col_finished", "desc", lambda s, rank: s.finished),
+    Column("ti-le", "web.common.col_rate", "desc", lambda s, rank: s.rate if s.members else -1.0, numeric=False),
+    Column("chi-tieu", "doc.col_target", "desc", lambda s, rank: s.target_percent),
+    Column("tuan-nay", "web.groups.col_week", "desc", lambda s, rank: s.change if s.members else -1000.0),
+    Column("do-phu", "web.common.col_coverage", "desc", lambda s, rank: -1.0 if s.coverage is None else s.coverage),
 )
 BY_KEY = {c.key: c for c in COLUMNS}
 DIRECTIONS = {"asc": "ascending", "desc": "descending"}

@@ -51,11 +51,11 @@ class QuestionView:
         return self.options[option][0], self.options[option][1], count
 
 
-def local_date(text: str | None) -> str:
+def local_date(text: str | None) -> str | None:
     """A lesson file's date as Vietnamese write it: "2026-03-13" → "13/03/2026", "2026-03" →
-    "03/2026", "2025" stays; none: "chưa ghi"."""
+    "03/2026", "2025" stays; none: None (the page says the catalogue's ``web.lessons.no_date``)."""
     if not text:
-        return "chưa ghi"
+        return None
     return "/".join(reversed(text.split("-")))
 
 

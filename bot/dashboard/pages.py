@@ -15,7 +15,9 @@ from typing import Any
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 
+from bot.core.i18n import Translate
 from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
@@ -71,11 +73,24 @@ def nav_current(href: str, path: str) -> str | None:
     return "true" if within is not None and within.fullmatch(path) else None
 
 
-def _templates() -> Environment:
+def markup_translator(t: Translate) -> Callable[..., Markup]:
+    """The templates' ``t``: a catalogue text is plain text, escaped like any value; so is each
+    placeholder's value, unless the template made it markup itself (a macro's output, a
+    ``{% set %}`` block) — a sentence keeps its words in one piece around a ``<strong>`` or a
+    ``<code>``, and no catalogue text is ever marked safe."""
+    def translate(key: str, /, **values: object) -> Markup:
+        text = escape(t(key))  # without values: the text as written, its {placeholders} unfilled
+        return text.format(**values) if values else text
+
+    return translate
+
+
+def _templates(t: Translate) -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["percent"] = _percent
     env.globals["nav_current"] = nav_current
+    env.globals["t"] = markup_translator(t)  # every word of every template comes from the catalogue
     return env
 
 
@@ -115,8 +130,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 class Pages:
     def __init__(self, dashboard: Dashboard) -> None:
         self.d = dashboard
-        self.env = _templates()
         self.t = dashboard.catalog.translator(None)  # Vietnamese: staff have no locale of their own here
+        self.env = _templates(self.t)
 
     def routes(self) -> list[web.RouteDef]:
         from bot.dashboard.lessons import lesson_routes

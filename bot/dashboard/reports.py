@@ -42,20 +42,19 @@ class ReportFile:
     kind: str  # the chat's name for it, first word of the file's name
     suffix: str
     content_type: str
-    label: str  # the link's words
+    label: str  # the link's words: a catalogue key
     chart: str | None = None  # the chart's name (bot.reports.exports.CHARTS)
 
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FILES = {  # the address's last part → the file
-    "bao-cao.docx": ReportFile("bao-cao", ".docx", DOCX, "Báo cáo (Word)"),
-    "so-lieu.xlsx": ReportFile("so-lieu", ".xlsx", XLSX, "Bảng số liệu (Excel)"),
-    "de-xuat-khen-thuong.docx": ReportFile("de-xuat-khen-thuong", ".docx", DOCX,
-                                           "Phụ lục: danh sách đề xuất khen thưởng (Word)"),
-    "bieu-do-nhom.png": ReportFile("bieu-do-nhom", ".png", "image/png", "Biểu đồ tỉ lệ học xong theo tổ", "nhom"),
-    "bieu-do-thang.png": ReportFile("bieu-do-thang", ".png", "image/png", "Biểu đồ theo tháng", "thang"),
-    "bieu-do-bai.png": ReportFile("bieu-do-bai", ".png", "image/png", "Biểu đồ theo bài học", "bai"),
+    "bao-cao.docx": ReportFile("bao-cao", ".docx", DOCX, "web.reports.file_report"),
+    "so-lieu.xlsx": ReportFile("so-lieu", ".xlsx", XLSX, "web.reports.file_workbook"),
+    "de-xuat-khen-thuong.docx": ReportFile("de-xuat-khen-thuong", ".docx", DOCX, "web.reports.file_annex"),
+    "bieu-do-nhom.png": ReportFile("bieu-do-nhom", ".png", "image/png", "web.reports.file_chart_groups", "nhom"),
+    "bieu-do-thang.png": ReportFile("bieu-do-thang", ".png", "image/png", "web.reports.file_chart_months", "thang"),
+    "bieu-do-bai.png": ReportFile("bieu-do-bai", ".png", "image/png", "web.reports.file_chart_lessons", "bai"),
 }
 
 
