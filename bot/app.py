@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.accounts import Account, AccountDirectory, AccountInfo, AccountKind, load_accounts, secrets_of
-from bot.config import JsonFormatter, SecretFilter, Settings
+from bot.config import JsonFormatter, SecretFilter, Settings, parse_proxies
 from bot.core.conversation import Clock, Conversation, Services
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, load_library
@@ -110,7 +110,8 @@ def dashboard(app: App) -> Dashboard:
                      zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"),
                      quiet=services.quiet, send_rates=services.send_rates, files_dir=services.files_dir,
                      report_signer=(app.settings.report_signer_title, app.settings.report_signer_name),
-                     services=app.conversation.services)
+                     services=app.conversation.services,
+                     trusted_proxies=parse_proxies(app.settings.web_trusted_proxies))
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

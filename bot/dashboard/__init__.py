@@ -23,6 +23,7 @@ from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.config import Network
 from bot.core.conversation import DEFAULT_ZONE, Clock, Services
 from bot.core.i18n import Catalog
 from bot.delivery.quiet import QuietHours
@@ -51,3 +52,5 @@ class Dashboard:
     report_signer: tuple[str, str] = ("CHỦ TỊCH", "")  # REPORT_SIGNER_TITLE, REPORT_SIGNER_NAME: the report's signature
     # The chat's services, for the actions the pages share with it (reminder policy, bots' usernames).
     services: Services | None = None
+    # WEB_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (``access.client_address``).
+    trusted_proxies: tuple[Network, ...] = ()

@@ -150,15 +150,13 @@ class Pages:
         raise web.HTTPFound("/web/")
 
     async def confirm_sign_in(self, request: web.Request) -> web.StreamResponse:
-        """The page a ``/web`` link opens: a button, nothing used yet (link previews GET it)."""
-        if await limited(self.d, request):
-            return self.message("limited", 429)
+        """The page a ``/web`` link opens: a button, nothing used yet (link previews GET it).
+        A usable link is never refused for the address's earlier mistakes."""
         token = request.match_info["token"]
         async with self.d.reads() as session:
             usable = await link_is_usable(session, token=token, now=self.d.clock.now())
         if not usable:
-            await refuse_sign_in(self.d, request, reason="link")
-            return self.message("link_unusable", 410)
+            return await self._refuse(request, "link", "link_unusable", 410)
         binding = new_secret()
         response = self.render("signin.html", token=token, csrf=csrf_for(binding, "signin"), viewer=None,
                                title=self.t("web.title_signin"))
@@ -166,23 +164,27 @@ class Pages:
         return response
 
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
-        if await limited(self.d, request):
-            return self.message("limited", 429)
         form = await request.post()
         if not csrf_ok(request.cookies.get(SIGNIN_COOKIE), form.get("csrf"), "signin"):
-            await refuse_sign_in(self.d, request, reason="csrf")
-            return self.message("form_expired", 403)
+            return await self._refuse(request, "csrf", "form_expired", 403)
         token = form.get("token")
         done = (await sign_in(self.d, token=token, previous=request.cookies.get(SESSION_COOKIE))
                 if isinstance(token, str) else None)
         if done is None:
-            await refuse_sign_in(self.d, request, reason="link")
-            return self.message("link_unusable", 410)
+            return await self._refuse(request, "link", "link_unusable", 410)
         _, cookie = done
         response = _see_other("/web/")  # the token leaves the address bar
         set_cookie(response, SESSION_COOKIE, cookie, secure=self.d.secure)
         clear_cookie(response, SIGNIN_COOKIE, secure=self.d.secure)
         return response
+
+    async def _refuse(self, request: web.Request, reason: str, kind: str, status: int) -> web.Response:
+        """A refused sign-in, counted and audited; past the limit, 429 (and nothing more stored).
+        Only refusals reach here: the limit never stands in front of a usable link."""
+        if await limited(self.d, request):
+            return self.message("limited", 429)
+        await refuse_sign_in(self.d, request, reason=reason)
+        return self.message(kind, status)
 
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
+from unittest import mock
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlmodel import select
 
 from bot.app import App, web_url
@@ -252,17 +254,57 @@ async def test_an_idle_session_ends_after_eight_hours(any_world: World, browser:
 async def test_refused_sign_ins_are_limited_per_address_and_audited(any_world: World, browser: Browser,
                                                                    clock: ManualClock) -> None:
     world = any_world
-    good = await link_from_chat(world.admin)
     for n in range(MAX_REFUSED):
         assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410, n
-    status, page = await browser.get(good)
+    status, page = await browser.get(f"{world.base}/web/vao/{'y' * 43}")
     assert status == 429 and "15 phút" in page
-    assert len(await rows(world.app, WebSignInAttempt)) == MAX_REFUSED
+    assert len(await rows(world.app, WebSignInAttempt)) == MAX_REFUSED  # past the limit nothing more is stored
     refused = [a for a in await rows(world.app, AuditLog) if a.action == "web.signin_refused"]
     assert len(refused) == MAX_REFUSED and refused[0].details == {"reason": "link"}
-    clock.advance(minutes=15)  # the window has passed (and the link its 10 minutes)
-    assert (await browser.get(good))[0] == 410
-    assert (await confirm(browser, await link_from_chat(world.admin))).status == 303
+    clock.advance(minutes=15)  # the window has passed
+    assert (await browser.get(f"{world.base}/web/vao/{'y' * 43}"))[0] == 410
+
+
+async def test_bad_links_lock_nobody_out(any_world: World, browser: Browser) -> None:
+    """Behind the city's proxy every browser has one address: someone sending bad links must not
+    stop staff signing in. A usable link is looked up first and always signs in."""
+    world = any_world
+    for n in range(MAX_REFUSED):
+        assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410, n
+    other = Browser()  # another client, the same address
+    try:
+        assert (await confirm(other, await link_from_chat(world.admin))).status == 303
+        assert (await other.get(world.base + "/web/"))[0] == 200
+    finally:
+        await other.close()
+    assert (await confirm(browser, await link_from_chat(world.leader))).status == 303  # even the guesser's browser
+    status, page = await browser.get(f"{world.base}/web/vao/{'x' * 43}")  # the 11th bad link
+    assert status == 429 and "15 phút" in page
+    assert len(await rows(world.app, WebSignInAttempt)) == MAX_REFUSED
+
+
+def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.config import parse_proxies
+    from bot.dashboard.access import client_address
+
+    def request(peer: str, forwarded: str | None) -> web.Request:
+        headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+        transport = mock.Mock()
+        transport.get_extra_info.return_value = (peer, 40000)
+        return make_mocked_request("GET", "/web/vao/x", headers=headers, transport=transport)
+
+    proxy = parse_proxies("10.0.0.2, 10.1.0.0/16")
+    assert client_address(request("203.0.113.9", "198.51.100.1"), proxy) == "203.0.113.9"  # not from the proxy
+    assert client_address(request("10.0.0.2", "198.51.100.1"), ()) == "10.0.0.2"  # no proxy trusted
+    assert client_address(request("10.0.0.2", "198.51.100.1"), proxy) == "198.51.100.1"
+    # The client may write its own X-Forwarded-For: only what the trusted proxies appended counts.
+    assert client_address(request("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.1.4.4"), proxy) == "198.51.100.1"
+    assert client_address(request("10.0.0.2", "not-an-address"), proxy) == "10.0.0.2"
+    assert client_address(request("10.0.0.2", None), proxy) == "10.0.0.2"
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, web_trusted_proxies="10.0.0.2, proxy")  # type: ignore[call-arg]
 
 
 async def test_pages_are_not_cached_framed_or_referred(world: World) -> None:
