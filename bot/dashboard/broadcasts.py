@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 from multidict import MultiDict
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.broadcasting import (
     IMAGE_MAX_BYTES, LATEST_MAX, TEXT_MAX, BroadcastError, describe_audience, estimate, estimate_lines,
@@ -51,8 +52,9 @@ from storage import audit
 from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
 from storage.events import record_event
 from storage.groups import list_groups
-from storage.models import Broadcast, BroadcastStatus, Ward
+from storage.models import Broadcast, BroadcastStatus, Person, Ward
 from storage.outbox import delivery_reports
+from storage.roles import administers
 from storage.web_access import new_secret
 
 if TYPE_CHECKING:  # pages.py imports this module
@@ -180,6 +182,14 @@ class BroadcastPages:
         ward_id = int(request.match_info["ward_id"])
         return next((w for w in who.wards if w.id == ward_id), None)
 
+    async def _admin_now(self, session: AsyncSession, who: Viewer, ward: Ward) -> bool:
+        """This person administers the ward now, asked inside the transaction that acts (the
+        roles of ``who`` were read before it began)."""
+        person = await session.get(Person, who.person.id)
+        if person is None or person.id is None or person.deleted_at is not None or ward.id is None:
+            return False
+        return await administers(session, person_id=person.id, ward_id=ward.id)
+
     def _forbidden(self, who: Viewer) -> web.Response:
         return self.p.message("forbidden", 403, who)
 
@@ -306,6 +316,8 @@ class BroadcastPages:
         now = self.d.clock.now()
         try:
             async with self.d.writes() as session, session.begin():
+                if not await self._admin_now(session, who, ward):
+                    return self._forbidden(who)  # the role was removed since the page was read
                 if not await record_event(session, source=FORM_EVENTS, event_id=token, now=now):
                     done = None  # this preview was sent already (a double submit)
                 else:
@@ -330,6 +342,8 @@ class BroadcastPages:
             broadcast = await session.get(Broadcast, broadcast_id)
             code = broadcast.audience.get("ward") if broadcast is not None else None
             ward = next((w for w in who.wards if code and w.code == code), None)
+            if ward is not None and not await self._admin_now(session, who, ward):
+                ward = None  # the role was removed since the page was read
             if ward is not None and await cancel_broadcast(session, broadcast_id=broadcast_id):
                 audit.record(session, actor=f"person:{who.person.id}", action="broadcast.cancel",
                              target=f"broadcast:{broadcast_id}", now=now)

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import delete
 from sqlmodel import select
 
 from bot.app import App
@@ -25,7 +26,7 @@ from bot.broadcasting import IMAGE_MAX_BYTES, estimate, estimate_lines, resident
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, tick
 from storage.broadcasts import create_broadcast, recipients_by_channel
-from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox
+from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role
 from tests.conftest import seed_demo_groups
 from tests.dashboard.conftest import World, open_world
 from tests.dashboard.test_signin import CSRF, Browser, browser, signed_in  # noqa: F401 (a fixture)
@@ -361,3 +362,46 @@ async def test_two_submits_at_once_make_one_broadcast(any_bc_world: World, brows
                                                                 luc="2026-11-25T09:00"))
     assert (await post(browser, base + "/gui", hidden_fields(page.split('class="bc-preview"')[1])))[0] == 303
     assert len(await _broadcasts(world.app)) == 2
+
+
+def _role_removed_after_the_page_check(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The viewer's roles are read, then (another admin, the CLI) the roles go: only the check
+    inside the write transaction can see it."""
+    import bot.dashboard.pages as pages
+
+    real = pages.viewer
+
+    async def then_removed(dashboard: Any, request: Any) -> Any:
+        who = await real(dashboard, request)
+        async with app.sessions() as session, session.begin():
+            await session.exec(delete(Role).where(Role.person_id == who.person.id))  # type: ignore[call-overload]
+        return who
+
+    monkeypatch.setattr(pages, "viewer", then_removed)
+
+
+async def test_an_admin_removed_meanwhile_cannot_send_or_cancel(bc_world: World, browser: Browser,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Tin", doi_tuong="all", khi="now"))
+    confirm = hidden_fields(page.split('class="bc-preview"')[1])
+    now = world.app.clock.now()
+    async with world.app.sessions() as session, session.begin():
+        scheduled = await create_broadcast(session, author="test", text="Đã hẹn", now=now,
+                                           audience={"kind": "all", "ward": ward.code},
+                                           scheduled_at=now + timedelta(days=1))
+    roles = await rows(world.app, Role)
+    _role_removed_after_the_page_check(world.app, monkeypatch)
+    status, _, page = await post(browser, base + "/gui", confirm)
+    assert status == 403 and "Bạn không có quyền" in page
+    [still] = await _broadcasts(world.app)  # the one made before; nothing sent
+    assert still.id == scheduled.id and await rows(world.app, HandledEvent) == []
+    async with world.app.sessions() as session, session.begin():  # an admin again, for the page's check
+        session.add_all([Role(**role.model_dump(exclude={"id"})) for role in roles])
+    assert (await browser.post(f"{world.base}/web/thong-bao/{scheduled.id}/huy", {"csrf": csrf})).status == 403
+    [still] = await _broadcasts(world.app)
+    assert still.status == BroadcastStatus.SCHEDULED
+    assert [a for a in await rows(world.app, AuditLog) if a.action.startswith("broadcast.")] == []
