@@ -6,6 +6,7 @@ PostgreSQL. The browser tests (``test_browser.py``) drive the same in Chromium."
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from datetime import timedelta
 from unittest import mock
@@ -360,3 +361,21 @@ async def test_cookies_are_secure_over_https(world: World) -> None:
     finally:
         await browser.close()
         await runner.cleanup()
+
+
+async def test_a_failing_request_logs_its_route_never_the_token(world: World, browser: Browser,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import bot.dashboard.pages as pages
+
+    link = await link_from_chat(world.admin)
+    token = link.rsplit("/", 1)[1]
+
+    async def locked(session: object, *, token: str, now: object) -> bool:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(pages, "link_is_usable", locked)
+    caplog.set_level(logging.DEBUG)
+    assert (await browser.get(link))[0] == 500
+    assert "web request GET /web/vao/{token} failed" in caplog.text
+    assert token not in caplog.text
