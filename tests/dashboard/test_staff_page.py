@@ -13,6 +13,7 @@ import pytest
 from bot.dashboard import staff
 from bot.links import invite_link
 from storage import audit
+from storage.broadcasts import create_broadcast
 from storage.groups import upsert_group, upsert_ward
 from storage.models import AuditLog, Invite, Outbox, Role, RoleKind
 from storage.roles import InviteProblem, add_admin, consume_invite
@@ -183,3 +184,42 @@ async def test_the_audit_log_is_the_wards_filtered_and_paged(any_world: World, b
         await city.close()
     status, _ = await browser.get(f"{world.base}/web/nhat-ky?phuong={other.id}")  # not Hà's ward
     assert status == 403
+
+
+async def test_a_wards_log_leaves_out_what_its_staff_did_in_another_ward(any_world: World, browser: Browser) -> None:
+    """Ba leads a group here and administers another ward: what Ba did there is that ward's."""
+    world = any_world
+    ba = await person_of(world.app, world.leader)
+    now = world.app.clock.now()
+    async with world.app.sessions() as session, session.begin():
+        other, _ = await upsert_ward(session, code="KHAC", name="Phường Khác")
+        far, _ = await upsert_group(session, ward_id=other.id, code="KHAC-01", name="Tổ Khác", kind=None,
+                                    target_percent=None)
+        session.add(Role(person_id=ba.id, kind=RoleKind.ADMIN, ward_id=other.id, granted_by="cli", granted_at=now))
+        far_broadcast = await create_broadcast(session, author=f"person:{ba.id}", text="Tin", now=now,
+                                               audience={"kind": "all", "ward": "KHAC"}, scheduled_at=now)
+        there = [
+            audit.record(session, actor=f"person:{ba.id}", action="admin.report", target=f"ward:{other.id}", now=now),
+            audit.record(session, actor=f"person:{ba.id}", action="admin.invite_revoke", target=f"group:{far.id}",
+                         now=now),
+            audit.record(session, actor=f"person:{ba.id}", action="broadcast.create",
+                         target=f"broadcast:{far_broadcast.id}", now=now),
+        ]
+        here = [audit.record(session, actor=f"person:{ba.id}", action="web.signout", target="web", now=now)]
+    await signed_in(world, world.admin, browser)
+    status, page = await browser.get(world.base + "/web/nhat-ky")
+    assert status == 200
+    shown = {int(i) for i in ENTRIES.findall(page)}
+    assert not shown & {e.id for e in there} and {e.id for e in here} <= shown
+    for action in ("admin.report", "admin.invite_revoke", "broadcast.create"):  # nor in the filter's choices
+        assert f'<option value="{action}"' not in page
+    assert '<option value="web.signout"' in page
+    ba_browser = Browser()  # the other ward's admin sees them
+    try:
+        await signed_in(world, world.leader, ba_browser)
+        status, page = await ba_browser.get(f"{world.base}/web/phuong/{other.id}/can-bo")
+        assert status == 200
+        status, page = await ba_browser.get(f"{world.base}/web/nhat-ky?phuong={other.id}")
+        assert {e.id for e in there} <= {int(i) for i in ENTRIES.findall(page)}
+    finally:
+        await ba_browser.close()
