@@ -163,6 +163,11 @@ class NotSignedIn(Exception):
 class NoRole(Exception):
     """Signed in, but the person leads no group and administers no ward (any more)."""
 
+    def __init__(self, person_id: int, session_id: int) -> None:
+        super().__init__(person_id)
+        self.person_id = person_id
+        self.session_id = session_id  # the session is still open: sign-out closes it
+
 
 async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
     """The signed-in person of this request, their session marked seen and their roles read
@@ -188,5 +193,6 @@ async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
         async with dashboard.writes() as session, session.begin():
             await mark_seen(session, session_id=signed_in.session_id, now=now)
     if not wards and not groups:
-        raise NoRole()
+        assert signed_in.person.id is not None
+        raise NoRole(signed_in.person.id, signed_in.session_id)
     return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups)

@@ -190,8 +190,9 @@ class BroadcastPages:
             return False
         return await administers(session, person_id=person.id, ward_id=ward.id)
 
-    def _forbidden(self, who: Viewer) -> web.Response:
-        return self.p.message("forbidden", 403, who)
+    async def _forbidden(self, request: web.Request, who: Viewer, *,
+                         session: AsyncSession | None = None) -> web.Response:
+        return await self.p.refused(request, who, session=session)
 
     def _csrf(self, request: web.Request, form: MultiDict[str]) -> bool:
         return csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf"))
@@ -200,7 +201,7 @@ class BroadcastPages:
 
     async def home(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         if not who.wards:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         if len(who.wards) == 1:
             raise web.HTTPFound(f"/web/phuong/{who.wards[0].id}/thong-bao")
         return self.p.render("broadcast_wards.html", viewer=who, wards=who.wards,
@@ -209,7 +210,7 @@ class BroadcastPages:
     async def list(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         now = self.d.clock.now()
         async with self.d.reads() as session:
             mine = await ward_broadcasts(session, ward_code=ward.code, limit=LISTED)
@@ -237,7 +238,7 @@ class BroadcastPages:
     async def compose(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         return await self._composer(who, ward, Draft())
 
     async def _composer(self, who: Viewer, ward: Ward, draft: Draft, *, error: str | None = None,
@@ -256,10 +257,10 @@ class BroadcastPages:
         """The draft as each channel will show it, how many get it, when it is done."""
         form, upload = await read_form(request)
         if not self._csrf(request, form):
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         draft = Draft.from_form(form)
         try:
             if upload is not None:
@@ -298,13 +299,13 @@ class BroadcastPages:
         """Schedule the previewed draft (once per preview: its form token)."""
         form, _ = await read_form(request)
         if not self._csrf(request, form):
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         token = form.get("mau", "")
         if not 20 <= len(token) <= 64:
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         draft = Draft.from_form(form)
         try:
             audience_text = await self._audience_text(ward, draft)
@@ -317,7 +318,7 @@ class BroadcastPages:
         try:
             async with self.d.writes() as session, session.begin():
                 if not await self._admin_now(session, who, ward):
-                    return self._forbidden(who)  # the role was removed since the page was read
+                    return await self._forbidden(request, who, session=session)  # the role went since the page
                 if not await record_event(session, source=FORM_EVENTS, event_id=token, now=now):
                     done = None  # this preview was sent already (a double submit)
                 else:
@@ -335,7 +336,7 @@ class BroadcastPages:
     async def cancel(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         form, _ = await read_form(request)
         if not self._csrf(request, form):
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         broadcast_id = int(request.match_info["broadcast_id"])
         now = self.d.clock.now()
         async with self.d.writes() as session, session.begin():
@@ -348,7 +349,7 @@ class BroadcastPages:
                 audit.record(session, actor=f"person:{who.person.id}", action="broadcast.cancel",
                              target=f"broadcast:{broadcast_id}", now=now)
         if ward is None:  # another ward's, or none: nothing happened
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         return web.Response(status=303, headers={"Location": f"/web/phuong/{ward.id}/thong-bao"})
 
     # -- the photo --------------------------------------------------------------------------
@@ -370,7 +371,7 @@ class BroadcastPages:
     async def photo(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         name = request.match_info["name"]
         if not who.wards:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         if not PHOTO_NAME.fullmatch(name) or not (self._photos / name).is_file():
             raise web.HTTPNotFound()
         kind = "image/png" if name.endswith(".png") else "image/jpeg"

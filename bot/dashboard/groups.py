@@ -117,10 +117,10 @@ class GroupPages:
                 response = self.p.message("not_signed_in", 401)
                 clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
                 return response
-            except NoRole:
-                return self.p.message("no_role", 403)
+            except NoRole as gone:
+                return await self.p.refused(request, None, "no_role", person_id=gone.person_id)
             if not csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
-                return self.p.message("form_expired", 403, who)
+                return await self.p.refused(request, who, "form_expired")
             return await handler(request, who, form)
 
         return handle
@@ -139,7 +139,7 @@ class GroupPages:
     async def ward_groups(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward_id = int(request.match_info["ward_id"])
         if not who.may_see_ward(ward_id):
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         return await self._table(request, who, ward_id=ward_id)
 
     async def _table(self, request: web.Request, who: Viewer, *, ward_id: int | None) -> web.StreamResponse:
@@ -147,7 +147,7 @@ class GroupPages:
         async with self.d.reads() as session:
             ward = await get_ward(session, ward_id=ward_id) if ward_id is not None else None
             if ward_id is not None and ward is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who)
             if ward_id is not None:
                 stats = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=now, ward_id=ward_id)
             else:
@@ -177,7 +177,7 @@ class GroupPages:
         async with self.d.reads() as session:
             group = await get_group(session, group_id=group_id)
             if group is None or not who.may_see_group(group):
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who)
             [stats] = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=now,
                                        group_ids=[group_id], by_lesson=True)
             members = await members_progress(session, group_id=group_id, lesson_ids=lesson_ids)
@@ -233,10 +233,10 @@ class GroupPages:
         async with self.d.writes() as session, session.begin():
             allowed = await self._allowed(session, who, group_id)
             if allowed is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             group, person, leader = allowed
             if only is not None and await member_of(session, group_id=group_id, person_id=only) is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             done = await group_actions.nudge(session, group=group, sender=person, lessons=self.d.lessons,
                                              zone=self.d.zone, catalog=self.d.catalog, now=now, only_id=only,
                                              as_admin=not leader)
@@ -251,11 +251,11 @@ class GroupPages:
             member = (await member_of(session, group_id=group_id, person_id=person_id)
                       if allowed is not None and person_id is not None else None)
             if allowed is None or member is None or lesson is None or member.id is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             group, person, _ = allowed
             assert person.id is not None
             if member.id == person.id:  # as in the chat: a leader records others' lessons, not their own
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             row = await get_progress(session, person_id=member.id, lesson_id=lesson.id)
             outcome = await group_actions.record_assisted(
                 session, group=group, person=member, lesson_id=lesson.id, lesson_version=lesson.version,
@@ -272,14 +272,14 @@ class GroupPages:
             member = (await member_of(session, group_id=group_id, person_id=person_id)
                       if allowed is not None and person_id is not None else None)
             if allowed is None or member is None or lesson is None or member.id is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             group, person, _ = allowed
             assert person.id is not None
             row = await get_progress(session, person_id=member.id, lesson_id=lesson.id)
             if row is None or row.status != ProgressStatus.COMPLETED:
                 return _back(group_id, kq="khong-con")  # undone already (a second submit): nothing to do
             if not await group_actions.may_undo(session, row=row, actor_id=person.id, group=group):
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             await group_actions.undo_assisted(session, group=group, person=member, row=row, actor_id=person.id, now=now)
         return _back(group_id, kq="hoan-tac")
 

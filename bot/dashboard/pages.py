@@ -14,11 +14,12 @@ from typing import Any
 
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
-    SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
+    AUDIT_ACTOR, SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
     refuse_sign_in, set_cookie, sign_in, viewer,
 )
 from bot.dashboard.trend import read_trend
@@ -64,6 +65,17 @@ MESSAGES = {
     "form_expired": ("web.page_form_expired", "web.page_form_expired_text"),
     "signed_out": ("web.page_signed_out", "web.page_signed_out_text"),
 }
+
+
+def attempted_route(request: web.Request) -> str:
+    """The route's pattern with its numeric parts filled in (``POST /web/to/7/nhac``): ids
+    only, never a token or a name from the address."""
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else "?"
+    for name, value in request.match_info.items():
+        if value.isascii() and value.isdigit():
+            path = path.replace("{" + name + "}", value)
+    return f"{request.method} {path}"
 
 
 def _see_other(location: str) -> web.Response:
@@ -123,6 +135,23 @@ class Pages:
         title, text = MESSAGES[kind]
         return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer)
 
+    async def refused(self, request: web.Request, who: Viewer | None, kind: str = "forbidden", *,
+                      session: AsyncSession | None = None, person_id: int | None = None) -> web.Response:
+        """Every 403 of the dashboard: the refusal page, and one ``refused`` audit row naming the
+        attempted route with its ids (``POST /web/to/7/nhac``), at most one per actor a minute —
+        as the chat's refusals (``handlers.authz.refuse``). ``session``: the action's own write
+        transaction, if the refusal happens inside one (SQLite has one writer)."""
+        if who is not None:
+            person_id = who.person.id
+        actor = f"person:{person_id}" if person_id is not None else AUDIT_ACTOR
+        attempted, now = attempted_route(request), self.d.clock.now()
+        if session is not None:
+            await audit.record_refusal(session, actor=actor, attempted=attempted, now=now)
+        else:
+            async with self.d.writes() as own, own.begin():
+                await audit.record_refusal(own, actor=actor, attempted=attempted, now=now)
+        return self.message(kind, 403, who)
+
     def page(self, handler: Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]) -> Handler:
         """A page for a signed-in person with a role, checked from the database now."""
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -132,8 +161,8 @@ class Pages:
                 response = self.message("not_signed_in", 401)
                 clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
                 return response
-            except NoRole:
-                return self.message("no_role", 403)
+            except NoRole as gone:
+                return await self.refused(request, None, "no_role", person_id=gone.person_id)
             return await handler(request, who)
 
         return handle
@@ -194,7 +223,7 @@ class Pages:
             who = None
         cookie = request.cookies.get(SESSION_COOKIE)
         if who is None or not csrf_ok(cookie, form.get("csrf")):
-            return self.message("form_expired", 403, who)
+            return await self.refused(request, who, "form_expired")
         now = self.d.clock.now()
         async with self.d.writes() as session, session.begin():
             await close_session(session, session_id=who.session_id)
@@ -220,14 +249,14 @@ class Pages:
     async def ward(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward_id = int(request.match_info["ward_id"])
         if not who.may_see_ward(ward_id):
-            return self.message("forbidden", 403, who)
+            return await self.refused(request, who)
         return await self._ward(who, ward_id)
 
     async def _ward(self, who: Viewer, ward_id: int) -> web.StreamResponse:
         async with self.d.reads() as session:
             ward = await get_ward(session, ward_id=ward_id)
             if ward is None:
-                return self.message("forbidden", 403, who)
+                return await self.refused(request, who)
             view = await read_ward_overview(session, ward=ward, lessons=self.d.lessons, zone=self.d.zone,
                                             now=self.d.clock.now())
             trend = await read_trend(session, lessons=self.d.lessons, zone=self.d.zone, now=self.d.clock.now(),
