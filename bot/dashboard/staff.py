@@ -153,7 +153,8 @@ class StaffPages:
             group = await get_group(session, group_id=role.group_id) if role.group_id else None
             if role.kind != RoleKind.LEADER or group is None or group.ward_id != ward_id:
                 return await self.p.refused(request, who, session=session)
-            await revoke(session, role_id=role_id)
+            if not await revoke(session, role_id=role_id):
+                return _back(ward_id, "da-go")  # a second submit at once removed it first (PostgreSQL)
             told = await tell_role_removed(session, role=role, group=group, ward=ward, catalog=self.d.catalog, now=now)
             audit.record(session, actor=f"person:{admin.id}", action="admin.revoke", target=f"group:{group.id}",
                          now=now, details={"person": role.person_id, "told": told})

@@ -6,7 +6,9 @@ PostgreSQL (``any_world``)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any
 
 import pytest
 
@@ -223,3 +225,38 @@ async def test_a_wards_log_leaves_out_what_its_staff_did_in_another_ward(any_wor
         assert {e.id for e in there} <= {int(i) for i in ENTRIES.findall(page)}
     finally:
         await ba_browser.close()
+
+
+async def test_a_leader_removed_by_three_submits_at_once_is_removed_and_audited_once(
+        any_world: World, browser: Browser) -> None:
+    world = any_world
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    [role] = [r for r in await rows(world.app, Role) if r.kind == RoleKind.LEADER]
+    csrf = await signed_in(world, world.admin, browser)
+    url = f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo/go-vai-tro"
+    answers = await asyncio.gather(*(browser.post(url, {"csrf": csrf, "vai_tro": str(role.id)}) for _ in range(3)))
+    assert sorted(a.headers["Location"].rsplit("=", 1)[1] for a in answers) == ["da-go", "da-go", "go"]
+    assert len([a for a in await rows(world.app, AuditLog) if a.action == "admin.revoke"]) == 1
+    assert len([o for o in await rows(world.app, Outbox) if o.kind == "role"]) == 1
+
+
+async def test_a_role_removed_between_the_read_and_the_delete_is_not_audited(
+        world: World, browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the race above does on PostgreSQL, made certain: the role is read, then another
+    request's DELETE wins; this one's DELETE removes nothing and so tells and audits nothing."""
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    [role] = [r for r in await rows(world.app, Role) if r.kind == RoleKind.LEADER]
+    csrf = await signed_in(world, world.admin, browser)
+    real = staff.revoke
+
+    async def removed_first(session: Any, *, role_id: int) -> bool:
+        await real(session, role_id=role_id)  # the other request's
+        return await real(session, role_id=role_id)
+
+    monkeypatch.setattr(staff, "revoke", removed_first)
+    before = await snapshot(world.app)
+    response = await browser.post(f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo/go-vai-tro",
+                                  {"csrf": csrf, "vai_tro": str(role.id)})
+    assert response.headers["Location"] == f"/web/phuong/{tdp03.ward_id}/can-bo?kq=da-go"
+    after = await snapshot(world.app)
+    assert after["AuditLog"] == before["AuditLog"] and after["Outbox"] == before["Outbox"]
