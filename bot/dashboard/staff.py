@@ -112,7 +112,8 @@ class StaffPages:
             group = await get_group(session, group_id=group_id) if group_id is not None else None
             if admin is None or admin.id is None or group is None or group.id is None or group.ward_id != ward_id:
                 return await self.p.refused(request, who, session=session)
-            invite = await recent_invite(session, group_id=group.id, created_by=admin.id, since=now - AGAIN_WITHIN)
+            invite = await recent_invite(session, group_id=group.id, created_by=admin.id, since=now - AGAIN_WITHIN,
+                                         now=now)
             if invite is None:
                 invite = await create_invite(session, group_id=group.id, created_by=admin.id, now=now)
                 audit.record(session, actor=f"person:{admin.id}", action="admin.invite", target=f"group:{group.id}",

@@ -260,3 +260,22 @@ async def test_a_role_removed_between_the_read_and_the_delete_is_not_audited(
     assert response.headers["Location"] == f"/web/phuong/{tdp03.ward_id}/can-bo?kq=da-go"
     after = await snapshot(world.app)
     assert after["AuditLog"] == before["AuditLog"] and after["Outbox"] == before["Outbox"]
+
+
+async def test_an_invitation_ended_a_moment_ago_does_not_stop_a_new_one(world: World, browser: Browser) -> None:
+    tdp05 = await group(world.app, "DEMO-TDP05")
+    csrf = await signed_in(world, world.admin, browser)
+    base = f"{world.base}/web/phuong/{tdp05.ward_id}/can-bo"
+    first = (await browser.post(base + "/moi", {"csrf": csrf, "to": str(tdp05.id)})).headers["Location"]
+    ended = await browser.post(base + "/huy-loi-moi", {"csrf": csrf, "loi_moi": first.rsplit("/", 1)[1]})
+    assert ended.headers["Location"].endswith("?kq=huy")
+    second = (await browser.post(base + "/moi", {"csrf": csrf, "to": str(tdp05.id)})).headers["Location"]
+    assert second != first
+    new = next(i for i in await rows(world.app, Invite) if f"/web/loi-moi/{i.id}" == second)
+    zalo = invite_link(new.code, telegram_username=None, channel="zalo")
+    status, page = await browser.get(world.base + second)
+    assert status == 200 and zalo in page  # usable: its link is shown
+    dung = await person_of(world.app, Chat(world.app.conversation, user="1006", name="Dũng"))
+    async with world.app.sessions() as session, session.begin():
+        accepted = await consume_invite(session, code=new.code, person_id=dung.id, now=world.app.clock.now())
+    assert not isinstance(accepted, InviteProblem)
