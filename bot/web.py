@@ -111,7 +111,8 @@ def create_web_app(*, channels: Sequence[WebhookChannel] = (), media: MediaStore
     if dashboard is not None:
         from bot.dashboard.pages import Pages, security_headers
 
-        middlewares.append(security_headers)
+        # Outermost (the first runs first): the bare 500 of _no_tracebacks gets the headers too.
+        middlewares.insert(0, security_headers)
     app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     if dashboard is not None:
         app.router.add_routes(Pages(dashboard).routes())

@@ -54,3 +54,11 @@ class Dashboard:
     services: Services | None = None
     # WEB_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (``access.client_address``).
     trusted_proxies: tuple[Network, ...] = ()
+
+
+def number(value: object) -> int | None:
+    """A form's or an address's id or count: ASCII digits only, at most nine (``str.isdigit``
+    also accepts "²" and other digits ``int`` refuses); anything else is None."""
+    if isinstance(value, str) and 0 < len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None

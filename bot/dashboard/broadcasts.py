@@ -46,6 +46,7 @@ from bot.broadcasting import (
 from bot.channels.telegram.adapter import CAPABILITIES as TELEGRAM  # what the preview's Telegram column renders with
 from bot.channels.zalo.render import plan as zalo_plan
 from bot.core.messages import Image, Menu, Reply
+from bot.dashboard import number
 from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_ok
 from bot.delivery.transport import OutboundMessage
 from storage import audit
@@ -89,7 +90,7 @@ class Draft:
 
     @classmethod
     def from_form(cls, form: MultiDict[str]) -> Draft:
-        groups = [int(g) for g in form.getall("to", []) if g.isdigit() and len(g) <= 9]
+        groups = [n for n in map(number, form.getall("to", [])) if n is not None]
         image = form.get("anh_da_tai", "")
         return cls(text=form.get("noi_dung", "").replace("\r\n", "\n").strip(),
                    image=image if PHOTO_NAME.fullmatch(image) and not form.get("bo_anh") else None,
@@ -230,7 +231,7 @@ class BroadcastPages:
             })
         created = request.query.get("moi", "")
         return self.p.render("broadcast_list.html", viewer=who, ward=ward, rows=rows,
-                             created=int(created) if created.isdigit() and len(created) <= 9 else None,
+                             created=number(created),
                              title=self.t("web.broadcasts.title_list", ward=ward.name))
 
     # -- the composer -----------------------------------------------------------------------

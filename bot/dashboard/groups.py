@@ -28,6 +28,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from bot import group_actions
+from bot.dashboard import number
 from bot.dashboard.access import SESSION_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_ok, viewer
 from bot.overview import live_stats
 from bot.reminders import ReminderPolicy
@@ -291,13 +292,11 @@ class GroupPages:
 
 
 def _int(value: object) -> int | None:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 9:
-        return int(value)
-    return None
+    return number(value)
 
 
 def _count(value: str | None) -> int:
-    return int(value) if value is not None and value.isdigit() and len(value) <= 9 else 0
+    return number(value) or 0
 
 
 def _back(group_id: int, **outcome: object) -> web.Response:

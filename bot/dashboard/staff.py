@@ -218,11 +218,19 @@ class StaffPages:
                              paged=before is not None, zone=self.d.zone, title=self.p.t("web.staff.title_log"))
 
 
+# The log's date filter is kept within these (the first and last days overflow a datetime
+# once the ward's zone is applied); no row is older or newer.
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+
+
 def _day(value: str | None) -> date | None:
+    if not value or not value.isascii():
+        return None
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value)
     except ValueError:
         return None
+    return min(max(day, EARLIEST), LATEST)
 
 
 def _back(ward_id: int, outcome: str) -> web.Response:
