@@ -18,11 +18,12 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
   (``storage.events.record_event``): a double submit creates one broadcast.
 - ``POST /web/thong-bao/<id>/huy``: ``storage.broadcasts.cancel_broadcast``, audited as in the
   chat (``broadcast.cancel``), idempotent.
-- ``GET /web/thong-bao/anh/<name>``: a photo uploaded here, for the preview (admins only).
+- ``GET /web/thong-bao/anh/<name>``: a photo uploaded here, for the preview (admins of the ward
+  it was uploaded for only).
 
 A photo is read whole (at most ``IMAGE_MAX_BYTES``) before anything is stored, checked by its
-first bytes (JPEG or PNG), and written beside the photos the chat's composer receives
-(``files_dir/in``) in a worker thread, never inside a transaction.
+first bytes (JPEG or PNG), and written in the ward's own folder beside the photos the chat's
+composer receives (``files_dir/in/web/<ward id>``) in a worker thread, never inside a transaction.
 """
 
 from __future__ import annotations
@@ -265,12 +266,11 @@ class BroadcastPages:
         draft = Draft.from_form(form)
         try:
             if upload is not None:
-                draft.image = await self._store_photo(upload)
+                draft.image = await self._store_photo(ward, upload)
             audience_text = await self._audience_text(ward, draft)
             at = self._time(draft)
             self._check_text(draft)
-            if draft.image and not (self._photos / draft.image).is_file():
-                raise FormError(self.t("web.broadcasts.error_photo_gone"))
+            self._check_photo(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         stored = parse_audience(audience_text, lesson_ids={lesson.id for lesson in self.d.lessons})
@@ -312,9 +312,10 @@ class BroadcastPages:
             audience_text = await self._audience_text(ward, draft)
             at = self._time(draft)
             self._check_text(draft)
+            self._check_photo(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
-        image = str(self._photos / draft.image) if draft.image else None
+        image = str(self._photo_path(ward, draft.image)) if draft.image else None
         now = self.d.clock.now()
         try:
             async with self.d.writes() as session, session.begin():
@@ -359,24 +360,36 @@ class BroadcastPages:
     def _photos(self) -> Path:
         return self.d.files_dir / "in"
 
-    async def _store_photo(self, upload: Upload) -> str:
+    def _photo_path(self, ward: Ward, name: str) -> Path:
+        """Where a photo uploaded for this ward's broadcasts is kept: a folder per ward
+        (``files_dir/in/web/<ward id>``), so a name reaches only its own ward's photos."""
+        return self._photos / "web" / str(ward.id) / name
+
+    def _check_photo(self, ward: Ward, draft: Draft) -> None:
+        if draft.image and not self._photo_path(ward, draft.image).is_file():  # gone, or another ward's
+            raise FormError(self.t("web.broadcasts.error_photo_gone"))
+
+    async def _store_photo(self, ward: Ward, upload: Upload) -> str:
         if upload.too_big:
             raise FormError(self.t("web.broadcasts.error_photo_size", mb=IMAGE_MAX_BYTES // (1024 * 1024)))
         suffix = _photo_type(upload.data)
         if suffix is None:
             raise FormError(self.t("web.broadcasts.error_photo_type"))
         name = f"web-{secrets.token_urlsafe(12)}{suffix}"
-        await asyncio.to_thread(_write, self._photos / name, upload.data)
+        await asyncio.to_thread(_write, self._photo_path(ward, name), upload.data)
         return name
 
     async def photo(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         name = request.match_info["name"]
         if not who.wards:
             return await self._forbidden(request, who)
-        if not PHOTO_NAME.fullmatch(name) or not (self._photos / name).is_file():
+        # Only a photo uploaded for a ward this person administers (roles read for this request).
+        found = next((path for path in (self._photo_path(w, name) for w in who.wards)
+                      if PHOTO_NAME.fullmatch(name) and path.is_file()), None)
+        if found is None:
             raise web.HTTPNotFound()
         kind = "image/png" if name.endswith(".png") else "image/jpeg"
-        return web.FileResponse(self._photos / name, headers={"Content-Type": kind})
+        return web.FileResponse(found, headers={"Content-Type": kind})
 
     # -- the draft --------------------------------------------------------------------------
 
@@ -416,7 +429,7 @@ class BroadcastPages:
 
     def _message(self, ward: Ward, draft: Draft) -> OutboundMessage:
         return resident_message(self.t, text=draft.text, ward_name=ward.name, learn=draft.learn,
-                                image=str(self._photos / draft.image) if draft.image else None)
+                                image=str(self._photo_path(ward, draft.image)) if draft.image else None)
 
     def _telegram(self, message: OutboundMessage) -> list[Bubble]:
         return [_bubble(reply) for reply in message_replies(message, self.t, TELEGRAM)]

@@ -26,10 +26,11 @@ from bot.broadcasting import IMAGE_MAX_BYTES, estimate, estimate_lines, resident
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, tick
 from storage.broadcasts import create_broadcast, recipients_by_channel
-from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role
+from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role, RoleKind
 from tests.conftest import seed_demo_groups
 from tests.dashboard.conftest import World, open_world
 from tests.dashboard.test_signin import CSRF, Browser, browser, signed_in  # noqa: F401 (a fixture)
+from storage.groups import upsert_group, upsert_ward
 from tests.staff import group, person_of, rows, ward as ward_of
 from tests.support import ManualClock
 
@@ -238,7 +239,7 @@ async def test_a_photo_is_checked_stored_and_shown(bc_world: World, browser: Bro
     csrf = await signed_in(world, world.admin, browser)
     ward = await ward_of(world.app)
     base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
-    photos = world.app.conversation.services.files_dir / "in"
+    photos = world.app.conversation.services.files_dir / "in" / "web" / str(ward.id)  # the ward's own folder
     status, _, page = await post(browser, base + "/soan", draft(csrf, "Ảnh"), photo=("a.png", b"not a picture"))
     assert status == 400 and "Ảnh phải là tệp JPG hoặc PNG." in page
     status, _, page = await post(browser, base + "/soan", draft(csrf, "Ảnh"),
@@ -405,3 +406,37 @@ async def test_an_admin_removed_meanwhile_cannot_send_or_cancel(bc_world: World,
     [still] = await _broadcasts(world.app)
     assert still.status == BroadcastStatus.SCHEDULED
     assert [a for a in await rows(world.app, AuditLog) if a.action.startswith("broadcast.")] == []
+
+
+async def test_a_photo_belongs_to_the_ward_it_was_uploaded_for(bc_world: World, browser: Browser) -> None:
+    """Ward B's admin can neither see ward A's upload nor send it by its name; a photo gone
+    missing is said kindly, with no path of the server."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    status, _, page = await post(browser, f"{world.base}/web/phuong/{ward.id}/thong-bao/soan", draft(csrf, "Ảnh"),
+                                 photo=("a.png", PNG))
+    [name] = re.findall(r'name="anh_da_tai" value="([^"]+)"', page)[:1]
+    async with world.app.sessions() as session, session.begin():
+        other, _ = await upsert_ward(session, code="KHAC", name="Phường Khác")
+        await upsert_group(session, ward_id=other.id, code="KHAC-01", name="Tổ Khác", kind=None, target_percent=None)
+        ba = await person_of(world.app, world.leader)
+        session.add(Role(person_id=ba.id, kind=RoleKind.ADMIN, ward_id=other.id, granted_by="cli",
+                         granted_at=world.app.clock.now()))
+    b_admin = Browser()
+    try:
+        b_csrf = await signed_in(world, world.leader, b_admin)
+        async with b_admin.http.get(f"{world.base}/web/thong-bao/anh/{name}") as response:
+            assert response.status == 404
+        b_base = f"{world.base}/web/phuong/{other.id}/thong-bao"
+        status, _, page = await post(b_admin, b_base + "/soan", draft(b_csrf, "Ảnh của phường khác", anh_da_tai=name))
+        assert status == 400 and "Không tìm thấy ảnh đã tải lên" in page
+        status, _, page = await post(b_admin, b_base + "/gui", draft(b_csrf, "Ảnh của phường khác", anh_da_tai=name,
+                                                                     doi_tuong="all", mau="z" * 43))
+        assert status == 400 and "Không tìm thấy ảnh đã tải lên" in page
+        assert str(world.app.conversation.services.files_dir) not in page
+    finally:
+        await b_admin.close()
+    assert await _broadcasts(world.app) == []
+    async with browser.http.get(f"{world.base}/web/thong-bao/anh/{name}") as response:  # its own ward: shown
+        assert response.status == 200 and await response.read() == PNG
