@@ -163,10 +163,11 @@ class NotSignedIn(Exception):
 class NoRole(Exception):
     """Signed in, but the person leads no group and administers no ward (any more)."""
 
-    def __init__(self, person_id: int, session_id: int) -> None:
+    def __init__(self, person_id: int, session_id: int, csrf: str) -> None:
         super().__init__(person_id)
         self.person_id = person_id
         self.session_id = session_id  # the session is still open: sign-out closes it
+        self.csrf = csrf  # for the sign-out form of the "no role" page
 
 
 async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
@@ -194,5 +195,5 @@ async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
             await mark_seen(session, session_id=signed_in.session_id, now=now)
     if not wards and not groups:
         assert signed_in.person.id is not None
-        raise NoRole(signed_in.person.id, signed_in.session_id)
+        raise NoRole(signed_in.person.id, signed_in.session_id, csrf_for(cookie))
     return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups)

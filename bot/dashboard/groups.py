@@ -119,7 +119,8 @@ class GroupPages:
                 clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
                 return response
             except NoRole as gone:
-                return await self.p.refused(request, None, "no_role", person_id=gone.person_id)
+                return await self.p.refused(request, None, "no_role", person_id=gone.person_id,
+                                            signout=gone.csrf)
             if not csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
                 return await self.p.refused(request, who, "form_expired")
             return await handler(request, who, form)

@@ -130,13 +130,17 @@ class Pages:
         html = self.env.get_template(template).render(**values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
-    def message(self, kind: str, status: int, viewer: Viewer | None = None) -> web.Response:
-        """A refusal or notice page (``message.html`` words each ``kind``)."""
+    def message(self, kind: str, status: int, viewer: Viewer | None = None, *,
+                signout: str | None = None) -> web.Response:
+        """A refusal or notice page (``message.html`` words each ``kind``); ``signout``: the CSRF
+        token of a sign-out button (a session without a role: nothing else to offer)."""
         title, text = MESSAGES[kind]
-        return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer)
+        return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer,
+                           signout=signout)
 
     async def refused(self, request: web.Request, who: Viewer | None, kind: str = "forbidden", *,
-                      session: AsyncSession | None = None, person_id: int | None = None) -> web.Response:
+                      session: AsyncSession | None = None, person_id: int | None = None,
+                      signout: str | None = None) -> web.Response:
         """Every 403 of the dashboard: the refusal page, and one ``refused`` audit row naming the
         attempted route with its ids (``POST /web/to/7/nhac``), at most one per actor a minute —
         as the chat's refusals (``handlers.authz.refuse``). ``session``: the action's own write
@@ -150,7 +154,7 @@ class Pages:
         else:
             async with self.d.writes() as own, own.begin():
                 await audit.record_refusal(own, actor=actor, attempted=attempted, now=now)
-        return self.message(kind, 403, who)
+        return self.message(kind, 403, who, signout=signout)
 
     def page(self, handler: Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]) -> Handler:
         """A page for a signed-in person with a role, checked from the database now."""
@@ -162,7 +166,7 @@ class Pages:
                 clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
                 return response
             except NoRole as gone:
-                return await self.refused(request, None, "no_role", person_id=gone.person_id)
+                return await self.refused(request, None, "no_role", person_id=gone.person_id, signout=gone.csrf)
             return await handler(request, who)
 
         return handle
@@ -216,18 +220,23 @@ class Pages:
         return self.message(kind, status)
 
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
+        """Ends the session whatever the person's roles now (a leader removed a moment ago may
+        still close what they opened)."""
         form = await request.post()
+        who: Viewer | None = None
         try:
             who = await viewer(self.d, request)
-        except (NotSignedIn, NoRole):
-            who = None
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if who is None or not csrf_ok(cookie, form.get("csrf")):
-            return await self.refused(request, who, "form_expired")
+            person_id, session_id = who.person.id, who.session_id
+        except NotSignedIn:
+            person_id = session_id = None
+        except NoRole as gone:
+            person_id, session_id = gone.person_id, gone.session_id
+        if session_id is None or not csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
+            return await self.refused(request, who, "form_expired", person_id=person_id)
         now = self.d.clock.now()
         async with self.d.writes() as session, session.begin():
-            await close_session(session, session_id=who.session_id)
-            audit.record(session, actor=f"person:{who.person.id}", action="web.signout", target="web", now=now)
+            await close_session(session, session_id=session_id)
+            audit.record(session, actor=f"person:{person_id}", action="web.signout", target="web", now=now)
         response = _see_other("/web/da-thoat")
         clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
         return response

@@ -379,3 +379,21 @@ async def test_a_failing_request_logs_its_route_never_the_token(world: World, br
     assert (await browser.get(link))[0] == 500
     assert "web request GET /web/vao/{token} failed" in caplog.text
     assert token not in caplog.text
+
+
+async def test_a_person_whose_role_was_removed_can_still_sign_out(any_world: World, browser: Browser) -> None:
+    world = any_world
+    await signed_in(world, world.leader, browser)
+    leader = await person_of(world.app, world.leader)
+    async with world.app.sessions() as session, session.begin():
+        role = (await session.exec(select(Role).where(Role.person_id == leader.id))).one()
+        await session.delete(role)
+    status, page = await browser.get(world.base + "/web/")
+    assert status == 403 and "không còn quyền" in page
+    assert 'action="/web/thoat"' in page  # the no-role page offers to sign out
+    response = await browser.post(world.base + "/web/thoat", {"csrf": CSRF.search(page).group(1)})  # type: ignore[union-attr]
+    assert response.status == 303 and response.headers["Location"] == "/web/da-thoat"
+    assert await rows(world.app, WebSession) == []
+    signouts = [a.actor for a in await rows(world.app, AuditLog) if a.action == "web.signout"]
+    assert signouts == [f"person:{leader.id}"]
+    assert (await browser.get(world.base + "/web/"))[0] == 401
