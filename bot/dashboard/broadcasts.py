@@ -15,7 +15,9 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
   is what was previewed) goes to ``bot.broadcasting.schedule``, the chat's and the CLI's
   service (it audits, and queues at once when due now; later, the scheduler's tick queues it).
   The preview's one-time form token is recorded with the broadcast in one transaction
-  (``storage.events.record_event``): a double submit creates one broadcast.
+  (``storage.events.record_event``): a double submit creates one broadcast. The token is
+  signed with the session's cookie and its time (:func:`form_token`) and refused after
+  ``FORM_TTL``, well before its record is pruned.
 - ``POST /web/thong-bao/<id>/huy``: ``storage.broadcasts.cancel_broadcast``, audited as in the
   chat (``broadcast.cancel``), idempotent.
 - ``GET /web/thong-bao/anh/<name>``: a photo uploaded here, for the preview (admins of the ward
@@ -29,10 +31,11 @@ composer receives (``files_dir/in/web/<ward id>``) in a worker thread, never ins
 from __future__ import annotations
 
 import asyncio
+import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +51,7 @@ from bot.channels.telegram.adapter import CAPABILITIES as TELEGRAM  # what the p
 from bot.channels.zalo.render import plan as zalo_plan
 from bot.core.messages import Image, Menu, Reply
 from bot.dashboard import number
-from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_ok
+from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_for, csrf_ok
 from bot.delivery.transport import OutboundMessage
 from storage import audit
 from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
@@ -57,13 +60,15 @@ from storage.groups import list_groups
 from storage.models import Broadcast, BroadcastStatus, Person, Ward
 from storage.outbox import delivery_reports
 from storage.roles import administers
-from storage.web_access import new_secret
 
 if TYPE_CHECKING:  # pages.py imports this module
     from bot.dashboard.pages import Pages
 
 LISTED = 20  # the latest broadcasts a ward's list shows
 FORM_EVENTS = "web.broadcast"  # handled_event's source for the composer's one-time form tokens
+# A preview's form token is refused after a day: its handled_event row is kept a week
+# (``bot.scheduling.HANDLED_EVENTS_KEPT``), so a token that is still accepted is always found there.
+FORM_TTL = timedelta(days=1)
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalo_oa": "Zalo OA"}
 PHOTO_NAME = re.compile(r"web-[A-Za-z0-9_-]{16}\.(?:jpg|png)")
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
@@ -114,6 +119,27 @@ class Bubble:
     text: str
     photo: bool = False
     buttons: tuple[str, ...] = ()
+
+
+def form_token(secret: str, now: datetime) -> str:
+    """A preview's one-time form token: when it was issued, a nonce, and an HMAC of both keyed
+    by the session's secret cookie (as its CSRF token): good for this session, for ``FORM_TTL``."""
+    issued, nonce = str(int(now.timestamp())), secrets.token_urlsafe(12)
+    return f"{issued}.{nonce}.{csrf_for(secret, f'mau:{issued}:{nonce}')[:32]}"
+
+
+def form_token_ok(secret: str | None, token: str, now: datetime) -> bool:
+    """The token was issued to this session (constant-time compare) less than ``FORM_TTL`` ago."""
+    if len(token) > 100:  # handled_event.event_id holds 128
+        return False
+    issued, _, rest = token.partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not secret or not (issued.isascii() and issued.isdigit() and len(issued) <= 12) or not nonce:
+        return False
+    expected = csrf_for(secret, f"mau:{issued}:{nonce}")[:32]
+    if not hmac.compare_digest(expected.encode("ascii"), mac.encode("utf-8", "replace")):
+        return False
+    return now - FORM_TTL <= datetime.fromtimestamp(int(issued), UTC) <= now + timedelta(minutes=1)
 
 
 def _photo_type(data: bytes) -> str | None:
@@ -291,7 +317,7 @@ class BroadcastPages:
             "channels": [(CHANNEL_NAMES.get(c, c), n) for c, n in sorted(by_channel.items())],
             "total": sum(by_channel.values()),
             "audience": describe_audience(self.t, stored, names=names, lessons=self.d.lessons),
-            "estimate": lines, "form": new_secret(),
+            "estimate": lines, "form": form_token(request.cookies.get(SESSION_COOKIE, ""), now),
             "at": at.astimezone(self.d.zone).strftime("%H:%M %d/%m/%Y") if at else None,
         }
         return await self._composer(who, ward, draft, preview=preview)
@@ -305,7 +331,8 @@ class BroadcastPages:
         if ward is None:
             return await self._forbidden(request, who)
         token = form.get("mau", "")
-        if not 20 <= len(token) <= 64:
+        now = self.d.clock.now()
+        if not form_token_ok(request.cookies.get(SESSION_COOKIE), token, now):  # another session's, or a day old
             return await self.p.refused(request, who, "form_expired")
         draft = Draft.from_form(form)
         try:
@@ -316,7 +343,6 @@ class BroadcastPages:
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         image = str(self._photo_path(ward, draft.image)) if draft.image else None
-        now = self.d.clock.now()
         try:
             async with self.d.writes() as session, session.begin():
                 if not await self._admin_now(session, who, ward):

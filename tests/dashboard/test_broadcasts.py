@@ -24,7 +24,7 @@ from sqlmodel import select
 from bot.app import App
 from bot.broadcasting import IMAGE_MAX_BYTES, estimate, estimate_lines, resident_message
 from bot.reminders import ReminderPolicy
-from bot.scheduling import Producers, tick
+from bot.scheduling import Producers, prune, tick
 from storage.broadcasts import create_broadcast, recipients_by_channel
 from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role, RoleKind
 from tests.conftest import seed_demo_groups
@@ -229,7 +229,9 @@ async def test_the_audiences_of_the_chat(bc_world: World, browser: Browser) -> N
         assert status == 400 and error in html.unescape(page), (fields, page)
         assert 'class="bc-preview"' not in page
     # The confirmation re-checks it all too.
-    status, _, page = await post(browser, base + "/gui", draft(csrf, "Tin", doi_tuong="groups", mau="x" * 43))
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Tin", doi_tuong="all"))
+    token = dict(hidden_fields(page.split('class="bc-preview"')[1]))["mau"]  # a real preview's form token
+    status, _, page = await post(browser, base + "/gui", draft(csrf, "Tin", doi_tuong="groups", mau=token))
     assert status == 400 and "Bạn hãy chọn ít nhất một tổ." in html.unescape(page)
     assert await _broadcasts(world.app) == []
 
@@ -431,8 +433,9 @@ async def test_a_photo_belongs_to_the_ward_it_was_uploaded_for(bc_world: World, 
         b_base = f"{world.base}/web/phuong/{other.id}/thong-bao"
         status, _, page = await post(b_admin, b_base + "/soan", draft(b_csrf, "Ảnh của phường khác", anh_da_tai=name))
         assert status == 400 and "Không tìm thấy ảnh đã tải lên" in page
-        status, _, page = await post(b_admin, b_base + "/gui", draft(b_csrf, "Ảnh của phường khác", anh_da_tai=name,
-                                                                     doi_tuong="all", mau="z" * 43))
+        status, _, page = await post(b_admin, b_base + "/soan", draft(b_csrf, "Ảnh của phường khác", doi_tuong="all"))
+        confirm = hidden_fields(page.split('class="bc-preview"')[1])
+        status, _, page = await post(b_admin, b_base + "/gui", [*confirm, ("anh_da_tai", name)])
         assert status == 400 and "Không tìm thấy ảnh đã tải lên" in page
         assert str(world.app.conversation.services.files_dir) not in page
     finally:
@@ -440,3 +443,44 @@ async def test_a_photo_belongs_to_the_ward_it_was_uploaded_for(bc_world: World, 
     assert await _broadcasts(world.app) == []
     async with browser.http.get(f"{world.base}/web/thong-bao/anh/{name}") as response:  # its own ward: shown
         assert response.status == 200 and await response.read() == PNG
+
+
+async def test_an_old_preview_form_is_refused_after_its_record_is_pruned(bc_world: World, browser: Browser,
+                                                                        clock: ManualClock) -> None:
+    """The form's token is recorded (handled_event) when it is sent, and that record is pruned
+    after a week: a token older than a day is refused, so a resubmit never finds it gone."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Một lần thôi", doi_tuong="all"))
+    confirm = hidden_fields(page.split('class="bc-preview"')[1])
+    assert (await post(browser, base + "/gui", confirm))[0] == 303
+    for _ in range(8 * 24 // 6):  # eight days, the session kept alive
+        clock.advance(hours=6)
+        assert (await browser.get(world.base + "/web/"))[0] == 200
+    producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
+                          catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone))
+    assert (await prune(producers))["events"] == 1
+    status, _, page = await post(browser, base + "/gui", confirm)
+    assert status == 403 and "Biểu mẫu không hợp lệ" in page
+    assert len(await _broadcasts(world.app)) == 1
+
+
+async def test_a_preview_form_is_good_for_its_own_session_only(bc_world: World, browser: Browser) -> None:
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Tin", doi_tuong="all"))
+    confirm = dict(hidden_fields(page.split('class="bc-preview"')[1]))
+    other = Browser()
+    try:
+        other_csrf = await signed_in(world, world.admin, other)
+        forged = [(n, other_csrf if n == "csrf" else v) for n, v in confirm.items()]
+        assert (await post(other, base + "/gui", forged))[0] == 403
+        for token in ("y" * 43, confirm["mau"][:-1] + ("0" if confirm["mau"][-1] != "0" else "1")):
+            assert (await post(other, base + "/gui", [*[(n, v) for n, v in forged if n != "mau"], ("mau", token)]))[0] == 403
+    finally:
+        await other.close()
+    assert await _broadcasts(world.app) == []
