@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
+import hmac
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -111,7 +114,18 @@ def dashboard(app: App) -> Dashboard:
                      quiet=services.quiet, send_rates=services.send_rates, files_dir=services.files_dir,
                      report_signer=(app.settings.report_signer_title, app.settings.report_signer_name),
                      services=app.conversation.services,
-                     trusted_proxies=parse_proxies(app.settings.web_trusted_proxies))
+                     trusted_proxies=parse_proxies(app.settings.web_trusted_proxies),
+                     client_secret=client_secret(app.settings))
+
+
+def client_secret(settings: Settings) -> bytes:
+    """The key of the HMAC a refused dashboard sign-in's client address is stored as: derived
+    (one way) from the deployment's secrets — tokens, webhook secrets, the database password —,
+    which every replica shares; with none (a laptop's terminal chat), random for this process."""
+    found = sorted(settings.secrets())
+    if not found:
+        return secrets.token_bytes(32)
+    return hmac.new(b"hocvuso web client addresses", "\0".join(found).encode("utf-8"), hashlib.sha256).digest()
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

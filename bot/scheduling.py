@@ -42,6 +42,7 @@ from bot.reminders import ReminderPolicy, plan_reminders
 from storage import outbox
 from storage.broadcasts import due_broadcasts, queue_broadcast
 from storage.db import SessionFactory
+from storage import web_access
 from storage.events import prune_handled
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ async def prune(producers: Producers) -> dict[str, int]:
     """Retention: delete outbox rows finished before the retention (never less than
     ``outbox.KEEP_AT_LEAST``), in batches of ``PRUNE_BATCH``, one short transaction each, a
     broadcast's rows counted into its kept outcomes first (``outbox.prune_finished``: the
-    delivery reports do not change), and delete handled events older than theirs. Idempotent."""
+    delivery reports do not change), delete handled events older than theirs, and the web
+    dashboard's sign-in rows no longer needed (``storage.web_access.prune``). Idempotent."""
     now = producers.clock.now()
     before = now - max(producers.outbox_retention, outbox.KEEP_AT_LEAST)
     deleted = 0
@@ -152,9 +154,12 @@ async def prune(producers: Producers) -> dict[str, int]:
             break
     async with producers.sessions() as session, session.begin():
         events = await prune_handled(session, before=now - producers.events_retention)
-    if deleted or events:
-        log.info("retention: deleted %s finished outbox rows, forgot %s handled events", deleted, events)
-    return {"outbox_rows": deleted, "events": events}
+    async with producers.sessions() as session, session.begin():
+        web = await web_access.prune(session, now=now)  # the dashboard's attempts, idle sessions, old links
+    if deleted or events or web:
+        log.info("retention: deleted %s finished outbox rows, forgot %s handled events and %s web sign-in rows",
+                 deleted, events, web)
+    return {"outbox_rows": deleted, "events": events, "web_rows": web}
 
 
 class JobsInFlight:

@@ -18,6 +18,7 @@ session's CSRF token. The numbers come from ``bot.overview``, as in the chat.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -54,6 +55,9 @@ class Dashboard:
     services: Services | None = None
     # WEB_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (``access.client_address``).
     trusted_proxies: tuple[Network, ...] = ()
+    # Keys the HMAC a refused sign-in's client address is stored as (``bot.app.client_secret``:
+    # derived from the settings' secrets, so every web replica agrees; random if there are none).
+    client_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
 
 def number(value: object) -> int | None:

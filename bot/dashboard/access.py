@@ -84,7 +84,10 @@ def client_address(request: web.Request, trusted: Sequence[Network]) -> str:
 
 
 def client_key(dashboard: Dashboard, request: web.Request) -> str:
-    return hashlib.sha256(client_address(request, dashboard.trusted_proxies).encode("utf-8")).hexdigest()
+    """The client's address as stored with a refused attempt: an HMAC keyed by the server's
+    secret (``Dashboard.client_secret``), so the table gives no address back."""
+    address = client_address(request, dashboard.trusted_proxies).encode("utf-8")
+    return hmac.new(dashboard.client_secret, address, hashlib.sha256).hexdigest()
 
 
 def set_cookie(response: web.StreamResponse, name: str, value: str, *, secure: bool, max_age: int | None = None) -> None:

@@ -6,8 +6,11 @@ PostgreSQL. The browser tests (``test_browser.py``) drive the same in Chromium."
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
+from dataclasses import replace
 from datetime import timedelta
 from unittest import mock
 
@@ -16,8 +19,10 @@ import pytest
 from aiohttp import web
 from sqlmodel import select
 
-from bot.app import App, web_url
+from bot.app import App, client_secret, dashboard, web_url
 from bot.config import Settings
+from bot.reminders import ReminderPolicy
+from bot.scheduling import Producers, prune
 from storage.models import AuditLog, Role, WebLink, WebSession, WebSignInAttempt
 from storage.web_access import MAX_REFUSED, digest
 from tests.dashboard.conftest import World, link_from_chat
@@ -339,9 +344,6 @@ def test_the_link_address_comes_from_the_settings() -> None:
 async def test_cookies_are_secure_over_https(world: World) -> None:
     """PUBLIC_BASE_URL https://…: the session cookie is marked Secure (served here over http,
     as behind a TLS-terminating proxy)."""
-    from dataclasses import replace
-
-    from bot.app import dashboard
     from bot.web import create_web_app, start_web
 
     secure = replace(dashboard(world.app), secure=True)
@@ -397,3 +399,51 @@ async def test_a_person_whose_role_was_removed_can_still_sign_out(any_world: Wor
     signouts = [a.actor for a in await rows(world.app, AuditLog) if a.action == "web.signout"]
     assert signouts == [f"person:{leader.id}"]
     assert (await browser.get(world.base + "/web/"))[0] == 401
+
+
+async def test_a_refused_clients_address_is_stored_as_a_keyed_hash(world: World, browser: Browser) -> None:
+    """IPv4 has 2³² addresses: a plain SHA-256 of one is reversed by trying them all. The
+    attempt keeps an HMAC under the server's secret."""
+    assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410
+    [attempt] = await rows(world.app, WebSignInAttempt)
+    assert attempt.client != hashlib.sha256(b"127.0.0.1").hexdigest() and len(attempt.client) == 64
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.dashboard.access import client_key
+
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = ("127.0.0.1", 40000)
+    keyed = replace(dashboard(world.app), client_secret=b"k" * 32)
+    assert client_key(keyed, make_mocked_request("GET", "/web/vao/x", transport=transport)) == \
+        hmac.new(b"k" * 32, b"127.0.0.1", hashlib.sha256).hexdigest()
+
+
+def test_the_client_secret_is_shared_by_replicas_and_kept_from_the_settings() -> None:
+    one = Settings(_env_file=None, telegram_bot_token="1:abc", telegram_webhook_secret="s3cret")  # type: ignore[call-arg]
+    same = Settings(_env_file=None, telegram_bot_token="1:abc", telegram_webhook_secret="s3cret")  # type: ignore[call-arg]
+    other = Settings(_env_file=None, telegram_bot_token="1:abd", telegram_webhook_secret="s3cret")  # type: ignore[call-arg]
+    assert client_secret(one) == client_secret(same) != client_secret(other)
+    assert b"abc" not in client_secret(one) and len(client_secret(one)) == 32
+    bare = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert client_secret(bare) != client_secret(bare)  # no secret to derive from: random per process
+
+
+async def test_the_retention_job_forgets_attempts_idle_sessions_and_old_links(any_world: World, browser: Browser,
+                                                                             clock: ManualClock) -> None:
+    world = any_world
+    await signed_in(world, world.admin, browser)  # a session and a used link
+    await link_from_chat(world.leader)  # an unused link
+    assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410  # a refused attempt
+    producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
+                          catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone))
+    assert (await prune(producers))["web_rows"] == 0  # nothing is old yet
+    clock.advance(minutes=15)
+    assert (await prune(producers))["web_rows"] == 1  # the attempt's window has passed
+    assert await rows(world.app, WebSignInAttempt) == []
+    clock.advance(hours=8)
+    assert (await prune(producers))["web_rows"] == 1  # the session, idle for eight hours
+    assert await rows(world.app, WebSession) == []
+    clock.advance(days=1)
+    assert (await prune(producers))["web_rows"] == 2  # both links, expired for a day
+    assert await rows(world.app, WebLink) == []
+    assert (await prune(producers))["web_rows"] == 0
