@@ -11,6 +11,13 @@ an admin as a link), so they are served for ``KEEP_DAYS`` only and then deleted:
 fetches an image at once, and an admin opens a report the same week. A file's modification
 time is set to the store's clock when it is published, and its age is measured on the same
 clock.
+
+The photos a ward admin uploads in the dashboard's broadcast composer (``draft_photos``, named
+``web-<random>.jpg|png``) live in the folder the chat composer's photos go to. A photo no
+broadcast carries — its draft abandoned — is deleted ``DRAFT_PHOTO_KEPT`` after the draft last
+used it (its upload, or a preview of the draft again), by the scheduler's hourly retention job
+(``bot.scheduling.prune`` → :func:`prune_draft_photos`); the age is measured on the injected
+clock, as above.
 """
 
 from __future__ import annotations
@@ -22,11 +29,15 @@ import os
 import re
 import secrets
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storage.broadcasts import images_in_use
+
 if TYPE_CHECKING:
     from bot.core.conversation import Clock
+    from storage.db import SessionFactory
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{32}\.[a-z0-9]{1,5}$")
 SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".pdf", ".xlsx", ".csv", ".txt"}
@@ -111,3 +122,48 @@ class MediaStore:
     @staticmethod
     def content_type(name: str) -> str:
         return CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+
+
+# -- photos of broadcasts drafted on the dashboard -------------------------------------------
+
+DRAFT_PHOTO = re.compile(r"web-[A-Za-z0-9_-]{16}\.(?:jpg|png)")
+# Longer than a working day at the composer (a session ends after 8 idle hours); a draft
+# previewed again keeps its photo another day.
+DRAFT_PHOTO_KEPT = timedelta(days=1)
+
+
+def draft_photos(files_dir: Path) -> Path:
+    """The folder of uploaded broadcast photos: the chat composer's (``files_dir/in``); the
+    dashboard keeps each ward's in ``web/<ward id>`` under it (``bot.dashboard.broadcasts``)."""
+    return files_dir / "in"
+
+
+def keep_draft_photo(path: Path, data: bytes | None = None, *, now: datetime) -> None:
+    """Write an uploaded photo (``data``), or mark one used again by its draft: its age counts
+    from ``now`` (the injected clock). Blocking: call it in a worker thread."""
+    if data is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    os.utime(path, (now.timestamp(), now.timestamp()))
+
+
+def _stale(folder: Path, before: float) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    # Each ward's uploads have their own folder (``web/<ward id>``); older ones lie in ``in`` itself.
+    found = [*folder.iterdir(), *folder.glob("web/*/*")]
+    return [p for p in found if DRAFT_PHOTO.fullmatch(p.name) and p.is_file() and p.stat().st_mtime < before]
+
+
+async def prune_draft_photos(sessions: SessionFactory, files_dir: Path, *, now: datetime) -> int:
+    """Delete the dashboard's uploaded photos unused for ``DRAFT_PHOTO_KEPT`` that no broadcast
+    carries (a broadcast stores its photo's resolved path). Returns how many were deleted."""
+    stale = await asyncio.to_thread(_stale, draft_photos(files_dir), (now - DRAFT_PHOTO_KEPT).timestamp())
+    if not stale:
+        return 0
+    async with sessions() as session:
+        used = await images_in_use(session, paths=[str(p.resolve()) for p in stale])
+    gone = [p for p in stale if str(p.resolve()) not in used]
+    for path in gone:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+    return len(gone)

@@ -8,7 +8,8 @@ Jobs: ``outbox-tick`` every few seconds queues due broadcasts and plans reminder
 ``leader-digest`` every Monday at 08:00 (``TIMEZONE``) queues the leaders' weekly digest, and
 the tick catches it up once after a restart within a day of that time; ``outbox-prune``
 every hour deletes outbox rows finished longer ago than the retention (a broadcast's counted
-into its kept outcomes first) and forgets handled events older than theirs; ``report-deadlines`` every day at 08:00 queues the
+into its kept outcomes first), forgets handled events older than theirs and deletes the
+dashboard's photos of broadcast drafts never sent (``bot.media``); ``report-deadlines`` every day at 08:00 queues the
 ward admins' report-deadline reminders (``bot.deadlines``) on their days, and the tick catches
 it up once a day after a restart.
 
@@ -38,6 +39,7 @@ from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary
 from bot.deadlines import REMIND_HOUR, Deadline, remind_deadlines
 from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
+from bot.media import prune_draft_photos
 from bot.reminders import ReminderPolicy, plan_reminders
 from storage import outbox
 from storage.broadcasts import due_broadcasts, queue_broadcast
@@ -141,8 +143,10 @@ async def prune(producers: Producers) -> dict[str, int]:
     """Retention: delete outbox rows finished before the retention (never less than
     ``outbox.KEEP_AT_LEAST``), in batches of ``PRUNE_BATCH``, one short transaction each, a
     broadcast's rows counted into its kept outcomes first (``outbox.prune_finished``: the
-    delivery reports do not change), delete handled events older than theirs, and the web
-    dashboard's sign-in rows no longer needed (``storage.web_access.prune``). Idempotent."""
+    delivery reports do not change), and delete handled events older than theirs; the web
+    dashboard's sign-in rows no longer needed (``storage.web_access.prune``); with a files
+    folder, the dashboard's photos of drafts never sent (``bot.media.prune_draft_photos``).
+    Idempotent."""
     now = producers.clock.now()
     before = now - max(producers.outbox_retention, outbox.KEEP_AT_LEAST)
     deleted = 0
@@ -159,7 +163,12 @@ async def prune(producers: Producers) -> dict[str, int]:
     if deleted or events or web:
         log.info("retention: deleted %s finished outbox rows, forgot %s handled events and %s web sign-in rows",
                  deleted, events, web)
-    return {"outbox_rows": deleted, "events": events, "web_rows": web}
+    done = {"outbox_rows": deleted, "events": events, "web_rows": web}
+    if producers.files_dir is not None:  # the dashboard's photos of drafts never sent (bot.media)
+        done["draft_photos"] = await prune_draft_photos(producers.sessions, producers.files_dir, now=now)
+        if done["draft_photos"]:
+            log.info("retention: deleted %s photos of broadcast drafts never sent", done["draft_photos"])
+    return done
 
 
 class JobsInFlight:

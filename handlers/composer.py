@@ -167,11 +167,13 @@ async def receive_text(ctx: Context) -> None:
     if photo is not None:
         _drop_image(ctx)
         changes["image"] = str(photo)
-    text = clean_message(incoming.text or "") if incoming.text else ctx.data.get("text") or ""
+    # One limit for a broadcast, the dashboard's and the CLI's too (bot.broadcasting.TEXT_MAX):
+    # a longer text is refused with its length, never cut short.
     if len(incoming.text or "") > TEXT_MAX:
         _go(ctx, Step.COMPOSE_TEXT, **changes)
         ctx.ask(t("composer.too_long", length=len(incoming.text or ""), limit=TEXT_MAX), [(t("composer.cancel"), "bc:x")])
         return
+    text = clean_message(incoming.text, limit=TEXT_MAX) if incoming.text else ctx.data.get("text") or ""
     if not text:
         _go(ctx, Step.COMPOSE_TEXT, **changes)
         ctx.ask(t("composer.photo_needs_text"), [(t("composer.cancel"), "bc:x")])

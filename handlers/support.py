@@ -40,10 +40,11 @@ TEXT_MAX = 1000
 EXCERPT = 120
 
 
-def clean_message(text: str) -> str:
-    """A typed message: no control characters but line breaks, at most ``TEXT_MAX``."""
+def clean_message(text: str, *, limit: int = TEXT_MAX) -> str:
+    """A typed message: no control characters but line breaks, at most ``limit`` characters
+    (a question to the leaders: ``TEXT_MAX``; a broadcast has its own limit)."""
     kept = "".join(c for c in text if c == "\n" or unicodedata.category(c)[0] != "C")
-    return kept.strip()[:TEXT_MAX].strip()
+    return kept.strip()[:limit].strip()
 
 
 async def _group(ctx: Context) -> ResidentGroup | None:

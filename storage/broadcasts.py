@@ -314,3 +314,11 @@ async def ward_broadcasts(session: AsyncSession, *, ward_code: str, limit: int) 
     newest first, among the latest 200 of all wards."""
     latest = (await session.exec(select(Broadcast).order_by(col(Broadcast.id).desc()).limit(200))).all()
     return [b for b in latest if b.audience.get("ward") == ward_code][:limit]
+
+
+async def images_in_use(session: AsyncSession, *, paths: Collection[str]) -> set[str]:
+    """Which of ``paths`` (photo files) a broadcast carries as its image (one query)."""
+    if not paths:
+        return set()
+    query = select(Broadcast.image).where(col(Broadcast.image).in_(sorted(set(paths))))
+    return {image for image in (await session.exec(query)).all() if image is not None}

@@ -3,12 +3,16 @@ the way an adapter does (push a message, read the replies)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
 
 from bot.core.conversation import Conversation
 from bot.core.messages import Capabilities, Incoming, Menu, Option, Reply, Text
@@ -133,6 +137,36 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@asynccontextmanager
+async def dashboard_served(app: App, **web: Any) -> AsyncIterator[str]:
+    """The real web endpoint serving ``app``'s dashboard on 127.0.0.1 (a free port), the links
+    ``/web`` sends in the chat opening it (as PUBLIC_BASE_URL would say); yields its address."""
+    from bot.app import dashboard
+    from bot.web import create_web_app, start_web
+
+    runner = await start_web(create_web_app(dashboard=dashboard(app), **web), host="127.0.0.1", port=0)
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    app.conversation.services = replace(app.conversation.services, web_url=base)
+    try:
+        yield base
+    finally:
+        await runner.cleanup()
+
+
+async def web_sign_in(http: aiohttp.ClientSession, chat: Chat) -> aiohttp.ClientResponse:
+    """Sign in as ``chat`` does: ``/web`` in the chat, open the link, press "Đăng nhập" (redirects
+    followed). Returns the response of the page the browser lands on, its body read."""
+    link = re.search(r"http://\S+/web/vao/\S+", chat.texts(await chat.send("/web")))
+    assert link, chat.texts()
+    async with http.get(link.group(0)) as response:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text())
+    assert csrf
+    token = link.group(0).rsplit("/", 1)[1]
+    async with http.post(link.group(0).rsplit("/", 1)[0], data={"token": token, "csrf": csrf.group(1)}) as response:
+        await response.read()
+        return response
 
 
 async def sqlite_plans(app: App, work: Callable[[], Awaitable[object]], *, touching: str) -> list[tuple[str, list[str]]]:

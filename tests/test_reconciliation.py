@@ -44,7 +44,7 @@ from storage.progress import record_result, start_lesson
 from storage.roles import grant
 from storage.stats import group_stats, ranking
 from tests.conftest import START
-from tests.support import Chat
+from tests.support import Chat, dashboard_served, web_sign_in
 
 HANOI = ZoneInfo("Asia/Ho_Chi_Minh")
 END = START  # the final moment: the app's clock
@@ -620,41 +620,30 @@ async def test_the_dashboard_numbers_at_the_final_moment_equal_the_recount(seede
 
     import aiohttp
 
-    from bot.app import dashboard
-    from bot.web import create_web_app, start_web
     from storage.models import ResidentGroup
 
     app, world = seeded
     expected = recount(world, None, END)
-    runner = await start_web(create_web_app(dashboard=dashboard(app)), host="127.0.0.1", port=0)
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    app.conversation.services = replace(app.conversation.services, web_url=base)
 
     def figures(page: str) -> dict[str, int]:
         return {name: int(value) for name, value in re.findall(r'data-figure="([a-z-]+)">(\d+)<', page)}
 
-    try:
+    async with dashboard_served(app) as base, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         admin = Chat(app.conversation, user=world.admin.key, name=world.admin.name)
-        link = re.search(r"http://\S+/web/vao/\S+", admin.texts(await admin.send("/web"))).group(0)  # type: ignore[union-attr]
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            async with http.get(link) as response:
-                csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text()).group(1)  # type: ignore[union-attr]
-            async with http.post(base + "/web/vao", data={"token": link.rsplit("/", 1)[1], "csrf": csrf}) as response:
-                assert response.status == 200 and str(response.url) == base + "/web/"
-                overview = figures(await response.text())
-            total = expected.total
-            assert overview["members"] == total.members and overview["started"] == total.participants
-            assert overview["finished"] == total.finished and overview["target"] == total.target_percent
-            assert overview["self"] == sum(f.completed_self for f in expected.lessons)
-            assert overview["assisted"] == sum(f.completed_assisted for f in expected.lessons)
-            assert overview["targets-met"] == sum(1 for g in expected.groups if g.meets_target)
-            async with app.sessions() as session:
-                groups = {g.code: g.id for g in (await session.exec(select(ResidentGroup))).all()}
-            for want in expected.groups:
-                async with http.get(f"{base}/web/to/{groups[want.code]}") as response:
-                    assert response.status == 200, want.code
-                    shown = figures(await response.text())
-                assert (shown["members"], shown["started"], shown["finished"]) == \
-                    (want.members, want.participants, want.finished), want.code
-    finally:
-        await runner.cleanup()
+        response = await web_sign_in(http, admin)
+        assert response.status == 200 and str(response.url) == base + "/web/"
+        overview = figures(await response.text())
+        total = expected.total
+        assert overview["members"] == total.members and overview["started"] == total.participants
+        assert overview["finished"] == total.finished and overview["target"] == total.target_percent
+        assert overview["self"] == sum(f.completed_self for f in expected.lessons)
+        assert overview["assisted"] == sum(f.completed_assisted for f in expected.lessons)
+        assert overview["targets-met"] == sum(1 for g in expected.groups if g.meets_target)
+        async with app.sessions() as session:
+            groups = {g.code: g.id for g in (await session.exec(select(ResidentGroup))).all()}
+        for want in expected.groups:
+            async with http.get(f"{base}/web/to/{groups[want.code]}") as response:
+                assert response.status == 200, want.code
+                shown = figures(await response.text())
+            assert (shown["members"], shown["started"], shown["finished"]) == \
+                (want.members, want.participants, want.finished), want.code

@@ -147,6 +147,7 @@ class Viewer:
     csrf: str
     wards: Sequence[Ward]  # administered (every ward for a city admin)
     groups: Sequence[ResidentGroup]  # led
+    path: str = ""  # the address of this request (the menu marks its page: ``pages.nav_current``)
 
     @property
     def name(self) -> str:
@@ -199,4 +200,4 @@ async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
     if not wards and not groups:
         assert signed_in.person.id is not None
         raise NoRole(signed_in.person.id, signed_in.session_id, csrf_for(cookie))
-    return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups)
+    return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups, request.path)

@@ -9,7 +9,9 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
   invites to learn, the audience — the chat composer's four —, now or a time in the ward's
   zone); its POST shows the **preview** as each channel renders it — Telegram through the
   chat's ``bot.broadcasting.message_replies``, Zalo through ``bot.channels.zalo.render.plan``
-  (numbered lines; the words to type when the resident is busy) —, the recipients per channel
+  (numbered lines; the words to type when the resident is busy), and where the ward has a Zalo
+  Official Account through ``bot.channels.zalo.oa.oa_messages`` (numbered lines and buttons) —,
+  the recipients per channel
   (``recipients_by_channel``) and when sending ends (``estimate`` / ``estimate_lines``).
 - ``POST /web/phuong/<ward>/thong-bao/gui``: the previewed draft (hidden fields: what is sent
   is what was previewed) goes to ``bot.broadcasting.schedule``, the chat's and the CLI's
@@ -26,13 +28,14 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
 A photo is read whole (at most ``IMAGE_MAX_BYTES``) before anything is stored, checked by its
 first bytes (JPEG or PNG), and written in the ward's own folder beside the photos the chat's
 composer receives (``files_dir/in/web/<ward id>``) in a worker thread, never inside a transaction.
+A photo no broadcast carries is deleted a day after its draft last used it
+(``bot.media.prune_draft_photos``, the scheduler's hourly retention job).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,12 +51,16 @@ from bot.broadcasting import (
     message_replies, resident_message, schedule, status_text, views,
 )
 from bot.channels.telegram.adapter import CAPABILITIES as TELEGRAM  # what the preview's Telegram column renders with
+from bot.accounts import AccountKind
+from bot.channels.zalo.oa import oa_messages
 from bot.channels.zalo.render import plan as zalo_plan
 from bot.core.messages import Image, Menu, Reply
 from bot.dashboard import number
 from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_for, csrf_ok
 from bot.delivery.transport import OutboundMessage
+from bot.media import DRAFT_PHOTO, draft_photos, keep_draft_photo
 from storage import audit
+from storage.accounts import list_accounts
 from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
 from storage.events import record_event
 from storage.groups import list_groups
@@ -70,7 +77,6 @@ FORM_EVENTS = "web.broadcast"  # handled_event's source for the composer's one-t
 # (``bot.scheduling.HANDLED_EVENTS_KEPT``), so a token that is still accepted is always found there.
 FORM_TTL = timedelta(days=1)
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalo_oa": "Zalo OA"}
-PHOTO_NAME = re.compile(r"web-[A-Za-z0-9_-]{16}\.(?:jpg|png)")
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 FIELD_MAX = 64 * 1024  # bytes of one text field read (the text itself is at most TEXT_MAX characters)
 FIELDS_MAX = 200
@@ -86,7 +92,7 @@ class Draft:
     """The composer's fields, as typed (re-validated on every POST)."""
 
     text: str = ""
-    image: str | None = None  # the name of a photo uploaded here (``PHOTO_NAME``)
+    image: str | None = None  # the name of a photo uploaded here (``DRAFT_PHOTO``)
     learn: bool = False
     audience: str = "all"
     groups: list[int] = field(default_factory=list)
@@ -99,7 +105,7 @@ class Draft:
         groups = [n for n in map(number, form.getall("to", [])) if n is not None]
         image = form.get("anh_da_tai", "")
         return cls(text=form.get("noi_dung", "").replace("\r\n", "\n").strip(),
-                   image=image if PHOTO_NAME.fullmatch(image) and not form.get("bo_anh") else None,
+                   image=image if DRAFT_PHOTO.fullmatch(image) and not form.get("bo_anh") else None,
                    learn=form.get("hoc_tiep") == "1", audience=form.get("doi_tuong", "all"), groups=groups,
                    lesson=form.get("bai", ""), when="later" if form.get("khi") == "later" else "now",
                    at=form.get("luc", "")[:16])
@@ -144,11 +150,6 @@ def form_token_ok(secret: str | None, token: str, now: datetime) -> bool:
 
 def _photo_type(data: bytes) -> str | None:
     return next((suffix for magic, suffix in PHOTO_TYPES.items() if data.startswith(magic)), None)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
 
 
 async def read_form(request: web.Request) -> tuple[MultiDict[str], Upload | None]:
@@ -232,8 +233,7 @@ class BroadcastPages:
             return await self._forbidden(request, who)
         if len(who.wards) == 1:
             raise web.HTTPFound(f"/web/phuong/{who.wards[0].id}/thong-bao")
-        return self.p.render("broadcast_wards.html", viewer=who, wards=who.wards,
-                             title=self.t("web.broadcasts.title_wards"))
+        return self.p.choose_ward(who, title=self.t("web.broadcasts.title_wards"), section="/thong-bao")
 
     async def list(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = self._ward_of(request, who)
@@ -293,10 +293,7 @@ class BroadcastPages:
         try:
             if upload is not None:
                 draft.image = await self._store_photo(ward, upload)
-            audience_text = await self._audience_text(ward, draft)
-            at = self._time(draft)
-            self._check_text(draft)
-            self._check_photo(ward, draft)
+            audience_text, at = await self._checked(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         stored = parse_audience(audience_text, lesson_ids={lesson.id for lesson in self.d.lessons})
@@ -304,6 +301,9 @@ class BroadcastPages:
         async with self.d.reads() as session:
             by_channel = await recipients_by_channel(session, audience=stored)  # the query the send will use
             names = await group_names(session, codes=stored.get("codes", []))
+            accounts = await list_accounts(session)
+        # The ward has a Zalo Official Account: one of its own, or one serving every ward.
+        zalo_oa = any(a.kind == AccountKind.ZALO_OA and a.ward_code in (None, ward.code) for a in accounts)
         message = self._message(ward, draft)
         now = self.d.clock.now()
         start = at or now
@@ -314,6 +314,7 @@ class BroadcastPages:
         preview = {
             "telegram": self._telegram(message), "zalo": await self._zalo(message, numbered=True),
             "zalo_words": await self._zalo(message, numbered=False),
+            "zalo_oa": await self._zalo_oa(message) if zalo_oa else None,
             "channels": [(CHANNEL_NAMES.get(c, c), n) for c, n in sorted(by_channel.items())],
             "total": sum(by_channel.values()),
             "audience": describe_audience(self.t, stored, names=names, lessons=self.d.lessons),
@@ -336,10 +337,7 @@ class BroadcastPages:
             return await self.p.refused(request, who, "form_expired")
         draft = Draft.from_form(form)
         try:
-            audience_text = await self._audience_text(ward, draft)
-            at = self._time(draft)
-            self._check_text(draft)
-            self._check_photo(ward, draft)
+            audience_text, at = await self._checked(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
         image = str(self._photo_path(ward, draft.image)) if draft.image else None
@@ -384,16 +382,23 @@ class BroadcastPages:
 
     @property
     def _photos(self) -> Path:
-        return self.d.files_dir / "in"
+        return draft_photos(self.d.files_dir)
+
+    async def _photo_in_use(self, ward: Ward, draft: Draft) -> None:
+        """The draft's photo is still there (a draft left for a day loses it: ``bot.media``), and
+        counts as used from now."""
+        if not draft.image:
+            return
+        try:
+            await asyncio.to_thread(keep_draft_photo, self._photo_path(ward, draft.image),
+                                    now=self.d.clock.now())
+        except FileNotFoundError:
+            raise FormError(self.t("web.broadcasts.error_photo_gone")) from None
 
     def _photo_path(self, ward: Ward, name: str) -> Path:
         """Where a photo uploaded for this ward's broadcasts is kept: a folder per ward
         (``files_dir/in/web/<ward id>``), so a name reaches only its own ward's photos."""
         return self._photos / "web" / str(ward.id) / name
-
-    def _check_photo(self, ward: Ward, draft: Draft) -> None:
-        if draft.image and not self._photo_path(ward, draft.image).is_file():  # gone, or another ward's
-            raise FormError(self.t("web.broadcasts.error_photo_gone"))
 
     async def _store_photo(self, ward: Ward, upload: Upload) -> str:
         if upload.too_big:
@@ -402,7 +407,8 @@ class BroadcastPages:
         if suffix is None:
             raise FormError(self.t("web.broadcasts.error_photo_type"))
         name = f"web-{secrets.token_urlsafe(12)}{suffix}"
-        await asyncio.to_thread(_write, self._photo_path(ward, name), upload.data)
+        await asyncio.to_thread(keep_draft_photo, self._photo_path(ward, name), upload.data,
+                                now=self.d.clock.now())
         return name
 
     async def photo(self, request: web.Request, who: Viewer) -> web.StreamResponse:
@@ -411,13 +417,23 @@ class BroadcastPages:
             return await self._forbidden(request, who)
         # Only a photo uploaded for a ward this person administers (roles read for this request).
         found = next((path for path in (self._photo_path(w, name) for w in who.wards)
-                      if PHOTO_NAME.fullmatch(name) and path.is_file()), None)
+                      if DRAFT_PHOTO.fullmatch(name) and path.is_file()), None)
         if found is None:
             raise web.HTTPNotFound()
         kind = "image/png" if name.endswith(".png") else "image/jpeg"
         return web.FileResponse(found, headers={"Content-Type": kind})
 
     # -- the draft --------------------------------------------------------------------------
+
+    async def _checked(self, ward: Ward, draft: Draft) -> tuple[str, datetime | None]:
+        """The draft checked again (on every POST: what is sent is what was previewed): its
+        audience's words, its time (None: now); its text, and its photo still there.
+        Raises :class:`FormError`."""
+        audience_text = await self._audience_text(ward, draft)
+        at = self._time(draft)
+        self._check_text(draft)
+        await self._photo_in_use(ward, draft)  # this ward's folder only: another ward's name is "gone"
+        return audience_text, at
 
     def _check_text(self, draft: Draft) -> None:
         if not draft.text:
@@ -469,6 +485,16 @@ class BroadcastPages:
                 bubbles.append(_bubble(reply))
             else:
                 bubbles += [Bubble(o.text) for o in await zalo_plan(reply, self.t, None, numbered=numbered)]
+        return bubbles
+
+    async def _zalo_oa(self, message: OutboundMessage) -> list[Bubble]:
+        """A Zalo OA's sends, as its transport makes them (``ZaloOATransport``): the photo
+        first, then the consultation messages of ``bot.channels.zalo.oa.oa_messages`` — the
+        text, and a button's option as a numbered line and as a button under it."""
+        bubbles = [Bubble("", photo=True)] if message.image else []
+        for body in await oa_messages(message.as_reply(), self.t, None, numbered=message.numbered):
+            buttons = body.get("attachment", {}).get("payload", {}).get("buttons", [])
+            bubbles.append(Bubble(str(body.get("text", "")), buttons=tuple(str(b["title"]) for b in buttons)))
         return bubbles
 
 

@@ -21,20 +21,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDictProxy
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import group_actions
+from bot.curriculum import Lesson
 from bot.dashboard import number
 from bot.dashboard.access import SESSION_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_ok, viewer
 from bot.overview import live_stats
 from bot.reminders import ReminderPolicy
 from storage.groups import get_group, get_ward
 from storage.members import lessons_of_group, member_of
-from storage.models import Person, ProgressStatus, ResidentGroup
+from storage.models import LessonProgress, Person, ProgressStatus, ResidentGroup
 from storage.progress import get_progress
 from storage.roles import administers, leads
 from storage.stats import GroupStats, members_progress, ranking
@@ -134,8 +137,7 @@ class GroupPages:
             assert who.wards[0].id is not None
             return await self._table(request, who, ward_id=who.wards[0].id)
         if who.wards:
-            return self.p.render("groups_wards.html", viewer=who, wards=who.wards,
-                                 title=self.p.t("web.groups.title_wards"))
+            return self.p.choose_ward(who, title=self.p.t("web.groups.title_wards"), section="/cac-to")
         return await self._table(request, who, ward_id=None)
 
     async def ward_groups(self, request: web.Request, who: Viewer) -> web.StreamResponse:
@@ -245,27 +247,36 @@ class GroupPages:
         return _back(group_id, kq="nhac", gui=done.sent, gan=done.recent, khong=done.unreachable)
 
     async def record(self, request: web.Request, who: Viewer, form: Form) -> web.StreamResponse:
-        group_id = int(request.match_info["group_id"])
-        person_id, lesson = _int(form.get("nguoi")), self._lesson(form.get("bai"))
-        now = self.d.clock.now()
-        async with self.d.writes() as session, session.begin():
-            allowed = await self._allowed(session, who, group_id)
-            member = (await member_of(session, group_id=group_id, person_id=person_id)
-                      if allowed is not None and person_id is not None else None)
-            if allowed is None or member is None or lesson is None or member.id is None:
-                return await self.p.refused(request, who, session=session)
-            group, person, _ = allowed
-            assert person.id is not None
-            if member.id == person.id:  # as in the chat: a leader records others' lessons, not their own
-                return await self.p.refused(request, who, session=session)
-            row = await get_progress(session, person_id=member.id, lesson_id=lesson.id)
+        async def act(a: OnMember) -> web.StreamResponse:
+            if a.member.id == a.person.id:  # as in the chat: a leader records others' lessons, not their own
+                return await self.p.refused(request, who, session=a.session)
+            assert a.person.id is not None
             outcome = await group_actions.record_assisted(
-                session, group=group, person=member, lesson_id=lesson.id, lesson_version=lesson.version,
-                leader_id=person.id, reminders=self._reminders(), now=now, row=row)
-        word = {"recorded": "da-ghi", "already_assisted": "da-co", "already_self": "tu-hoc"}[outcome]
-        return _back(group_id, kq=word)
+                a.session, group=a.group, person=a.member, lesson_id=a.lesson.id, lesson_version=a.lesson.version,
+                leader_id=a.person.id, reminders=self._reminders(), now=a.now, row=a.row)
+            word = {"recorded": "da-ghi", "already_assisted": "da-co", "already_self": "tu-hoc"}[outcome]
+            return _back(a.group_id, kq=word)
+
+        return await self._on_member(request, who, form, act)
 
     async def undo(self, request: web.Request, who: Viewer, form: Form) -> web.StreamResponse:
+        async def act(a: OnMember) -> web.StreamResponse:
+            assert a.person.id is not None
+            if a.row is None or a.row.status != ProgressStatus.COMPLETED:
+                return _back(a.group_id, kq="khong-con")  # undone already (a second submit): nothing to do
+            if not await group_actions.may_undo(a.session, row=a.row, actor_id=a.person.id, group=a.group):
+                return await self.p.refused(request, who, session=a.session)
+            await group_actions.undo_assisted(a.session, group=a.group, person=a.member, row=a.row,
+                                              actor_id=a.person.id, now=a.now)
+            return _back(a.group_id, kq="hoan-tac")
+
+        return await self._on_member(request, who, form, act)
+
+    async def _on_member(self, request: web.Request, who: Viewer, form: Form,
+                         act: Callable[[OnMember], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """An action on one member's lesson (``nguoi``, ``bai``): in one write transaction, the
+        actor allowed on the group now, the person a member of it, the lesson known — else 403,
+        nothing changed — then ``act`` with the member's progress row in that lesson."""
         group_id = int(request.match_info["group_id"])
         person_id, lesson = _int(form.get("nguoi")), self._lesson(form.get("bai"))
         now = self.d.clock.now()
@@ -276,20 +287,28 @@ class GroupPages:
             if allowed is None or member is None or lesson is None or member.id is None:
                 return await self.p.refused(request, who, session=session)
             group, person, _ = allowed
-            assert person.id is not None
             row = await get_progress(session, person_id=member.id, lesson_id=lesson.id)
-            if row is None or row.status != ProgressStatus.COMPLETED:
-                return _back(group_id, kq="khong-con")  # undone already (a second submit): nothing to do
-            if not await group_actions.may_undo(session, row=row, actor_id=person.id, group=group):
-                return await self.p.refused(request, who, session=session)
-            await group_actions.undo_assisted(session, group=group, person=member, row=row, actor_id=person.id, now=now)
-        return _back(group_id, kq="hoan-tac")
+            return await act(OnMember(session, group_id, group, person, member, lesson, row, now))
 
-    def _lesson(self, value: object) -> Any:
+    def _lesson(self, value: object) -> Lesson | None:
         return next((lesson for lesson in self.d.lessons if lesson.id == value), None) if isinstance(value, str) else None
 
     def _reminders(self) -> ReminderPolicy:
         return self.d.services.reminders if self.d.services is not None else ReminderPolicy(self.d.zone)
+
+
+@dataclass(frozen=True)
+class OnMember:
+    """What an action on a member's lesson acts with (``GroupPages._on_member``)."""
+
+    session: AsyncSession
+    group_id: int
+    group: ResidentGroup
+    person: Person  # who acts
+    member: Person
+    lesson: Lesson
+    row: LessonProgress | None  # the member's progress in the lesson
+    now: datetime
 
 
 def _int(value: object) -> int | None:

@@ -9,6 +9,7 @@ unknown, 429 too many refused sign-ins.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +20,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
-    AUDIT_ACTOR, SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
-    refuse_sign_in, set_cookie, sign_in, viewer,
+    AUDIT_ACTOR, SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok,
+    limited, refuse_sign_in, set_cookie, sign_in, viewer,
 )
 from bot.dashboard.trend import read_trend
 from bot.overview import live_stats, read_ward_overview
@@ -48,10 +49,34 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
 
 
+# The menu's links: the addresses of the link's own page (a ward's copy of it too:
+# ``/web/phuong/<ward>/…``), and of the pages within its section (a lesson, the composer, …).
+WARD = r"/web/(?:phuong/\d+/)?"
+NAV = {
+    "/web/": (re.compile(r"/web/(?:phuong/\d+)?"), None),
+    "/web/cac-to": (re.compile(WARD + "cac-to"), None),
+    "/web/thong-bao": (re.compile(WARD + "thong-bao"), re.compile(WARD + "thong-bao/.+")),
+    "/web/bao-cao": (re.compile(WARD + "bao-cao"), re.compile(WARD + "bao-cao/.+")),
+    "/web/bai-hoc": (re.compile(r"/web/bai-hoc"), re.compile(r"/web/bai-hoc/.+")),
+    "/web/can-bo": (re.compile(WARD + "can-bo"), re.compile(r"/web/loi-moi/\d+")),
+    "/web/nhat-ky": (re.compile(r"/web/nhat-ky"), None),
+}
+
+
+def nav_current(href: str, path: str) -> str | None:
+    """``aria-current`` of the menu's link ``href`` on the page at ``path``: "page" on the
+    link's own page, "true" on a page within its section, else None."""
+    own, within = NAV[href]
+    if own.fullmatch(path):
+        return "page"
+    return "true" if within is not None and within.fullmatch(path) else None
+
+
 def _templates() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["percent"] = _percent
+    env.globals["nav_current"] = nav_current
     return env
 
 
@@ -129,6 +154,10 @@ class Pages:
     def render(self, template: str, *, status: int = 200, **values: Any) -> web.Response:
         html = self.env.get_template(template).render(**values)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+    def choose_ward(self, who: Viewer, *, title: str, section: str = "", heading: str | None = None) -> web.Response:
+        """The wards an admin of several administers, each a link to ``/web/phuong/<ward><section>``."""
+        return self.render("wards.html", viewer=who, wards=who.wards, title=title, heading=heading, section=section)
 
     def message(self, kind: str, status: int, viewer: Viewer | None = None, *,
                 signout: str | None = None) -> web.Response:
@@ -252,7 +281,7 @@ class Pages:
             assert who.wards[0].id is not None
             return await self._ward(who, who.wards[0].id)
         if who.wards:
-            return self.render("wards.html", viewer=who, wards=who.wards, title=self.t("web.title_wards"))
+            return self.choose_ward(who, title=self.t("web.title_wards"))
         return await self._leader_home(who)
 
     async def ward(self, request: web.Request, who: Viewer) -> web.StreamResponse:

@@ -82,7 +82,8 @@ class ReportPages:
             return await self.p.refused(request, who)
         if len(who.wards) == 1:
             raise web.HTTPFound(f"/web/phuong/{who.wards[0].id}/bao-cao")
-        return self.p.render("report_wards.html", viewer=who, wards=who.wards, title=self.p.t("web.reports.title"))
+        return self.p.choose_ward(who, title=self.p.t("web.reports.title"), heading=self.p.t("web.reports.title_wards"),
+                                  section="/bao-cao")
 
     async def _ward(self, request: web.Request, who: Viewer) -> Ward | None:
         ward_id = int(request.match_info["ward_id"])

@@ -73,7 +73,7 @@ class StaffPages:
         if len(who.wards) == 1:
             assert who.wards[0].id is not None
             return await self._ward(request, who, who.wards[0].id)
-        return self.p.render("staff_wards.html", viewer=who, wards=who.wards, title=self.p.t("web.staff.title_wards"))
+        return self.p.choose_ward(who, title=self.p.t("web.staff.title_wards"), section="/can-bo")
 
     async def ward_staff(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward_id = int(request.match_info["ward_id"])

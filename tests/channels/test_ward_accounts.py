@@ -275,8 +275,8 @@ username = "khac_bot"
             *command(START, "run", "--role", "worker"), env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         try:
-            await b.wait_for(lambda t: all(t.sent_count(u) for u in residents[BOT_B]), timeout=60)
-            await a.wait_for(lambda t: t.calls_to("sendMessage"), timeout=60)
+            await b.wait_for(lambda t: all(t.sent_count(u) for u in residents[BOT_B]), timeout=180)
+            await a.wait_for(lambda t: t.calls_to("sendMessage"), timeout=180)
         finally:
             worker.terminate()
             _, err = await asyncio.wait_for(worker.communicate(), timeout=60)

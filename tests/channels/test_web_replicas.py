@@ -54,7 +54,7 @@ async def test_one_residents_updates_alternate_between_two_web_replicas(tmp_path
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE))
             replicas.append(f"{base}/webhooks/telegram")
         try:
-            await tg.wait_for(lambda t: len(t.calls_to("setWebhook")) >= 2, timeout=60)
+            await tg.wait_for(lambda t: len(t.calls_to("setWebhook")) >= 2, timeout=180)
             async with aiohttp.ClientSession() as http:
                 turn = 0
 
@@ -64,7 +64,7 @@ async def test_one_residents_updates_alternate_between_two_web_replicas(tmp_path
                     turn += 1
                     async with http.post(target, json=tg.take(update_id), headers={HEADER: SECRET}) as answer:
                         status = answer.status
-                    await tg.wait_idle(USER, timeout=20)  # answered once committed; the replies follow
+                    await tg.wait_idle(USER, timeout=60)  # answered once committed; the replies follow
                     return status
 
                 async def press(label: str) -> None:

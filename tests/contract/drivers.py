@@ -162,7 +162,9 @@ class Handled:
             self._changed.set()
             self._changed = asyncio.Event()
 
-    async def wait(self, update_id: int, timeout: float = 10) -> None:
+    async def wait(self, update_id: int, timeout: float = 60) -> None:
+        # A generous bound: it only matters when something hangs (a loaded machine handles an
+        # update drawing a workbook in over 10 s).
         async with asyncio.timeout(timeout):
             while update_id not in self.ids:
                 await self._changed.wait()

@@ -19,16 +19,17 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
-from bot.app import App, dashboard
+from bot.app import App
 from bot.curriculum import LessonLibrary, load_library
-from bot.web import create_web_app, start_web
+from storage.models import Ward
+from storage.roles import add_admin
 from tests.conftest import seed_demo_groups
 from tests.staff import make_admin, make_leader
-from tests.support import Chat, join, pass_lesson
+from tests.support import Chat, dashboard_served, join, pass_lesson
 
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/web/vao/[A-Za-z0-9_-]+)")
 
@@ -55,6 +56,20 @@ async def link_from_chat(chat: Chat) -> str:
     return found.group(1)
 
 
+async def admin_of_another_ward(world: World, *, user: str, name: str, group_code: str,
+                                city: bool = False) -> Chat:
+    """A second ward, "Phường Khác" (KHAC, no groups), and someone of ``group_code`` who
+    administers it — or, ``city``, every ward (``hocvuso admin add --city``)."""
+    chat = Chat(world.app.conversation, user=user, name=name)
+    await join(chat, group_code=group_code)
+    async with world.app.sessions() as session, session.begin():
+        session.add(Ward(code="KHAC", name="Phường Khác"))
+        await session.flush()
+        await add_admin(session, channel=chat.channel, external_id=chat.user, ward_code=None if city else "KHAC",
+                        city=city, now=world.app.clock.now())
+    return chat
+
+
 @asynccontextmanager
 async def open_world(app: App) -> AsyncIterator[World]:
     """The ward of the table above in ``app`` (its demo groups imported), the web endpoint running."""
@@ -73,14 +88,8 @@ async def open_world(app: App) -> AsyncIterator[World]:
         await pass_lesson(chats[name], first)
     await chats["Bình"].send("/hotro")
     await chats["Bình"].send("Tôi không mở được VNeID.")
-    runner = await start_web(create_web_app(dashboard=dashboard(app), sessions=app.sessions), host="127.0.0.1", port=0)
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    # As PUBLIC_BASE_URL would say: the links /web sends open this server.
-    app.conversation.services = replace(app.conversation.services, web_url=base)
-    try:
+    async with dashboard_served(app, sessions=app.sessions) as base:
         yield World(app, base, chats["Hà"], chats["Ba"], chats["Lan"])
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -23,14 +23,17 @@ from sqlmodel import select
 
 from bot.app import App
 from bot.broadcasting import IMAGE_MAX_BYTES, estimate, estimate_lines, resident_message
+from bot.channels.zalo.oa import oa_messages
+from bot.media import draft_photos
 from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, prune, tick
+from storage.accounts import Declared, register_accounts
 from storage.broadcasts import create_broadcast, recipients_by_channel
-from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role, RoleKind
+from storage.groups import upsert_group, upsert_ward
+from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role, RoleKind, Ward
 from tests.conftest import seed_demo_groups
 from tests.dashboard.conftest import World, open_world
 from tests.dashboard.test_signin import CSRF, Browser, browser, signed_in  # noqa: F401 (a fixture)
-from storage.groups import upsert_group, upsert_ward
 from tests.staff import group, person_of, rows, ward as ward_of
 from tests.support import ManualClock
 
@@ -365,6 +368,102 @@ async def test_two_submits_at_once_make_one_broadcast(any_bc_world: World, brows
                                                                 luc="2026-11-25T09:00"))
     assert (await post(browser, base + "/gui", hidden_fields(page.split('class="bc-preview"')[1])))[0] == 303
     assert len(await _broadcasts(world.app)) == 2
+
+
+async def test_the_preview_shows_the_zalo_oa_where_the_ward_has_one(bc_world: World, browser: Browser) -> None:
+    """A Zalo Official Account serving the ward (its own, or one serving every ward) adds its
+    column to the preview: the consultation messages its transport sends, from the OA
+    channel's own renderer (``oa_messages``) — the text with the option as a numbered line, and
+    the option as a button under it; the photo first. Another ward's OA adds nothing."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    text = "Chủ nhật này tổ chức ngày hội số."
+
+    async def oa_column(**more: Any) -> str | None:
+        status, _, page = await post(browser, base + "/soan", draft(csrf, text, hoc_tiep="1", doi_tuong="all"), **more)
+        assert status == 200, page
+        shown = html.unescape(page)
+        return shown.split('id="kenh-zalo-oa"')[1].split("</section>")[0] if 'id="kenh-zalo-oa"' in shown else None
+
+    assert await oa_column() is None  # no OA registered
+    async with world.app.sessions() as session, session.begin():
+        session.add(Ward(code="KHAC", name="Phường Khác"))
+        await session.flush()
+        await register_accounts(session, declared=[Declared("oa_khac", "zalo_oa", "KHAC")], now=world.app.clock.now())
+    assert await oa_column() is None  # another ward's OA
+
+    async with world.app.sessions() as session, session.begin():
+        await register_accounts(session, declared=[Declared("oa_mau", "zalo_oa", "DEMO")], now=world.app.clock.now())
+    t = world.app.catalog.translator(None)
+    message = resident_message(t, text=text, ward_name=ward.name, learn=True)
+    bodies = await oa_messages(message.as_reply(), t, None)
+    [body] = bodies
+    assert body["text"].startswith(f"📢 UBND phường Mẫu:\n{text}\n") and "1. 📖 Học tiếp" in body["text"]  # numbered…
+    assert [b["title"] for b in body["attachment"]["payload"]["buttons"]] == ["📖 Học tiếp"]  # …and a button
+    column = await oa_column()
+    assert column is not None
+    assert f'<p class="bubble-text">{body["text"]}</p>' in column and "<li>📖 Học tiếp</li>" in column
+    assert "🖼 Ảnh" not in column
+
+    column = await oa_column(photo=("a.png", PNG))  # the photo goes first, alone
+    assert column is not None and column.index("🖼 Ảnh") < column.index(body["text"])
+
+    # An OA serving every ward (the single-ward settings) serves this one too.
+    async with world.app.sessions() as session, session.begin():
+        await register_accounts(session, declared=[Declared("oa_mau", "zalo_oa", None)], now=world.app.clock.now())
+    assert await oa_column() is not None
+
+
+async def test_photos_of_drafts_never_sent_are_deleted_a_day_after_their_last_use(
+        bc_world: World, browser: Browser, clock: ManualClock) -> None:
+    """The scheduler's retention job deletes an uploaded photo no broadcast carries once its
+    draft has not used it (uploaded, previewed again) for a day — on the test clock; a sent
+    broadcast's photo stays; the abandoned preview, sent late, is refused kindly."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    files = world.app.conversation.services.files_dir
+    photos = draft_photos(files) / "web" / str(ward.id)  # the ward's own folder
+    producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
+                          catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone),
+                          files_dir=files)
+
+    async def upload(text: str) -> tuple[str, str]:
+        """A preview with a new photo: (the photo's name, the page)."""
+        status, _, page = await post(browser, base + "/soan", draft(csrf, text, doi_tuong="all"), photo=("a.png", PNG))
+        assert status == 200, page
+        return re.search(r'name="anh_da_tai" value="([^"]+)"', page).group(1), page  # type: ignore[union-attr]
+
+    sent, page = await upload("Gửi kèm ảnh")
+    assert (await post(browser, base + "/gui", hidden_fields(page.split('class="bc-preview"')[1])))[0] == 303
+    abandoned, page = await upload("Bỏ dở")
+    late = hidden_fields(page.split('class="bc-preview"')[1])
+    edited, _ = await upload("Còn sửa")
+    assert {p.name for p in photos.iterdir()} == {sent, abandoned, edited}
+    assert (await prune(producers))["draft_photos"] == 0
+
+    clock.advance(hours=20)
+    csrf = await signed_in(world, world.admin, browser)  # a new session: the last one was idle 8 hours
+    status, _, _ = await post(browser, base + "/soan", draft(csrf, "Còn sửa tiếp", doi_tuong="all", anh_da_tai=edited))
+    assert status == 200
+    assert (await prune(producers))["draft_photos"] == 0  # each used within the day
+    clock.advance(hours=5)
+    assert (await prune(producers))["draft_photos"] == 1
+    assert {p.name for p in photos.iterdir()} == {sent, edited}
+
+    late = [(n, csrf if n == "csrf" else v) for n, v in late]
+    assert (await post(browser, base + "/gui", late))[0] == 403  # its form token was the last session's
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Bỏ dở", doi_tuong="all", anh_da_tai=abandoned))
+    assert status == 400 and "Không tìm thấy ảnh đã tải lên. Bạn chọn lại ảnh giúp nhé." in html.unescape(page)
+    assert len(await _broadcasts(world.app)) == 1
+
+    clock.advance(hours=20)
+    assert (await prune(producers))["draft_photos"] == 1
+    assert [p.name for p in photos.iterdir()] == [sent]  # a broadcast's photo is never a draft's
+    assert (await prune(producers))["draft_photos"] == 0
 
 
 def _role_removed_after_the_page_check(app: App, monkeypatch: pytest.MonkeyPatch) -> None:

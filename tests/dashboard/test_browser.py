@@ -19,7 +19,7 @@ import pytest
 from bot.overview import read_ward_overview
 from tests.dashboard.conftest import World, link_from_chat
 from tests.staff import group, ward as ward_of
-from tests.support import ManualClock
+from tests.support import Chat, ManualClock
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,6 +66,11 @@ class Tab:
     async def text(self, selector: str) -> str:
         return str(await self.page.locator(selector).first.inner_text()).strip()
 
+    async def follow(self, link: str, url: str) -> None:
+        """Click the link named ``link`` (the first of that name) and wait for the page at ``url`` (a glob)."""
+        await self.page.get_by_role("link", name=link, exact=True).first.click()
+        await self.page.wait_for_url(url)
+
     async def check(self, name: str) -> None:
         """axe-core finds nothing serious or critical at either width, nothing is wider than the
         phone's screen, and the page is photographed at both widths."""
@@ -100,6 +105,13 @@ async def sign_in(tab: Tab, link: str, *, name: str | None = None) -> None:
         await tab.check(name)
     await tab.page.get_by_role("button", name="Đăng nhập").click()
     await tab.page.wait_for_url("**/web/")
+
+
+async def signed_in_tab(chromium: Any, chat: Chat) -> Tab:
+    """A browser profile of its own, signed in as ``chat`` with the link ``/web`` sends in the chat."""
+    tab = await open_tab(chromium)
+    await sign_in(tab, await link_from_chat(chat))
+    return tab
 
 
 async def test_an_admin_signs_in_from_the_chat_and_sees_the_wards_numbers(world: World, chromium: Any) -> None:
@@ -144,9 +156,22 @@ async def test_an_admin_signs_in_from_the_chat_and_sees_the_wards_numbers(world:
     assert await tab.text("h1") == "Tổ dân phố 3"
 
 
+async def test_the_menu_shows_which_page_is_open(world: World, chromium: Any) -> None:
+    """The page's own link in the menu is marked for screen readers (aria-current) and for the
+    eye: bold and underlined by a bar, where the other links are not — not by colour alone."""
+    tab = await signed_in_tab(chromium, world.admin)
+    await tab.follow("Bài học", "**/web/bai-hoc")
+    menu = tab.page.get_by_role("navigation", name="Điều hướng chính")
+    current = menu.locator("a[aria-current=page]")
+    assert await current.all_inner_texts() == ["Bài học"]
+    looks = "e => { const s = getComputedStyle(e); return [s.fontWeight, s.borderBottomStyle, s.borderBottomWidth]; }"
+    assert await current.evaluate(looks) == ["700", "solid", "3px"]
+    other = await menu.get_by_role("link", name="Tổng quan").evaluate(looks)
+    assert other[0] != "700" and other[1] == "none"
+
+
 async def test_a_leader_sees_their_group_and_gets_403_on_another(world: World, chromium: Any) -> None:
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.leader))
+    tab = await signed_in_tab(chromium, world.leader)
     assert await tab.text("h1") == "Tổ của tôi"
     tdp03, tdp01 = await group(world.app, "DEMO-TDP03"), await group(world.app, "DEMO-TDP01")
     rows = tab.page.locator("table:has(#bang-to) tbody tr")
@@ -186,8 +211,7 @@ async def test_expired_and_reused_links_are_refused(world: World, chromium: Any,
 
 
 async def test_a_form_without_its_csrf_token_is_refused(world: World, chromium: Any) -> None:
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.admin))
+    tab = await signed_in_tab(chromium, world.admin)
     await tab.page.evaluate("() => document.querySelector('form[action=\"/web/thoat\"] input[name=csrf]').remove()")
     async with tab.page.expect_navigation() as navigation:
         await tab.page.get_by_role("button", name="Đăng xuất").click()

@@ -1,5 +1,5 @@
 """The broadcasts' pages in Debian's Chromium (``test_browser``'s ``chromium``, ``Tab``,
-``open_tab`` and ``sign_in``): the acceptance of issue 13 — an admin composes a broadcast,
+``signed_in_tab`` and ``sign_in``): the acceptance of issue 13 — an admin composes a broadcast,
 sees the preview and the count, schedules it, and the outbox holds the rows once the
 scheduler's job runs (on the test clock) — then its delivery per group and cancel. Every page
 is checked with axe-core and photographed at desktop and phone width."""
@@ -15,7 +15,7 @@ from storage.models import Broadcast, BroadcastStatus, Outbox, RoleKind, Ward
 from storage.roles import grant
 from tests.dashboard.conftest import World, link_from_chat
 from tests.dashboard.test_broadcasts import PNG, bc_world  # noqa: F401 (a fixture: the world with a send rate)
-from tests.dashboard.test_browser import chromium, open_tab, sign_in  # noqa: F401 (a fixture)
+from tests.dashboard.test_browser import chromium, sign_in, signed_in_tab  # noqa: F401 (a fixture)
 from tests.staff import group, person_of, rows
 from tests.support import ManualClock
 
@@ -23,11 +23,9 @@ from tests.support import ManualClock
 async def test_an_admin_composes_previews_schedules_and_the_outbox_holds_the_rows(
         bc_world: World, chromium: Any, clock: ManualClock) -> None:
     world = bc_world
-    tab = await open_tab(chromium)
+    tab = await signed_in_tab(chromium, world.admin)
     page = tab.page
-    await sign_in(tab, await link_from_chat(world.admin))
-    await page.get_by_role("link", name="Thông báo", exact=True).click()
-    await page.wait_for_url("**/thong-bao")
+    await tab.follow("Thông báo", "**/thong-bao")
     assert await tab.text("h1") == "Thông báo của Phường Mẫu"
     assert "Phường chưa gửi thông báo nào." in await tab.text("main")
     await tab.check("broadcasts-list-empty")
@@ -95,8 +93,7 @@ async def test_an_admin_composes_previews_schedules_and_the_outbox_holds_the_row
 
     # Its delivery per group, then cancel what still waits (signed in again: 22 idle hours).
     await sign_in(tab, await link_from_chat(world.admin))
-    await page.get_by_role("link", name="Thông báo", exact=True).click()
-    await page.wait_for_url("**/thong-bao")
+    await tab.follow("Thông báo", "**/thong-bao")
     item = f"[data-broadcast='{broadcast.id}']"
     assert (await tab.text(f"{item} .bc-status")).startswith("⏳ Chờ gửi")
     assert await tab.text(f"{item} tbody tr:first-child th") == "Tổ dân phố 3 (DEMO-TDP03)"
@@ -114,8 +111,7 @@ async def test_an_admin_composes_previews_schedules_and_the_outbox_holds_the_row
 
 async def test_a_leader_gets_403_on_the_broadcasts(bc_world: World, chromium: Any) -> None:
     world = bc_world
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.leader))
+    tab = await signed_in_tab(chromium, world.leader)
     assert await tab.page.get_by_role("link", name="Thông báo", exact=True).count() == 0
     assert await tab.goto(world.base + "/web/thong-bao") == 403
     assert await tab.text("h1") == "Bạn không có quyền xem trang này"
@@ -131,13 +127,10 @@ async def test_an_admin_of_several_wards_chooses_one(bc_world: World, chromium: 
         await session.flush()
         await grant(session, person_id=admin.id, kind=RoleKind.ADMIN, ward_id=second.id, granted_by="test",
                     now=world.app.clock.now())
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.admin))
-    await tab.page.get_by_role("link", name="Thông báo", exact=True).click()
-    await tab.page.wait_for_url("**/web/thong-bao")
+    tab = await signed_in_tab(chromium, world.admin)
+    await tab.follow("Thông báo", "**/web/thong-bao")
     assert await tab.text("h1") == "Chọn phường để gửi thông báo"
     assert await tab.page.locator("main li a").all_inner_texts() == ["Phường Mẫu", "Phường Hai"]
     await tab.check("broadcasts-wards")
-    await tab.page.get_by_role("link", name="Phường Hai").click()
-    await tab.page.wait_for_url("**/thong-bao")
+    await tab.follow("Phường Hai", "**/thong-bao")
     assert await tab.text("h1") == "Thông báo của Phường Hai"

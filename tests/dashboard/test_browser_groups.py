@@ -9,34 +9,30 @@ from __future__ import annotations
 from typing import Any
 
 from storage.models import AuditLog, Invite, LessonProgress, Outbox
-from tests.dashboard.conftest import World, link_from_chat
-from tests.dashboard.test_browser import chromium, open_tab, sign_in  # noqa: F401 (a fixture)
+from tests.dashboard.conftest import World
+from tests.dashboard.test_browser import chromium, signed_in_tab  # noqa: F401 (a fixture)
 from tests.staff import group, person_of, rows
 from tests.support import Chat, ManualClock
 
 
 async def test_an_admin_sorts_the_groups_and_reads_the_trend(world: World, chromium: Any) -> None:
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.admin))
+    tab = await signed_in_tab(chromium, world.admin)
     # The overview's trend chart: an SVG with its words, and the weeks as a table.
     assert await tab.page.locator("#xu-huong ~ figure svg[role=img]").count() == 1
     assert (await tab.page.locator("#xu-huong-mo-ta").text_content() or "").startswith("Tổng cộng 6 lượt; tuần này 6 lượt")
     await tab.page.get_by_text("Xem số liệu dạng bảng").click()
     assert await tab.text("tr[data-week='2026-11-23'] td:last-child") == "6"
 
-    await tab.page.get_by_role("link", name="Thi đua các tổ").first.click()
-    await tab.page.wait_for_url("**/web/cac-to")
+    await tab.follow("Thi đua các tổ", "**/web/cac-to")
     assert await tab.text("h1") == "Thi đua các tổ — Phường Mẫu"
     assert await tab.page.locator("th[aria-sort]").get_attribute("data-column") == "hang"
     await tab.check("groups-table")
 
-    await tab.page.get_by_role("link", name="Thành viên", exact=True).click()
-    await tab.page.wait_for_url("**/web/cac-to?sap_xep=thanh-vien&chieu=desc")
+    await tab.follow("Thành viên", "**/web/cac-to?sap_xep=thanh-vien&chieu=desc")
     assert await tab.page.locator("th[aria-sort=descending]").get_attribute("data-column") == "thanh-vien"
     members = [int(t) for t in await tab.page.locator("tbody tr td:nth-child(3)").all_inner_texts()]
     assert members == sorted(members, reverse=True)
-    await tab.page.get_by_role("link", name="Thành viên").click()  # again: the other way
-    await tab.page.wait_for_url("**chieu=asc")
+    await tab.follow("Thành viên", "**chieu=asc")  # again: the other way
     members = [int(t) for t in await tab.page.locator("tbody tr td:nth-child(3)").all_inner_texts()]
     assert members == sorted(members)
 
@@ -46,8 +42,7 @@ async def test_a_leader_nudges_and_records_a_lesson_from_the_group_page(world: W
     clock.advance(days=4)  # Bình and Chi are behind
     tdp03 = await group(world.app, "DEMO-TDP03")
     chi = await person_of(world.app, Chat(world.app.conversation, user="1005", name="Chi"))
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.leader))
+    tab = await signed_in_tab(chromium, world.leader)
     assert await tab.goto(f"{world.base}/web/to/{tdp03.id}") == 200
     assert await tab.text("[data-figure=behind]") == "2"
     await tab.check("group-actions")
@@ -79,10 +74,8 @@ async def test_a_leader_nudges_and_records_a_lesson_from_the_group_page(world: W
 
 async def test_an_admin_manages_leaders_and_reads_the_audit_log(world: World, chromium: Any) -> None:
     tdp05 = await group(world.app, "DEMO-TDP05")
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.admin))
-    await tab.page.get_by_role("link", name="Tổ trưởng", exact=True).click()
-    await tab.page.wait_for_url("**/web/can-bo")
+    tab = await signed_in_tab(chromium, world.admin)
+    await tab.follow("Tổ trưởng", "**/web/can-bo")
     assert await tab.text("h1") == "Tổ trưởng và lời mời — Phường Mẫu"
     await tab.check("staff")
 
@@ -103,7 +96,6 @@ async def test_an_admin_manages_leaders_and_reads_the_audit_log(world: World, ch
     assert actions and set(actions) == {"web.signin"}
 
     # A leader is refused both pages.
-    leader = await open_tab(chromium)
-    await sign_in(leader, await link_from_chat(world.leader))
+    leader = await signed_in_tab(chromium, world.leader)
     assert await leader.goto(world.base + "/web/can-bo") == 403
     assert await leader.goto(world.base + "/web/nhat-ky") == 403

@@ -13,21 +13,18 @@ from bot.reports.period import chosen_period
 from bot.reports.wording import percent
 from storage.answers import answer_counts
 from storage.figures import read_period_figures
-from storage.models import Ward
-from storage.roles import add_admin
-from tests.dashboard.conftest import World, link_from_chat
+from tests.dashboard.conftest import World, admin_of_another_ward
 from tests.dashboard.test_browser import (  # noqa: F401 (a fixture; skipped without Chromium)
-    chromium, open_tab, pytestmark, sign_in,
+    chromium, pytestmark, signed_in_tab,
 )
 from tests.reports.test_documents import _sheet, _texts
 from tests.staff import group, ward as ward_of
-from tests.support import Chat, join, pass_lesson
+from tests.support import Chat, pass_lesson
 
 
 
 async def test_a_report_downloads_and_opens(world: World, chromium: Any, tmp_path: Path) -> None:
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.admin))
+    tab = await signed_in_tab(chromium, world.admin)
     await tab.page.get_by_role("link", name="Báo cáo", exact=True).click()
     ward = await ward_of(world.app)
     await tab.page.wait_for_url(f"**/web/phuong/{ward.id}/bao-cao")
@@ -92,25 +89,16 @@ async def test_a_report_downloads_and_opens(world: World, chromium: Any, tmp_pat
 
 
 async def test_a_city_admin_chooses_a_ward_and_a_leader_has_no_reports(world: World, chromium: Any) -> None:
-    city = Chat(world.app.conversation, user="3001", name="Cán bộ Thành phố")
-    await join(city, group_code="DEMO-TDP01")
-    async with world.app.sessions() as session, session.begin():
-        session.add(Ward(code="KHAC", name="Phường Khác"))
-        await session.flush()
-        await add_admin(session, channel=city.channel, external_id=city.user, ward_code=None, city=True,
-                        now=world.app.clock.now())
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(city))
+    city = await admin_of_another_ward(world, user="3001", name="Cán bộ Thành phố", group_code="DEMO-TDP01", city=True)
+    tab = await signed_in_tab(chromium, city)
     assert await tab.goto(world.base + "/web/bao-cao") == 200
     assert await tab.text("h1") == "Báo cáo — chọn phường"
     await tab.check("reports-wards")
-    await tab.page.get_by_role("link", name="Phường Khác").click()
-    await tab.page.wait_for_url("**/bao-cao")
+    await tab.follow("Phường Khác", "**/bao-cao")
     assert await tab.text("h1") == "Báo cáo — Phường Khác"
     assert await tab.text("[data-figure=rate]") == "chưa có thành viên"
 
-    leader = await open_tab(chromium)
-    await sign_in(leader, await link_from_chat(world.leader))
+    leader = await signed_in_tab(chromium, world.leader)
     assert await leader.page.get_by_role("link", name="Báo cáo", exact=True).count() == 0
     ward = await ward_of(world.app)
     assert await leader.goto(f"{world.base}/web/phuong/{ward.id}/bao-cao") == 403
@@ -121,15 +109,12 @@ async def test_a_leader_reads_a_lesson_and_how_their_residents_answered(world: W
     first = world.app.lessons.first
     chi = Chat(world.app.conversation, user="1005", name="Chi")  # Tổ 3: one question wrong
     await pass_lesson(chi, first, correct=2)
-    tab = await open_tab(chromium)
-    await sign_in(tab, await link_from_chat(world.leader))
-    await tab.page.get_by_role("link", name="Bài học", exact=True).click()
-    await tab.page.wait_for_url("**/web/bai-hoc")
+    tab = await signed_in_tab(chromium, world.leader)
+    await tab.follow("Bài học", "**/web/bai-hoc")
     assert await tab.text("h1") == "Bài học"
     await tab.check("lessons-list")
 
-    await tab.page.get_by_role("link", name=first.title).click()
-    await tab.page.wait_for_url(f"**/web/bai-hoc/{first.id}")
+    await tab.follow(first.title, f"**/web/bai-hoc/{first.id}")
     assert await tab.text("h1") == f"Bài 1: {first.title}"
     tdp03 = await group(world.app, "DEMO-TDP03")
     assert tdp03.id is not None

@@ -11,6 +11,8 @@ from collections import Counter
 from html import unescape
 
 import aiohttp
+
+from bot.curriculum import Lesson
 from storage.answers import answer_counts
 from storage.models import Person, QuizAnswer
 from tests.dashboard.conftest import World
@@ -39,6 +41,14 @@ def question(page: str, number: int) -> dict[str, object]:
     return {"text": text, "counts": counts, **stats}
 
 
+async def lesson_page(world: World, chat: Chat, browser: Browser, lesson: Lesson) -> str:
+    """The lesson's page as ``chat`` reads it, signed in through a fresh ``/web`` link."""
+    await signed_in(world, chat, browser)
+    status, page = await browser.get(f"{world.base}/web/bai-hoc/{lesson.id}")
+    assert status == 200
+    return page
+
+
 async def test_the_statistics_count_the_answers_given_in_the_chat_for_each_viewer(any_world: World,
                                                                                     browser: Browser) -> None:
     world = any_world
@@ -62,9 +72,7 @@ async def test_the_statistics_count_the_answers_given_in_the_chat_for_each_viewe
     assert Counter(a.choice for a in q1) == {2: 4, 0: 2, 1: 1}
     assert Counter(a.choice for a in q1 if groups[a.person_id] == tdp03.id) == {2: 2, 1: 1}
 
-    await signed_in(world, world.admin, browser)
-    status, page = await browser.get(f"{world.base}/web/bai-hoc/{first.id}")
-    assert status == 200
+    page = await lesson_page(world, world.admin, browser, first)
     shown = question(page, 1)
     assert shown["counts"] == {"A": 2, "B": 1, "C": 4}
     assert (shown["answered"], shown["right"], shown["most-wrong"]) == ("7", "57%", "A. Tài khoản Zalo")
@@ -75,9 +83,7 @@ async def test_the_statistics_count_the_answers_given_in_the_chat_for_each_viewe
 
     leader = Browser()
     try:
-        await signed_in(world, world.leader, leader)
-        status, page = await leader.get(f"{world.base}/web/bai-hoc/{first.id}")
-        assert status == 200
+        page = await lesson_page(world, world.leader, leader, first)
         shown = question(page, 1)
         assert shown["counts"] == {"A": 0, "B": 1, "C": 2}
         assert (shown["answered"], shown["right"], shown["most-wrong"]) == ("3", "67%", "B. Tài khoản Facebook")
@@ -108,9 +114,7 @@ async def test_one_aggregate_statement_without_a_parameter_per_person(world: Wor
 async def test_cards_and_questions_are_the_chats_words_with_sources_version_and_review(world: World,
                                                                                       browser: Browser) -> None:
     lesson = world.app.lessons.first
-    await signed_in(world, world.leader, browser)
-    status, page = await browser.get(f"{world.base}/web/bai-hoc/{lesson.id}")
-    assert status == 200
+    page = await lesson_page(world, world.leader, browser, lesson)
     cards = [unescape(c) for c in re.findall(r'<p class="chat-text" data-card="\d+">(.*?)</p>', page, re.S)]
     # What a resident is sent, card by card and question by question, through the conversation.
     chi = Chat(world.app.conversation, user="1005", name="Chi")

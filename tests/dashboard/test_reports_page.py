@@ -19,13 +19,12 @@ from bot.reports.exports import read_report, render_report
 from bot.reports.period import CHOICES, chosen_period
 from bot.reports.wording import percent
 from storage.figures import PeriodFigures, read_period_figures
-from storage.models import AuditLog, Ward
-from storage.roles import add_admin
-from tests.dashboard.conftest import World
+from storage.models import AuditLog
+from tests.dashboard.conftest import World, admin_of_another_ward
 from tests.dashboard.test_signin import Browser, browser, signed_in  # noqa: F401 (a fixture)
 from tests.reports.test_cli import _document
 from tests.staff import person_of, rows, ward as ward_of
-from tests.support import Chat, ManualClock, join
+from tests.support import ManualClock
 
 FILES = ("bao-cao.docx", "so-lieu.xlsx", "de-xuat-khen-thuong.docx", "bieu-do-nhom.png", "bieu-do-thang.png",
          "bieu-do-bai.png")
@@ -139,13 +138,7 @@ async def test_a_leader_gets_403_and_nobody_signed_in_401(world: World, browser:
 
 async def test_an_admin_of_another_ward_gets_403(world: World, browser: Browser) -> None:
     """A ward's admin sees only their ward's report: another ward's page and files are 403."""
-    other = Chat(world.app.conversation, user="2001", name="Cán bộ Khác")
-    await join(other, group_code="DEMO-TDP05")
-    async with world.app.sessions() as session, session.begin():
-        session.add(Ward(code="KHAC", name="Phường Khác"))
-        await session.flush()
-        await add_admin(session, channel=other.channel, external_id=other.user, ward_code="KHAC",
-                        now=world.app.clock.now())
+    other = await admin_of_another_ward(world, user="2001", name="Cán bộ Khác", group_code="DEMO-TDP05")
     demo, khac = await ward_of(world.app), await ward_of(world.app, "KHAC")
     await signed_in(world, other, browser)
     for path in (f"/web/phuong/{demo.id}/bao-cao", f"/web/phuong/{demo.id}/bao-cao/6m/so-lieu.xlsx"):

@@ -6,18 +6,16 @@ PostgreSQL."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from html import unescape
 
 import aiohttp
 
-from bot.app import App, dashboard
+from bot.app import App
 from bot.reports.period import CHOICES, chosen_period
 from bot.reports.wording import percent, points
-from bot.web import create_web_app, start_web
 from storage.figures import GroupFigures
 from tests.test_reconciliation import HANOI, END, World, library, recount, seeded  # noqa: F401 (fixtures)
-from tests.support import Chat
+from tests.support import Chat, dashboard_served, web_sign_in
 
 
 def _total(page: str) -> dict[str, str]:
@@ -31,41 +29,31 @@ def _rate(g: GroupFigures) -> str:
 async def test_every_period_of_the_report_page_equals_the_recount(seeded: tuple[App, World]) -> None:
     app, world = seeded
     assert app.clock.now() == END
-    runner = await start_web(create_web_app(dashboard=dashboard(app)), host="127.0.0.1", port=0)
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    app.conversation.services = replace(app.conversation.services, web_url=base)
-    try:
+    async with dashboard_served(app) as base, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         admin = Chat(app.conversation, user=world.admin.key, name=world.admin.name)
-        link = re.search(r"http://\S+/web/vao/\S+", admin.texts(await admin.send("/web"))).group(0)  # type: ignore[union-attr]
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            async with http.get(link) as response:
-                csrf = re.search(r'name="csrf" value="([^"]+)"', await response.text()).group(1)  # type: ignore[union-attr]
-            async with http.post(base + "/web/vao", data={"token": link.rsplit("/", 1)[1], "csrf": csrf}) as response:
-                assert response.status == 200
-            async with http.get(base + "/web/bao-cao") as response:
-                assert response.status == 200
-                ward_page = str(response.url)
-            for choice in CHOICES:
-                _, period = chosen_period(choice, now=END, zone=HANOI)
-                want = recount(world, period.start, period.end)
-                async with http.get(f"{ward_page}?ky={choice}") as response:
-                    assert response.status == 200, choice
-                    page = await response.text()
-                total = want.total
-                assert {k: v for k, v in _total(page).items() if k != "range"} == {
-                    "members": str(total.members), "participants": str(total.participants),
-                    "new": str(total.new_participants), "finished": str(total.finished), "rate": _rate(total),
-                    "finished-period": str(total.finished_in_period), "self": str(total.completed_self),
-                    "assisted": str(total.completed_assisted),
-                    "change": "–" if total.change is None else points(total.change)}, choice
-                shown = {}
-                for row in re.findall(r"<tr data-group=\"\d+\">(.*?)</tr>", page, re.S):
-                    name = unescape(re.search(r"<th scope=\"row\">([^<]*)</th>", row).group(1))  # type: ignore[union-attr]
-                    shown[name] = [unescape(c).strip() for c in re.findall(r'<td class="num">([^<]*)', row)][:7]
-                assert shown == {g.name: [str(g.members), str(g.participants), str(g.new_participants),
-                                          str(g.completed_self), str(g.completed_assisted), str(g.finished),
-                                          "–" if g.rate is None else percent(g.rate)]
-                                 for g in want.groups}, choice
-    finally:
-        await runner.cleanup()
+        assert (await web_sign_in(http, admin)).status == 200
+        async with http.get(base + "/web/bao-cao") as response:
+            assert response.status == 200
+            ward_page = str(response.url)
+        for choice in CHOICES:
+            _, period = chosen_period(choice, now=END, zone=HANOI)
+            want = recount(world, period.start, period.end)
+            async with http.get(f"{ward_page}?ky={choice}") as response:
+                assert response.status == 200, choice
+                page = await response.text()
+            total = want.total
+            assert {k: v for k, v in _total(page).items() if k != "range"} == {
+                "members": str(total.members), "participants": str(total.participants),
+                "new": str(total.new_participants), "finished": str(total.finished), "rate": _rate(total),
+                "finished-period": str(total.finished_in_period), "self": str(total.completed_self),
+                "assisted": str(total.completed_assisted),
+                "change": "–" if total.change is None else points(total.change)}, choice
+            shown = {}
+            for row in re.findall(r"<tr data-group=\"\d+\">(.*?)</tr>", page, re.S):
+                name = unescape(re.search(r"<th scope=\"row\">([^<]*)</th>", row).group(1))  # type: ignore[union-attr]
+                shown[name] = [unescape(c).strip() for c in re.findall(r'<td class="num">([^<]*)', row)][:7]
+            assert shown == {g.name: [str(g.members), str(g.participants), str(g.new_participants),
+                                      str(g.completed_self), str(g.completed_assisted), str(g.finished),
+                                      "–" if g.rate is None else percent(g.rate)]
+                             for g in want.groups}, choice
 
