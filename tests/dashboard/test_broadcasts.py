@@ -502,7 +502,8 @@ async def test_an_admin_removed_meanwhile_cannot_send_or_cancel(bc_world: World,
     [still] = await _broadcasts(world.app)  # the one made before; nothing sent
     assert still.id == scheduled.id and await rows(world.app, HandledEvent) == []
     async with world.app.sessions() as session, session.begin():  # an admin again, for the page's check
-        session.add_all([Role(**role.model_dump(exclude={"id"})) for role in roles])
+        session.add_all([Role(person_id=r.person_id, kind=r.kind, group_id=r.group_id, ward_id=r.ward_id,
+                              granted_by=r.granted_by, granted_at=r.granted_at) for r in roles])
     assert (await browser.post(f"{world.base}/web/thong-bao/{scheduled.id}/huy", {"csrf": csrf})).status == 403
     [still] = await _broadcasts(world.app)
     assert still.status == BroadcastStatus.SCHEDULED
