@@ -41,10 +41,9 @@ from bot.deadlines import REMIND_HOUR, Deadline, remind_deadlines
 from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
 from bot.media import prune_draft_photos
 from bot.reminders import ReminderPolicy, plan_reminders
-from storage import outbox
+from storage import outbox, web_access
 from storage.broadcasts import due_broadcasts, queue_broadcast
 from storage.db import SessionFactory
-from storage import web_access
 from storage.events import prune_handled
 
 log = logging.getLogger(__name__)
