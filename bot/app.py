@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
+import hmac
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.accounts import Account, AccountDirectory, AccountInfo, AccountKind, load_accounts, secrets_of
-from bot.config import JsonFormatter, SecretFilter, Settings
+from bot.config import JsonFormatter, SecretFilter, Settings, parse_proxies
 from bot.core.conversation import Clock, Conversation, Services
 from bot.core.i18n import Catalog
 from bot.curriculum import LessonLibrary, load_library
@@ -110,7 +113,19 @@ def dashboard(app: App) -> Dashboard:
                      zone=app.settings.zone, secure=web_url(app.settings).startswith("https://"),
                      quiet=services.quiet, send_rates=services.send_rates, files_dir=services.files_dir,
                      report_signer=(app.settings.report_signer_title, app.settings.report_signer_name),
-                     services=app.conversation.services)
+                     services=app.conversation.services,
+                     trusted_proxies=parse_proxies(app.settings.web_trusted_proxies),
+                     client_secret=client_secret(app.settings))
+
+
+def client_secret(settings: Settings) -> bytes:
+    """The key of the HMAC a refused dashboard sign-in's client address is stored as: derived
+    (one way) from the deployment's secrets — tokens, webhook secrets, the database password —,
+    which every replica shares; with none (a laptop's terminal chat), random for this process."""
+    found = sorted(settings.secrets())
+    if not found:
+        return secrets.token_bytes(32)
+    return hmac.new(b"hocvuso web client addresses", "\0".join(found).encode("utf-8"), hashlib.sha256).digest()
 
 
 async def start_dashboard(app: App, **web: object) -> AppRunner | None:

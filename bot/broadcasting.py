@@ -144,7 +144,7 @@ def check_image(path: str | None) -> str | None:
         return None
     file = Path(path)
     if not file.is_file():
-        raise BroadcastError(f"không tìm thấy ảnh {path}")
+        raise BroadcastError(f"không tìm thấy ảnh {file.name}")  # the name only: no server path on a page
     if file.suffix.lower() not in IMAGE_TYPES or file.stat().st_size > IMAGE_MAX_BYTES:
         raise BroadcastError("ảnh phải là tệp .jpg hoặc .png, nhỏ hơn 10 MB")
     return str(file.resolve())

@@ -7,6 +7,7 @@ password inside ``DATABASE_URL`` is a secret too (scrubbed from logs, hidden whe
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -101,6 +102,9 @@ class Settings(BaseSettings):
     public_base_url: AnyHttpUrl | None = None
     web_host: str = "0.0.0.0"
     web_port: int = Field(default=8080, ge=1, le=65535)
+    web_trusted_proxies: Annotated[str, NoDecode] = Field(
+        default="", description="the HTTPS proxies in front (addresses or networks, by commas): their "
+                                "X-Forwarded-For names the client; empty: no forwarded header is trusted")
 
     @field_validator(
         "telegram_bot_token", "telegram_bot_username", "telegram_webhook_secret", "zalo_bot_token", "zalo_webhook_secret", "zalo_oa_id", "zalo_oa_app_id",
@@ -166,6 +170,12 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown IANA timezone {value!r}") from None
         return value
 
+    @field_validator("web_trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        parse_proxies(value)  # ValueError names the entry that is not an address or a network
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
@@ -203,6 +213,14 @@ class Settings(BaseSettings):
         if password:
             found += list(dict.fromkeys([password, quote(password, safe="")]))
         return found
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_proxies(value: str) -> tuple[Network, ...]:
+    """``WEB_TRUSTED_PROXIES``: addresses or networks, separated by commas (``10.0.0.2, 10.1.0.0/16``)."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
 
 
 def parse_quiet_hours(value: str) -> tuple[time, time]:

@@ -133,7 +133,8 @@ DRAFT_PHOTO_KEPT = timedelta(days=1)
 
 
 def draft_photos(files_dir: Path) -> Path:
-    """The folder of uploaded broadcast photos: the chat composer's (``files_dir/in``)."""
+    """The folder of uploaded broadcast photos: the chat composer's (``files_dir/in``); the
+    dashboard keeps each ward's in ``web/<ward id>`` under it (``bot.dashboard.broadcasts``)."""
     return files_dir / "in"
 
 
@@ -149,7 +150,9 @@ def keep_draft_photo(path: Path, data: bytes | None = None, *, now: datetime) ->
 def _stale(folder: Path, before: float) -> list[Path]:
     if not folder.is_dir():
         return []
-    return [p for p in folder.iterdir() if DRAFT_PHOTO.fullmatch(p.name) and p.stat().st_mtime < before]
+    # Each ward's uploads have their own folder (``web/<ward id>``); older ones lie in ``in`` itself.
+    found = [*folder.iterdir(), *folder.glob("web/*/*")]
+    return [p for p in found if DRAFT_PHOTO.fullmatch(p.name) and p.is_file() and p.stat().st_mtime < before]
 
 
 async def prune_draft_photos(sessions: SessionFactory, files_dir: Path, *, now: datetime) -> int:

@@ -41,7 +41,7 @@ from bot.deadlines import REMIND_HOUR, Deadline, remind_deadlines
 from bot.digest import DIGEST_HOUR, digest_due, plan_digests, week_of
 from bot.media import prune_draft_photos
 from bot.reminders import ReminderPolicy, plan_reminders
-from storage import outbox
+from storage import outbox, web_access
 from storage.broadcasts import due_broadcasts, queue_broadcast
 from storage.db import SessionFactory
 from storage.events import prune_handled
@@ -142,8 +142,9 @@ async def prune(producers: Producers) -> dict[str, int]:
     """Retention: delete outbox rows finished before the retention (never less than
     ``outbox.KEEP_AT_LEAST``), in batches of ``PRUNE_BATCH``, one short transaction each, a
     broadcast's rows counted into its kept outcomes first (``outbox.prune_finished``: the
-    delivery reports do not change), and delete handled events older than theirs; with a files
-    folder, delete the dashboard's photos of drafts never sent (``bot.media.prune_draft_photos``).
+    delivery reports do not change), and delete handled events older than theirs; the web
+    dashboard's sign-in rows no longer needed (``storage.web_access.prune``); with a files
+    folder, the dashboard's photos of drafts never sent (``bot.media.prune_draft_photos``).
     Idempotent."""
     now = producers.clock.now()
     before = now - max(producers.outbox_retention, outbox.KEEP_AT_LEAST)
@@ -156,9 +157,12 @@ async def prune(producers: Producers) -> dict[str, int]:
             break
     async with producers.sessions() as session, session.begin():
         events = await prune_handled(session, before=now - producers.events_retention)
-    if deleted or events:
-        log.info("retention: deleted %s finished outbox rows, forgot %s handled events", deleted, events)
-    done = {"outbox_rows": deleted, "events": events}
+    async with producers.sessions() as session, session.begin():
+        web = await web_access.prune(session, now=now)  # the dashboard's attempts, idle sessions, old links
+    if deleted or events or web:
+        log.info("retention: deleted %s finished outbox rows, forgot %s handled events and %s web sign-in rows",
+                 deleted, events, web)
+    done = {"outbox_rows": deleted, "events": events, "web_rows": web}
     if producers.files_dir is not None:  # the dashboard's photos of drafts never sent (bot.media)
         done["draft_photos"] = await prune_draft_photos(producers.sessions, producers.files_dir, now=now)
         if done["draft_photos"]:

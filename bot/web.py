@@ -52,10 +52,17 @@ async def _no_tracebacks(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException:
         raise
     except Exception:
-        # The path holds no secret (tokens are never in our own URLs); the exception types
+        # The route's pattern, never the path: a path can hold a secret (a sign-in link's
+        # token, /web/vao/<token>; a media name; a ward bot's webhook key). The exception types
         # raised by our clients carry no request URL.
-        log.exception("web request %s %s failed", request.method, request.path)
+        log.exception("web request %s %s failed", request.method, route_of(request))
         return web.json_response({"ok": False}, status=500)
+
+
+def route_of(request: web.Request) -> str:
+    """The pattern of the route that matched (``/web/vao/{token}``), for logs."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 def _webhook_handler(channel: WebhookChannel) -> Handler:
@@ -104,7 +111,8 @@ def create_web_app(*, channels: Sequence[WebhookChannel] = (), media: MediaStore
     if dashboard is not None:
         from bot.dashboard.pages import Pages, security_headers
 
-        middlewares.append(security_headers)
+        # Outermost (the first runs first): the bare 500 of _no_tracebacks gets the headers too.
+        middlewares.insert(0, security_headers)
     app = web.Application(client_max_size=MAX_BODY, middlewares=middlewares)
     if dashboard is not None:
         app.router.add_routes(Pages(dashboard).routes())

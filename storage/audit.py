@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, exists, literal, or_
+from sqlalchemy import ColumnElement, String, and_, cast, exists, literal, not_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.models import AuditLog, Person, ResidentGroup, Role
+from storage.models import AuditLog, Broadcast, Person, ResidentGroup, Role, Ward
 
 REFUSED = "refused"  # the action of a refused staff action (a forged or stale button)
 REFUSALS_EVERY = timedelta(minutes=1)  # at most one ``refused`` row per actor in this time
@@ -95,18 +95,31 @@ async def actor_names(session: AsyncSession, *, actors: Collection[str]) -> dict
     return found
 
 
+# Targets that name something belonging to one ward; a row with any other target (``web``, a
+# pressed button) is about its actor alone.
+WARD_THINGS = ("person:", "group:", "ward:", "broadcast:")
+
+
 def _in_ward(ward_id: int) -> ColumnElement[bool]:
-    """An audit row about the ward: its target or actor is a person of the ward's groups, its
-    target one of those groups or the ward, or its actor holds a role there (a leader of one
-    of its groups, an admin of the ward). Rows name their targets by id (``person:12``,
-    ``group:3``), so this is a join on those strings."""
+    """An audit row about the ward: its target is a person of the ward's groups, one of those
+    groups, the ward or one of its broadcasts; or its target names nothing of any ward (a
+    sign-in, a refused button) and its actor is a person of the ward's groups or holds a role
+    there. A row whose actor works here but whose target is another ward's stays out (someone
+    who leads a group here and administers another ward). Rows name their targets by id
+    (``person:12``, ``group:3``), so this is a join on those strings."""
     groups = select(ResidentGroup.id).where(ResidentGroup.ward_id == ward_id)
     people = select(_actor_of_person()).where(col(Person.group_id).in_(groups))
     staff = select(literal("person:") + cast(Role.person_id, String)).where(
         or_(Role.ward_id == ward_id, col(Role.group_id).in_(groups)))
     group_names = select(literal("group:") + cast(ResidentGroup.id, String)).where(ResidentGroup.ward_id == ward_id)
-    return or_(col(AuditLog.target).in_(people), col(AuditLog.actor).in_(people), col(AuditLog.target).in_(group_names),
-               col(AuditLog.actor).in_(staff), AuditLog.target == f"ward:{ward_id}")
+    code = select(Ward.code).where(Ward.id == ward_id).scalar_subquery()
+    broadcasts = select(literal("broadcast:") + cast(Broadcast.id, String)).where(
+        Broadcast.audience["ward"].as_string() == code)  # type: ignore[index]
+    about_the_ward = or_(col(AuditLog.target).in_(people), col(AuditLog.target).in_(group_names),
+                         AuditLog.target == f"ward:{ward_id}", col(AuditLog.target).in_(broadcasts))
+    about_no_ward = not_(or_(*(col(AuditLog.target).startswith(prefix) for prefix in WARD_THINGS)))
+    by_its_people = and_(about_no_ward, or_(col(AuditLog.actor).in_(people), col(AuditLog.actor).in_(staff)))
+    return or_(about_the_ward, by_its_people)
 
 
 async def read_log(

@@ -462,8 +462,9 @@ class WebSession(SQLModel, table=True):
 
 
 class WebSignInAttempt(SQLModel, table=True):
-    """A refused sign-in (unknown, used or expired link) from a client address, kept as its
-    SHA-256 for 15 minutes: attempts are limited per address in the database, so every web replica agrees."""
+    """A refused sign-in (unknown, used or expired link) from a client address, kept as an HMAC
+    keyed by a server secret for 15 minutes: attempts are limited per address in the database, so
+    every web replica agrees."""
 
     __tablename__ = "web_signin_attempt"
 

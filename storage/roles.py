@@ -249,12 +249,16 @@ async def pending_invites(session: AsyncSession, *, ward_id: int, now: datetime)
     )).all()
 
 
-async def recent_invite(session: AsyncSession, *, group_id: int, created_by: int, since: datetime) -> Invite | None:
-    """An unused invitation this person made for the group since ``since`` (a form sent twice
-    shows it again instead of making another)."""
+async def recent_invite(
+    session: AsyncSession, *, group_id: int, created_by: int, since: datetime, now: datetime,
+) -> Invite | None:
+    """A usable invitation (unused, neither expired nor ended) this person made for the group
+    since ``since`` (a form sent twice shows it again instead of making another; one ended a
+    moment ago does not stand in the way of a new one)."""
     return (await session.exec(
         select(Invite).where(Invite.group_id == group_id, Invite.created_by == created_by,
-                             col(Invite.used_by).is_(None), col(Invite.created_at) >= since)
+                             col(Invite.used_by).is_(None), col(Invite.created_at) >= since,
+                             col(Invite.expires_at) > now)
         .order_by(col(Invite.id).desc()).limit(1)
     )).first()
 

@@ -1,7 +1,9 @@
 """Sign-in to the web dashboard without passwords: one-time links, sessions, refused attempts.
 
 Only SHA-256 hashes of the secrets are stored (a link's token, a session's cookie): reading
-the database gives no way in. A link is used once, by a guarded UPDATE, so a reuse or two
+the database gives no way in. A refused attempt's client address is kept as an HMAC keyed by a
+server secret (the caller's ``client``), never as itself or a plain hash (IPv4 has only 2³²
+addresses: a plain hash is reversed by trying them all). A link is used once, by a guarded UPDATE, so a reuse or two
 browsers racing with the same link cannot both open a session.
 
 Keyword-only functions; none commits (the caller owns the transaction).
@@ -135,6 +137,20 @@ async def refused_recently(session: AsyncSession, *, client: str, now: datetime)
     query = select(func.count()).select_from(WebSignInAttempt).where(
         WebSignInAttempt.client == client, col(WebSignInAttempt.at) > now - ATTEMPT_WINDOW)
     return (await session.exec(query)).one()
+
+
+async def prune(session: AsyncSession, *, now: datetime) -> int:
+    """Forget what is no longer needed (the scheduler's retention job, hourly): refused attempts
+    past their window, sessions idle for ``SESSION_IDLE``, links expired for ``LINKS_KEPT``.
+    The number of rows deleted."""
+    deleted = 0
+    for statement in (
+        delete(WebSignInAttempt).where(col(WebSignInAttempt.at) <= now - ATTEMPT_WINDOW),
+        delete(WebSession).where(col(WebSession.last_seen_at) <= now - SESSION_IDLE),
+        delete(WebLink).where(col(WebLink.expires_at) <= now - LINKS_KEPT),
+    ):
+        deleted += (await session.exec(statement)).rowcount  # type: ignore[call-overload]
+    return deleted
 
 
 async def record_refusal(session: AsyncSession, *, client: str, now: datetime) -> None:

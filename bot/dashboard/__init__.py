@@ -18,11 +18,13 @@ session's CSRF token. The numbers come from ``bot.overview``, as in the chat.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bot.config import Network
 from bot.core.conversation import DEFAULT_ZONE, Clock, Services
 from bot.core.i18n import Catalog
 from bot.delivery.quiet import QuietHours
@@ -51,3 +53,16 @@ class Dashboard:
     report_signer: tuple[str, str] = ("CHỦ TỊCH", "")  # REPORT_SIGNER_TITLE, REPORT_SIGNER_NAME: the report's signature
     # The chat's services, for the actions the pages share with it (reminder policy, bots' usernames).
     services: Services | None = None
+    # WEB_TRUSTED_PROXIES: peers whose X-Forwarded-For names the client (``access.client_address``).
+    trusted_proxies: tuple[Network, ...] = ()
+    # Keys the HMAC a refused sign-in's client address is stored as (``bot.app.client_secret``:
+    # derived from the settings' secrets, so every web replica agrees; random if there are none).
+    client_secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+
+
+def number(value: object) -> int | None:
+    """A form's or an address's id or count: ASCII digits only, at most nine (``str.isdigit``
+    also accepts "²" and other digits ``int`` refuses); anything else is None."""
+    if isinstance(value, str) and 0 < len(value) <= 9 and value.isascii() and value.isdigit():
+        return int(value)
+    return None

@@ -13,9 +13,10 @@
   POST must carry it, compared in constant time.
 - Refused sign-ins (unknown, used or expired links, a missing CSRF token) are counted per client
   address in the database (every web replica sees the same count) and audited; after
-  ``MAX_REFUSED`` in 15 minutes the address gets 429 until the window passes. The address is
-  ``request.remote``: behind a reverse proxy, that is the proxy's, so the limit is shared by
-  everyone behind it (still a limit on guessing; no forwarded header is trusted).
+  ``MAX_REFUSED`` in 15 minutes the address gets 429 until the window passes. The link is
+  looked up first: a usable link always signs in, so nobody can lock staff out by sending
+  bad links. The address is ``request.remote``, or, when that is one of the trusted proxies
+  (``WEB_TRUSTED_PROXIES``), the client its ``X-Forwarded-For`` names (:func:`client_address`).
 
 Tokens and cookies never reach a log line or the audit log (ids and reasons only).
 """
@@ -24,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.config import Network
 from bot.dashboard import Dashboard
 from storage import audit
 from storage.models import Person, ResidentGroup, Ward
@@ -55,8 +58,36 @@ def csrf_ok(secret: str | None, sent: object, purpose: str = "session") -> bool:
     return hmac.compare_digest(csrf_for(secret, purpose).encode("ascii"), sent.encode("utf-8", "replace"))
 
 
-def client_key(request: web.Request) -> str:
-    return hashlib.sha256((request.remote or "?").encode("utf-8")).hexdigest()
+def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+
+
+def client_address(request: web.Request, trusted: Sequence[Network]) -> str:
+    """Who sent the request: the TCP peer; if the peer is a trusted proxy, the nearest address
+    in ``X-Forwarded-For`` that is not itself a trusted proxy (read from the right: the proxy
+    appends the address it saw; anything further left was written by the client and may lie)."""
+    peer = request.remote or "?"
+    address = _address(peer)
+    if address is None or not any(address in network for network in trusted):
+        return peer
+    hops = [h for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    for hop in reversed(hops):
+        found = _address(hop)
+        if found is None:
+            return peer  # a malformed header: count the proxy, as without one
+        if not any(found in network for network in trusted):
+            return str(found)
+    return peer
+
+
+def client_key(dashboard: Dashboard, request: web.Request) -> str:
+    """The client's address as stored with a refused attempt: an HMAC keyed by the server's
+    secret (``Dashboard.client_secret``), so the table gives no address back."""
+    address = client_address(request, dashboard.trusted_proxies).encode("utf-8")
+    return hmac.new(dashboard.client_secret, address, hashlib.sha256).hexdigest()
 
 
 def set_cookie(response: web.StreamResponse, name: str, value: str, *, secure: bool, max_age: int | None = None) -> None:
@@ -73,14 +104,15 @@ def clear_cookie(response: web.StreamResponse, name: str, *, secure: bool) -> No
 async def limited(dashboard: Dashboard, request: web.Request) -> bool:
     """This address made ``MAX_REFUSED`` refused sign-ins in the window."""
     async with dashboard.reads() as session:
-        return await refused_recently(session, client=client_key(request), now=dashboard.clock.now()) >= MAX_REFUSED
+        return await refused_recently(session, client=client_key(dashboard, request),
+                                      now=dashboard.clock.now()) >= MAX_REFUSED
 
 
 async def refuse_sign_in(dashboard: Dashboard, request: web.Request, *, reason: str) -> None:
     """Count and audit a refused sign-in (the reason only: never the token)."""
     now = dashboard.clock.now()
     async with dashboard.writes() as session, session.begin():
-        await record_refusal(session, client=client_key(request), now=now)
+        await record_refusal(session, client=client_key(dashboard, request), now=now)
         audit.record(session, actor=AUDIT_ACTOR, action="web.signin_refused", target="web", now=now,
                      details={"reason": reason})
 
@@ -135,6 +167,12 @@ class NotSignedIn(Exception):
 class NoRole(Exception):
     """Signed in, but the person leads no group and administers no ward (any more)."""
 
+    def __init__(self, person_id: int, session_id: int, csrf: str) -> None:
+        super().__init__(person_id)
+        self.person_id = person_id
+        self.session_id = session_id  # the session is still open: sign-out closes it
+        self.csrf = csrf  # for the sign-out form of the "no role" page
+
 
 async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
     """The signed-in person of this request, their session marked seen and their roles read
@@ -160,5 +198,6 @@ async def viewer(dashboard: Dashboard, request: web.Request) -> Viewer:
         async with dashboard.writes() as session, session.begin():
             await mark_seen(session, session_id=signed_in.session_id, now=now)
     if not wards and not groups:
-        raise NoRole()
+        assert signed_in.person.id is not None
+        raise NoRole(signed_in.person.id, signed_in.session_id, csrf_for(cookie))
     return Viewer(signed_in.session_id, signed_in.person, csrf_for(cookie), wards, groups, request.path)

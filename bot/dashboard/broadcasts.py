@@ -17,29 +17,34 @@ cancels broadcasts, and reads how each was delivered. Admins only: a leader gets
   is what was previewed) goes to ``bot.broadcasting.schedule``, the chat's and the CLI's
   service (it audits, and queues at once when due now; later, the scheduler's tick queues it).
   The preview's one-time form token is recorded with the broadcast in one transaction
-  (``storage.events.record_event``): a double submit creates one broadcast.
+  (``storage.events.record_event``): a double submit creates one broadcast. The token is
+  signed with the session's cookie and its time (:func:`form_token`) and refused after
+  ``FORM_TTL``, well before its record is pruned.
 - ``POST /web/thong-bao/<id>/huy``: ``storage.broadcasts.cancel_broadcast``, audited as in the
   chat (``broadcast.cancel``), idempotent.
-- ``GET /web/thong-bao/anh/<name>``: a photo uploaded here, for the preview (admins only).
+- ``GET /web/thong-bao/anh/<name>``: a photo uploaded here, for the preview (admins of the ward
+  it was uploaded for only).
 
 A photo is read whole (at most ``IMAGE_MAX_BYTES``) before anything is stored, checked by its
-first bytes (JPEG or PNG), and written beside the photos the chat's composer receives
-(``files_dir/in``) in a worker thread, never inside a transaction. A photo no broadcast carries
-is deleted a day after its draft last used it (``bot.media.prune_draft_photos``, the
-scheduler's hourly retention job).
+first bytes (JPEG or PNG), and written in the ward's own folder beside the photos the chat's
+composer receives (``files_dir/in/web/<ward id>``) in a worker thread, never inside a transaction.
+A photo no broadcast carries is deleted a day after its draft last used it
+(``bot.media.prune_draft_photos``, the scheduler's hourly retention job).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 from multidict import MultiDict
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.broadcasting import (
     IMAGE_MAX_BYTES, LATEST_MAX, TEXT_MAX, BroadcastError, describe_audience, estimate, estimate_lines,
@@ -50,7 +55,8 @@ from bot.accounts import AccountKind
 from bot.channels.zalo.oa import oa_messages
 from bot.channels.zalo.render import plan as zalo_plan
 from bot.core.messages import Image, Menu, Reply
-from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_ok
+from bot.dashboard import number
+from bot.dashboard.access import SESSION_COOKIE, Viewer, csrf_for, csrf_ok
 from bot.delivery.transport import OutboundMessage
 from bot.media import DRAFT_PHOTO, draft_photos, keep_draft_photo
 from storage import audit
@@ -58,15 +64,18 @@ from storage.accounts import list_accounts
 from storage.broadcasts import cancel_broadcast, group_names, parse_audience, recipients_by_channel, ward_broadcasts
 from storage.events import record_event
 from storage.groups import list_groups
-from storage.models import Broadcast, BroadcastStatus, Ward
+from storage.models import Broadcast, BroadcastStatus, Person, Ward
 from storage.outbox import delivery_reports
-from storage.web_access import new_secret
+from storage.roles import administers
 
 if TYPE_CHECKING:  # pages.py imports this module
     from bot.dashboard.pages import Pages
 
 LISTED = 20  # the latest broadcasts a ward's list shows
 FORM_EVENTS = "web.broadcast"  # handled_event's source for the composer's one-time form tokens
+# A preview's form token is refused after a day: its handled_event row is kept a week
+# (``bot.scheduling.HANDLED_EVENTS_KEPT``), so a token that is still accepted is always found there.
+FORM_TTL = timedelta(days=1)
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalo_oa": "Zalo OA"}
 PHOTO_TYPES = {b"\xff\xd8\xff": ".jpg", b"\x89PNG\r\n\x1a\n": ".png"}
 FIELD_MAX = 64 * 1024  # bytes of one text field read (the text itself is at most TEXT_MAX characters)
@@ -93,7 +102,7 @@ class Draft:
 
     @classmethod
     def from_form(cls, form: MultiDict[str]) -> Draft:
-        groups = [int(g) for g in form.getall("to", []) if g.isdigit() and len(g) <= 9]
+        groups = [n for n in map(number, form.getall("to", [])) if n is not None]
         image = form.get("anh_da_tai", "")
         return cls(text=form.get("noi_dung", "").replace("\r\n", "\n").strip(),
                    image=image if DRAFT_PHOTO.fullmatch(image) and not form.get("bo_anh") else None,
@@ -116,6 +125,27 @@ class Bubble:
     text: str
     photo: bool = False
     buttons: tuple[str, ...] = ()
+
+
+def form_token(secret: str, now: datetime) -> str:
+    """A preview's one-time form token: when it was issued, a nonce, and an HMAC of both keyed
+    by the session's secret cookie (as its CSRF token): good for this session, for ``FORM_TTL``."""
+    issued, nonce = str(int(now.timestamp())), secrets.token_urlsafe(12)
+    return f"{issued}.{nonce}.{csrf_for(secret, f'mau:{issued}:{nonce}')[:32]}"
+
+
+def form_token_ok(secret: str | None, token: str, now: datetime) -> bool:
+    """The token was issued to this session (constant-time compare) less than ``FORM_TTL`` ago."""
+    if len(token) > 100:  # handled_event.event_id holds 128
+        return False
+    issued, _, rest = token.partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not secret or not (issued.isascii() and issued.isdigit() and len(issued) <= 12) or not nonce:
+        return False
+    expected = csrf_for(secret, f"mau:{issued}:{nonce}")[:32]
+    if not hmac.compare_digest(expected.encode("ascii"), mac.encode("utf-8", "replace")):
+        return False
+    return now - FORM_TTL <= datetime.fromtimestamp(int(issued), UTC) <= now + timedelta(minutes=1)
 
 
 def _photo_type(data: bytes) -> str | None:
@@ -181,8 +211,17 @@ class BroadcastPages:
         ward_id = int(request.match_info["ward_id"])
         return next((w for w in who.wards if w.id == ward_id), None)
 
-    def _forbidden(self, who: Viewer) -> web.Response:
-        return self.p.message("forbidden", 403, who)
+    async def _admin_now(self, session: AsyncSession, who: Viewer, ward: Ward) -> bool:
+        """This person administers the ward now, asked inside the transaction that acts (the
+        roles of ``who`` were read before it began)."""
+        person = await session.get(Person, who.person.id)
+        if person is None or person.id is None or person.deleted_at is not None or ward.id is None:
+            return False
+        return await administers(session, person_id=person.id, ward_id=ward.id)
+
+    async def _forbidden(self, request: web.Request, who: Viewer, *,
+                         session: AsyncSession | None = None) -> web.Response:
+        return await self.p.refused(request, who, session=session)
 
     def _csrf(self, request: web.Request, form: MultiDict[str]) -> bool:
         return csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf"))
@@ -191,7 +230,7 @@ class BroadcastPages:
 
     async def home(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         if not who.wards:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         if len(who.wards) == 1:
             raise web.HTTPFound(f"/web/phuong/{who.wards[0].id}/thong-bao")
         return self.p.choose_ward(who, title=self.t("web.broadcasts.title_wards"), section="/thong-bao")
@@ -199,7 +238,7 @@ class BroadcastPages:
     async def list(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         now = self.d.clock.now()
         async with self.d.reads() as session:
             mine = await ward_broadcasts(session, ward_code=ward.code, limit=LISTED)
@@ -219,7 +258,7 @@ class BroadcastPages:
             })
         created = request.query.get("moi", "")
         return self.p.render("broadcast_list.html", viewer=who, ward=ward, rows=rows,
-                             created=int(created) if created.isdigit() and len(created) <= 9 else None,
+                             created=number(created),
                              title=self.t("web.broadcasts.title_list", ward=ward.name))
 
     # -- the composer -----------------------------------------------------------------------
@@ -227,7 +266,7 @@ class BroadcastPages:
     async def compose(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         return await self._composer(who, ward, Draft())
 
     async def _composer(self, who: Viewer, ward: Ward, draft: Draft, *, error: str | None = None,
@@ -246,14 +285,14 @@ class BroadcastPages:
         """The draft as each channel will show it, how many get it, when it is done."""
         form, upload = await read_form(request)
         if not self._csrf(request, form):
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         draft = Draft.from_form(form)
         try:
             if upload is not None:
-                draft.image = await self._store_photo(upload)
+                draft.image = await self._store_photo(ward, upload)
             audience_text, at = await self._checked(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
@@ -279,7 +318,7 @@ class BroadcastPages:
             "channels": [(CHANNEL_NAMES.get(c, c), n) for c, n in sorted(by_channel.items())],
             "total": sum(by_channel.values()),
             "audience": describe_audience(self.t, stored, names=names, lessons=self.d.lessons),
-            "estimate": lines, "form": new_secret(),
+            "estimate": lines, "form": form_token(request.cookies.get(SESSION_COOKIE, ""), now),
             "at": at.astimezone(self.d.zone).strftime("%H:%M %d/%m/%Y") if at else None,
         }
         return await self._composer(who, ward, draft, preview=preview)
@@ -288,22 +327,24 @@ class BroadcastPages:
         """Schedule the previewed draft (once per preview: its form token)."""
         form, _ = await read_form(request)
         if not self._csrf(request, form):
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         ward = self._ward_of(request, who)
         if ward is None:
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         token = form.get("mau", "")
-        if not 20 <= len(token) <= 64:
-            return self.p.message("form_expired", 403, who)
+        now = self.d.clock.now()
+        if not form_token_ok(request.cookies.get(SESSION_COOKIE), token, now):  # another session's, or a day old
+            return await self.p.refused(request, who, "form_expired")
         draft = Draft.from_form(form)
         try:
             audience_text, at = await self._checked(ward, draft)
         except FormError as exc:
             return await self._composer(who, ward, draft, error=str(exc), status=400)
-        image = str(self._photos / draft.image) if draft.image else None
-        now = self.d.clock.now()
+        image = str(self._photo_path(ward, draft.image)) if draft.image else None
         try:
             async with self.d.writes() as session, session.begin():
+                if not await self._admin_now(session, who, ward):
+                    return await self._forbidden(request, who, session=session)  # the role went since the page
                 if not await record_event(session, source=FORM_EVENTS, event_id=token, now=now):
                     done = None  # this preview was sent already (a double submit)
                 else:
@@ -321,18 +362,20 @@ class BroadcastPages:
     async def cancel(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         form, _ = await read_form(request)
         if not self._csrf(request, form):
-            return self.p.message("form_expired", 403, who)
+            return await self.p.refused(request, who, "form_expired")
         broadcast_id = int(request.match_info["broadcast_id"])
         now = self.d.clock.now()
         async with self.d.writes() as session, session.begin():
             broadcast = await session.get(Broadcast, broadcast_id)
             code = broadcast.audience.get("ward") if broadcast is not None else None
             ward = next((w for w in who.wards if code and w.code == code), None)
+            if ward is not None and not await self._admin_now(session, who, ward):
+                ward = None  # the role was removed since the page was read
             if ward is not None and await cancel_broadcast(session, broadcast_id=broadcast_id):
                 audit.record(session, actor=f"person:{who.person.id}", action="broadcast.cancel",
                              target=f"broadcast:{broadcast_id}", now=now)
         if ward is None:  # another ward's, or none: nothing happened
-            return self._forbidden(who)
+            return await self._forbidden(request, who)
         return web.Response(status=303, headers={"Location": f"/web/phuong/{ward.id}/thong-bao"})
 
     # -- the photo --------------------------------------------------------------------------
@@ -341,34 +384,44 @@ class BroadcastPages:
     def _photos(self) -> Path:
         return draft_photos(self.d.files_dir)
 
-    async def _photo_in_use(self, draft: Draft) -> None:
+    async def _photo_in_use(self, ward: Ward, draft: Draft) -> None:
         """The draft's photo is still there (a draft left for a day loses it: ``bot.media``), and
         counts as used from now."""
         if not draft.image:
             return
         try:
-            await asyncio.to_thread(keep_draft_photo, self._photos / draft.image, now=self.d.clock.now())
+            await asyncio.to_thread(keep_draft_photo, self._photo_path(ward, draft.image),
+                                    now=self.d.clock.now())
         except FileNotFoundError:
             raise FormError(self.t("web.broadcasts.error_photo_gone")) from None
 
-    async def _store_photo(self, upload: Upload) -> str:
+    def _photo_path(self, ward: Ward, name: str) -> Path:
+        """Where a photo uploaded for this ward's broadcasts is kept: a folder per ward
+        (``files_dir/in/web/<ward id>``), so a name reaches only its own ward's photos."""
+        return self._photos / "web" / str(ward.id) / name
+
+    async def _store_photo(self, ward: Ward, upload: Upload) -> str:
         if upload.too_big:
             raise FormError(self.t("web.broadcasts.error_photo_size", mb=IMAGE_MAX_BYTES // (1024 * 1024)))
         suffix = _photo_type(upload.data)
         if suffix is None:
             raise FormError(self.t("web.broadcasts.error_photo_type"))
         name = f"web-{secrets.token_urlsafe(12)}{suffix}"
-        await asyncio.to_thread(keep_draft_photo, self._photos / name, upload.data, now=self.d.clock.now())
+        await asyncio.to_thread(keep_draft_photo, self._photo_path(ward, name), upload.data,
+                                now=self.d.clock.now())
         return name
 
     async def photo(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         name = request.match_info["name"]
         if not who.wards:
-            return self._forbidden(who)
-        if not DRAFT_PHOTO.fullmatch(name) or not (self._photos / name).is_file():
+            return await self._forbidden(request, who)
+        # Only a photo uploaded for a ward this person administers (roles read for this request).
+        found = next((path for path in (self._photo_path(w, name) for w in who.wards)
+                      if DRAFT_PHOTO.fullmatch(name) and path.is_file()), None)
+        if found is None:
             raise web.HTTPNotFound()
         kind = "image/png" if name.endswith(".png") else "image/jpeg"
-        return web.FileResponse(self._photos / name, headers={"Content-Type": kind})
+        return web.FileResponse(found, headers={"Content-Type": kind})
 
     # -- the draft --------------------------------------------------------------------------
 
@@ -379,7 +432,7 @@ class BroadcastPages:
         audience_text = await self._audience_text(ward, draft)
         at = self._time(draft)
         self._check_text(draft)
-        await self._photo_in_use(draft)
+        await self._photo_in_use(ward, draft)  # this ward's folder only: another ward's name is "gone"
         return audience_text, at
 
     def _check_text(self, draft: Draft) -> None:
@@ -418,7 +471,7 @@ class BroadcastPages:
 
     def _message(self, ward: Ward, draft: Draft) -> OutboundMessage:
         return resident_message(self.t, text=draft.text, ward_name=ward.name, learn=draft.learn,
-                                image=str(self._photos / draft.image) if draft.image else None)
+                                image=str(self._photo_path(ward, draft.image)) if draft.image else None)
 
     def _telegram(self, message: OutboundMessage) -> list[Bubble]:
         return [_bubble(reply) for reply in message_replies(message, self.t, TELEGRAM)]

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import group_actions
 from bot.curriculum import Lesson
+from bot.dashboard import number
 from bot.dashboard.access import SESSION_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_ok, viewer
 from bot.overview import live_stats
 from bot.reminders import ReminderPolicy
@@ -120,10 +121,11 @@ class GroupPages:
                 response = self.p.message("not_signed_in", 401)
                 clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
                 return response
-            except NoRole:
-                return self.p.message("no_role", 403)
+            except NoRole as gone:
+                return await self.p.refused(request, None, "no_role", person_id=gone.person_id,
+                                            signout=gone.csrf)
             if not csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
-                return self.p.message("form_expired", 403, who)
+                return await self.p.refused(request, who, "form_expired")
             return await handler(request, who, form)
 
         return handle
@@ -141,7 +143,7 @@ class GroupPages:
     async def ward_groups(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward_id = int(request.match_info["ward_id"])
         if not who.may_see_ward(ward_id):
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         return await self._table(request, who, ward_id=ward_id)
 
     async def _table(self, request: web.Request, who: Viewer, *, ward_id: int | None) -> web.StreamResponse:
@@ -149,7 +151,7 @@ class GroupPages:
         async with self.d.reads() as session:
             ward = await get_ward(session, ward_id=ward_id) if ward_id is not None else None
             if ward_id is not None and ward is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who)
             if ward_id is not None:
                 stats = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=now, ward_id=ward_id)
             else:
@@ -179,7 +181,7 @@ class GroupPages:
         async with self.d.reads() as session:
             group = await get_group(session, group_id=group_id)
             if group is None or not who.may_see_group(group):
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who)
             [stats] = await live_stats(session, lessons=self.d.lessons, zone=self.d.zone, now=now,
                                        group_ids=[group_id], by_lesson=True)
             members = await members_progress(session, group_id=group_id, lesson_ids=lesson_ids)
@@ -235,10 +237,10 @@ class GroupPages:
         async with self.d.writes() as session, session.begin():
             allowed = await self._allowed(session, who, group_id)
             if allowed is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             group, person, leader = allowed
             if only is not None and await member_of(session, group_id=group_id, person_id=only) is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             done = await group_actions.nudge(session, group=group, sender=person, lessons=self.d.lessons,
                                              zone=self.d.zone, catalog=self.d.catalog, now=now, only_id=only,
                                              as_admin=not leader)
@@ -247,7 +249,7 @@ class GroupPages:
     async def record(self, request: web.Request, who: Viewer, form: Form) -> web.StreamResponse:
         async def act(a: OnMember) -> web.StreamResponse:
             if a.member.id == a.person.id:  # as in the chat: a leader records others' lessons, not their own
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=a.session)
             assert a.person.id is not None
             outcome = await group_actions.record_assisted(
                 a.session, group=a.group, person=a.member, lesson_id=a.lesson.id, lesson_version=a.lesson.version,
@@ -263,7 +265,7 @@ class GroupPages:
             if a.row is None or a.row.status != ProgressStatus.COMPLETED:
                 return _back(a.group_id, kq="khong-con")  # undone already (a second submit): nothing to do
             if not await group_actions.may_undo(a.session, row=a.row, actor_id=a.person.id, group=a.group):
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=a.session)
             await group_actions.undo_assisted(a.session, group=a.group, person=a.member, row=a.row,
                                               actor_id=a.person.id, now=a.now)
             return _back(a.group_id, kq="hoan-tac")
@@ -283,7 +285,7 @@ class GroupPages:
             member = (await member_of(session, group_id=group_id, person_id=person_id)
                       if allowed is not None and person_id is not None else None)
             if allowed is None or member is None or lesson is None or member.id is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             group, person, _ = allowed
             row = await get_progress(session, person_id=member.id, lesson_id=lesson.id)
             return await act(OnMember(session, group_id, group, person, member, lesson, row, now))
@@ -310,13 +312,11 @@ class OnMember:
 
 
 def _int(value: object) -> int | None:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 9:
-        return int(value)
-    return None
+    return number(value)
 
 
 def _count(value: str | None) -> int:
-    return int(value) if value is not None and value.isdigit() and len(value) <= 9 else 0
+    return number(value) or 0
 
 
 def _back(group_id: int, **outcome: object) -> web.Response:

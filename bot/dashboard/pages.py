@@ -16,13 +16,14 @@ from typing import Any
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.core.i18n import Translate
 from bot.dashboard import HERE, STATIC, Dashboard, groups, staff
 from bot.dashboard.broadcasts import BroadcastPages
 from bot.dashboard.access import (
-    SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok, limited,
-    refuse_sign_in, set_cookie, sign_in, viewer,
+    AUDIT_ACTOR, SESSION_COOKIE, SIGNIN_COOKIE, NoRole, NotSignedIn, Viewer, clear_cookie, csrf_for, csrf_ok,
+    limited, refuse_sign_in, set_cookie, sign_in, viewer,
 )
 from bot.dashboard.trend import read_trend
 from bot.overview import live_stats, read_ward_overview
@@ -106,6 +107,17 @@ MESSAGES = {
 }
 
 
+def attempted_route(request: web.Request) -> str:
+    """The route's pattern with its numeric parts filled in (``POST /web/to/7/nhac``): ids
+    only, never a token or a name from the address."""
+    resource = request.match_info.route.resource
+    path = resource.canonical if resource is not None else "?"
+    for name, value in request.match_info.items():
+        if value.isascii() and value.isdigit():
+            path = path.replace("{" + name + "}", value)
+    return f"{request.method} {path}"
+
+
 def _see_other(location: str) -> web.Response:
     return web.Response(status=303, headers={"Location": location})
 
@@ -162,10 +174,31 @@ class Pages:
         """The wards an admin of several administers, each a link to ``/web/phuong/<ward><section>``."""
         return self.render("wards.html", viewer=who, wards=who.wards, title=title, heading=heading, section=section)
 
-    def message(self, kind: str, status: int, viewer: Viewer | None = None) -> web.Response:
-        """A refusal or notice page (``message.html`` words each ``kind``)."""
+    def message(self, kind: str, status: int, viewer: Viewer | None = None, *,
+                signout: str | None = None) -> web.Response:
+        """A refusal or notice page (``message.html`` words each ``kind``); ``signout``: the CSRF
+        token of a sign-out button (a session without a role: nothing else to offer)."""
         title, text = MESSAGES[kind]
-        return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer)
+        return self.render("message.html", status=status, title=self.t(title), text=self.t(text), viewer=viewer,
+                           signout=signout)
+
+    async def refused(self, request: web.Request, who: Viewer | None, kind: str = "forbidden", *,
+                      session: AsyncSession | None = None, person_id: int | None = None,
+                      signout: str | None = None) -> web.Response:
+        """Every 403 of the dashboard: the refusal page, and one ``refused`` audit row naming the
+        attempted route with its ids (``POST /web/to/7/nhac``), at most one per actor a minute —
+        as the chat's refusals (``handlers.authz.refuse``). ``session``: the action's own write
+        transaction, if the refusal happens inside one (SQLite has one writer)."""
+        if who is not None:
+            person_id = who.person.id
+        actor = f"person:{person_id}" if person_id is not None else AUDIT_ACTOR
+        attempted, now = attempted_route(request), self.d.clock.now()
+        if session is not None:
+            await audit.record_refusal(session, actor=actor, attempted=attempted, now=now)
+        else:
+            async with self.d.writes() as own, own.begin():
+                await audit.record_refusal(own, actor=actor, attempted=attempted, now=now)
+        return self.message(kind, 403, who, signout=signout)
 
     def page(self, handler: Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]) -> Handler:
         """A page for a signed-in person with a role, checked from the database now."""
@@ -176,8 +209,8 @@ class Pages:
                 response = self.message("not_signed_in", 401)
                 clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
                 return response
-            except NoRole:
-                return self.message("no_role", 403)
+            except NoRole as gone:
+                return await self.refused(request, None, "no_role", person_id=gone.person_id, signout=gone.csrf)
             return await handler(request, who)
 
         return handle
@@ -194,15 +227,13 @@ class Pages:
         raise web.HTTPFound("/web/")
 
     async def confirm_sign_in(self, request: web.Request) -> web.StreamResponse:
-        """The page a ``/web`` link opens: a button, nothing used yet (link previews GET it)."""
-        if await limited(self.d, request):
-            return self.message("limited", 429)
+        """The page a ``/web`` link opens: a button, nothing used yet (link previews GET it).
+        A usable link is never refused for the address's earlier mistakes."""
         token = request.match_info["token"]
         async with self.d.reads() as session:
             usable = await link_is_usable(session, token=token, now=self.d.clock.now())
         if not usable:
-            await refuse_sign_in(self.d, request, reason="link")
-            return self.message("link_unusable", 410)
+            return await self._refuse(request, "link", "link_unusable", 410)
         binding = new_secret()
         response = self.render("signin.html", token=token, csrf=csrf_for(binding, "signin"), viewer=None,
                                title=self.t("web.title_signin"))
@@ -210,37 +241,46 @@ class Pages:
         return response
 
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
-        if await limited(self.d, request):
-            return self.message("limited", 429)
         form = await request.post()
         if not csrf_ok(request.cookies.get(SIGNIN_COOKIE), form.get("csrf"), "signin"):
-            await refuse_sign_in(self.d, request, reason="csrf")
-            return self.message("form_expired", 403)
+            return await self._refuse(request, "csrf", "form_expired", 403)
         token = form.get("token")
         done = (await sign_in(self.d, token=token, previous=request.cookies.get(SESSION_COOKIE))
                 if isinstance(token, str) else None)
         if done is None:
-            await refuse_sign_in(self.d, request, reason="link")
-            return self.message("link_unusable", 410)
+            return await self._refuse(request, "link", "link_unusable", 410)
         _, cookie = done
         response = _see_other("/web/")  # the token leaves the address bar
         set_cookie(response, SESSION_COOKIE, cookie, secure=self.d.secure)
         clear_cookie(response, SIGNIN_COOKIE, secure=self.d.secure)
         return response
 
+    async def _refuse(self, request: web.Request, reason: str, kind: str, status: int) -> web.Response:
+        """A refused sign-in, counted and audited; past the limit, 429 (and nothing more stored).
+        Only refusals reach here: the limit never stands in front of a usable link."""
+        if await limited(self.d, request):
+            return self.message("limited", 429)
+        await refuse_sign_in(self.d, request, reason=reason)
+        return self.message(kind, status)
+
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
+        """Ends the session whatever the person's roles now (a leader removed a moment ago may
+        still close what they opened)."""
         form = await request.post()
+        who: Viewer | None = None
         try:
             who = await viewer(self.d, request)
-        except (NotSignedIn, NoRole):
-            who = None
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if who is None or not csrf_ok(cookie, form.get("csrf")):
-            return self.message("form_expired", 403, who)
+            person_id, session_id = who.person.id, who.session_id
+        except NotSignedIn:
+            person_id = session_id = None
+        except NoRole as gone:
+            person_id, session_id = gone.person_id, gone.session_id
+        if session_id is None or not csrf_ok(request.cookies.get(SESSION_COOKIE), form.get("csrf")):
+            return await self.refused(request, who, "form_expired", person_id=person_id)
         now = self.d.clock.now()
         async with self.d.writes() as session, session.begin():
-            await close_session(session, session_id=who.session_id)
-            audit.record(session, actor=f"person:{who.person.id}", action="web.signout", target="web", now=now)
+            await close_session(session, session_id=session_id)
+            audit.record(session, actor=f"person:{person_id}", action="web.signout", target="web", now=now)
         response = _see_other("/web/da-thoat")
         clear_cookie(response, SESSION_COOKIE, secure=self.d.secure)
         return response
@@ -262,14 +302,14 @@ class Pages:
     async def ward(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward_id = int(request.match_info["ward_id"])
         if not who.may_see_ward(ward_id):
-            return self.message("forbidden", 403, who)
+            return await self.refused(request, who)
         return await self._ward(who, ward_id)
 
     async def _ward(self, who: Viewer, ward_id: int) -> web.StreamResponse:
         async with self.d.reads() as session:
             ward = await get_ward(session, ward_id=ward_id)
             if ward is None:
-                return self.message("forbidden", 403, who)
+                return await self.refused(request, who)
             view = await read_ward_overview(session, ward=ward, lessons=self.d.lessons, zone=self.d.zone,
                                             now=self.d.clock.now())
             trend = await read_trend(session, lessons=self.d.lessons, zone=self.d.zone, now=self.d.clock.now(),

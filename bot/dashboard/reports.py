@@ -78,7 +78,7 @@ class ReportPages:
     async def start(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         """The one ward's report, or a choice of the wards administered; a leader: 403."""
         if not who.wards:
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         if len(who.wards) == 1:
             raise web.HTTPFound(f"/web/phuong/{who.wards[0].id}/bao-cao")
         return self.p.choose_ward(who, title=self.p.t("web.reports.title"), heading=self.p.t("web.reports.title_wards"),
@@ -101,7 +101,7 @@ class ReportPages:
     async def report(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward = await self._ward(request, who)
         if ward is None or ward.id is None:
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         choice = request.query.get("ky", DEFAULT_CHOICE)
         if choice not in CHOICES:
             return self._not_found(who)
@@ -124,7 +124,7 @@ class ReportPages:
         wanted = FILES.get(name)
         ward = await self._ward(request, who)
         if ward is None or ward.id is None:
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         if choice not in CHOICES or wanted is None:
             return self._not_found(who)
         span, period = self._period(choice)

@@ -69,7 +69,7 @@ class StaffPages:
 
     async def staff(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         if not who.wards:
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         if len(who.wards) == 1:
             assert who.wards[0].id is not None
             return await self._ward(request, who, who.wards[0].id)
@@ -78,7 +78,7 @@ class StaffPages:
     async def ward_staff(self, request: web.Request, who: Viewer) -> web.StreamResponse:
         ward_id = int(request.match_info["ward_id"])
         if not who.may_see_ward(ward_id):
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         return await self._ward(request, who, ward_id)
 
     async def _ward(self, request: web.Request, who: Viewer, ward_id: int) -> web.StreamResponse:
@@ -86,7 +86,7 @@ class StaffPages:
         async with self.d.reads() as session:
             ward = await get_ward(session, ward_id=ward_id)
             if ward is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who)
             groups = await list_groups(session, ward_id=ward_id)
             leaders = {g.id: await leader_roles(session, group_id=g.id) for g in groups if g.id is not None}
             invites = await pending_invites(session, ward_id=ward_id, now=now)
@@ -111,8 +111,9 @@ class StaffPages:
             admin = await self._admin(session, who, ward_id)
             group = await get_group(session, group_id=group_id) if group_id is not None else None
             if admin is None or admin.id is None or group is None or group.id is None or group.ward_id != ward_id:
-                return self.p.message("forbidden", 403, who)
-            invite = await recent_invite(session, group_id=group.id, created_by=admin.id, since=now - AGAIN_WITHIN)
+                return await self.p.refused(request, who, session=session)
+            invite = await recent_invite(session, group_id=group.id, created_by=admin.id, since=now - AGAIN_WITHIN,
+                                         now=now)
             if invite is None:
                 invite = await create_invite(session, group_id=group.id, created_by=admin.id, now=now)
                 audit.record(session, actor=f"person:{admin.id}", action="admin.invite", target=f"group:{group.id}",
@@ -127,7 +128,7 @@ class StaffPages:
             invite = await session.get(Invite, invite_id)
             group = await get_group(session, group_id=invite.group_id) if invite and invite.group_id else None
         if invite is None or group is None or not who.may_see_ward(group.ward_id):
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         usable = invite.used_by is None and invite.expires_at is not None and invite.expires_at > now
         services = self.d.services
         username = services.bot_username(group.ward_id) if services is not None else None
@@ -146,14 +147,15 @@ class StaffPages:
             admin = await self._admin(session, who, ward_id)
             ward = await session.get(Ward, ward_id)
             if admin is None or ward is None or role_id is None:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             role = await session.get(Role, role_id)
             if role is None:
                 return _back(ward_id, "da-go")  # removed already (a second submit): nothing to do
             group = await get_group(session, group_id=role.group_id) if role.group_id else None
             if role.kind != RoleKind.LEADER or group is None or group.ward_id != ward_id:
-                return self.p.message("forbidden", 403, who)
-            await revoke(session, role_id=role_id)
+                return await self.p.refused(request, who, session=session)
+            if not await revoke(session, role_id=role_id):
+                return _back(ward_id, "da-go")  # a second submit at once removed it first (PostgreSQL)
             told = await tell_role_removed(session, role=role, group=group, ward=ward, catalog=self.d.catalog, now=now)
             audit.record(session, actor=f"person:{admin.id}", action="admin.revoke", target=f"group:{group.id}",
                          now=now, details={"person": role.person_id, "told": told})
@@ -167,7 +169,7 @@ class StaffPages:
             invite = await session.get(Invite, invite_id) if invite_id is not None else None
             group = await get_group(session, group_id=invite.group_id) if invite and invite.group_id else None
             if admin is None or invite is None or group is None or group.ward_id != ward_id:
-                return self.p.message("forbidden", 403, who)
+                return await self.p.refused(request, who, session=session)
             if not await revoke_invite(session, invite_id=invite.id, now=now):  # type: ignore[arg-type]
                 return _back(ward_id, "da-huy")  # used, expired or ended already: nothing to do
             audit.record(session, actor=f"person:{admin.id}", action="admin.invite_revoke",
@@ -181,14 +183,14 @@ class StaffPages:
         from bot.reports.period import day_end, day_start  # noqa: PLC0415
 
         if not who.wards:
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         query = request.query
         async with self.d.reads() as session:
             city = any(r.kind == RoleKind.ADMIN and r.ward_id is None
                        for r in await roles_of(session, person_id=who.person.id))  # type: ignore[arg-type]
         chosen = _int(query.get("phuong"))
         if chosen is not None and not who.may_see_ward(chosen):
-            return self.p.message("forbidden", 403, who)
+            return await self.p.refused(request, who)
         ward_id = chosen if chosen is not None else (None if city else who.wards[0].id)
         action = query.get("hanh_dong") or None
         actor_id = _int(query.get("nguoi"))
@@ -216,11 +218,19 @@ class StaffPages:
                              paged=before is not None, zone=self.d.zone, title=self.p.t("web.staff.title_log"))
 
 
+# The log's date filter is kept within these (the first and last days overflow a datetime
+# once the ward's zone is applied); no row is older or newer.
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
+
+
 def _day(value: str | None) -> date | None:
+    if not value or not value.isascii():
+        return None
     try:
-        return date.fromisoformat(value) if value else None
+        day = date.fromisoformat(value)
     except ValueError:
         return None
+    return min(max(day, EARLIEST), LATEST)
 
 
 def _back(ward_id: int, outcome: str) -> web.Response:

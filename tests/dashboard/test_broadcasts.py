@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import delete
 from sqlmodel import select
 
 from bot.app import App
@@ -28,7 +29,8 @@ from bot.reminders import ReminderPolicy
 from bot.scheduling import Producers, prune, tick
 from storage.accounts import Declared, register_accounts
 from storage.broadcasts import create_broadcast, recipients_by_channel
-from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Ward
+from storage.groups import upsert_group, upsert_ward
+from storage.models import AuditLog, Broadcast, BroadcastStatus, HandledEvent, Outbox, Role, RoleKind, Ward
 from tests.conftest import seed_demo_groups
 from tests.dashboard.conftest import World, open_world
 from tests.dashboard.test_signin import CSRF, Browser, browser, signed_in  # noqa: F401 (a fixture)
@@ -230,7 +232,9 @@ async def test_the_audiences_of_the_chat(bc_world: World, browser: Browser) -> N
         assert status == 400 and error in html.unescape(page), (fields, page)
         assert 'class="bc-preview"' not in page
     # The confirmation re-checks it all too.
-    status, _, page = await post(browser, base + "/gui", draft(csrf, "Tin", doi_tuong="groups", mau="x" * 43))
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Tin", doi_tuong="all"))
+    token = dict(hidden_fields(page.split('class="bc-preview"')[1]))["mau"]  # a real preview's form token
+    status, _, page = await post(browser, base + "/gui", draft(csrf, "Tin", doi_tuong="groups", mau=token))
     assert status == 400 and "Bạn hãy chọn ít nhất một tổ." in html.unescape(page)
     assert await _broadcasts(world.app) == []
 
@@ -240,7 +244,7 @@ async def test_a_photo_is_checked_stored_and_shown(bc_world: World, browser: Bro
     csrf = await signed_in(world, world.admin, browser)
     ward = await ward_of(world.app)
     base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
-    photos = world.app.conversation.services.files_dir / "in"
+    photos = world.app.conversation.services.files_dir / "in" / "web" / str(ward.id)  # the ward's own folder
     status, _, page = await post(browser, base + "/soan", draft(csrf, "Ảnh"), photo=("a.png", b"not a picture"))
     assert status == 400 and "Ảnh phải là tệp JPG hoặc PNG." in page
     status, _, page = await post(browser, base + "/soan", draft(csrf, "Ảnh"),
@@ -422,7 +426,7 @@ async def test_photos_of_drafts_never_sent_are_deleted_a_day_after_their_last_us
     ward = await ward_of(world.app)
     base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
     files = world.app.conversation.services.files_dir
-    photos = draft_photos(files)
+    photos = draft_photos(files) / "web" / str(ward.id)  # the ward's own folder
     producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
                           catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone),
                           files_dir=files)
@@ -451,7 +455,8 @@ async def test_photos_of_drafts_never_sent_are_deleted_a_day_after_their_last_us
     assert {p.name for p in photos.iterdir()} == {sent, edited}
 
     late = [(n, csrf if n == "csrf" else v) for n, v in late]
-    status, _, page = await post(browser, base + "/gui", late)
+    assert (await post(browser, base + "/gui", late))[0] == 403  # its form token was the last session's
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Bỏ dở", doi_tuong="all", anh_da_tai=abandoned))
     assert status == 400 and "Không tìm thấy ảnh đã tải lên. Bạn chọn lại ảnh giúp nhé." in html.unescape(page)
     assert len(await _broadcasts(world.app)) == 1
 
@@ -459,3 +464,123 @@ async def test_photos_of_drafts_never_sent_are_deleted_a_day_after_their_last_us
     assert (await prune(producers))["draft_photos"] == 1
     assert [p.name for p in photos.iterdir()] == [sent]  # a broadcast's photo is never a draft's
     assert (await prune(producers))["draft_photos"] == 0
+
+
+def _role_removed_after_the_page_check(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The viewer's roles are read, then (another admin, the CLI) the roles go: only the check
+    inside the write transaction can see it."""
+    import bot.dashboard.pages as pages
+
+    real = pages.viewer
+
+    async def then_removed(dashboard: Any, request: Any) -> Any:
+        who = await real(dashboard, request)
+        async with app.sessions() as session, session.begin():
+            await session.exec(delete(Role).where(Role.person_id == who.person.id))  # type: ignore[call-overload]
+        return who
+
+    monkeypatch.setattr(pages, "viewer", then_removed)
+
+
+async def test_an_admin_removed_meanwhile_cannot_send_or_cancel(bc_world: World, browser: Browser,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Tin", doi_tuong="all", khi="now"))
+    confirm = hidden_fields(page.split('class="bc-preview"')[1])
+    now = world.app.clock.now()
+    async with world.app.sessions() as session, session.begin():
+        scheduled = await create_broadcast(session, author="test", text="Đã hẹn", now=now,
+                                           audience={"kind": "all", "ward": ward.code},
+                                           scheduled_at=now + timedelta(days=1))
+    roles = await rows(world.app, Role)
+    _role_removed_after_the_page_check(world.app, monkeypatch)
+    status, _, page = await post(browser, base + "/gui", confirm)
+    assert status == 403 and "Bạn không có quyền" in page
+    [still] = await _broadcasts(world.app)  # the one made before; nothing sent
+    assert still.id == scheduled.id and await rows(world.app, HandledEvent) == []
+    async with world.app.sessions() as session, session.begin():  # an admin again, for the page's check
+        session.add_all([Role(person_id=r.person_id, kind=r.kind, group_id=r.group_id, ward_id=r.ward_id,
+                              granted_by=r.granted_by, granted_at=r.granted_at) for r in roles])
+    assert (await browser.post(f"{world.base}/web/thong-bao/{scheduled.id}/huy", {"csrf": csrf})).status == 403
+    [still] = await _broadcasts(world.app)
+    assert still.status == BroadcastStatus.SCHEDULED
+    assert [a for a in await rows(world.app, AuditLog) if a.action.startswith("broadcast.")] == []
+
+
+async def test_a_photo_belongs_to_the_ward_it_was_uploaded_for(bc_world: World, browser: Browser) -> None:
+    """Ward B's admin can neither see ward A's upload nor send it by its name; a photo gone
+    missing is said kindly, with no path of the server."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    status, _, page = await post(browser, f"{world.base}/web/phuong/{ward.id}/thong-bao/soan", draft(csrf, "Ảnh"),
+                                 photo=("a.png", PNG))
+    [name] = re.findall(r'name="anh_da_tai" value="([^"]+)"', page)[:1]
+    async with world.app.sessions() as session, session.begin():
+        other, _ = await upsert_ward(session, code="KHAC", name="Phường Khác")
+        await upsert_group(session, ward_id=other.id, code="KHAC-01", name="Tổ Khác", kind=None, target_percent=None)
+        ba = await person_of(world.app, world.leader)
+        session.add(Role(person_id=ba.id, kind=RoleKind.ADMIN, ward_id=other.id, granted_by="cli",
+                         granted_at=world.app.clock.now()))
+    b_admin = Browser()
+    try:
+        b_csrf = await signed_in(world, world.leader, b_admin)
+        async with b_admin.http.get(f"{world.base}/web/thong-bao/anh/{name}") as response:
+            assert response.status == 404
+        b_base = f"{world.base}/web/phuong/{other.id}/thong-bao"
+        status, _, page = await post(b_admin, b_base + "/soan", draft(b_csrf, "Ảnh của phường khác", anh_da_tai=name))
+        assert status == 400 and "Không tìm thấy ảnh đã tải lên" in page
+        status, _, page = await post(b_admin, b_base + "/soan", draft(b_csrf, "Ảnh của phường khác", doi_tuong="all"))
+        confirm = hidden_fields(page.split('class="bc-preview"')[1])
+        status, _, page = await post(b_admin, b_base + "/gui", [*confirm, ("anh_da_tai", name)])
+        assert status == 400 and "Không tìm thấy ảnh đã tải lên" in page
+        assert str(world.app.conversation.services.files_dir) not in page
+    finally:
+        await b_admin.close()
+    assert await _broadcasts(world.app) == []
+    async with browser.http.get(f"{world.base}/web/thong-bao/anh/{name}") as response:  # its own ward: shown
+        assert response.status == 200 and await response.read() == PNG
+
+
+async def test_an_old_preview_form_is_refused_after_its_record_is_pruned(bc_world: World, browser: Browser,
+                                                                        clock: ManualClock) -> None:
+    """The form's token is recorded (handled_event) when it is sent, and that record is pruned
+    after a week: a token older than a day is refused, so a resubmit never finds it gone."""
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Một lần thôi", doi_tuong="all"))
+    confirm = hidden_fields(page.split('class="bc-preview"')[1])
+    assert (await post(browser, base + "/gui", confirm))[0] == 303
+    for _ in range(8 * 24 // 6):  # eight days, the session kept alive
+        clock.advance(hours=6)
+        assert (await browser.get(world.base + "/web/"))[0] == 200
+    producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
+                          catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone))
+    assert (await prune(producers))["events"] == 1
+    status, _, page = await post(browser, base + "/gui", confirm)
+    assert status == 403 and "Biểu mẫu không hợp lệ" in page
+    assert len(await _broadcasts(world.app)) == 1
+
+
+async def test_a_preview_form_is_good_for_its_own_session_only(bc_world: World, browser: Browser) -> None:
+    world = bc_world
+    csrf = await signed_in(world, world.admin, browser)
+    ward = await ward_of(world.app)
+    base = f"{world.base}/web/phuong/{ward.id}/thong-bao"
+    status, _, page = await post(browser, base + "/soan", draft(csrf, "Tin", doi_tuong="all"))
+    confirm = dict(hidden_fields(page.split('class="bc-preview"')[1]))
+    other = Browser()
+    try:
+        other_csrf = await signed_in(world, world.admin, other)
+        forged = [(n, other_csrf if n == "csrf" else v) for n, v in confirm.items()]
+        assert (await post(other, base + "/gui", forged))[0] == 403
+        for token in ("y" * 43, confirm["mau"][:-1] + ("0" if confirm["mau"][-1] != "0" else "1")):
+            assert (await post(other, base + "/gui", [*[(n, v) for n, v in forged if n != "mau"], ("mau", token)]))[0] == 403
+    finally:
+        await other.close()
+    assert await _broadcasts(world.app) == []

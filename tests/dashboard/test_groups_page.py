@@ -282,3 +282,24 @@ async def test_a_leader_records_others_lessons_not_their_own(world: World, brows
     response = await browser.post(f"{world.base}/web/to/{tdp03.id}/hoc-truc-tiep",
                                   {"csrf": csrf, "nguoi": str(ba.id), "bai": list(world.app.lessons)[0].id})
     assert response.status == 403 and await snapshot(world.app) == before
+
+
+async def test_a_refused_action_leaves_one_refused_row_a_minute(any_world: World, browser: Browser,
+                                                                clock: ManualClock) -> None:
+    """As the chat's refusals (``handlers.authz.refuse``): one ``refused`` row naming the route and
+    its ids, at most one per actor a minute, and nothing else."""
+    world = any_world
+    tdp05 = await group(world.app, "DEMO-TDP05")
+    ba = await person_of(world.app, world.leader)
+    csrf = await signed_in(world, world.leader, browser)
+    before = await snapshot(world.app)
+    url = f"{world.base}/web/to/{tdp05.id}/nhac"
+    assert (await browser.post(url, {"csrf": csrf})).status == 403
+    assert (await browser.post(url, {"csrf": csrf})).status == 403  # again at once: the same event
+    refused = [a for a in await rows(world.app, AuditLog) if a.action == "refused"]
+    assert [(a.actor, a.target) for a in refused] == [(f"person:{ba.id}", f"POST /web/to/{tdp05.id}/nhac")]
+    clock.advance(minutes=1, seconds=1)
+    assert (await browser.get(f"{world.base}/web/to/{tdp05.id}"))[0] == 403  # a page of another group
+    refused = [a for a in await rows(world.app, AuditLog) if a.action == "refused"]
+    assert [a.target for a in refused] == [f"POST /web/to/{tdp05.id}/nhac", f"GET /web/to/{tdp05.id}"]
+    assert await snapshot(world.app) == before

@@ -6,15 +6,23 @@ PostgreSQL. The browser tests (``test_browser.py``) drive the same in Chromium."
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import logging
 import re
+from dataclasses import replace
 from datetime import timedelta
+from unittest import mock
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlmodel import select
 
-from bot.app import App, web_url
+from bot.app import App, client_secret, dashboard, web_url
 from bot.config import Settings
+from bot.reminders import ReminderPolicy
+from bot.scheduling import Producers, prune
 from storage.models import AuditLog, Role, WebLink, WebSession, WebSignInAttempt
 from storage.web_access import MAX_REFUSED, digest
 from tests.dashboard.conftest import World, link_from_chat
@@ -252,17 +260,57 @@ async def test_an_idle_session_ends_after_eight_hours(any_world: World, browser:
 async def test_refused_sign_ins_are_limited_per_address_and_audited(any_world: World, browser: Browser,
                                                                    clock: ManualClock) -> None:
     world = any_world
-    good = await link_from_chat(world.admin)
     for n in range(MAX_REFUSED):
         assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410, n
-    status, page = await browser.get(good)
+    status, page = await browser.get(f"{world.base}/web/vao/{'y' * 43}")
     assert status == 429 and "15 phút" in page
-    assert len(await rows(world.app, WebSignInAttempt)) == MAX_REFUSED
+    assert len(await rows(world.app, WebSignInAttempt)) == MAX_REFUSED  # past the limit nothing more is stored
     refused = [a for a in await rows(world.app, AuditLog) if a.action == "web.signin_refused"]
     assert len(refused) == MAX_REFUSED and refused[0].details == {"reason": "link"}
-    clock.advance(minutes=15)  # the window has passed (and the link its 10 minutes)
-    assert (await browser.get(good))[0] == 410
-    assert (await confirm(browser, await link_from_chat(world.admin))).status == 303
+    clock.advance(minutes=15)  # the window has passed
+    assert (await browser.get(f"{world.base}/web/vao/{'y' * 43}"))[0] == 410
+
+
+async def test_bad_links_lock_nobody_out(any_world: World, browser: Browser) -> None:
+    """Behind the city's proxy every browser has one address: someone sending bad links must not
+    stop staff signing in. A usable link is looked up first and always signs in."""
+    world = any_world
+    for n in range(MAX_REFUSED):
+        assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410, n
+    other = Browser()  # another client, the same address
+    try:
+        assert (await confirm(other, await link_from_chat(world.admin))).status == 303
+        assert (await other.get(world.base + "/web/"))[0] == 200
+    finally:
+        await other.close()
+    assert (await confirm(browser, await link_from_chat(world.leader))).status == 303  # even the guesser's browser
+    status, page = await browser.get(f"{world.base}/web/vao/{'x' * 43}")  # the 11th bad link
+    assert status == 429 and "15 phút" in page
+    assert len(await rows(world.app, WebSignInAttempt)) == MAX_REFUSED
+
+
+def test_the_client_is_the_peer_unless_the_peer_is_a_trusted_proxy() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.config import parse_proxies
+    from bot.dashboard.access import client_address
+
+    def request(peer: str, forwarded: str | None) -> web.Request:
+        headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+        transport = mock.Mock()
+        transport.get_extra_info.return_value = (peer, 40000)
+        return make_mocked_request("GET", "/web/vao/x", headers=headers, transport=transport)
+
+    proxy = parse_proxies("10.0.0.2, 10.1.0.0/16")
+    assert client_address(request("203.0.113.9", "198.51.100.1"), proxy) == "203.0.113.9"  # not from the proxy
+    assert client_address(request("10.0.0.2", "198.51.100.1"), ()) == "10.0.0.2"  # no proxy trusted
+    assert client_address(request("10.0.0.2", "198.51.100.1"), proxy) == "198.51.100.1"
+    # The client may write its own X-Forwarded-For: only what the trusted proxies appended counts.
+    assert client_address(request("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.1.4.4"), proxy) == "198.51.100.1"
+    assert client_address(request("10.0.0.2", "not-an-address"), proxy) == "10.0.0.2"
+    assert client_address(request("10.0.0.2", None), proxy) == "10.0.0.2"
+    with pytest.raises(ValueError):
+        Settings(_env_file=None, web_trusted_proxies="10.0.0.2, proxy")  # type: ignore[call-arg]
 
 
 async def test_pages_are_not_cached_framed_or_referred(world: World) -> None:
@@ -296,9 +344,6 @@ def test_the_link_address_comes_from_the_settings() -> None:
 async def test_cookies_are_secure_over_https(world: World) -> None:
     """PUBLIC_BASE_URL https://…: the session cookie is marked Secure (served here over http,
     as behind a TLS-terminating proxy)."""
-    from dataclasses import replace
-
-    from bot.app import dashboard
     from bot.web import create_web_app, start_web
 
     secure = replace(dashboard(world.app), secure=True)
@@ -318,3 +363,87 @@ async def test_cookies_are_secure_over_https(world: World) -> None:
     finally:
         await browser.close()
         await runner.cleanup()
+
+
+async def test_a_failing_request_logs_its_route_never_the_token(world: World, browser: Browser,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import bot.dashboard.pages as pages
+
+    link = await link_from_chat(world.admin)
+    token = link.rsplit("/", 1)[1]
+
+    async def locked(session: object, *, token: str, now: object) -> bool:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(pages, "link_is_usable", locked)
+    caplog.set_level(logging.DEBUG)
+    assert (await browser.get(link))[0] == 500
+    assert "web request GET /web/vao/{token} failed" in caplog.text
+    assert token not in caplog.text
+
+
+async def test_a_person_whose_role_was_removed_can_still_sign_out(any_world: World, browser: Browser) -> None:
+    world = any_world
+    await signed_in(world, world.leader, browser)
+    leader = await person_of(world.app, world.leader)
+    async with world.app.sessions() as session, session.begin():
+        role = (await session.exec(select(Role).where(Role.person_id == leader.id))).one()
+        await session.delete(role)
+    status, page = await browser.get(world.base + "/web/")
+    assert status == 403 and "không còn quyền" in page
+    assert 'action="/web/thoat"' in page  # the no-role page offers to sign out
+    response = await browser.post(world.base + "/web/thoat", {"csrf": CSRF.search(page).group(1)})  # type: ignore[union-attr]
+    assert response.status == 303 and response.headers["Location"] == "/web/da-thoat"
+    assert await rows(world.app, WebSession) == []
+    signouts = [a.actor for a in await rows(world.app, AuditLog) if a.action == "web.signout"]
+    assert signouts == [f"person:{leader.id}"]
+    assert (await browser.get(world.base + "/web/"))[0] == 401
+
+
+async def test_a_refused_clients_address_is_stored_as_a_keyed_hash(world: World, browser: Browser) -> None:
+    """IPv4 has 2³² addresses: a plain SHA-256 of one is reversed by trying them all. The
+    attempt keeps an HMAC under the server's secret."""
+    assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410
+    [attempt] = await rows(world.app, WebSignInAttempt)
+    assert attempt.client != hashlib.sha256(b"127.0.0.1").hexdigest() and len(attempt.client) == 64
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.dashboard.access import client_key
+
+    transport = mock.Mock()
+    transport.get_extra_info.return_value = ("127.0.0.1", 40000)
+    keyed = replace(dashboard(world.app), client_secret=b"k" * 32)
+    assert client_key(keyed, make_mocked_request("GET", "/web/vao/x", transport=transport)) == \
+        hmac.new(b"k" * 32, b"127.0.0.1", hashlib.sha256).hexdigest()
+
+
+def test_the_client_secret_is_shared_by_replicas_and_kept_from_the_settings() -> None:
+    one = Settings(_env_file=None, telegram_bot_token="1:abc", telegram_webhook_secret="s3cret")  # type: ignore[call-arg]
+    same = Settings(_env_file=None, telegram_bot_token="1:abc", telegram_webhook_secret="s3cret")  # type: ignore[call-arg]
+    other = Settings(_env_file=None, telegram_bot_token="1:abd", telegram_webhook_secret="s3cret")  # type: ignore[call-arg]
+    assert client_secret(one) == client_secret(same) != client_secret(other)
+    assert b"abc" not in client_secret(one) and len(client_secret(one)) == 32
+    bare = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert client_secret(bare) != client_secret(bare)  # no secret to derive from: random per process
+
+
+async def test_the_retention_job_forgets_attempts_idle_sessions_and_old_links(any_world: World, browser: Browser,
+                                                                             clock: ManualClock) -> None:
+    world = any_world
+    await signed_in(world, world.admin, browser)  # a session and a used link
+    await link_from_chat(world.leader)  # an unused link
+    assert (await browser.get(f"{world.base}/web/vao/{'x' * 43}"))[0] == 410  # a refused attempt
+    producers = Producers(sessions=world.app.sessions, clock=clock, lessons=world.app.lessons,
+                          catalog=world.app.catalog, policy=ReminderPolicy(zone=world.app.settings.zone))
+    assert (await prune(producers))["web_rows"] == 0  # nothing is old yet
+    clock.advance(minutes=15)
+    assert (await prune(producers))["web_rows"] == 1  # the attempt's window has passed
+    assert await rows(world.app, WebSignInAttempt) == []
+    clock.advance(hours=8)
+    assert (await prune(producers))["web_rows"] == 1  # the session, idle for eight hours
+    assert await rows(world.app, WebSession) == []
+    clock.advance(days=1)
+    assert (await prune(producers))["web_rows"] == 2  # both links, expired for a day
+    assert await rows(world.app, WebLink) == []
+    assert (await prune(producers))["web_rows"] == 0

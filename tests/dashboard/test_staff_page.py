@@ -6,13 +6,16 @@ PostgreSQL (``any_world``)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from typing import Any
 
 import pytest
 
 from bot.dashboard import staff
 from bot.links import invite_link
 from storage import audit
+from storage.broadcasts import create_broadcast
 from storage.groups import upsert_group, upsert_ward
 from storage.models import AuditLog, Invite, Outbox, Role, RoleKind
 from storage.roles import InviteProblem, add_admin, consume_invite
@@ -183,3 +186,96 @@ async def test_the_audit_log_is_the_wards_filtered_and_paged(any_world: World, b
         await city.close()
     status, _ = await browser.get(f"{world.base}/web/nhat-ky?phuong={other.id}")  # not Hà's ward
     assert status == 403
+
+
+async def test_a_wards_log_leaves_out_what_its_staff_did_in_another_ward(any_world: World, browser: Browser) -> None:
+    """Ba leads a group here and administers another ward: what Ba did there is that ward's."""
+    world = any_world
+    ba = await person_of(world.app, world.leader)
+    now = world.app.clock.now()
+    async with world.app.sessions() as session, session.begin():
+        other, _ = await upsert_ward(session, code="KHAC", name="Phường Khác")
+        far, _ = await upsert_group(session, ward_id=other.id, code="KHAC-01", name="Tổ Khác", kind=None,
+                                    target_percent=None)
+        session.add(Role(person_id=ba.id, kind=RoleKind.ADMIN, ward_id=other.id, granted_by="cli", granted_at=now))
+        far_broadcast = await create_broadcast(session, author=f"person:{ba.id}", text="Tin", now=now,
+                                               audience={"kind": "all", "ward": "KHAC"}, scheduled_at=now)
+        there = [
+            audit.record(session, actor=f"person:{ba.id}", action="admin.report", target=f"ward:{other.id}", now=now),
+            audit.record(session, actor=f"person:{ba.id}", action="admin.invite_revoke", target=f"group:{far.id}",
+                         now=now),
+            audit.record(session, actor=f"person:{ba.id}", action="broadcast.create",
+                         target=f"broadcast:{far_broadcast.id}", now=now),
+        ]
+        here = [audit.record(session, actor=f"person:{ba.id}", action="web.signout", target="web", now=now)]
+    await signed_in(world, world.admin, browser)
+    status, page = await browser.get(world.base + "/web/nhat-ky")
+    assert status == 200
+    shown = {int(i) for i in ENTRIES.findall(page)}
+    assert not shown & {e.id for e in there} and {e.id for e in here} <= shown
+    for action in ("admin.report", "admin.invite_revoke", "broadcast.create"):  # nor in the filter's choices
+        assert f'<option value="{action}"' not in page
+    assert '<option value="web.signout"' in page
+    ba_browser = Browser()  # the other ward's admin sees them
+    try:
+        await signed_in(world, world.leader, ba_browser)
+        status, page = await ba_browser.get(f"{world.base}/web/phuong/{other.id}/can-bo")
+        assert status == 200
+        status, page = await ba_browser.get(f"{world.base}/web/nhat-ky?phuong={other.id}")
+        assert {e.id for e in there} <= {int(i) for i in ENTRIES.findall(page)}
+    finally:
+        await ba_browser.close()
+
+
+async def test_a_leader_removed_by_three_submits_at_once_is_removed_and_audited_once(
+        any_world: World, browser: Browser) -> None:
+    world = any_world
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    [role] = [r for r in await rows(world.app, Role) if r.kind == RoleKind.LEADER]
+    csrf = await signed_in(world, world.admin, browser)
+    url = f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo/go-vai-tro"
+    answers = await asyncio.gather(*(browser.post(url, {"csrf": csrf, "vai_tro": str(role.id)}) for _ in range(3)))
+    assert sorted(a.headers["Location"].rsplit("=", 1)[1] for a in answers) == ["da-go", "da-go", "go"]
+    assert len([a for a in await rows(world.app, AuditLog) if a.action == "admin.revoke"]) == 1
+    assert len([o for o in await rows(world.app, Outbox) if o.kind == "role"]) == 1
+
+
+async def test_a_role_removed_between_the_read_and_the_delete_is_not_audited(
+        world: World, browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the race above does on PostgreSQL, made certain: the role is read, then another
+    request's DELETE wins; this one's DELETE removes nothing and so tells and audits nothing."""
+    tdp03 = await group(world.app, "DEMO-TDP03")
+    [role] = [r for r in await rows(world.app, Role) if r.kind == RoleKind.LEADER]
+    csrf = await signed_in(world, world.admin, browser)
+    real = staff.revoke
+
+    async def removed_first(session: Any, *, role_id: int) -> bool:
+        await real(session, role_id=role_id)  # the other request's
+        return await real(session, role_id=role_id)
+
+    monkeypatch.setattr(staff, "revoke", removed_first)
+    before = await snapshot(world.app)
+    response = await browser.post(f"{world.base}/web/phuong/{tdp03.ward_id}/can-bo/go-vai-tro",
+                                  {"csrf": csrf, "vai_tro": str(role.id)})
+    assert response.headers["Location"] == f"/web/phuong/{tdp03.ward_id}/can-bo?kq=da-go"
+    after = await snapshot(world.app)
+    assert after["AuditLog"] == before["AuditLog"] and after["Outbox"] == before["Outbox"]
+
+
+async def test_an_invitation_ended_a_moment_ago_does_not_stop_a_new_one(world: World, browser: Browser) -> None:
+    tdp05 = await group(world.app, "DEMO-TDP05")
+    csrf = await signed_in(world, world.admin, browser)
+    base = f"{world.base}/web/phuong/{tdp05.ward_id}/can-bo"
+    first = (await browser.post(base + "/moi", {"csrf": csrf, "to": str(tdp05.id)})).headers["Location"]
+    ended = await browser.post(base + "/huy-loi-moi", {"csrf": csrf, "loi_moi": first.rsplit("/", 1)[1]})
+    assert ended.headers["Location"].endswith("?kq=huy")
+    second = (await browser.post(base + "/moi", {"csrf": csrf, "to": str(tdp05.id)})).headers["Location"]
+    assert second != first
+    new = next(i for i in await rows(world.app, Invite) if f"/web/loi-moi/{i.id}" == second)
+    zalo = invite_link(new.code, telegram_username=None, channel="zalo")
+    status, page = await browser.get(world.base + second)
+    assert status == 200 and zalo in page  # usable: its link is shown
+    dung = await person_of(world.app, Chat(world.app.conversation, user="1006", name="Dũng"))
+    async with world.app.sessions() as session, session.begin():
+        accepted = await consume_invite(session, code=new.code, person_id=dung.id, now=world.app.clock.now())
+    assert not isinstance(accepted, InviteProblem)

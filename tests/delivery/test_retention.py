@@ -104,8 +104,9 @@ async def test_old_finished_rows_are_deleted_in_batches_and_the_reports_keep_the
     monkeypatch.setattr(bot.scheduling, "PRUNE_BATCH", 2)  # several batches, one transaction each
     producers = Producers(sessions=app.sessions, clock=clock, lessons=app.lessons,
                           catalog=app.catalog, policy=ReminderPolicy(zone=ZONE))
-    assert await prune(producers) == {"outbox_rows": 6, "events": 1}  # five of the broadcast, the reminder
-    assert await prune(producers) == {"outbox_rows": 0, "events": 0}  # idempotent
+    # Five rows of the broadcast, and the reminder.
+    assert await prune(producers) == {"outbox_rows": 6, "events": 1, "web_rows": 0}
+    assert await prune(producers) == {"outbox_rows": 0, "events": 0, "web_rows": 0}  # idempotent
 
     left = {r.identity_id for r in await rows(app, Outbox)}
     assert left == {i for (i, *_), (*_, deleted) in zip(queued, plan) if not deleted}
