@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from functools import lru_cache
 from time import perf_counter
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,7 +50,7 @@ from bot.core.text import fold
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy, schedule_reminder
-from storage.db import SessionFactory, retrying
+from storage.db import SessionFactory, begins_with_a_write, retrying
 from storage.events import record_event
 from storage.models import ConversationState, Identity, Person
 from storage.people import find_identity, get_or_create_identity, get_person, load_conversation, lock_state
@@ -251,7 +252,14 @@ class Context:
 
     def words(self, key: str) -> frozenset[str]:
         """A comma-separated list of words from the catalogue, folded ("thôi, hủy" → {"thoi", "huy"})."""
-        return frozenset(w for w in (fold(word) for word in self.t(key).split(",")) if w)
+        return _folded_words(self.t(key))
+
+
+@lru_cache(maxsize=64)
+def _folded_words(listed: str) -> frozenset[str]:
+    # Typed text is checked against three such lists on every update; the catalogue's texts
+    # never change while the process runs, so each list is folded once.
+    return frozenset(w for w in (fold(word) for word in listed.split(",")) if w)
 
 
 def _options(raw: object) -> list[Option]:
@@ -548,11 +556,11 @@ class Conversation:
         if media is not None:
             media.used = False  # a retried transaction decides afresh
         async with self._writer(), self.sessions() as session, session.begin():
-            if incoming.event_id is not None and not await record_event(
-                session, source=incoming.channel, event_id=incoming.event_id, now=now
-            ):
-                log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
-                return []
+            if incoming.event_id is not None:
+                await begins_with_a_write(session)  # the insert takes SQLite's write lock
+                if not await record_event(session, source=incoming.channel, event_id=incoming.event_id, now=now):
+                    log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
+                    return []
             known = await load_conversation(session, channel=incoming.channel, external_id=incoming.external_id)
             if known is not None:
                 identity, state, person = known
