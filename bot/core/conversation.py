@@ -53,7 +53,14 @@ from bot.reminders import ReminderPolicy, schedule_reminder
 from storage.db import SessionFactory, begins_with_a_write, retrying
 from storage.events import record_event
 from storage.models import ConversationState, Identity, Person
-from storage.people import find_identity, get_or_create_identity, get_person, load_conversation, lock_state
+from storage.people import (
+    find_identity,
+    get_or_create_identity,
+    get_person,
+    load_conversation,
+    lock_state,
+    save_conversation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -571,8 +578,6 @@ class Conversation:
                 assert identity.id is not None
                 state = await lock_state(session, identity_id=identity.id, now=now)
                 person = await get_person(session, person_id=identity.person_id)
-            identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
-            identity.blocked_at = None  # whoever writes to the bot has not blocked it
             ctx = Context(
                 incoming=incoming, session=session, identity=identity, person=person, state=state,
                 services=self.services, capabilities=capabilities, now=now, media=media,
@@ -584,14 +589,16 @@ class Conversation:
                 self._remember(ctx, resolved.action if route is resolved.route else None)
                 state.version += 1
                 state.updated_at = now
-                session.add(state)
-                session.add(identity)
+                # Touched after the handler, so that no query of the handler flushes them early:
+                # the three rows are written together, at the end (one statement on PostgreSQL).
+                identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
+                identity.blocked_at = None  # whoever writes to the bot has not blocked it
                 if ctx.person is not None:
                     ctx.person.last_active_at = now
                     ctx.person.reminders_unanswered = 0  # they came back: reminders may resume
                     # After the handler: its changes of the reminder settings or consent count too.
                     schedule_reminder(ctx.person, self.services.reminders)
-                    session.add(ctx.person)
+                await save_conversation(session, state=state, identity=identity, person=ctx.person)
             return ctx.replies
 
     async def _admit(self, ctx: Context, route: Route) -> Route:
