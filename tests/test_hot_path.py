@@ -27,7 +27,7 @@ from tests.support import BUTTONS, ManualClock
 # Statements per update, COMMIT included, as the driver sees them.
 BUDGET = {
     "sqlite": {"greeting": 8, "card": 7},
-    "postgresql": {"greeting": 7, "card": 6},
+    "postgresql": {"greeting": 6, "card": 5},
 }
 
 

@@ -4,8 +4,9 @@ For every update it
 1. takes the user's lock (one update of a user at a time, users in parallel) and a slot among
    the updates in flight (the connection pool is sized to match);
 2. downloads a photo first, outside any transaction, if the user's step takes one;
-3. opens one short transaction: records the channel's event id (a repeat is dropped here),
-   loads the identity, its conversation state (locked) and the person in one statement;
+3. opens one short transaction: records the channel's event id (a repeat is dropped here) and
+   loads the identity, its conversation state (locked) and the person — one statement on
+   PostgreSQL, two on SQLite (``storage.people.open_conversation``);
 4. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
    reply that picks an option offered (``2``, ``b``, its label typed without diacritics, a
    keyword, a small typo: ``bot.core.choice``), words of confusion, a greeting or a cancel,
@@ -13,7 +14,8 @@ For every update it
    while it is among the options the bot offered last; anything else is a stale press (or,
    when it is the press just handled, a repeat) and changes nothing;
 5. runs the handler, remembers what it offered and asked (so a later "2" can pick from it, a
-   stale press can be refused, a confused reply re-asked), saves the state and commits;
+   stale press can be refused, a confused reply re-asked), saves the state with the identity's
+   and the person's last contact (one statement on PostgreSQL: ``save_conversation``) and commits;
 6. when the database was busy (SQLite's write lock, a PostgreSQL deadlock, an exhausted pool)
    runs the whole transaction again after a short pause, a few times, before apologising;
 7. only then does the slow work handlers asked for (rendering a certificate, a report, a QR
@@ -50,15 +52,14 @@ from bot.core.text import fold
 from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy, schedule_reminder
-from storage.db import SessionFactory, begins_with_a_write, retrying
-from storage.events import record_event
+from storage.db import SessionFactory, retrying
 from storage.models import ConversationState, Identity, Person
 from storage.people import (
     find_identity,
     get_or_create_identity,
     get_person,
-    load_conversation,
     lock_state,
+    open_conversation,
     save_conversation,
 )
 
@@ -563,12 +564,11 @@ class Conversation:
         if media is not None:
             media.used = False  # a retried transaction decides afresh
         async with self._writer(), self.sessions() as session, session.begin():
-            if incoming.event_id is not None:
-                await begins_with_a_write(session)  # the insert takes SQLite's write lock
-                if not await record_event(session, source=incoming.channel, event_id=incoming.event_id, now=now):
-                    log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
-                    return []
-            known = await load_conversation(session, channel=incoming.channel, external_id=incoming.external_id)
+            fresh, known = await open_conversation(session, channel=incoming.channel, external_id=incoming.external_id,
+                                                   event_id=incoming.event_id, now=now)
+            if not fresh:
+                log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
+                return []
             if known is not None:
                 identity, state, person = known
             else:
