@@ -15,6 +15,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import begins_with_a_write
+from storage.events import event_params, record_event, recording
 from storage.models import (
     ConversationState,
     HelpRequest,
@@ -28,9 +30,6 @@ from storage.models import (
     WebLink,
     WebSession,
 )
-
-from storage.db import begins_with_a_write
-from storage.events import event_params, record_event, recording
 
 # Kept in ``outbox.last_error`` of a message cancelled because the person it was about left.
 ERASED_REASON = "người được nhắc tới trong tin đã xóa dữ liệu"
@@ -108,13 +107,14 @@ async def save_conversation(
     if dialect != "postgresql" or not all(_stored(row) for row in (state, *rows)):
         session.add_all([state, *rows])
         return
-    touched = [update(table).where(table.c.id == row.id).values(changes).cte(f"saved_{table.name}")
-               for row in rows if (changes := _changes(row)) for table in [_table(row)]]
-    table = _table(state)
     changes = _changes(state)
-    if not changes and not touched:
+    if not changes:  # the engine bumps the version of every state it saves: not expected
+        session.add_all([state, *rows])
         return
-    statement = update(table).where(table.c.id == state.id).values(changes or {"version": state.version})
+    touched = [update(table).where(table.c.id == row.id).values(changed).cte(f"saved_{table.name}")
+               for row in rows if (changed := _changes(row)) for table in [_table(row)]]
+    table = _table(state)
+    statement = update(table).where(table.c.id == state.id).values(changes)
     with session.no_autoflush:  # else the unit of work would write the three rows first
         await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
     for row in (state, *rows):
@@ -154,6 +154,8 @@ async def open_conversation(
         found = await _load_and_record(session, channel=channel, external_id=external_id, event_id=event_id, now=now)
         if found is not None:
             return found
+        # Someone new (nothing was recorded): the engine makes the identity and state next.
+        return await record_event(session, source=channel, event_id=event_id, now=now), None
     if event_id is not None:
         await begins_with_a_write(session)
         if not await record_event(session, source=channel, event_id=event_id, now=now):
