@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event, text
 from sqlmodel import select
 
@@ -23,6 +24,7 @@ from bot.core.messages import Incoming, Menu
 from storage.models import ConversationState, Identity, LessonProgress, Person
 from tests.conftest import seed_demo_groups
 from tests.support import BUTTONS, ManualClock
+from tests.test_transactions import _write_lock_is_free
 
 # Statements per update, COMMIT included, as the driver sees them.
 BUDGET = {
@@ -160,3 +162,25 @@ async def test_a_first_contact_delivered_twice_is_handled_once(any_app: App, clo
     identity = await _row(any_app, Identity, Identity.external_id == lan.user)
     state = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
     assert state.version == 1
+
+
+async def test_on_sqlite_the_event_insert_takes_the_write_lock_before_anything_is_read(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its own ``BEGIN IMMEDIATE`` an update still holds SQLite's write lock from its
+    first statement on: when the user's state is read, another writer cannot get in."""
+    import storage.people
+
+    await seed_demo_groups(app)
+    free_when_reading: list[bool] = []
+    load = storage.people.load_conversation
+
+    async def observed(session, **where):  # type: ignore[no-untyped-def]
+        free_when_reading.append(_write_lock_is_free(app))
+        return await load(session, **where)
+
+    monkeypatch.setattr(storage.people, "load_conversation", observed)
+    lan = Resident(app, clock)
+    await lan.send("/start g_DEMO-TDP03")
+    await lan.send("1")
+    assert free_when_reading == [False, False]
