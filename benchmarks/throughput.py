@@ -76,6 +76,15 @@ async def drive(tg, users: list[int], messages: list[str]) -> tuple[float, list[
     return time.perf_counter() - started, latencies
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def measure(label: str, argv: list[str], env: dict[str, str], users: list[int], messages: list[str],
                   tg, cwd: Path) -> float:  # type: ignore[no-untyped-def]
     process = await asyncio.create_subprocess_exec(*argv, env=env, cwd=cwd, stdout=asyncio.subprocess.DEVNULL,
@@ -84,15 +93,20 @@ async def measure(label: str, argv: list[str], env: dict[str, str], users: list[
         await tg.wait_for(lambda t: t.waiting_pollers, timeout=120)
         # A warm-up round (imports, connections, caches), not counted.
         await drive(tg, [users[0] + 1_000_000], messages[:3])
+        cpu_before = cpu_seconds(process.pid)
         elapsed, latencies = await drive(tg, users, messages)
+        cpu_after = cpu_seconds(process.pid)
     finally:
         process.terminate()
         _, err = await asyncio.wait_for(process.communicate(), 60)
     total = len(users) * len(messages)
     ordered = sorted(latencies)
     rate = total / elapsed
+    # The bot process's own CPU per update: what it costs, whatever else the machine runs.
+    cpu = (f"; CPU {(cpu_after - cpu_before) / total * 1000:.1f} ms/update"
+           if cpu_before is not None and cpu_after is not None else "")
     print(f"  {label:<28} {rate:7.0f} updates/s  ({total} updates in {elapsed:.1f} s; latency p50 "
-          f"{statistics.median(ordered) * 1000:.0f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.0f} ms)",
+          f"{statistics.median(ordered) * 1000:.0f} ms, p99 {ordered[int(0.99 * (len(ordered) - 1))] * 1000:.0f} ms{cpu})",
           flush=True)
     if b"Traceback" in err:
         print(err.decode()[-3000:])

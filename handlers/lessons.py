@@ -14,7 +14,7 @@ from handlers.common import PAGE_SIZE, int_arg, page_count, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.models import ProgressStatus
-from storage.progress import progress_of, start_lesson
+from storage.progress import progress_of, read_to_card
 
 
 async def continue_learning(ctx: Context) -> None:
@@ -97,12 +97,8 @@ async def show_card(ctx: Context, lesson: Lesson, number: int, *, replace: bool)
     """Card ``number`` of ``lesson``, remembered as the place to come back to."""
     assert ctx.person is not None and ctx.person.id is not None
     t = ctx.t
-    progress = await start_lesson(
-        ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, lesson_version=lesson.version, now=ctx.now
-    )
-    progress.card = number
-    progress.updated_at = ctx.now
-    ctx.session.add(progress)
+    await read_to_card(ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, lesson_version=lesson.version,
+                       card=number, now=ctx.now)
     total = len(lesson.cards)
     options: list[tuple[str, str]] = []
     if number + 1 < total:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, bindparam, delete, select
+from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
@@ -32,6 +33,27 @@ async def record_event(session: AsyncSession, *, source: str, event_id: str, now
     )
     result = await session.exec(statement)  # type: ignore[call-overload]
     return bool(result.rowcount)
+
+
+def recording(*, only_if: ColumnElement[bool]) -> Insert:
+    """PostgreSQL: the insert of :func:`record_event` as a statement to embed (a CTE), made only
+    when ``only_if`` holds; it returns a row if the event is new. Bound with
+    :func:`event_params`."""
+    table = HandledEvent.__table__  # type: ignore[attr-defined]
+    values = select(bindparam("event_source", type_=table.c.source.type),
+                    bindparam("event_id", type_=table.c.event_id.type),
+                    bindparam("event_at", type_=table.c.handled_at.type))
+    return (
+        pg_insert(table)
+        .from_select(["source", "event_id", "handled_at"], values.where(only_if))
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(table.c.id)
+    )
+
+
+def event_params(*, source: str, event_id: str, now: datetime) -> dict[str, object]:
+    """The values of :func:`recording`'s parameters."""
+    return {"event_source": source[:48], "event_id": event_id[:128], "event_at": now}
 
 
 async def prune_handled(session: AsyncSession, *, before: datetime) -> int:

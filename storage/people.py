@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import String, cast, delete, or_, update
+from sqlalchemy import Select, String, Table, bindparam, cast, delete, exists, func, inspect, or_, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import begins_with_a_write
+from storage.events import event_params, record_event, recording
 from storage.models import (
     ConversationState,
     HelpRequest,
@@ -78,18 +83,120 @@ async def load_conversation(
     :func:`lock_state` locks it) and person, in one statement — every update's first read.
     None for someone new (no identity or no state yet): :func:`get_or_create_identity` and
     :func:`lock_state` make them."""
-    query = (
-        select(Identity, ConversationState, Person)
-        .join(ConversationState, col(ConversationState.identity_id) == Identity.id)
-        .outerjoin(Person, col(Person.id) == Identity.person_id)
-        .where(Identity.channel == channel, Identity.external_id == external_id)
-        .with_for_update(of=ConversationState)  # type: ignore[arg-type]
-    )
-    row = (await session.exec(query)).first()
+    row = (await session.exec(_known_statement(), params={"channel": channel, "external_id": external_id})).first()
     if row is None:
         return None
     identity, state, person = row
     return identity, state, None if person is None or person.deleted_at is not None else person
+
+
+async def save_conversation(
+    session: AsyncSession, *, state: ConversationState, identity: Identity, person: Person | None,
+) -> None:
+    """Write what changed on an update's three rows — its state, the identity and the person
+    (their last contact, and whatever the handler changed) — at the end of the update.
+
+    On PostgreSQL in one statement: the identity's and the person's changes as data-modifying
+    CTEs of the state's ``UPDATE`` (one round trip instead of three, taken while the state is
+    locked). SQLite has no statement that writes several tables: there the unit of work writes
+    one ``UPDATE`` per changed row when the transaction commits, as for any other row. Either
+    way the objects are clean afterwards; other rows the handler changed (lesson progress…)
+    are flushed by the unit of work as usual."""
+    rows = [row for row in (identity, person) if row is not None]
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect != "postgresql" or not all(_stored(row) for row in (state, *rows)):
+        session.add_all([state, *rows])
+        return
+    changes = _changes(state)
+    if not changes:  # the engine bumps the version of every state it saves: not expected
+        session.add_all([state, *rows])
+        return
+    touched = [update(table).where(table.c.id == row.id).values(changed).cte(f"saved_{table.name}")
+               for row in rows if (changed := _changes(row)) for table in [_table(row)]]
+    table = _table(state)
+    statement = update(table).where(table.c.id == state.id).values(changes)
+    with session.no_autoflush:  # else the unit of work would write the three rows first
+        await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
+    for row in (state, *rows):
+        for key, value in _changes(row).items():
+            set_committed_value(row, key, value)  # written: nothing left for the unit of work
+
+
+def _stored(row: SQLModel) -> bool:
+    return inspect(row).persistent and getattr(row, "id", None) is not None
+
+
+def _table(row: SQLModel) -> Table:
+    return row.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+def _changes(row: SQLModel) -> dict[str, Any]:
+    """The columns of ``row`` set since it was loaded or last written, with their new values."""
+    state = inspect(row)
+    return {attribute.key: getattr(row, attribute.key) for attribute in state.mapper.column_attrs
+            if state.attrs[attribute.key].history.has_changes()}
+
+
+async def open_conversation(
+    session: AsyncSession, *, channel: str, external_id: str, event_id: str | None, now: datetime,
+) -> tuple[bool, tuple[Identity, ConversationState, Person | None] | None]:
+    """The first statements of an update's transaction: record its event (at most once,
+    ``storage.events``) and load the user as :func:`load_conversation` does. Returns whether the
+    event is new (always, without an event id) and the user (None for someone new).
+
+    On PostgreSQL a known user's update is one statement: the event is inserted by a
+    data-modifying CTE once the state is locked (a second delivery waits for the first one's
+    lock, then finds its row and inserts nothing). On SQLite, and for someone new, the event's
+    insert comes first — on SQLite it takes the write lock (:func:`storage.db.begins_with_a_write`)
+    — then the read. Call it first in the transaction."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if event_id is not None and dialect == "postgresql":
+        found = await _load_and_record(session, channel=channel, external_id=external_id, event_id=event_id, now=now)
+        if found is not None:
+            return found
+        # Someone new (nothing was recorded): the engine makes the identity and state next.
+        return await record_event(session, source=channel, event_id=event_id, now=now), None
+    if event_id is not None:
+        await begins_with_a_write(session)
+        if not await record_event(session, source=channel, event_id=event_id, now=now):
+            return False, None
+    return True, await load_conversation(session, channel=channel, external_id=external_id)
+
+
+@cache
+def _known_statement() -> Select:  # type: ignore[type-arg]
+    """A user's identity, state (locked) and person; built once, bound per update."""
+    return (
+        select(Identity, ConversationState, Person)
+        .join(ConversationState, col(ConversationState.identity_id) == Identity.id)
+        .outerjoin(Person, col(Person.id) == Identity.person_id)
+        .where(Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id"))
+        .with_for_update(of=ConversationState)  # type: ignore[arg-type]
+    )
+
+
+@cache
+def _load_and_record_statement() -> Select:  # type: ignore[type-arg]
+    """PostgreSQL: :func:`_known_statement` and the event's insert (made only if the user is
+    known) as CTEs, with a count of the rows inserted; built once (composing it is most of its
+    cost), bound per update."""
+    known = _known_statement().cte("known")
+    recorded = recording(only_if=exists(select(known.c.id))).cte("recorded")
+    fresh = select(func.count()).select_from(recorded).scalar_subquery()
+    return select(aliased(Identity, known), aliased(ConversationState, known), aliased(Person, known), fresh)
+
+
+async def _load_and_record(
+    session: AsyncSession, *, channel: str, external_id: str, event_id: str, now: datetime,
+) -> tuple[bool, tuple[Identity, ConversationState, Person | None]] | None:
+    """PostgreSQL: the known user's rows (state locked) and the event recorded, in one statement;
+    None if the user is not known (nothing is recorded then)."""
+    params = {"channel": channel, "external_id": external_id, **event_params(source=channel, event_id=event_id, now=now)}
+    row = (await session.exec(_load_and_record_statement(), params=params)).first()  # type: ignore[call-overload]
+    if row is None:
+        return None
+    identity, state, person, inserted = row
+    return bool(inserted), (identity, state, None if person is None or person.deleted_at is not None else person)
 
 
 async def get_person(session: AsyncSession, *, person_id: int | None) -> Person | None:

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -40,6 +43,27 @@ async def start_lesson(
         session.add(progress)
         await session.flush()
     return progress
+
+
+async def read_to_card(
+    session: AsyncSession, *, person_id: int, lesson_id: str, lesson_version: int, card: int, now: datetime
+) -> None:
+    """Remember ``card`` as the card of ``lesson_id`` read last, the progress row created *in
+    progress* on first opening — in one statement (an upsert), since a resident turns cards
+    far more often than anything else: nothing else of an existing row changes."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = LessonProgress.__table__  # type: ignore[attr-defined]
+    statement = insert(table).values(
+        person_id=person_id, lesson_id=lesson_id, lesson_version=lesson_version,
+        status=ProgressStatus.IN_PROGRESS.value, attempts=0, card=card, started_at=now, updated_at=now,
+    ).on_conflict_do_update(index_elements=["person_id", "lesson_id"], set_={"card": card, "updated_at": now})
+    await session.exec(statement)  # type: ignore[call-overload]
+    # A row of this lesson read earlier in the transaction says the same now.
+    for row in session.identity_map.values():
+        if isinstance(row, LessonProgress) and (row.person_id, row.lesson_id) == (person_id, lesson_id):
+            set_committed_value(row, "card", card)
+            set_committed_value(row, "updated_at", now)
 
 
 async def answers_of_attempt(

@@ -4,8 +4,9 @@ For every update it
 1. takes the user's lock (one update of a user at a time, users in parallel) and a slot among
    the updates in flight (the connection pool is sized to match);
 2. downloads a photo first, outside any transaction, if the user's step takes one;
-3. opens one short transaction: records the channel's event id (a repeat is dropped here),
-   loads the identity, its conversation state (locked) and the person in one statement;
+3. opens one short transaction: records the channel's event id (a repeat is dropped here) and
+   loads the identity, its conversation state (locked) and the person — one statement on
+   PostgreSQL, two on SQLite (``storage.people.open_conversation``);
 4. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
    reply that picks an option offered (``2``, ``b``, its label typed without diacritics, a
    keyword, a small typo: ``bot.core.choice``), words of confusion, a greeting or a cancel,
@@ -13,7 +14,8 @@ For every update it
    while it is among the options the bot offered last; anything else is a stale press (or,
    when it is the press just handled, a repeat) and changes nothing;
 5. runs the handler, remembers what it offered and asked (so a later "2" can pick from it, a
-   stale press can be refused, a confused reply re-asked), saves the state and commits;
+   stale press can be refused, a confused reply re-asked), saves the state with the identity's
+   and the person's last contact (one statement on PostgreSQL: ``save_conversation``) and commits;
 6. when the database was busy (SQLite's write lock, a PostgreSQL deadlock, an exhausted pool)
    runs the whole transaction again after a short pause, a few times, before apologising;
 7. only then does the slow work handlers asked for (rendering a certificate, a report, a QR
@@ -32,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
+from functools import lru_cache
 from time import perf_counter
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,9 +53,15 @@ from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy, schedule_reminder
 from storage.db import SessionFactory, retrying
-from storage.events import record_event
 from storage.models import ConversationState, Identity, Person
-from storage.people import find_identity, get_or_create_identity, get_person, load_conversation, lock_state
+from storage.people import (
+    find_identity,
+    get_or_create_identity,
+    get_person,
+    lock_state,
+    open_conversation,
+    save_conversation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +260,14 @@ class Context:
 
     def words(self, key: str) -> frozenset[str]:
         """A comma-separated list of words from the catalogue, folded ("thôi, hủy" → {"thoi", "huy"})."""
-        return frozenset(w for w in (fold(word) for word in self.t(key).split(",")) if w)
+        return _folded_words(self.t(key))
+
+
+@lru_cache(maxsize=64)
+def _folded_words(listed: str) -> frozenset[str]:
+    # Typed text is checked against three such lists on every update; the catalogue's texts
+    # never change while the process runs, so each list is folded once.
+    return frozenset(w for w in (fold(word) for word in listed.split(",")) if w)
 
 
 def _options(raw: object) -> list[Option]:
@@ -548,12 +564,11 @@ class Conversation:
         if media is not None:
             media.used = False  # a retried transaction decides afresh
         async with self._writer(), self.sessions() as session, session.begin():
-            if incoming.event_id is not None and not await record_event(
-                session, source=incoming.channel, event_id=incoming.event_id, now=now
-            ):
+            fresh, known = await open_conversation(session, channel=incoming.channel, external_id=incoming.external_id,
+                                                   event_id=incoming.event_id, now=now)
+            if not fresh:
                 log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
                 return []
-            known = await load_conversation(session, channel=incoming.channel, external_id=incoming.external_id)
             if known is not None:
                 identity, state, person = known
             else:
@@ -563,8 +578,6 @@ class Conversation:
                 assert identity.id is not None
                 state = await lock_state(session, identity_id=identity.id, now=now)
                 person = await get_person(session, person_id=identity.person_id)
-            identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
-            identity.blocked_at = None  # whoever writes to the bot has not blocked it
             ctx = Context(
                 incoming=incoming, session=session, identity=identity, person=person, state=state,
                 services=self.services, capabilities=capabilities, now=now, media=media,
@@ -576,14 +589,16 @@ class Conversation:
                 self._remember(ctx, resolved.action if route is resolved.route else None)
                 state.version += 1
                 state.updated_at = now
-                session.add(state)
-                session.add(identity)
+                # Touched after the handler, so that no query of the handler flushes them early:
+                # the three rows are written together, at the end (one statement on PostgreSQL).
+                identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
+                identity.blocked_at = None  # whoever writes to the bot has not blocked it
                 if ctx.person is not None:
                     ctx.person.last_active_at = now
                     ctx.person.reminders_unanswered = 0  # they came back: reminders may resume
                     # After the handler: its changes of the reminder settings or consent count too.
                     schedule_reminder(ctx.person, self.services.reminders)
-                    session.add(ctx.person)
+                await save_conversation(session, state=state, identity=identity, person=ctx.person)
             return ctx.replies
 
     async def _admit(self, ctx: Context, route: Route) -> Route:

@@ -1,0 +1,186 @@
+"""The resident's hot path (issue 12 §3): how many SQL statements one update costs, and that the
+statements cut from it kept their behaviour.
+
+Every statement of an update is a round trip (a thread hop on SQLite, a network one on
+PostgreSQL) taken while the user's state is locked — on SQLite while every other resident of the
+process waits for the write lock — so the count is what bounds the updates a process handles per
+second (docs/benchmarks.md, "Updates per second"). These tests count the statements the driver
+executes (``COMMIT`` included) for the benchmark's resident journey and fail if the count grows
+back; they never time anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, text
+from sqlmodel import select
+
+from bot.app import App
+from bot.core.messages import Incoming, Menu
+from storage.models import ConversationState, Identity, LessonProgress, Person
+from tests.conftest import seed_demo_groups
+from tests.support import BUTTONS, ManualClock
+from tests.test_transactions import _write_lock_is_free
+
+# Statements per update, COMMIT included, as the driver sees them.
+BUDGET = {
+    "sqlite": {"greeting": 8, "card": 7},
+    "postgresql": {"greeting": 6, "card": 5},
+}
+
+
+@contextmanager
+def counted(app: App) -> Iterator[list[str]]:
+    """The SQL statements (and commits) sent to the database while the block runs."""
+    seen: list[str] = []
+
+    def statement(_conn, _cursor, sql, _parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        seen.append(" ".join(sql.split())[:80])
+
+    def begin(_conn) -> None:  # type: ignore[no-untyped-def]
+        if postgresql:  # asyncpg sends its BEGIN itself; SQLite's shows as a statement
+            seen.append("BEGIN")
+
+    def commit(_conn) -> None:  # type: ignore[no-untyped-def]
+        seen.append("COMMIT")
+
+    engine = app.engine.sync_engine
+    postgresql = engine.dialect.name == "postgresql"
+    listeners = (("before_cursor_execute", statement), ("begin", begin), ("commit", commit))
+    for name, listener in listeners:
+        event.listen(engine, name, listener)
+    try:
+        yield seen
+    finally:
+        for name, listener in listeners:
+            event.remove(engine, name, listener)
+
+
+class Resident:
+    """A Telegram-like user whose every update carries an event id, as the adapters' do."""
+
+    def __init__(self, app: App, clock: ManualClock, user: str = "7001") -> None:
+        self.app, self.clock, self.user = app, clock, user
+        self.updates = 0
+
+    def incoming(self, text: str, *, event_id: str | None = None) -> Incoming:
+        self.updates += 1
+        return Incoming(channel="telegram", external_id=self.user, display_name="Lan", text=text,
+                        update_id=str(self.updates), event_id=event_id or f"{self.user}-{self.updates}")
+
+    async def send(self, text: str, *, event_id: str | None = None) -> list:  # type: ignore[type-arg]
+        self.clock.advance(seconds=10)  # the touches (last seen, last active) change every time
+        return list(await self.app.conversation.handle(self.incoming(text, event_id=event_id), BUTTONS))
+
+    async def join_and_open_lesson(self) -> None:
+        """The benchmark's opening: join a group by typed answers, then "Học tiếp"."""
+        for said in ("/start g_DEMO-TDP03", "1", "1", "1", "1"):
+            await self.send(said)
+
+
+async def _row(app: App, model, *where):  # type: ignore[no-untyped-def]
+    async with app.sessions() as session:
+        return (await session.exec(select(model).where(*where))).one()
+
+
+async def test_a_residents_update_costs_a_fixed_few_statements(any_app: App, clock: ManualClock) -> None:
+    await seed_demo_groups(any_app)
+    dialect = any_app.engine.dialect.name
+    lan = Resident(any_app, clock)
+    await lan.join_and_open_lesson()
+
+    with counted(any_app) as card:
+        replies = await lan.send("tiếp")
+    assert isinstance(replies[0], Menu) and "(Trang 2/" in replies[0].text
+    with counted(any_app) as greeting:
+        replies = await lan.send("xin chào")
+    assert "Lan" in replies[0].text
+
+    assert len(card) <= BUDGET[dialect]["card"], card
+    assert len(greeting) <= BUDGET[dialect]["greeting"], greeting
+
+
+async def test_every_update_still_writes_state_touches_and_progress(any_app: App, clock: ManualClock) -> None:
+    """What the fewer statements still write, every time: the state (step, data, menu, version,
+    time), the identity's last contact, the person's last activity and the reminder reset, and
+    the card reached."""
+    await seed_demo_groups(any_app)
+    lan = Resident(any_app, clock)
+    await lan.join_and_open_lesson()
+    identity = await _row(any_app, Identity, Identity.external_id == lan.user)
+    before = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
+    async with any_app.sessions() as session, session.begin():
+        await session.exec(text("UPDATE person SET reminders_unanswered = 2"))  # type: ignore[call-overload]
+        await session.exec(text("UPDATE identity SET blocked_at = last_seen_at"))  # type: ignore[call-overload]
+
+    await lan.send("tiếp")
+
+    identity = await _row(any_app, Identity, Identity.external_id == lan.user)
+    state = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
+    person = await _row(any_app, Person, Person.id == identity.person_id)
+    progress = await _row(any_app, LessonProgress, LessonProgress.person_id == person.id)
+    assert (state.version, state.updated_at) == (before.version + 1, clock.now())
+    assert (state.step, state.data["card"]) == ("lesson", 1) and state.menu and state.menu["options"]
+    assert (identity.last_seen_at, identity.blocked_at) == (clock.now(), None)
+    assert (person.last_active_at, person.reminders_unanswered) == (clock.now(), 0)
+    assert person.next_reminder_at is not None and person.next_reminder_at > clock.now()
+    assert (progress.card, progress.updated_at, progress.status) == (1, clock.now(), "in_progress")
+    started = progress.started_at
+
+    await lan.send("xin chào")
+    await lan.send("1")  # "📖 Học tiếp": the card she read last
+    progress = await _row(any_app, LessonProgress, LessonProgress.person_id == person.id)
+    assert (progress.card, progress.started_at) == (1, started)
+
+
+async def test_an_event_delivered_twice_is_handled_once(any_app: App, clock: ManualClock) -> None:
+    """A redelivery (same event id) changes nothing and says nothing, also for a known resident
+    whose state the first delivery moved."""
+    await seed_demo_groups(any_app)
+    lan = Resident(any_app, clock)
+    await lan.join_and_open_lesson()
+    assert await lan.send("tiếp", event_id="once")
+    identity = await _row(any_app, Identity, Identity.external_id == lan.user)
+    state = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
+
+    assert await lan.send("tiếp", event_id="once") == []
+
+    again = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
+    assert (again.version, again.data) == (state.version, state.data)
+    assert (await _row(any_app, Identity, Identity.id == identity.id)).last_seen_at == clock.now() - timedelta(seconds=10)
+
+
+async def test_a_first_contact_delivered_twice_is_handled_once(any_app: App, clock: ManualClock) -> None:
+    await seed_demo_groups(any_app)
+    lan = Resident(any_app, clock)
+    assert await lan.send("/start g_DEMO-TDP03", event_id="first")
+    assert await lan.send("/start g_DEMO-TDP03", event_id="first") == []
+    identity = await _row(any_app, Identity, Identity.external_id == lan.user)
+    state = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
+    assert state.version == 1
+
+
+async def test_on_sqlite_the_event_insert_takes_the_write_lock_before_anything_is_read(
+    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without its own ``BEGIN IMMEDIATE`` an update still holds SQLite's write lock from its
+    first statement on: when the user's state is read, another writer cannot get in."""
+    import storage.people
+
+    await seed_demo_groups(app)
+    free_when_reading: list[bool] = []
+    load = storage.people.load_conversation
+
+    async def observed(session, **where):  # type: ignore[no-untyped-def]
+        free_when_reading.append(_write_lock_is_free(app))
+        return await load(session, **where)
+
+    monkeypatch.setattr(storage.people, "load_conversation", observed)
+    lan = Resident(app, clock)
+    await lan.send("/start g_DEMO-TDP03")
+    await lan.send("1")
+    assert free_when_reading == [False, False]
