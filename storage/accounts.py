@@ -7,11 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import ChannelAccount, Identity, Ward
 
 
@@ -50,8 +49,7 @@ async def register_accounts(session: AsyncSession, *, declared: Sequence[Declare
             ward_id = wards[d.ward]
         row = existing.get(d.key)
         if row is None:
-            dialect = session.bind.dialect.name if session.bind else "sqlite"
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            insert = dialect_insert(session)
             await session.exec(insert(ChannelAccount).values(  # type: ignore[call-overload]
                 key=d.key, kind=d.kind, ward_id=ward_id, created_at=now).on_conflict_do_nothing(index_elements=["key"]))
         elif (row.kind, row.ward_id) != (d.kind, ward_id):

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import case, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import ChannelToken
 
 
@@ -29,8 +28,7 @@ async def ensure_token(
 ) -> None:
     """Create the row ``name`` from the seed refresh token (the operator's setting) unless it
     exists; two processes doing this at once create one row."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     statement = (
         insert(ChannelToken)
         .values(name=name, refresh_token=seed_refresh_token, updated_at=now)

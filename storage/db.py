@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -88,6 +90,13 @@ def immediate_session_factory(engine: AsyncEngine) -> SessionFactory:
     docstring); the same as :func:`session_factory` on PostgreSQL."""
     return async_sessionmaker(engine.execution_options(**{IMMEDIATE: True}), class_=AsyncSession,
                               expire_on_commit=False)
+
+
+def dialect_insert(session: AsyncSession) -> Callable[..., Any]:
+    """The ``insert`` of the session's database, the one with ``on_conflict_do_…`` (PostgreSQL's
+    or SQLite's; a session without a bind is taken for SQLite)."""
+    bind = session.bind
+    return pg_insert if bind is not None and bind.dialect.name == "postgresql" else sqlite_insert
 
 
 async def begins_with_a_write(session: AsyncSession) -> None:

@@ -14,18 +14,17 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import HandledEvent
 
 
 async def record_event(session: AsyncSession, *, source: str, event_id: str, now: datetime) -> bool:
     """Record that ``event_id`` of ``source`` is being handled; False if it was handled before
     (or is being handled right now by another transaction, which then wins)."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     statement = (
         insert(HandledEvent)
         .values(source=source[:48], event_id=event_id[:128], handled_at=now)

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import LessonProgress, ProgressStatus, QuizAnswer
 
 
@@ -51,8 +50,7 @@ async def read_to_card(
     """Remember ``card`` as the card of ``lesson_id`` read last, the progress row created *in
     progress* on first opening — in one statement (an upsert), since a resident turns cards
     far more often than anything else: nothing else of an existing row changes."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    insert = dialect_insert(session)
     table = LessonProgress.__table__  # type: ignore[attr-defined]
     statement = insert(table).values(
         person_id=person_id, lesson_id=lesson_id, lesson_version=lesson_version,
