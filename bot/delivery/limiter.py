@@ -10,20 +10,13 @@ from collections.abc import Callable
 
 
 DEBT = 10.0  # seconds of the rate that replies may run ahead of the outbox
-LATE = 0.02  # seconds of the rate a waiter woken late keeps (see RateLimiter)
 
 
 class RateLimiter:
     """``await acquire(key)`` returns when one more message may go to ``key``.
 
-    Tokens refill at ``per_second`` up to ``burst`` plus ``LATE`` seconds of the rate. That
-    margin is the wake-up of a waiter: it sleeps until its token is due and wakes a millisecond
-    or two later; with the bucket capped at exactly ``burst`` every such delay was lost, and a
-    sender pacing 28/s sent 53 a second for two bots instead of 56 (95 %). With it, a late
-    waiter's next token is that much sooner, and the pace holds; at most ``burst + LATE ×
-    per_second + per_second`` go in any one second (29.6 at 28/s with a burst of 1: within
-    Telegram's 30). ``pause(seconds)`` stops every send until then (a 429's ``retry_after``).
-    Time is the event loop's monotonic clock.
+    Tokens refill at ``per_second`` up to ``burst``. ``pause(seconds)`` stops every send
+    until then (a 429's ``retry_after``). Time is the event loop's monotonic clock.
     """
 
     def __init__(
@@ -37,7 +30,6 @@ class RateLimiter:
     ) -> None:
         self._rate = per_second
         self._burst = max(1, burst)
-        self._cap = self._burst + per_second * LATE
         self._interval = per_key_interval
         self._now = now
         self._tokens = float(self._burst)
@@ -54,7 +46,9 @@ class RateLimiter:
         """One message went out without waiting (a reply to a resident, who is waiting): it
         takes a token now — the bucket may go below zero, by at most ``DEBT`` seconds of the
         rate — so the messages that do wait (the outbox) leave the channel within its cap."""
-        self._refill()
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
         self._tokens = max(self._tokens - 1, -self._rate * DEBT)
 
     @property
@@ -79,17 +73,13 @@ class RateLimiter:
 
     def ready_in(self) -> float:
         """Seconds until the next message may go (0: now), ignoring per-chat intervals."""
-        now = self._refill()
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
         wait = self._paused_until - now
         if self._tokens < 1:
             wait = max(wait, (1 - self._tokens) / self._rate)
         return max(0.0, wait)
-
-    def _refill(self) -> float:
-        now = self._now()
-        self._tokens = min(self._cap, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
-        return now
 
     def _remember(self, key: object, at: float) -> None:
         self._last_by_key[key] = at
