@@ -15,7 +15,10 @@ DEBT = 10.0  # seconds of the rate that replies may run ahead of the outbox
 class RateLimiter:
     """``await acquire(key)`` returns when one more message may go to ``key``.
 
-    Tokens refill at ``per_second`` up to ``burst``. ``pause(seconds)`` stops every send
+    Tokens refill at ``per_second`` up to ``burst``, never more: a waiter woken a little after
+    its token was due loses that time, on purpose — paying it back paced nearer the true rate,
+    and with the network's jitter drew 429s, each pausing the account a second
+    (tests/delivery/test_limiter.py, docs/benchmarks.md). ``pause(seconds)`` stops every send
     until then (a 429's ``retry_after``). Time is the event loop's monotonic clock.
     """
 
@@ -46,9 +49,7 @@ class RateLimiter:
         """One message went out without waiting (a reply to a resident, who is waiting): it
         takes a token now — the bucket may go below zero, by at most ``DEBT`` seconds of the
         rate — so the messages that do wait (the outbox) leave the channel within its cap."""
-        now = self._now()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
+        self._refill()
         self._tokens = max(self._tokens - 1, -self._rate * DEBT)
 
     @property
@@ -73,13 +74,17 @@ class RateLimiter:
 
     def ready_in(self) -> float:
         """Seconds until the next message may go (0: now), ignoring per-chat intervals."""
-        now = self._now()
-        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
+        now = self._refill()
         wait = self._paused_until - now
         if self._tokens < 1:
             wait = max(wait, (1 - self._tokens) / self._rate)
         return max(0.0, wait)
+
+    def _refill(self) -> float:
+        now = self._now()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        return now
 
     def _remember(self, key: object, at: float) -> None:
         self._last_by_key[key] = at
