@@ -110,8 +110,11 @@ def next_reminder_at(person: Person, policy: ReminderPolicy) -> datetime | None:
 
 def schedule_reminder(person: Person, policy: ReminderPolicy) -> None:
     """Set ``person.next_reminder_at`` from their activity, settings and last reminder (call it
-    after changing any of them; the caller saves the person)."""
-    person.next_reminder_at = next_reminder_at(person, policy)
+    after changing any of them; the caller saves the person). Left untouched when it does not
+    move, so that a person whose moment stays is not written again."""
+    moment = next_reminder_at(person, policy)
+    if moment != person.next_reminder_at:
+        person.next_reminder_at = moment
 
 
 def _may_be_reminded(policy: ReminderPolicy) -> list[Any]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from bot.core.conversation import Context
 from storage.models import RoleKind
-from storage.roles import roles_of
 
 
 async def show_help(ctx: Context) -> None:
@@ -17,7 +16,7 @@ async def show_help(ctx: Context) -> None:
     if ctx.person is None:
         ctx.ask(text, [(t("onboarding.begin"), "begin")])
         return
-    kinds = {role.kind for role in await roles_of(ctx.session, person_id=ctx.person.id)}  # type: ignore[arg-type]
+    kinds = await ctx.role_kinds()
     if RoleKind.LEADER in kinds:
         text += "\n\n" + t("help.leader")
     if RoleKind.ADMIN in kinds:

@@ -12,7 +12,6 @@ from bot.core.i18n import Translate
 from handlers import resume
 from handlers.steps import Step
 from storage.models import RoleKind
-from storage.roles import roles_of
 
 
 def main_options(
@@ -39,7 +38,7 @@ async def show_main_menu(ctx: Context, text: str | None = None) -> None:
     leader = admin = False
     quiz = None
     if ctx.person is not None and ctx.person.id is not None:
-        kinds = {role.kind for role in await roles_of(ctx.session, person_id=ctx.person.id)}
+        kinds = await ctx.role_kinds()
         leader, admin = RoleKind.LEADER in kinds, RoleKind.ADMIN in kinds
         place = await resume.where_she_was(ctx)  # before leaving the step: a quiz she is in
         quiz = place.lesson.id if place is not None and place.quiz is not None else None

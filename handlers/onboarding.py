@@ -17,7 +17,6 @@ from handlers.steps import Step
 from storage.groups import count_groups, find_group_by_code, get_group, get_ward, list_groups, list_wards
 from storage.models import ResidentGroup, Ward
 from storage.people import create_person, forget_identities
-from storage.roles import roles_of
 
 CONSENT_VERSION = "2026-11"  # bump when the consent text changes in meaning
 NAME_MAX = 64
@@ -81,7 +80,7 @@ async def is_onboarded(ctx: Context) -> bool:
     if person.group_id is not None or await count_groups(ctx.session) == 0:
         return True
     # Ward staff appointed from the command line may live outside the ward's groups.
-    return bool(await roles_of(ctx.session, person_id=person.id))
+    return bool(await ctx.role_kinds())
 
 
 JOINING_STEPS = (Step.CONFIRM_NAME, Step.ASK_NAME, Step.CHOOSE_GROUP)

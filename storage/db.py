@@ -30,6 +30,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.sqlite_driver import one_hop_dbapi
+
 log = logging.getLogger(__name__)
 
 SessionFactory = async_sessionmaker[AsyncSession]
@@ -74,6 +76,8 @@ def create_engine(database_url: str, *, connections: int | None = None, **kwargs
         kwargs.setdefault("pool_size", connections)
         kwargs.setdefault("max_overflow", 4)
         kwargs.setdefault("pool_timeout", 60)
+    if make_url(database_url).drivername == "sqlite+aiosqlite":
+        kwargs.setdefault("module", one_hop_dbapi())  # a statement in one trip to its thread
     engine = create_async_engine(database_url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

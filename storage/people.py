@@ -6,7 +6,7 @@ import json
 import re
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, Table, bindparam, cast, delete, exists, func, inspect, or_, update
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import begins_with_a_write
 from storage.events import event_params, record_event, recording
+from storage.roles import note_roles_written
 from storage.models import (
     ConversationState,
     HelpRequest,
@@ -27,6 +28,7 @@ from storage.models import (
     Person,
     QuizAnswer,
     Role,
+    RoleKind,
     WebLink,
     WebSession,
 )
@@ -76,18 +78,31 @@ async def lock_state(session: AsyncSession, *, identity_id: int, now: datetime) 
     return state
 
 
-async def load_conversation(
-    session: AsyncSession, *, channel: str, external_id: str,
-) -> tuple[Identity, ConversationState, Person | None] | None:
+class Known(NamedTuple):
+    """A known user as an update opens: the identity, its state (locked), the person (None
+    before consent or once erased) and the kinds of role the person holds."""
+
+    identity: Identity
+    state: ConversationState
+    person: Person | None
+    role_kinds: frozenset[RoleKind]
+
+
+def _known(identity: Identity, state: ConversationState, person: Person | None, leads: object,
+           administers: object) -> Known:
+    if person is None or person.deleted_at is not None:
+        return Known(identity, state, None, frozenset())
+    kinds = {kind for kind, held in ((RoleKind.LEADER, leads), (RoleKind.ADMIN, administers)) if held}
+    return Known(identity, state, person, frozenset(kinds))
+
+
+async def load_conversation(session: AsyncSession, *, channel: str, external_id: str) -> Known | None:
     """A known user's identity, conversation state (locked for this transaction, as
-    :func:`lock_state` locks it) and person, in one statement — every update's first read.
-    None for someone new (no identity or no state yet): :func:`get_or_create_identity` and
-    :func:`lock_state` make them."""
+    :func:`lock_state` locks it), person and kinds of role, in one statement — every update's
+    first read. None for someone new (no identity or no state yet):
+    :func:`get_or_create_identity` and :func:`lock_state` make them."""
     row = (await session.exec(_known_statement(), params={"channel": channel, "external_id": external_id})).first()
-    if row is None:
-        return None
-    identity, state, person = row
-    return identity, state, None if person is None or person.deleted_at is not None else person
+    return None if row is None else _known(*row)
 
 
 async def save_conversation(
@@ -96,15 +111,35 @@ async def save_conversation(
     """Write what changed on an update's three rows — its state, the identity and the person
     (their last contact, and whatever the handler changed) — at the end of the update.
 
-    On PostgreSQL in one statement: the identity's and the person's changes as data-modifying
-    CTEs of the state's ``UPDATE`` (one round trip instead of three, taken while the state is
-    locked). SQLite has no statement that writes several tables: there the unit of work writes
-    one ``UPDATE`` per changed row when the transaction commits, as for any other row. Either
-    way the objects are clean afterwards; other rows the handler changed (lesson progress…)
-    are flushed by the unit of work as usual."""
+    Most updates change nothing but the state and the touches (the identity's last contact, the
+    person's last activity and next reminder — set only when they move, the times at most once a
+    minute: ``Conversation._touch``): those are written by statements built once and bound per
+    update (:func:`_touch_statements`), the identity's and the person's only when something of
+    theirs moved — on PostgreSQL one statement, the identity's and the person's ``UPDATE`` as
+    data-modifying CTEs of the state's (one round trip instead of three, taken while the state
+    is locked); SQLite has no statement that writes several tables, so there it is one each. An update whose handler changed anything else on these rows (a
+    name, a group, a setting) writes exactly the columns it changed: on PostgreSQL in the one
+    statement, on SQLite by the unit of work when the transaction commits, as for any other row.
+    Either way the objects are clean afterwards; other rows the handler changed (lesson
+    progress…) are flushed by the unit of work as usual."""
     rows = [row for row in (identity, person) if row is not None]
+    if not all(_stored(row) for row in (state, *rows)):
+        session.add_all([state, *rows])
+        return
     dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if dialect != "postgresql" or not all(_stored(row) for row in (state, *rows)):
+    identity_set, person_set = _set_since_load(identity), _set_since_load(person) if person is not None else set()
+    if _set_since_load(state) <= _STATE_SAVED and identity_set <= _IDENTITY_TOUCHED and person_set <= _PERSON_TOUCHED:
+        params = {f"v_{name}": getattr(state, name) for name in _STATE_SAVED}
+        params.update({f"v_{name}": getattr(identity, name) for name in _IDENTITY_TOUCHED}, row_identity=identity.id)
+        if person is not None:
+            params.update({f"v_{name}": getattr(person, name) for name in _PERSON_TOUCHED}, row_person=person.id)
+        params.update(row_state=state.id)
+        connection = await session.connection()
+        for statement in _touch_statements(dialect == "postgresql", bool(identity_set), bool(person_set)):
+            await connection.execute(statement, params)
+        _mark_written(state, *rows)
+        return
+    if dialect != "postgresql":
         session.add_all([state, *rows])
         return
     changes = _changes(state)
@@ -117,9 +152,43 @@ async def save_conversation(
     statement = update(table).where(table.c.id == state.id).values(changes)
     with session.no_autoflush:  # else the unit of work would write the three rows first
         await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
-    for row in (state, *rows):
-        for key, value in _changes(row).items():
-            set_committed_value(row, key, value)  # written: nothing left for the unit of work
+    _mark_written(state, *rows)
+
+
+# What the engine itself sets on an update's rows (``Conversation._handle_once``): the state's
+# own columns, and the touches.
+_STATE_SAVED = frozenset({"step", "data", "menu", "version", "updated_at"})
+_IDENTITY_TOUCHED = frozenset({"last_seen_at", "blocked_at"})
+_PERSON_TOUCHED = frozenset({"last_active_at", "reminders_unanswered", "next_reminder_at"})
+
+
+@cache
+def _touch_statements(one_statement: bool, identity: bool, person: bool) -> tuple[Any, ...]:
+    """The state's ``UPDATE`` of :data:`_STATE_SAVED`, with the identity's and the person's of
+    their touches when they are to be written, bound by name; as one statement (PostgreSQL: the
+    others as CTEs of the state's) or one each. Built once for each of the four combinations."""
+    def setting(table: Table, names: frozenset[str], key: str) -> Any:
+        values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in sorted(names)}
+        return update(table).where(table.c.id == bindparam(key)).values(values)
+
+    state = setting(_table(ConversationState), _STATE_SAVED, "row_state")  # type: ignore[arg-type]
+    others = ([setting(_table(Identity), _IDENTITY_TOUCHED, "row_identity")] if identity else []) + (  # type: ignore[arg-type]
+        [setting(_table(Person), _PERSON_TOUCHED, "row_person")] if person else [])  # type: ignore[arg-type]
+    if one_statement and others:
+        return (state.add_cte(*(other.cte(f"touched_{i}") for i, other in enumerate(others))),)
+    return (state, *others)
+
+
+def _set_since_load(row: SQLModel) -> set[str]:
+    """The attributes of ``row`` set since it was loaded or last written (perhaps to the same value)."""
+    return set(inspect(row).committed_state)
+
+
+def _mark_written(*rows: SQLModel) -> None:
+    """``rows`` were written by hand: nothing of them is left for the unit of work."""
+    for row in rows:
+        for key in _set_since_load(row):
+            set_committed_value(row, key, getattr(row, key))
 
 
 def _stored(row: SQLModel) -> bool:
@@ -139,7 +208,7 @@ def _changes(row: SQLModel) -> dict[str, Any]:
 
 async def open_conversation(
     session: AsyncSession, *, channel: str, external_id: str, event_id: str | None, now: datetime,
-) -> tuple[bool, tuple[Identity, ConversationState, Person | None] | None]:
+) -> tuple[bool, Known | None]:
     """The first statements of an update's transaction: record its event (at most once,
     ``storage.events``) and load the user as :func:`load_conversation` does. Returns whether the
     event is new (always, without an event id) and the user (None for someone new).
@@ -165,9 +234,14 @@ async def open_conversation(
 
 @cache
 def _known_statement() -> Select:  # type: ignore[type-arg]
-    """A user's identity, state (locked) and person; built once, bound per update."""
+    """A user's identity, state (locked), person and whether the person leads a group and
+    administers a ward (the main menu offers their options); built once, bound per update."""
+    def holds(kind: RoleKind) -> Any:
+        return exists().where(col(Role.person_id) == Identity.person_id, col(Role.kind) == kind.value)
+
     return (
-        select(Identity, ConversationState, Person)
+        select(Identity, ConversationState, Person, holds(RoleKind.LEADER).label("leads"),
+               holds(RoleKind.ADMIN).label("administers"))
         .join(ConversationState, col(ConversationState.identity_id) == Identity.id)
         .outerjoin(Person, col(Person.id) == Identity.person_id)
         .where(Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id"))
@@ -183,20 +257,21 @@ def _load_and_record_statement() -> Select:  # type: ignore[type-arg]
     known = _known_statement().cte("known")
     recorded = recording(only_if=exists(select(known.c.id))).cte("recorded")
     fresh = select(func.count()).select_from(recorded).scalar_subquery()
-    return select(aliased(Identity, known), aliased(ConversationState, known), aliased(Person, known), fresh)
+    return select(aliased(Identity, known), aliased(ConversationState, known), aliased(Person, known),
+                  known.c.leads, known.c.administers, fresh)
 
 
 async def _load_and_record(
     session: AsyncSession, *, channel: str, external_id: str, event_id: str, now: datetime,
-) -> tuple[bool, tuple[Identity, ConversationState, Person | None]] | None:
+) -> tuple[bool, Known] | None:
     """PostgreSQL: the known user's rows (state locked) and the event recorded, in one statement;
     None if the user is not known (nothing is recorded then)."""
     params = {"channel": channel, "external_id": external_id, **event_params(source=channel, event_id=event_id, now=now)}
     row = (await session.exec(_load_and_record_statement(), params=params)).first()  # type: ignore[call-overload]
     if row is None:
         return None
-    identity, state, person, inserted = row
-    return bool(inserted), (identity, state, None if person is None or person.deleted_at is not None else person)
+    *known, inserted = row
+    return bool(inserted), _known(*known)
 
 
 async def get_person(session: AsyncSession, *, person_id: int | None) -> Person | None:
@@ -253,6 +328,7 @@ async def erase_person(session: AsyncSession, *, person_id: int, now: datetime) 
     await session.exec(delete(QuizAnswer).where(QuizAnswer.person_id == person_id))
     await session.exec(delete(LinkCode).where(LinkCode.person_id == person_id))
     await session.exec(delete(Role).where(Role.person_id == person_id))
+    note_roles_written(session)
     # Signed in to the web dashboard: signed out, and an unused /web link no longer opens.
     await session.exec(delete(WebSession).where(col(WebSession.person_id) == person_id))
     await session.exec(delete(WebLink).where(col(WebLink.person_id) == person_id))

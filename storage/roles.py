@@ -84,16 +84,32 @@ async def grant(
                 granted_by=granted_by, granted_at=now)
     session.add(role)
     await session.flush()
+    note_roles_written(session)
     return role, True
 
 
 async def revoke(session: AsyncSession, *, role_id: int) -> bool:
     result = await session.exec(delete(Role).where(Role.id == role_id))  # type: ignore[call-overload]
+    note_roles_written(session)
     return bool(result.rowcount)
 
 
 async def roles_of(session: AsyncSession, *, person_id: int) -> Sequence[Role]:
     return (await session.exec(select(Role).where(Role.person_id == person_id).order_by(col(Role.id)))).all()
+
+
+_WRITTEN = "hocvuso.roles_written"  # a key of ``session.info``
+
+
+def note_roles_written(session: AsyncSession) -> None:
+    """Roles were granted or taken in this session: what was read of them before is stale
+    (the role kinds an update reads with its opening statement, ``Context.role_kinds``). Every
+    function that writes roles calls it."""
+    session.info[_WRITTEN] = True
+
+
+def roles_written(session: AsyncSession) -> bool:
+    return bool(session.info.get(_WRITTEN))
 
 
 async def leads(session: AsyncSession, *, person_id: int, group_id: int) -> bool:

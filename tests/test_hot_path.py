@@ -106,18 +106,19 @@ async def test_a_residents_update_costs_a_fixed_few_statements(any_app: App, clo
 
 async def test_every_update_still_writes_state_touches_and_progress(any_app: App, clock: ManualClock) -> None:
     """What the fewer statements still write, every time: the state (step, data, menu, version,
-    time), the identity's last contact, the person's last activity and the reminder reset, and
-    the card reached."""
+    time), the card reached, the reminder reset and the block lifted; the times of last contact
+    and activity (and with them the next reminder) once they are a minute old."""
     await seed_demo_groups(any_app)
     lan = Resident(any_app, clock)
     await lan.join_and_open_lesson()
     identity = await _row(any_app, Identity, Identity.external_id == lan.user)
     before = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
+    seen, active = identity.last_seen_at, (await _row(any_app, Person, Person.id == identity.person_id)).last_active_at
     async with any_app.sessions() as session, session.begin():
         await session.exec(text("UPDATE person SET reminders_unanswered = 2"))  # type: ignore[call-overload]
         await session.exec(text("UPDATE identity SET blocked_at = last_seen_at"))  # type: ignore[call-overload]
 
-    await lan.send("tiếp")
+    await lan.send("tiếp")  # 10 s after the last update
 
     identity = await _row(any_app, Identity, Identity.external_id == lan.user)
     state = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)
@@ -125,16 +126,43 @@ async def test_every_update_still_writes_state_touches_and_progress(any_app: App
     progress = await _row(any_app, LessonProgress, LessonProgress.person_id == person.id)
     assert (state.version, state.updated_at) == (before.version + 1, clock.now())
     assert (state.step, state.data["card"]) == ("lesson", 1) and state.menu and state.menu["options"]
-    assert (identity.last_seen_at, identity.blocked_at) == (clock.now(), None)
-    assert (person.last_active_at, person.reminders_unanswered) == (clock.now(), 0)
+    assert (identity.last_seen_at, identity.blocked_at) == (seen, None)  # seen 10 s ago: kept
+    assert (person.last_active_at, person.reminders_unanswered) == (active, 0)
     assert person.next_reminder_at is not None and person.next_reminder_at > clock.now()
     assert (progress.card, progress.updated_at, progress.status) == (1, clock.now(), "in_progress")
-    started = progress.started_at
+    started, planned = progress.started_at, person.next_reminder_at
 
+    clock.advance(days=1)
     await lan.send("xin chào")
+    identity = await _row(any_app, Identity, Identity.id == identity.id)
+    person = await _row(any_app, Person, Person.id == person.id)
+    assert identity.last_seen_at == person.last_active_at == clock.now()
+    assert person.next_reminder_at is not None and person.next_reminder_at > planned  # a day later
+
     await lan.send("1")  # "📖 Học tiếp": the card she read last
     progress = await _row(any_app, LessonProgress, LessonProgress.person_id == person.id)
     assert (progress.card, progress.started_at) == (1, started)
+
+
+async def test_a_residents_touches_move_at_most_once_a_minute(any_app: App, clock: ManualClock) -> None:
+    """A resident reading card after card writes the identity's and the person's rows once a
+    minute, not on every card; the statements of an update show it."""
+    await seed_demo_groups(any_app)
+    lan = Resident(any_app, clock)
+    await lan.join_and_open_lesson()
+    clock.advance(seconds=50)
+    with counted(any_app) as quick:
+        await lan.send("tiếp")  # a minute after the last touch: written
+    identity = await _row(any_app, Identity, Identity.external_id == lan.user)
+    person = await _row(any_app, Person, Person.id == identity.person_id)
+    assert identity.last_seen_at == person.last_active_at == clock.now()
+    with counted(any_app) as within:
+        await lan.send("tiếp")  # 10 s later: not
+
+    assert any("UPDATE identity" in sql for sql in quick), quick
+    assert not any(word in sql for sql in within for word in ("UPDATE identity", "UPDATE person", "touched")), within
+    assert (await _row(any_app, Identity, Identity.id == identity.id)).last_seen_at == clock.now() - timedelta(seconds=10)
+    assert (await _row(any_app, Person, Person.id == person.id)).last_active_at == clock.now() - timedelta(seconds=10)
 
 
 async def test_an_event_delivered_twice_is_handled_once(any_app: App, clock: ManualClock) -> None:
@@ -143,6 +171,7 @@ async def test_an_event_delivered_twice_is_handled_once(any_app: App, clock: Man
     await seed_demo_groups(any_app)
     lan = Resident(any_app, clock)
     await lan.join_and_open_lesson()
+    clock.advance(minutes=1)  # the last contact is written with this update
     assert await lan.send("tiếp", event_id="once")
     identity = await _row(any_app, Identity, Identity.external_id == lan.user)
     state = await _row(any_app, ConversationState, ConversationState.identity_id == identity.id)

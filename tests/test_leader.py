@@ -73,6 +73,21 @@ async def test_an_invitation_makes_a_leader_once_after_consent(ward: App, clock:
     assert await snapshot(ward) == before
 
 
+async def test_a_resident_who_accepts_an_invitation_is_offered_the_leaders_menu_at_once(ward: App) -> None:
+    """The menu shown right after accepting offers "Tổ của tôi": the roles the update read when
+    it opened are read again once one was granted in it."""
+    admin = await _admin(ward)
+    code = await _invite(ward, admin)
+    resident = Chat(ward.conversation, user="9150", name="Bảy Võ")
+    await join(resident)
+    assert not any("Tổ của tôi" in o.label for o in resident.menu.options)
+
+    await resident.send(f"/start ld_{code}")
+
+    assert "trở thành tổ trưởng của Tổ dân phố 3" in resident.texts()
+    assert any("Tổ của tôi" in o.label for o in resident.menu.options)
+
+
 async def test_expired_unknown_and_removed_group_invitations_are_refused(ward: App, clock: ManualClock) -> None:
     admin = await _admin(ward)
     code = await _invite(ward, admin)

@@ -33,7 +33,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from time import perf_counter
 from pathlib import Path
@@ -53,7 +53,7 @@ from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy, schedule_reminder
 from storage.db import SessionFactory, retrying
-from storage.models import ConversationState, Identity, Person
+from storage.models import ConversationState, Identity, Person, RoleKind
 from storage.people import (
     find_identity,
     get_or_create_identity,
@@ -62,6 +62,7 @@ from storage.people import (
     open_conversation,
     save_conversation,
 )
+from storage.roles import roles_of, roles_written
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class Context:
         capabilities: Capabilities,
         now: datetime,
         media: _Media | None = None,
+        role_kinds: frozenset[RoleKind] | None = None,
     ) -> None:
         self.incoming = incoming
         self.session = session
@@ -175,6 +177,8 @@ class Context:
         # The options a typed reply could have meant (it matched several equally).
         self.candidates: tuple[Option, ...] = ()
         self._media = media
+        # Read with the update's opening statement (for whoever was the person then).
+        self._role_kinds = (person.id if person is not None else None, role_kinds)
 
     @property
     def account(self) -> AccountInfo:
@@ -198,6 +202,19 @@ class Context:
     @property
     def data(self) -> dict:
         return self.state.data
+
+    async def role_kinds(self) -> frozenset[RoleKind]:
+        """The kinds of role the person holds (what the menus offer them): as the update's
+        opening statement read them, unless the person changed since (an account linked) or
+        roles were granted or taken in this transaction. Authorising an action reads the role
+        it needs itself (``storage.roles``)."""
+        if self.person is None or self.person.id is None:
+            return frozenset()
+        read_for, kinds = self._role_kinds
+        if kinds is None or read_for != self.person.id or roles_written(self.session):
+            kinds = frozenset(RoleKind(role.kind) for role in await roles_of(self.session, person_id=self.person.id))
+            self._role_kinds = (self.person.id, kinds)
+        return kinds
 
     def say(self, text: str, *, replace: bool = False) -> None:
         self.replies.append(Text(text, replace=replace))
@@ -261,6 +278,20 @@ class Context:
     def words(self, key: str) -> frozenset[str]:
         """A comma-separated list of words from the catalogue, folded ("thôi, hủy" → {"thoi", "huy"})."""
         return _folded_words(self.t(key))
+
+
+# The times of a user's last contact (``Identity.last_seen_at``) and activity
+# (``Person.last_active_at``) are kept to within this: a later one is written only once the one
+# stored is older. What reads them counts in days (reminders after days without activity, Zalo's
+# 7-day window — a stored time a minute early closes that window a minute early, never late) or
+# shows them to the minute.
+TOUCH_EVERY = timedelta(minutes=1)
+
+
+def _stale(stored: datetime | None, now: datetime) -> bool:
+    """Whether a stored time of last contact or activity should move to ``now`` (also when the
+    clock was set back past it)."""
+    return stored is None or abs(now - stored) >= TOUCH_EVERY
 
 
 @lru_cache(maxsize=64)
@@ -569,8 +600,9 @@ class Conversation:
             if not fresh:
                 log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
                 return []
+            role_kinds: frozenset[RoleKind] | None = None
             if known is not None:
-                identity, state, person = known
+                identity, state, person, role_kinds = known
             else:
                 identity = await get_or_create_identity(
                     session, channel=incoming.channel, external_id=incoming.external_id, now=now
@@ -580,7 +612,7 @@ class Conversation:
                 person = await get_person(session, person_id=identity.person_id)
             ctx = Context(
                 incoming=incoming, session=session, identity=identity, person=person, state=state,
-                services=self.services, capabilities=capabilities, now=now, media=media,
+                services=self.services, capabilities=capabilities, now=now, media=media, role_kinds=role_kinds,
             )
             resolved = self.router.resolve(ctx)
             route = await self._admit(ctx, resolved.route)
@@ -591,15 +623,29 @@ class Conversation:
                 state.updated_at = now
                 # Touched after the handler, so that no query of the handler flushes them early:
                 # the three rows are written together, at the end (one statement on PostgreSQL).
-                identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
-                identity.blocked_at = None  # whoever writes to the bot has not blocked it
-                if ctx.person is not None:
-                    ctx.person.last_active_at = now
-                    ctx.person.reminders_unanswered = 0  # they came back: reminders may resume
-                    # After the handler: its changes of the reminder settings or consent count too.
-                    schedule_reminder(ctx.person, self.services.reminders)
+                self._touch(ctx)
                 await save_conversation(session, state=state, identity=identity, person=ctx.person)
             return ctx.replies
+
+    def _touch(self, ctx: Context) -> None:
+        """Whoever writes to the bot was seen and active now, has not blocked it, and answered
+        the reminders; their next reminder moves. Only what changes is set, and the times of
+        last contact and activity at most once a :data:`TOUCH_EVERY` (a resident reading
+        cards writes neither row on every card): the identity's and the person's rows are
+        written only when something of theirs changed (``save_conversation``)."""
+        now, identity, person = ctx.now, ctx.identity, ctx.person
+        if _stale(identity.last_seen_at, now):
+            identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
+        if identity.blocked_at is not None:
+            identity.blocked_at = None  # whoever writes to the bot has not blocked it
+        if person is None:
+            return
+        if _stale(person.last_active_at, now):
+            person.last_active_at = now
+        if person.reminders_unanswered:
+            person.reminders_unanswered = 0  # they came back: reminders may resume
+        # After the handler: its changes of the reminder settings or consent count too.
+        schedule_reminder(person, self.services.reminders)
 
     async def _admit(self, ctx: Context, route: Route) -> Route:
         """The route to run for this person: consent first, then a name and a group."""
