@@ -2,7 +2,10 @@
 
 One run starts the fake Bot API (tests/fakes/telegram_api.py) in this process, then, each in a
 process of its own on the same fake and with the same users: a bare aiogram 3 echo bot
-(``dp.start_polling``, one ``message.answer`` per message), then ``hocvuso run`` (the real bot,
+(``dp.start_polling``, one ``message.answer`` per message), the same echo bot answering with a
+six-button inline keyboard as the bot's main menu does (what aiogram alone spends on such a
+reply: its models, serialising, and validating the message the Bot API sends back), then
+``hocvuso run`` (the real bot,
 SQLite or PostgreSQL, the demo ward's groups). Each user is a closed loop — sends a message,
 waits for the bot's answer, sends the next — through the resident flow on the whole bot: join a
 group with consent (``/start g_…``, then typed answers), open the first lesson and read its
@@ -36,15 +39,23 @@ import asyncio, sys
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import Message
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+# With "menu": every answer carries six buttons, as the bot's main menu does.
+LABELS = ["📖 Học tiếp", "📚 Danh sách bài học", "📊 Tiến độ của tôi", "🔔 Nhắc học",
+          "❓ Hỏi cán bộ", "ℹ️ Hướng dẫn"]
 
 async def main() -> None:
     bot = Bot(sys.argv[2], session=AiohttpSession(api=TelegramAPIServer.from_base(sys.argv[1])))
     dp = Dispatcher()
+    menu = len(sys.argv) > 3 and sys.argv[3] == "menu"
 
     @dp.message()
     async def echo(message: Message) -> None:
-        await message.answer(message.text or "?")
+        markup = InlineKeyboardMarkup(inline_keyboard=[
+            [InlineKeyboardButton(text=label, callback_data=f"menu:{i}")] for i, label in enumerate(LABELS)
+        ]) if menu else None
+        await message.answer(message.text or "?", reply_markup=markup)
 
     await dp.start_polling(bot, polling_timeout=1, handle_signals=True)
 
@@ -136,12 +147,15 @@ async def main(url: str, tmp: Path, users_count: int, count: int, profile: str |
     async with FakeTelegram() as tg:
         echo = await measure("bare aiogram echo bot", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token],
                              dict(os.environ), users, messages, tg, tmp)
+    async with FakeTelegram() as tg:  # what answering with a menu costs aiogram alone
+        menu = await measure("echo bot, 6-button menu", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token, "menu"],
+                             dict(os.environ), users, messages, tg, tmp)
     async with FakeTelegram() as tg:
         env = environment(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=tg.token, TELEGRAM_API_URL=tg.url,
                           LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1")
         python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
         whole = await measure("Học vụ số (hocvuso run)", [*python, "-m", "bot", "run"], env, users, messages, tg, tmp)
-    print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5)")
+    print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5); the menu echo bot alone: {menu / echo:.2f}")
 
 
 def _now():  # type: ignore[no-untyped-def]

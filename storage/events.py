@@ -10,28 +10,39 @@ retention window (longer than any channel redelivers) are pruned.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import dialect_insert
 from storage.models import HandledEvent
 
 
 async def record_event(session: AsyncSession, *, source: str, event_id: str, now: datetime) -> bool:
     """Record that ``event_id`` of ``source`` is being handled; False if it was handled before
     (or is being handled right now by another transaction, which then wins)."""
-    insert = dialect_insert(session)
-    statement = (
-        insert(HandledEvent)
-        .values(source=source[:48], event_id=event_id[:128], handled_at=now)
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-    )
-    result = await session.exec(statement)  # type: ignore[call-overload]
+    connection = await session.connection()
+    result = await connection.execute(_record_statement(connection.dialect.name),
+                                      event_params(source=source, event_id=event_id, now=now))
     return bool(result.rowcount)
+
+
+@cache
+def _record_statement(dialect: str) -> Any:
+    """The insert of :func:`record_event` for ``dialect``, built once (every update runs it),
+    bound with :func:`event_params`."""
+    table = HandledEvent.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).values(
+        source=bindparam("event_source", type_=table.c.source.type),
+        event_id=bindparam("event_id", type_=table.c.event_id.type),
+        handled_at=bindparam("event_at", type_=table.c.handled_at.type),
+    ).on_conflict_do_nothing(index_elements=["source", "event_id"])
 
 
 def recording(*, only_if: ColumnElement[bool]) -> Insert:
