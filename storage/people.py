@@ -11,7 +11,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, String, Table, bindparam, cast, delete, exists, func, inspect, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -137,7 +136,7 @@ async def save_conversation(
         connection = await session.connection()
         for statement in _touch_statements(dialect == "postgresql", bool(identity_set), bool(person_set)):
             await connection.execute(statement, params)
-        _mark_written(state, *rows)
+        _mark_written(session, state, *rows)
         return
     if dialect != "postgresql":
         session.add_all([state, *rows])
@@ -152,7 +151,7 @@ async def save_conversation(
     statement = update(table).where(table.c.id == state.id).values(changes)
     with session.no_autoflush:  # else the unit of work would write the three rows first
         await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
-    _mark_written(state, *rows)
+    _mark_written(session, state, *rows)
 
 
 # What the engine itself sets on an update's rows (``Conversation._handle_once``): the state's
@@ -184,11 +183,15 @@ def _set_since_load(row: SQLModel) -> set[str]:
     return set(inspect(row).committed_state)
 
 
-def _mark_written(*rows: SQLModel) -> None:
-    """``rows`` were written by hand: nothing of them is left for the unit of work."""
+def _mark_written(session: AsyncSession, *rows: SQLModel) -> None:
+    """``rows`` were written by hand, every attribute set on them: they are clean again, as
+    after a flush — nothing left for the unit of work, which would otherwise look at each of
+    them again when the transaction commits and find nothing to write (a flush that cost about
+    as much as a statement). SQLAlchemy's own step after a flush (``InstanceState._commit_all``)."""
+    identity_map = session.sync_session.identity_map
     for row in rows:
-        for key in _set_since_load(row):
-            set_committed_value(row, key, getattr(row, key))
+        state = inspect(row)
+        state._commit_all(state.dict, identity_map)
 
 
 def _stored(row: SQLModel) -> bool:

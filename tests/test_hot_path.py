@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 from sqlmodel import select
 
 from bot.app import App
@@ -142,6 +143,28 @@ async def test_every_update_still_writes_state_touches_and_progress(any_app: App
     await lan.send("1")  # "📖 Học tiếp": the card she read last
     progress = await _row(any_app, LessonProgress, LessonProgress.person_id == person.id)
     assert (progress.card, progress.started_at) == (1, started)
+
+
+async def test_the_rows_saved_by_hand_leave_nothing_for_the_unit_of_work(any_app: App, clock: ManualClock) -> None:
+    """The state, the identity and the person are written by the update's own statements and
+    are clean afterwards: the commit does not flush them again (a flush that finds nothing to
+    write still costs about what a statement does)."""
+    await seed_demo_groups(any_app)
+    lan = Resident(any_app, clock)
+    await lan.join_and_open_lesson()
+    flushed: list[set[str]] = []
+
+    def before_flush(session, _context, _instances) -> None:  # type: ignore[no-untyped-def]
+        flushed.append({type(row).__name__ for row in (*session.dirty, *session.new, *session.deleted)})
+
+    event.listen(Session, "before_flush", before_flush)
+    try:
+        clock.advance(minutes=1)  # the touches are written too
+        await lan.send("tiếp")
+        await lan.send("xin chào")
+    finally:
+        event.remove(Session, "before_flush", before_flush)
+    assert flushed == [], flushed
 
 
 async def test_a_residents_touches_move_at_most_once_a_minute(any_app: App, clock: ManualClock) -> None:
