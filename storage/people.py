@@ -116,11 +116,12 @@ async def save_conversation(
     update (:func:`_touch_statements`), the identity's and the person's only when something of
     theirs moved — on PostgreSQL one statement, the identity's and the person's ``UPDATE`` as
     data-modifying CTEs of the state's (one round trip instead of three, taken while the state
-    is locked); SQLite has no statement that writes several tables, so there it is one each. An update whose handler changed anything else on these rows (a
-    name, a group, a setting) writes exactly the columns it changed: on PostgreSQL in the one
-    statement, on SQLite by the unit of work when the transaction commits, as for any other row.
-    Either way the objects are clean afterwards; other rows the handler changed (lesson
-    progress…) are flushed by the unit of work as usual."""
+    is locked); SQLite has no statement that writes several tables, so there it is one each.
+    An update whose handler changed anything else on these rows (a name, a group, a setting)
+    writes exactly the columns it changed: on PostgreSQL in the one statement, on SQLite by the
+    unit of work when the transaction commits, as for any other row. Either way the objects are
+    clean afterwards; other rows the handler changed (lesson progress…) are flushed by the unit
+    of work as usual."""
     rows = [row for row in (identity, person) if row is not None]
     if not all(_stored(row) for row in (state, *rows)):
         session.add_all([state, *rows])
