@@ -9,6 +9,7 @@ retention window (longer than any channel redelivers) are pruned.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -16,10 +17,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import dialect_insert
 from storage.models import HandledEvent
 
 
@@ -27,17 +28,17 @@ async def record_event(session: AsyncSession, *, source: str, event_id: str, now
     """Record that ``event_id`` of ``source`` is being handled; False if it was handled before
     (or is being handled right now by another transaction, which then wins)."""
     connection = await session.connection()
-    result = await connection.execute(_record_statement(connection.dialect.name),
+    result = await connection.execute(_record_statement(dialect_insert(session)),
                                       event_params(source=source, event_id=event_id, now=now))
     return bool(result.rowcount)
 
 
 @cache
-def _record_statement(dialect: str) -> Any:
-    """The insert of :func:`record_event` for ``dialect``, built once (every update runs it),
-    bound with :func:`event_params`."""
+def _record_statement(insert: Callable[..., Any]) -> Any:
+    """The insert of :func:`record_event` made with ``insert`` (the database's own:
+    :func:`storage.db.dialect_insert`), built once — every update runs it — and bound with
+    :func:`event_params`."""
     table = HandledEvent.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(table).values(
         source=bindparam("event_source", type_=table.c.source.type),
         event_id=bindparam("event_id", type_=table.c.event_id.type),
