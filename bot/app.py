@@ -199,6 +199,9 @@ async def telegram_username(settings: Settings) -> str:
         return settings.telegram_bot_username.lstrip("@")
     if settings.telegram_bot_token is None:
         raise LookupError("no username")
+    from bot.channels.telegram.models import import_aiogram
+
+    import_aiogram()  # as the adapter does, before the first import of aiogram
     from aiogram import Bot
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
+import bot.channels.telegram  # noqa: F401  (first: aiogram imported as the bot does, types built when used)
 import storage.models  # noqa: F401  (registers the tables)
 from bot.app import App, build_app
 from bot.config import Settings

@@ -1,0 +1,53 @@
+"""aiogram's Telegram types, each one's validator built when it is first used.
+
+aiogram 3 declares its ~300 Telegram types with pydantic's ``defer_build``, then, at the end of
+``aiogram.types``, calls ``model_rebuild`` on every one of them with the namespace that resolves
+their forward references. Each type then gets its own validator and serializer, and each of those
+holds its own copy of every type it contains (a ``Message`` holds a ``Chat``, a ``User``, a
+``Poll``…, and so does every type that holds a ``Message``). Measured here (aiogram 3.31.0,
+pydantic 2.13.5): ``import aiogram`` takes a process from 17 MB to 165 MB, and a bot uses a few
+dozen of those types.
+
+``import_aiogram`` imports aiogram with those rebuilds turned into what ``defer_build`` asks for:
+the namespace is kept on the type as its ``__pydantic_parent_namespace__`` (pydantic's own "parent
+namespace of the model, used for automatic rebuilding"), and pydantic builds the type the first time
+it validates or serializes one. The import then holds 59 MB, and a bot that has parsed updates and
+sent messages about 70 MB (docs/benchmarks.md, "Memory").
+
+It must run before anything imports aiogram; ``bot/channels/telegram/__init__.py`` calls it, so
+every import of the Telegram adapter does. If aiogram was already imported, it changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def import_aiogram() -> None:
+    """Import ``aiogram.types`` with its types' validators left to be built on first use."""
+    if "aiogram.types" in sys.modules:
+        return
+    eager = BaseModel.__dict__["model_rebuild"]
+    namespace: dict[str, Any] = {}
+
+    def deferred(cls: type[BaseModel], *, _types_namespace: Any = None, **kwargs: Any) -> bool | None:
+        if _types_namespace is None or not cls.model_config.get("defer_build") or kwargs.get("force"):
+            return eager.__func__(cls, _types_namespace=_types_namespace, **kwargs)  # type: ignore[no-any-return]
+        namespace.update(_types_namespace)  # the same namespace for every type
+        return None
+
+    BaseModel.model_rebuild = classmethod(deferred)  # type: ignore[assignment, method-assign]
+    try:
+        import aiogram.types  # noqa: F401
+    finally:
+        BaseModel.model_rebuild = eager  # type: ignore[method-assign]
+    # Every model of aiogram's (the types, the methods that hold them, the generic ``Response``)
+    # resolves the types' names from this namespace when it is built.
+    for name, module in list(sys.modules.items()):
+        if name == "aiogram" or name.startswith("aiogram."):
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == name:
+                    value.__pydantic_parent_namespace__ = namespace

@@ -1,0 +1,95 @@
+"""aiogram's Telegram types built when first used (``bot.channels.telegram.models``, issue 12 §3
+memory): importing the adapter builds none of the ~450 types, and every type and method of
+aiogram's can still be validated and serialized, each built the first time it is.
+
+The rest of the suite runs in this mode too (``tests/conftest.py`` imports the adapter before
+anything imports aiogram): every update parsed and every message sent there goes through it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import aiogram.types
+from aiogram.methods import AnswerCallbackQuery, SendMessage
+from aiogram.methods.base import Response
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+
+import bot.channels.telegram  # noqa: F401  (imports aiogram the way the bot does)
+from tests.clocked import environment, finish
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+CALLBACK = {
+    "update_id": 7,
+    "callback_query": {
+        "id": "42", "from": {"id": 5, "is_bot": False, "first_name": "Lan"}, "chat_instance": "c", "data": "menu",
+        "message": {"message_id": 3, "date": 1_764_000_000, "chat": {"id": 5, "type": "private"}, "text": "Chào bác",
+                    "reply_markup": {"inline_keyboard": [[{"text": "📖 Học tiếp", "callback_data": "learn"}]]}},
+    },
+}
+
+# Run in a process of its own, so this worker's types stay as the bot leaves them.
+EVERY_MODEL = """
+import asyncio, json, sys
+from pydantic import BaseModel
+import bot.channels.telegram
+import aiogram, aiogram.methods, aiogram.types
+def built(model):
+    return bool(model.__dict__.get("__pydantic_complete__"))
+models = {name: model for name in aiogram.types.__all__ + aiogram.methods.__all__
+          if isinstance(model := getattr(aiogram.types, name, None) or getattr(aiogram.methods, name, None), type)
+          and issubclass(model, BaseModel)}
+types = [name for name in aiogram.types.__all__ if name in models]
+before = sorted(name for name in types if built(models[name]))
+failed = []
+async def first_use():  # in an event loop, as the bot uses them
+    for name, model in models.items():
+        try:
+            model.__pydantic_validator__.validate_python  # builds it, if it was not
+            model.__pydantic_serializer__.to_python
+        except Exception as exc:
+            failed.append(f"{name}: {exc}")
+asyncio.run(first_use())
+print(json.dumps({"models": len(models), "types": len(types), "types_built_at_import": before, "failed": failed,
+                  "built_after": sum(built(model) for model in models.values())}))
+"""
+
+
+def test_importing_the_adapter_builds_the_types_only_when_used() -> None:
+    models = [getattr(aiogram.types, name) for name in aiogram.types.__all__]
+    models = [m for m in models if isinstance(m, type) and hasattr(m, "model_fields")]
+    assert len(models) > 300
+    # A type the bot never meets is still waiting to be built (all of them, with aiogram's own import).
+    assert not aiogram.types.PassportData.__dict__.get("__pydantic_complete__")
+    assert not aiogram.types.GiveawayWinners.__dict__.get("__pydantic_complete__")
+
+    update = Update.model_validate(CALLBACK)
+    assert update.callback_query is not None and isinstance(update.callback_query.message, Message)
+    keyboard = update.callback_query.message.reply_markup
+    assert keyboard is not None and keyboard.inline_keyboard[0][0].callback_data == "learn"
+
+    sent = SendMessage(chat_id=5, text="Chào bác Lan", reply_markup=InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="✅ Đúng", callback_data="a:1")]]))
+    assert sent.model_dump(exclude_none=True)["reply_markup"] == {
+        "inline_keyboard": [[{"text": "✅ Đúng", "callback_data": "a:1"}]]}
+    assert AnswerCallbackQuery(callback_query_id="42").callback_query_id == "42"
+    # The generic response the session parses every reply into (a Message inside).
+    answer = Response[Message].model_validate_json(json.dumps(
+        {"ok": True, "result": CALLBACK["callback_query"]["message"]}))  # type: ignore[index]
+    assert answer.result is not None and answer.result.chat.id == 5
+
+
+async def test_every_type_and_method_builds_on_first_use() -> None:
+    done = await finish([sys.executable, "-c", EVERY_MODEL], cwd=ROOT, env=environment())
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["models"] > 450  # types and methods
+    assert report["failed"] == []
+    # Types that hold no other type are built with the class (``Update`` holds them all and is not).
+    assert report["types"] > 300
+    assert len(report["types_built_at_import"]) < report["types"] // 5, report["types_built_at_import"]
+    assert "Update" not in report["types_built_at_import"]
+    assert report["built_after"] == report["models"]
