@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,16 +16,42 @@ from storage.db import dialect_insert
 from storage.models import LessonProgress, ProgressStatus, QuizAnswer
 
 
+# The reads and the card's upsert of a resident's every update are built once, bound per call:
+# composing a statement costs about as much CPU as running it (docs/benchmarks.md).
+
+@cache
+def _progress_statement(one_lesson: bool) -> Any:
+    query = select(LessonProgress).where(LessonProgress.person_id == bindparam("person_id"))
+    return query.where(LessonProgress.lesson_id == bindparam("lesson_id")) if one_lesson else query
+
+
+@cache
+def _answers_statement() -> Any:
+    return select(QuizAnswer).where(
+        QuizAnswer.person_id == bindparam("person_id"), QuizAnswer.lesson_id == bindparam("lesson_id"),
+        QuizAnswer.attempt == bindparam("attempt"),
+    )
+
+
+@cache
+def _read_to_card_statement(insert: Callable[..., Any]) -> Any:
+    table = LessonProgress.__table__  # type: ignore[attr-defined]
+    now, card = bindparam("now", type_=table.c.updated_at.type), bindparam("card", type_=table.c.card.type)
+    return insert(table).values(
+        person_id=bindparam("person_id"), lesson_id=bindparam("lesson_id"), lesson_version=bindparam("lesson_version"),
+        status=ProgressStatus.IN_PROGRESS.value, attempts=0, card=card, started_at=now, updated_at=now,
+    ).on_conflict_do_update(index_elements=["person_id", "lesson_id"], set_={"card": card, "updated_at": now})
+
+
 async def progress_of(session: AsyncSession, *, person_id: int) -> dict[str, LessonProgress]:
-    query = select(LessonProgress).where(LessonProgress.person_id == person_id)
-    return {p.lesson_id: p for p in (await session.exec(query)).all()}
+    rows = await session.exec(_progress_statement(False), params={"person_id": person_id})  # type: ignore[call-overload]
+    return {p.lesson_id: p for p in rows.all()}
 
 
 async def get_progress(session: AsyncSession, *, person_id: int, lesson_id: str) -> LessonProgress | None:
-    query = select(LessonProgress).where(
-        LessonProgress.person_id == person_id, LessonProgress.lesson_id == lesson_id
-    )
-    return (await session.exec(query)).first()
+    rows = await session.exec(_progress_statement(True),  # type: ignore[call-overload]
+                              params={"person_id": person_id, "lesson_id": lesson_id})
+    return rows.first()  # type: ignore[no-any-return]
 
 
 async def start_lesson(
@@ -50,13 +78,8 @@ async def read_to_card(
     """Remember ``card`` as the card of ``lesson_id`` read last, the progress row created *in
     progress* on first opening — in one statement (an upsert), since a resident turns cards
     far more often than anything else: nothing else of an existing row changes."""
-    insert = dialect_insert(session)
-    table = LessonProgress.__table__  # type: ignore[attr-defined]
-    statement = insert(table).values(
-        person_id=person_id, lesson_id=lesson_id, lesson_version=lesson_version,
-        status=ProgressStatus.IN_PROGRESS.value, attempts=0, card=card, started_at=now, updated_at=now,
-    ).on_conflict_do_update(index_elements=["person_id", "lesson_id"], set_={"card": card, "updated_at": now})
-    await session.exec(statement)  # type: ignore[call-overload]
+    await session.exec(_read_to_card_statement(dialect_insert(session)), params={  # type: ignore[call-overload]
+        "person_id": person_id, "lesson_id": lesson_id, "lesson_version": lesson_version, "card": card, "now": now})
     # A row of this lesson read earlier in the transaction says the same now.
     for row in session.identity_map.values():
         if isinstance(row, LessonProgress) and (row.person_id, row.lesson_id) == (person_id, lesson_id):
@@ -67,10 +90,9 @@ async def read_to_card(
 async def answers_of_attempt(
     session: AsyncSession, *, person_id: int, lesson_id: str, attempt: int
 ) -> Sequence[QuizAnswer]:
-    query = select(QuizAnswer).where(
-        QuizAnswer.person_id == person_id, QuizAnswer.lesson_id == lesson_id, QuizAnswer.attempt == attempt
-    )
-    return (await session.exec(query)).all()
+    rows = await session.exec(_answers_statement(),  # type: ignore[call-overload]
+                              params={"person_id": person_id, "lesson_id": lesson_id, "attempt": attempt})
+    return rows.all()  # type: ignore[no-any-return]
 
 
 async def record_answer(

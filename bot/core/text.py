@@ -5,16 +5,19 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 
 _SPACES = re.compile(r"\s+")
 _NOT_WORD = re.compile(r"[^\w\s]", re.UNICODE)
 
 
+@lru_cache(maxsize=4096)
 def fold(text: str) -> str:
     """Lower case, no diacritics, no punctuation or emoji, single spaces.
 
     ``fold("Đồng ý!") == fold("dong y") == "dong y"``: residents may type without
-    diacritics (or with a keyboard that adds them oddly).
+    diacritics (or with a keyboard that adds them oddly). Kept for the last 4,096 texts: every
+    typed reply is compared with the folded labels of the options offered.
     """
     decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
     stripped = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")

@@ -1,6 +1,7 @@
 """aiogram's Telegram types built when first used (``bot.channels.telegram.models``, issue 12 §3
 memory): importing the adapter builds none of the ~450 types, and every type and method of
-aiogram's can still be validated and serialized, each built the first time it is.
+aiogram's can still be validated and serialized, each built the first time it is; the model of
+the Bot API's answers is created once per result type.
 
 The rest of the suite runs in this mode too (``tests/conftest.py`` imports the adapter before
 anything imports aiogram): every update parsed and every message sent there goes through it.
@@ -8,8 +9,10 @@ anything imports aiogram): every update parsed and every message sent there goes
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
+import weakref
 from pathlib import Path
 
 import aiogram.types
@@ -80,6 +83,16 @@ def test_importing_the_adapter_builds_the_types_only_when_used() -> None:
     answer = Response[Message].model_validate_json(json.dumps(
         {"ok": True, "result": CALLBACK["callback_query"]["message"]}))  # type: ignore[index]
     assert answer.result is not None and answer.result.chat.id == 5
+
+
+def test_the_answers_model_is_created_once_and_kept() -> None:
+    """aiogram parses every Bot API answer into ``Response[T]``; pydantic keeps those weakly, and
+    building ``Response[Message]`` again after each collection cost ~70 ms of the event loop."""
+    created = weakref.ref(Response[Message])
+    gc.collect()
+    assert created() is not None
+    assert Response[Message] is created()
+    assert Response[bool] is Response[bool]
 
 
 async def test_every_type_and_method_builds_on_first_use() -> None:
