@@ -39,6 +39,9 @@ FAKETIME_VARIABLES = ("LD_PRELOAD", "FAKETIME", "FAKETIME_DONT_FAKE_MONOTONIC", 
 
 @pytest.fixture
 async def chromium(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    """The browser, for every module that uses it (skipped, as this module is, without it)."""
+    if not CHROMIUM.exists():
+        pytest.skip(pytestmark.kwargs["reason"])
     from playwright.async_api import async_playwright
 
     for name in FAKETIME_VARIABLES:
