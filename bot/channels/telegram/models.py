@@ -1,6 +1,6 @@
 """aiogram's Telegram types, each one's validator built when it is first used.
 
-aiogram 3 declares its ~300 Telegram types with pydantic's ``defer_build``, then, at the end of
+aiogram 3 declares its 403 Telegram types (pydantic models) with ``defer_build``, then, at the end of
 ``aiogram.types``, calls ``model_rebuild`` on every one of them with the namespace that resolves
 their forward references. Each type then gets its own validator and serializer, and each of those
 holds its own copy of every type it contains (a ``Message`` holds a ``Chat``, a ``User``, a
@@ -76,4 +76,3 @@ def _keep_responses() -> None:
         return model
 
     Response.__class_getitem__ = classmethod(kept)  # type: ignore[assignment, method-assign]
-
