@@ -43,6 +43,19 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import (
+    AnswerCallbackQuery,
+    DeleteWebhook,
+    EditMessageText,
+    GetFile,
+    GetMe,
+    GetUpdates,
+    SendDocument,
+    SendMessage,
+    SendPhoto,
+    SetMyCommands,
+    SetWebhook,
+)
 from aiogram.types import (
     BotCommand,
     CallbackQuery,
@@ -57,6 +70,7 @@ from aiohttp import ClientError
 from pydantic import ValidationError
 
 from bot.channels.ordering import ChatQueues, acknowledge
+from bot.channels.telegram import models
 from bot.channels.patience import PATIENCE, Pause, send_patiently
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
@@ -65,6 +79,11 @@ from bot.core.text import split_text
 from bot.delivery.limiter import RateLimiter
 
 log = logging.getLogger(__name__)
+
+# What this adapter and the outbox's transport use, built now rather than by a resident's update.
+models.build(Update, InlineKeyboardMarkup, InlineKeyboardButton, BotCommand, methods=(
+    GetUpdates, SendMessage, EditMessageText, AnswerCallbackQuery, SendPhoto, SendDocument, GetFile, GetMe,
+    SetMyCommands, SetWebhook, DeleteWebhook))
 
 CHANNEL = "telegram"
 TEXT_LIMIT = 4096

@@ -22,8 +22,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods.base import Response
-from aiogram.types import FSInputFile, Message
+from aiogram.types import FSInputFile
 
 from bot.channels.telegram.adapter import CAPABILITIES, CHANNEL, TEXT_LIMIT, keyboard
 from bot.core.messages import Menu
@@ -31,12 +30,6 @@ from bot.core.text import split_text
 from bot.delivery.transport import SENT, Delivery, OutboundMessage, Pacing, Recipient, Result
 
 REQUEST_TIMEOUT = 20  # seconds; a hung call is retried later rather than holding a slot
-# aiogram parses every answer as ``Response[<the method's result>]``, a generic model pydantic
-# creates on first use and keeps in a cache of weak references: once nothing else holds it, the
-# garbage collector drops it and the next send builds it again, ~30 ms of CPU (a profile of
-# 6,000 sends: a quarter rebuilt it, 45 s in all). Holding the one every send here returns
-# keeps it built for the process.
-_RESULT_TYPES = (Response[Message],)
 PHOTOS_KEPT = 256  # file ids remembered per bot (a few broadcast photos at a time)
 FileKey = tuple[str, int, int]  # path, modification time (ns), size
 
