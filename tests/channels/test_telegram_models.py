@@ -87,7 +87,8 @@ def test_importing_the_adapter_builds_the_types_only_when_used() -> None:
 
 
 def test_what_every_update_uses_is_built_before_the_first_update() -> None:
-    """Built on first use, each would make a resident's first reply of its kind wait ~0.1–0.3 s."""
+    """Built on first use, ``Update``, ``sendMessage`` and ``editMessageText`` each made a resident's
+    first update or reply of its kind wait ~120 ms (more on a busy machine)."""
     for model in (Update, InlineKeyboardMarkup, SendMessage, AnswerCallbackQuery):
         assert model.__dict__.get("__pydantic_complete__"), model
     for answer in (Message, bool, list[Update], Message | bool):  # sendMessage, answerCallbackQuery, getUpdates, edit
