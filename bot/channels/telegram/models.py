@@ -85,11 +85,10 @@ def _keep_responses() -> None:
     create = BaseModel.__dict__["__class_getitem__"].__func__
 
     def kept(cls: type[BaseModel], params: Any) -> Any:
-        model = _responses.get(params) if cls is Response else None
-        if model is None:
-            model = create(cls, params)
-            if cls is Response:
-                _responses[params] = model
-        return model
+        if cls is not Response:  # a subclass of it, parametrised: pydantic's own way
+            return create(cls, params)
+        if params not in _responses:
+            _responses[params] = create(cls, params)
+        return _responses[params]
 
     Response.__class_getitem__ = classmethod(kept)  # type: ignore[assignment, method-assign]
