@@ -41,6 +41,7 @@ class ChatQueues:
         self._tails: dict[Hashable, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.started = 0  # jobs submitted so far (for observers such as tests)
+        self.finished = 0  # jobs ended so far, their replies sent (for observers such as tests)
 
     @property
     def in_flight(self) -> int:
@@ -66,6 +67,7 @@ class ChatQueues:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self.finished += 1
         self._freed.set()
 
     async def _run(self, chat: Hashable, previous: asyncio.Task[None] | None, job: Job,

@@ -24,8 +24,8 @@ async def _blocked(app: App) -> bool:
 
 
 class Resident:
-    """Drives one Telegram user: type, press a button by its label, and wait until the real
-    Dispatcher has finished handling that update (no timing guess)."""
+    """Drives one Telegram user: type, press a button by its label, and wait until the
+    adapter has finished handling that update (no timing guess)."""
 
     def __init__(self, tg: FakeTelegram, handled: Handled, user_id: int = USER) -> None:
         self.tg, self.handled, self.user_id = tg, handled, user_id
@@ -135,6 +135,26 @@ async def test_bad_input_over_telegram(ward: App, telegram: tuple[FakeTelegram, 
     async with ward.sessions() as session:
         [person] = (await session.exec(select(Person))).all()
     assert person.deleted_at is not None and person.display_name is None
+
+
+async def test_updates_the_bot_does_not_serve_are_left_alone(ward: App, telegram: tuple[FakeTelegram, Handled]) -> None:
+    """Each update goes straight to the handler of its kind: a message in a group chat and one
+    from another bot are passed over without an answer or an error, and the resident's next
+    message is answered as usual."""
+    tg, handled = telegram
+    lan = Resident(tg, handled)
+    await lan.send("/start")
+    before = tg.sent_count(USER)
+    group = {"id": -100123, "type": "supergroup", "title": "Tổ 3"}
+    await lan.settle(tg.push_raw({"message": {"message_id": 2, "date": 0, "chat": group,
+                                              "from": tg._user(USER), "text": "xin chào"}}))
+    await lan.settle(tg.push_raw({"message": {"message_id": 3, "date": 0, "chat": tg._chat(USER),
+                                              "from": {"id": 99, "is_bot": True, "first_name": "Bot"},
+                                              "text": "xin chào"}}))
+    assert tg.sent_count(USER) == before and tg.sent_count(-100123) == 0
+    await lan.send("xin chào")
+    assert tg.sent_count(USER) == before + 1 and "Bạn có đồng ý không?" in lan.last
+    assert all(c.status == 200 for c in tg.calls), tg.dump_calls(50)
 
 
 async def test_hocvuso_run_answers_on_telegram_and_stops_cleanly(tmp_path) -> None:  # type: ignore[no-untyped-def]

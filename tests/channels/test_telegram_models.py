@@ -118,3 +118,19 @@ async def test_every_type_and_method_builds_on_first_use() -> None:
     assert {"Update", "InlineKeyboardMarkup"} <= set(report["types_built_at_import"])
     assert "Message" not in report["types_built_at_import"]
     assert report["built_after"] == report["models"]
+
+
+def test_a_keyboard_is_built_once_for_each_set_of_buttons() -> None:
+    """Every resident's main menu has the same buttons: their markup is made once, then only
+    serialised; other buttons or another layout make another."""
+    from bot.channels.telegram.adapter import keyboard
+    from bot.core.messages import Menu, Option
+
+    options = tuple(Option(label, action) for label, action in (("📖 Học tiếp", "next"), ("❓ Hỏi", "hotro"),
+                                                                  ("ℹ️ Hướng dẫn", "help")))
+    first, again = keyboard(Menu("Chào Lan", options)), keyboard(Menu("Chào Hùng", options))
+    assert first is again
+    assert [[b.callback_data for b in row] for row in first.inline_keyboard] == [["next"], ["hotro"], ["help"]]
+    wide = keyboard(Menu("Chào Lan", options, columns=2))
+    assert [[b.callback_data for b in row] for row in wide.inline_keyboard] == [["next", "hotro"], ["help"]]
+    assert keyboard(Menu("Chào Lan", options[:2])) is not first

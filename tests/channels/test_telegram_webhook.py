@@ -89,6 +89,21 @@ async def test_a_missing_or_wrong_secret_is_refused_and_nothing_is_handled(ward:
         assert not tg.calls_to("sendMessage")
 
 
+async def test_an_update_of_a_kind_the_bot_does_not_serve_is_answered_and_left_alone(ward: App) -> None:
+    """Telegram may post kinds the bot never asked for (an edited message): answered 200 at
+    once, so it is not posted again, and nothing is handled or stored."""
+    async with webhook_bot(ward) as (tg, channel, base):
+        edited = {"update_id": 900_000_002, "edited_message": {
+            "message_id": 1, "date": 1_700_000_000, "edit_date": 1_700_000_001,
+            "chat": {"id": USER, "type": "private", "first_name": "Lan"},
+            "from": {"id": USER, "is_bot": False, "first_name": "Lan"}, "text": "/start"}}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/webhooks/telegram", json=edited, headers={HEADER: SECRET}) as answer:
+                status = answer.status
+        assert status == 200 and channel.received == 1
+        assert await _identities(ward) == [] and not tg.calls_to("sendMessage")
+
+
 async def test_an_update_posted_twice_is_handled_once(ward: App) -> None:
     async with webhook_bot(ward) as (tg, channel, base):
         tg.push_text(USER, "/start g_DEMO-TDP03", first_name="Lan")
