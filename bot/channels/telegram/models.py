@@ -38,6 +38,7 @@ from typing import Any
 from pydantic import BaseModel
 
 _responses: dict[Any, type[BaseModel]] = {}  # aiogram's Response[T], by T: kept for the process
+_namespace: dict[str, Any] = {}  # the names aiogram's types resolve theirs from (``aiogram.types``)
 
 
 def import_aiogram() -> None:
@@ -45,7 +46,7 @@ def import_aiogram() -> None:
     if "aiogram.types" in sys.modules:
         return
     eager = BaseModel.__dict__["model_rebuild"]
-    namespace: dict[str, Any] = {}
+    namespace = _namespace
 
     def deferred(cls: type[BaseModel], *, _types_namespace: Any = None, **kwargs: Any) -> bool | None:
         if _types_namespace is None or not cls.model_config.get("defer_build") or kwargs.get("force"):
@@ -70,10 +71,13 @@ def import_aiogram() -> None:
 
 def build(*models: type[BaseModel], methods: tuple[type[Any], ...] = ()) -> None:
     """Build ``models``, ``methods`` and the model of each method's answer now (once; a model
-    built already is left as it is)."""
+    built already is left as it is). A subclass of aiogram's declared elsewhere (a method whose
+    answer is read differently) resolves its fields' types from aiogram's namespace too."""
     from aiogram.methods.base import Response
 
     for model in (*models, *methods):
+        if not model.__module__.startswith("aiogram."):
+            model.__pydantic_parent_namespace__ = _namespace
         model.model_rebuild()
     for method in methods:
         Response[method.__returning__]  # created, built and kept
