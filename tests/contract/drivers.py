@@ -159,9 +159,12 @@ class Handled:
         self.pushed += 1
         # A generous bound: it only matters when something hangs (a loaded machine handles an
         # update drawing a workbook in over 10 s).
-        async with asyncio.timeout(timeout):
-            while self.channel.queues.finished < self.pushed:
-                await asyncio.sleep(0.005)
+        try:
+            async with asyncio.timeout(timeout):
+                while self.channel.queues.finished < self.pushed:
+                    await asyncio.sleep(0.005)
+        except TimeoutError:
+            raise TimeoutError(f"update {update_id} not handled within {timeout} s") from None
 
 
 class TelegramDriver:

@@ -3,9 +3,10 @@
 Receiving: long polling with our own small loop (aiogram parses the updates; each goes straight
 to the handler of its kind, without aiogram's ``Dispatcher``), so that (1) each chat's updates
 are handled and answered strictly in order — the answer to a pressed button included — through
-:class:`~bot.channels.ordering.ChatQueues`, and (2) an update is confirmed to Telegram (the next ``getUpdates`` offset) only once its effects are
-committed: a process that dies mid-update gets it again after a restart, and the
-handled-event table makes a second delivery of a committed one change nothing. Or by webhook
+:class:`~bot.channels.ordering.ChatQueues`, and (2) an update is confirmed to Telegram (the next
+``getUpdates`` offset) only once its effects are committed: a process that dies mid-update gets
+it again after a restart, and the handled-event table makes a second delivery of a committed one
+change nothing. Or by webhook
 (``TELEGRAM_WEBHOOK_SECRET`` with ``PUBLIC_BASE_URL``: any number of web replicas): the secret
 header is checked in constant time first, and the POST is answered only once the update is
 committed (else 503: Telegram posts it again).
@@ -80,7 +81,6 @@ from bot.core.text import split_text
 from bot.delivery.limiter import RateLimiter
 
 log = logging.getLogger(__name__)
-
 
 
 class SendReply(SendMessage):
