@@ -147,28 +147,26 @@ async def main(url: str, tmp: Path, users_count: int, count: int, profile: str |
     ratios: list[float] = []
     # The whole bot's fake lasts every round, as Telegram does: its update ids go on rising (the
     # bot drops an id it has handled before).
-    bot_api = FakeTelegram()
-    await bot_api.start()
-    for round_ in range(rounds):
-        if rounds > 1:
-            print(f" round {round_ + 1} of {rounds}")
-        # New residents every round: the ones of a round before have joined already.
-        users = [7_000_000 + 1_000 * round_ + n for n in range(users_count)]
-        async with FakeTelegram() as tg:
-            echo = await measure("bare aiogram echo bot", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token],
-                                 dict(os.environ), users, messages, tg, tmp)
-        async with FakeTelegram() as tg:  # what answering with a menu costs aiogram alone
-            menu = await measure("echo bot, 6-button menu",
-                                 [sys.executable, str(tmp / "echo.py"), tg.url, tg.token, "menu"],
-                                 dict(os.environ), users, messages, tg, tmp)
-        env = environment(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=bot_api.token, TELEGRAM_API_URL=bot_api.url,
-                          LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1")
-        python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
-        whole = await measure("Học vụ số (hocvuso run)", [*python, "-m", "bot", "run"], env, users, messages,
-                              bot_api, tmp)
-        ratios.append(whole / echo)
-        print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5); the menu echo bot alone: {menu / echo:.2f}")
-    await bot_api.stop()
+    async with FakeTelegram() as bot_api:
+        for round_ in range(rounds):
+            if rounds > 1:
+                print(f" round {round_ + 1} of {rounds}")
+            # New residents every round: the ones of a round before have joined already.
+            users = [7_000_000 + 1_000 * round_ + n for n in range(users_count)]
+            async with FakeTelegram() as tg:
+                echo = await measure("bare aiogram echo bot", [sys.executable, str(tmp / "echo.py"), tg.url, tg.token],
+                                     dict(os.environ), users, messages, tg, tmp)
+            async with FakeTelegram() as tg:  # what answering with a menu costs aiogram alone
+                menu = await measure("echo bot, 6-button menu",
+                                     [sys.executable, str(tmp / "echo.py"), tg.url, tg.token, "menu"],
+                                     dict(os.environ), users, messages, tg, tmp)
+            env = environment(DATABASE_URL=url, TELEGRAM_BOT_TOKEN=bot_api.token, TELEGRAM_API_URL=bot_api.url,
+                              LOG_LEVEL="WARNING", WEB_HOST="127.0.0.1")
+            python = [sys.executable] + (["-m", "cProfile", "-o", profile] if profile else [])
+            whole = await measure("Học vụ số (hocvuso run)", [*python, "-m", "bot", "run"], env, users, messages,
+                                  bot_api, tmp)
+            ratios.append(whole / echo)
+            print(f"  ratio: {whole / echo:.2f} (goal ≥ 0.5); the menu echo bot alone: {menu / echo:.2f}")
     if rounds > 1:
         print(f"ratio over {rounds} rounds: median {statistics.median(ratios):.2f}, "
               f"lowest {min(ratios):.2f}, highest {max(ratios):.2f} (goal ≥ 0.5)")

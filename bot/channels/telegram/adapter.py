@@ -6,10 +6,9 @@ are handled and answered strictly in order — the answer to a pressed button in
 :class:`~bot.channels.ordering.ChatQueues`, and (2) an update is confirmed to Telegram (the next
 ``getUpdates`` offset) only once its effects are committed: a process that dies mid-update gets
 it again after a restart, and the handled-event table makes a second delivery of a committed one
-change nothing. Or by webhook
-(``TELEGRAM_WEBHOOK_SECRET`` with ``PUBLIC_BASE_URL``: any number of web replicas): the secret
-header is checked in constant time first, and the POST is answered only once the update is
-committed (else 503: Telegram posts it again).
+change nothing. Or by webhook (``TELEGRAM_WEBHOOK_SECRET`` with ``PUBLIC_BASE_URL``: any number
+of web replicas): the secret header is checked in constant time first, and the POST is answered
+only once the update is committed (else 503: Telegram posts it again).
 
 Rendering: menus become inline keyboards whose ``callback_data`` is the option's action (≤ 64
 bytes, checked by the core). A reply marked ``replace`` edits the message whose button was just

@@ -46,12 +46,11 @@ def import_aiogram() -> None:
     if "aiogram.types" in sys.modules:
         return
     eager = BaseModel.__dict__["model_rebuild"]
-    namespace = _namespace
 
     def deferred(cls: type[BaseModel], *, _types_namespace: Any = None, **kwargs: Any) -> bool | None:
         if _types_namespace is None or not cls.model_config.get("defer_build") or kwargs.get("force"):
             return eager.__func__(cls, _types_namespace=_types_namespace, **kwargs)  # type: ignore[no-any-return]
-        namespace.update(_types_namespace)  # the same namespace for every type
+        _namespace.update(_types_namespace)  # the same namespace for every type
         return None
 
     BaseModel.model_rebuild = classmethod(deferred)  # type: ignore[assignment, method-assign]
@@ -65,7 +64,7 @@ def import_aiogram() -> None:
         if name == "aiogram" or name.startswith("aiogram."):
             for value in vars(module).values():
                 if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == name:
-                    value.__pydantic_parent_namespace__ = namespace
+                    value.__pydantic_parent_namespace__ = _namespace
     _keep_responses()
 
 
