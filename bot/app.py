@@ -89,7 +89,7 @@ def build_app(
         send_rates={"telegram": settings.telegram_rate, "zalo": settings.zalo_rate, "zalo_oa": settings.zalo_rate},
         web_url=web_url(settings),
     )
-    conversation = Conversation(router=build_router(), sessions=immediate_session_factory(engine),
+    conversation = Conversation(router=build_router(), engine=engine, sessions=immediate_session_factory(engine),
                                 read_sessions=sessions, services=services, in_flight=settings.updates_in_flight,
                                 one_writer=engine.dialect.name == "sqlite")
     return App(settings, engine, sessions, catalog, library, conversation)

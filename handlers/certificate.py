@@ -18,14 +18,14 @@ from handlers.steps import Step
 from storage.groups import get_group, get_ward
 from storage.models import ProgressStatus
 from storage.db import SessionFactory
-from storage.progress import progress_of
+from storage.progress import progress_in
 
 
 async def certificate(ctx: Context) -> Later | None:
     """The certificate of the person in ``ctx`` — read now, drawn after the transaction — or
     None while a lesson is not completed."""
     assert ctx.person is not None and ctx.person.id is not None
-    progress = await progress_of(ctx.session, person_id=ctx.person.id)
+    progress = await progress_in(ctx.transaction, person_id=ctx.person.id)
     done = [progress[l.id] for l in ctx.lessons if l.id in progress and progress[l.id].status == ProgressStatus.COMPLETED]
     if len(done) < len(ctx.lessons) or not done:
         return None

@@ -14,7 +14,7 @@ from handlers.common import PAGE_SIZE, int_arg, page_count, paginate
 from handlers.fallback import stale_action
 from handlers.steps import Step
 from storage.models import ProgressStatus
-from storage.progress import progress_of, read_to_card
+from storage.progress import progress_in, read_to_card
 
 
 async def continue_learning(ctx: Context) -> None:
@@ -47,7 +47,7 @@ async def list_lessons(ctx: Context) -> None:
     assert ctx.person is not None and ctx.person.id is not None
     t = ctx.t
     lessons = list(ctx.lessons)
-    progress = await progress_of(ctx.session, person_id=ctx.person.id)
+    progress = await progress_in(ctx.transaction, person_id=ctx.person.id)
     numbered = ctx.capabilities.numbered_menus
     size = max(len(lessons), 1) if numbered else PAGE_SIZE
     shown = paginate(lessons, int_arg(ctx, 0, high=page_count(lessons, size)) or 0, size=size)
@@ -74,7 +74,7 @@ async def open_lesson(ctx: Context) -> None:
         await stale_action(ctx)
         return
     if card is None:
-        row = (await progress_of(ctx.session, person_id=ctx.person.id)).get(lesson.id)
+        row = (await progress_in(ctx.transaction, person_id=ctx.person.id)).get(lesson.id)
         card = row.card if row is not None and row.status == ProgressStatus.IN_PROGRESS else 0
     await _open(ctx, lesson, card)
 
@@ -97,7 +97,7 @@ async def show_card(ctx: Context, lesson: Lesson, number: int, *, replace: bool)
     """Card ``number`` of ``lesson``, remembered as the place to come back to."""
     assert ctx.person is not None and ctx.person.id is not None
     t = ctx.t
-    await read_to_card(ctx.session, person_id=ctx.person.id, lesson_id=lesson.id, lesson_version=lesson.version,
+    await read_to_card(ctx.transaction, person_id=ctx.person.id, lesson_id=lesson.id, lesson_version=lesson.version,
                        card=number, now=ctx.now)
     total = len(lesson.cards)
     options: list[tuple[str, str]] = []

@@ -7,13 +7,13 @@ from bot.core.text import progress_bar
 from handlers.steps import Step
 from storage.groups import get_group
 from storage.models import ProgressStatus
-from storage.progress import progress_of
+from storage.progress import progress_in
 
 
 async def show_progress(ctx: Context) -> None:
     assert ctx.person is not None and ctx.person.id is not None
     t = ctx.t
-    progress = await progress_of(ctx.session, person_id=ctx.person.id)
+    progress = await progress_in(ctx.transaction, person_id=ctx.person.id)
     lines = []
     done = 0
     for position, lesson in enumerate(ctx.lessons, 1):

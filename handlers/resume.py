@@ -13,7 +13,7 @@ from bot.core.conversation import Context
 from bot.curriculum import Lesson
 from handlers.steps import Step
 from storage.models import LessonProgress, ProgressStatus
-from storage.progress import answers_of_attempt, progress_of
+from storage.progress import answers_of_attempt, progress_in
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ async def where_she_was(ctx: Context) -> Place | None:
     """The lesson to go on with: the one whose quiz she is in, else the lesson in progress she
     touched last, else the first not completed; None once every lesson is completed."""
     assert ctx.person is not None and ctx.person.id is not None
-    progress = await progress_of(ctx.session, person_id=ctx.person.id)
+    progress = await progress_in(ctx.transaction, person_id=ctx.person.id)
     current = ctx.lessons.get(str(ctx.data.get("lesson", ""))) if ctx.state.step == Step.QUIZ else None
     if current is None:
         begun = [(row.updated_at, ctx.lessons.get(row.lesson_id)) for row in progress.values()
@@ -71,7 +71,7 @@ async def where_she_was(ctx: Context) -> Place | None:
 async def next_unfinished(ctx: Context, after: Lesson) -> Lesson | None:
     """The first lesson after ``after`` not completed, going round to the first ones."""
     assert ctx.person is not None and ctx.person.id is not None
-    progress = await progress_of(ctx.session, person_id=ctx.person.id)
+    progress = await progress_in(ctx.transaction, person_id=ctx.person.id)
     lessons = list(ctx.lessons)
     start = ctx.lessons.position(after.id)
     for lesson in lessons[start:] + lessons[: start - 1]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,7 +101,12 @@ def dialect_insert(session: AsyncSession) -> Callable[..., Any]:
     """The ``insert`` of the session's database, the one with ``on_conflict_do_…`` (PostgreSQL's
     or SQLite's; a session without a bind is taken for SQLite)."""
     bind = session.bind
-    return pg_insert if bind is not None and bind.dialect.name == "postgresql" else sqlite_insert
+    return insert_of(bind.dialect.name if bind is not None else "sqlite")
+
+
+def insert_of(dialect: str) -> Callable[..., Any]:
+    """The ``insert`` with ``on_conflict_do_…`` of the database named ``dialect``."""
+    return pg_insert if dialect == "postgresql" else sqlite_insert
 
 
 async def begins_with_a_write(session: AsyncSession) -> None:
@@ -123,6 +129,13 @@ def is_busy(exc: BaseException) -> bool:
         message = str(exc.orig or exc).lower()
         if "database is locked" in message or "database is busy" in message or "database table is locked" in message:
             return True
+    if isinstance(exc, sqlite3.OperationalError):  # the driver's own (``storage.driver``)
+        return any(words in str(exc).lower() for words in ("database is locked", "database is busy",
+                                                             "database table is locked"))
+    if getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES:  # asyncpg's own
+        return True
+    if type(exc).__name__ == "DriverLost":  # ``storage.driver``: the connection broke and was invalidated
+        return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True

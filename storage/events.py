@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import dialect_insert
+from storage.db import dialect_insert, insert_of
 from storage.models import HandledEvent
 
 
@@ -31,6 +31,11 @@ async def record_event(session: AsyncSession, *, source: str, event_id: str, now
     result = await connection.execute(_record_statement(dialect_insert(session)),
                                       event_params(source=source, event_id=event_id, now=now))
     return bool(result.rowcount)
+
+
+def record_statement(dialect: str) -> Any:
+    """The insert of :func:`record_event` for the database named ``dialect``."""
+    return _record_statement(insert_of(dialect))
 
 
 @cache

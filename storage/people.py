@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -15,10 +16,12 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import begins_with_a_write
-from storage.events import event_params, record_event, recording
+from storage.driver import UpdateTransaction, column_keys, detached
+from storage.events import event_params, record_event, record_statement, recording
 from storage.roles import note_roles_written
 from storage.models import (
     ConversationState,
+    HandledEvent,
     HelpRequest,
     Identity,
     LinkCode,
@@ -276,6 +279,83 @@ async def _load_and_record(
         return None
     *known, inserted = row
     return bool(inserted), _known(*known)
+
+
+# ---- The same, through the driver (``storage.driver``): an update's opening and closing statements.
+
+async def open_update(
+    tx: UpdateTransaction, *, channel: str, external_id: str, event_id: str | None, now: datetime,
+) -> tuple[bool, Known | None]:
+    """:func:`open_conversation` by the driver's own statements, its rows made as the ORM loads
+    them but in no session (``tx.attach`` puts them in the update's session if a handler asks
+    for one). On PostgreSQL a known user's update is one statement; on SQLite the event's insert
+    (it takes the write lock; without an event, ``BEGIN IMMEDIATE`` does) then the read."""
+    user = {"channel": channel, "external_id": external_id}
+    if tx.dialect.name == "postgresql":
+        if event_id is not None:
+            rows = await tx.rows(_load_and_record_statement(), {**user, **event_params(
+                source=channel, event_id=event_id, now=now)})
+            if rows:
+                *known, inserted = rows[0]
+                return bool(inserted), _made(known)
+            # Someone new (nothing was recorded): the engine makes the identity and state next.
+            return bool(await tx.rows(_recorded_statement("postgresql"), event_params(
+                source=channel, event_id=event_id, now=now))), None
+    elif event_id is None:
+        await tx.begin_writing()
+    elif not await tx.rows(_recorded_statement("sqlite"), event_params(source=channel, event_id=event_id, now=now)):
+        return False, None
+    rows = await tx.rows(_known_statement(), user)
+    return True, _made(rows[0]) if rows else None
+
+
+@cache
+def _recorded_statement(dialect: str) -> Any:
+    """The event's insert (``storage.events``) returning its id: a row when the event is new."""
+    return record_statement(dialect).returning(HandledEvent.__table__.c.id)  # type: ignore[attr-defined]
+
+
+_ENTITIES = (Identity, ConversationState, Person)
+
+
+def _made(values: Sequence[Any]) -> Known:
+    """The identity, state and person of a row of :func:`_known_statement`'s columns (then
+    ``leads``, ``administers``), as objects the ORM would have loaded, detached."""
+    made: list[Any] = []
+    at = 0
+    for entity in _ENTITIES:
+        keys = column_keys(entity)
+        row = dict(zip(keys, values[at:at + len(keys)], strict=True))
+        at += len(keys)
+        made.append(None if row["id"] is None else detached(entity, row))
+    return _known(made[0], made[1], made[2], values[at], values[at + 1])
+
+
+async def save_update(
+    tx: UpdateTransaction, *, state: ConversationState, identity: Identity, person: Person | None,
+) -> None:
+    """:func:`save_conversation` by the driver's statements when the update's rows are in no
+    session and only the engine's own columns changed (:data:`_STATE_SAVED`, the touches);
+    otherwise the rows join the update's session and :func:`save_conversation` writes them."""
+    rows = [row for row in (identity, person) if row is not None]
+    identity_set, person_set = _set_since_load(identity), _set_since_load(person) if person is not None else set()
+    if (not all(inspect(row).key is not None and not inspect(row).deleted for row in (state, *rows))
+            or not (_set_since_load(state) <= _STATE_SAVED and identity_set <= _IDENTITY_TOUCHED
+                    and person_set <= _PERSON_TOUCHED)):
+        await save_conversation(tx.session, state=state, identity=identity, person=person)
+        return
+    params = {f"v_{name}": getattr(state, name) for name in _STATE_SAVED}
+    params.update({f"v_{name}": getattr(identity, name) for name in _IDENTITY_TOUCHED}, row_identity=identity.id)
+    if person is not None:
+        params.update({f"v_{name}": getattr(person, name) for name in _PERSON_TOUCHED}, row_person=person.id)
+    params.update(row_state=state.id)
+    for statement in _touch_statements(tx.dialect.name == "postgresql", bool(identity_set), bool(person_set)):
+        await tx.rows(statement, params)
+    session = tx.session_used
+    identity_map = session.sync_session.identity_map if session is not None else None
+    for row in (state, *rows):
+        row_state = inspect(row)
+        row_state._commit_all(row_state.dict, identity_map)
 
 
 async def get_person(session: AsyncSession, *, person_id: int | None) -> Person | None:

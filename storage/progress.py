@@ -12,7 +12,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import dialect_insert
+from storage.db import dialect_insert, insert_of
+from storage.driver import UpdateTransaction
 from storage.models import LessonProgress, ProgressStatus, QuizAnswer
 
 
@@ -48,6 +49,16 @@ async def progress_of(session: AsyncSession, *, person_id: int) -> dict[str, Les
     return {p.lesson_id: p for p in rows.all()}
 
 
+async def progress_in(tx: UpdateTransaction, *, person_id: int) -> dict[str, LessonProgress]:
+    """:func:`progress_of` in an update's transaction: by the driver's statement while nothing
+    has gone through the update's session (nothing unwritten to see), else through it."""
+    session = tx.session_used
+    if session is not None:
+        return await progress_of(session, person_id=person_id)
+    rows = await tx.objects(LessonProgress, _progress_statement(False), {"person_id": person_id})
+    return {p.lesson_id: p for p in rows}
+
+
 async def get_progress(session: AsyncSession, *, person_id: int, lesson_id: str) -> LessonProgress | None:
     rows = await session.exec(_progress_statement(True),  # type: ignore[call-overload]
                               params={"person_id": person_id, "lesson_id": lesson_id})
@@ -73,15 +84,21 @@ async def start_lesson(
 
 
 async def read_to_card(
-    session: AsyncSession, *, person_id: int, lesson_id: str, lesson_version: int, card: int, now: datetime
+    tx: UpdateTransaction, *, person_id: int, lesson_id: str, lesson_version: int, card: int, now: datetime
 ) -> None:
     """Remember ``card`` as the card of ``lesson_id`` read last, the progress row created *in
     progress* on first opening — in one statement (an upsert), since a resident turns cards
-    far more often than anything else: nothing else of an existing row changes."""
-    await session.exec(_read_to_card_statement(dialect_insert(session)), params={  # type: ignore[call-overload]
-        "person_id": person_id, "lesson_id": lesson_id, "lesson_version": lesson_version, "card": card, "now": now})
+    far more often than anything else: nothing else of an existing row changes. By the
+    driver's statement while the update's session is unused, else through the session."""
+    params = {"person_id": person_id, "lesson_id": lesson_id, "lesson_version": lesson_version, "card": card,
+              "now": now}
+    session = tx.session_used
+    if session is None:
+        await tx.rows(_read_to_card_statement(insert_of(tx.dialect.name)), params)
+    else:
+        await session.exec(_read_to_card_statement(dialect_insert(session)), params=params)  # type: ignore[call-overload]
     # A row of this lesson read earlier in the transaction says the same now.
-    for row in session.identity_map.values():
+    for row in tx.loaded():
         if isinstance(row, LessonProgress) and (row.person_id, row.lesson_id) == (person_id, lesson_id):
             set_committed_value(row, "card", card)
             set_committed_value(row, "updated_at", now)

@@ -217,22 +217,23 @@ async def test_a_first_contact_delivered_twice_is_handled_once(any_app: App, clo
 
 
 async def test_on_sqlite_the_event_insert_takes_the_write_lock_before_anything_is_read(
-    app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    app: App, clock: ManualClock
 ) -> None:
     """Without its own ``BEGIN IMMEDIATE`` an update still holds SQLite's write lock from its
     first statement on: when the user's state is read, another writer cannot get in."""
-    import storage.people
-
     await seed_demo_groups(app)
     free_when_reading: list[bool] = []
-    load = storage.people.load_conversation
 
-    async def observed(session, **where):  # type: ignore[no-untyped-def]
-        free_when_reading.append(_write_lock_is_free(app))
-        return await load(session, **where)
+    def statement(_conn, _cursor, sql, _parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if sql.lstrip().startswith("SELECT identity.id") and "JOIN conversation_state" in sql:  # as the update opens
+            free_when_reading.append(_write_lock_is_free(app))
 
-    monkeypatch.setattr(storage.people, "load_conversation", observed)
-    lan = Resident(app, clock)
-    await lan.send("/start g_DEMO-TDP03")
-    await lan.send("1")
+    engine = app.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        lan = Resident(app, clock)
+        await lan.send("/start g_DEMO-TDP03")
+        await lan.send("1")
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
     assert free_when_reading == [False, False]

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,14 +54,15 @@ from bot.curriculum import LessonLibrary
 from bot.delivery.quiet import QuietHours
 from bot.reminders import ReminderPolicy, schedule_reminder
 from storage.db import SessionFactory, retrying
+from storage.driver import UpdateTransaction
 from storage.models import ConversationState, Identity, Person, RoleKind
 from storage.people import (
     find_identity,
     get_or_create_identity,
     get_person,
     lock_state,
-    open_conversation,
-    save_conversation,
+    open_update,
+    save_update,
 )
 from storage.roles import roles_of, roles_written
 
@@ -148,7 +150,7 @@ class Context:
         self,
         *,
         incoming: Incoming,
-        session: AsyncSession,
+        transaction: UpdateTransaction,
         identity: Identity,
         person: Person | None,
         state: ConversationState,
@@ -159,7 +161,7 @@ class Context:
         role_kinds: frozenset[RoleKind] | None = None,
     ) -> None:
         self.incoming = incoming
-        self.session = session
+        self._transaction = transaction
         self.identity = identity
         self.person = person
         self.state = state
@@ -179,6 +181,18 @@ class Context:
         self._media = media
         # Read with the update's opening statement (for whoever was the person then).
         self._role_kinds = (person.id if person is not None else None, role_kinds)
+
+    @property
+    def transaction(self) -> UpdateTransaction:
+        """The update's transaction, for what reads by the driver's statements while the
+        session is unused (``storage.progress.progress_in``)."""
+        return self._transaction
+
+    @property
+    def session(self) -> AsyncSession:
+        """The update's database session, in its transaction (made when first asked for: an
+        update that needs nothing but its own rows runs the driver's statements alone)."""
+        return self._transaction.session
 
     @property
     def account(self) -> AccountInfo:
@@ -211,7 +225,8 @@ class Context:
         if self.person is None or self.person.id is None:
             return frozenset()
         read_for, kinds = self._role_kinds
-        if kinds is None or read_for != self.person.id or roles_written(self.session):
+        used = self._transaction.session_used
+        if kinds is None or read_for != self.person.id or (used is not None and roles_written(used)):
             kinds = frozenset(RoleKind(role.kind) for role in await roles_of(self.session, person_id=self.person.id))
             self._role_kinds = (self.person.id, kinds)
         return kinds
@@ -508,6 +523,7 @@ class Conversation:
         self,
         *,
         router: Router,
+        engine: AsyncEngine,
         sessions: SessionFactory,
         services: Services,
         read_sessions: SessionFactory | None = None,
@@ -516,14 +532,17 @@ class Conversation:
         reraise: bool = False,
         one_writer: bool = False,
     ) -> None:
-        """``sessions``: for the update's transaction (on SQLite it should begin with the write
-        lock: ``storage.db.immediate_session_factory``); ``read_sessions``: for reading before
+        """``engine``: where the update's transaction runs (``storage.driver.UpdateTransaction``:
+        its own rows by the driver's statements, a session joined when a handler asks);
+        ``sessions``: for other writes of the engine (a block flag; on SQLite they should begin
+        with the write lock: ``storage.db.immediate_session_factory``); ``read_sessions``: for reading before
         it (a step's need of a photo) and for ``Later`` jobs. ``in_flight``: updates handled at
         once (each holds a database connection while in its transaction); ``attempts``: tries
         of an update's transaction when the database is busy. ``one_writer`` (SQLite, whose file
         has one write lock): the updates' transactions queue for it here, in order, instead of in
         SQLite's busy handler, which sleeps 1 ms … 100 ms between tries however soon it frees."""
         self.router = router
+        self.engine = engine
         self.sessions = sessions
         self.read_sessions = read_sessions or sessions
         self.services = services
@@ -594,16 +613,18 @@ class Conversation:
         now = self.services.clock.now()
         if media is not None:
             media.used = False  # a retried transaction decides afresh
-        async with self._writer(), self.sessions() as session, session.begin():
-            fresh, known = await open_conversation(session, channel=incoming.channel, external_id=incoming.external_id,
-                                                   event_id=incoming.event_id, now=now)
+        async with self._writer(), UpdateTransaction(self.engine) as tx:
+            fresh, known = await open_update(tx, channel=incoming.channel, external_id=incoming.external_id,
+                                             event_id=incoming.event_id, now=now)
             if not fresh:
                 log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
                 return []
             role_kinds: frozenset[RoleKind] | None = None
             if known is not None:
                 identity, state, person, role_kinds = known
+                tx.attach(*(row for row in (identity, state, person) if row is not None))
             else:
+                session = tx.session
                 identity = await get_or_create_identity(
                     session, channel=incoming.channel, external_id=incoming.external_id, now=now
                 )
@@ -611,7 +632,7 @@ class Conversation:
                 state = await lock_state(session, identity_id=identity.id, now=now)
                 person = await get_person(session, person_id=identity.person_id)
             ctx = Context(
-                incoming=incoming, session=session, identity=identity, person=person, state=state,
+                incoming=incoming, transaction=tx, identity=identity, person=person, state=state,
                 services=self.services, capabilities=capabilities, now=now, media=media, role_kinds=role_kinds,
             )
             resolved = self.router.resolve(ctx)
@@ -624,7 +645,7 @@ class Conversation:
                 # Touched after the handler, so that no query of the handler flushes them early:
                 # the three rows are written together, at the end (one statement on PostgreSQL).
                 self._touch(ctx)
-                await save_conversation(session, state=state, identity=identity, person=ctx.person)
+                await save_update(tx, state=state, identity=identity, person=ctx.person)
             return ctx.replies
 
     def _touch(self, ctx: Context) -> None:
