@@ -31,6 +31,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.driver import DriverLost
 from storage.sqlite_driver import one_hop_dbapi
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,11 @@ def is_busy(exc: BaseException) -> bool:
         message = str(exc.orig or exc).lower()
         if "database is locked" in message or "database is busy" in message or "database table is locked" in message:
             return True
-    if isinstance(exc, sqlite3.OperationalError):  # the driver's own (``storage.driver``)
+    # The drivers' own errors, raised by ``storage.driver``'s statements: sqlite3's, asyncpg's.
+    if isinstance(exc, sqlite3.OperationalError):
         return any(words in str(exc).lower() for words in ("database is locked", "database is busy",
                                                              "database table is locked"))
-    if getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES:  # asyncpg's own
-        return True
-    if type(exc).__name__ == "DriverLost":  # ``storage.driver``: the connection broke and was invalidated
+    if getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES or isinstance(exc, DriverLost):
         return True
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:

@@ -23,12 +23,12 @@ driver's statements and the adapter's commit are one transaction); both are pinn
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from asyncpg.exceptions import ConnectionDoesNotExistError
 from sqlalchemy import inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -94,15 +94,16 @@ class DriverLost(Exception):
 
 class UpdateTransaction:
     """One update's transaction: a connection from the engine's pool, the driver's statements
-    (:meth:`rows`, :meth:`run`) and an ORM session joined on first use (:attr:`session`).
-    Commits when the block ends without an error, else rolls back."""
+    (:meth:`rows`, :meth:`objects`) and an ORM session joined on first use (:attr:`session`).
+    Commits when the block ends without an error (the session flushed first), else rolls back."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect = engine.dialect
         self._connection: AsyncConnection | None = None
         self._session: AsyncSession | None = None
-        self._driver: Any = None
+        self._adapted: Any = None  # SQLAlchemy's adapter of the driver's connection
+        self._driver: Any = None  # the driver's own connection (asyncpg's, aiosqlite's)
         self._attach: list[Any] = []
 
     async def __aenter__(self) -> UpdateTransaction:
@@ -199,22 +200,11 @@ class UpdateTransaction:
             else:
                 async with self._adapted._execute_mutex:
                     _, _, _, raw = await self._driver._execute(_run, self._driver._conn, found.sql, arguments)
-        except (OSError, ConnectionError) as exc:
+        except (OSError, ConnectionDoesNotExistError) as exc:
+            # SQLAlchemy would have invalidated the connection: so is it here, never pooled again.
             await self.connection.invalidate()
             raise DriverLost(str(exc)) from exc
-        except sqlite3.Error:
-            raise
-        except Exception as exc:
-            if _connection_gone(exc):
-                await self.connection.invalidate()
-                raise DriverLost(str(exc)) from exc
-            raise
         return [found.read(row) for row in raw]
-
-
-def _connection_gone(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    return name in {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}
 
 
 @cache

@@ -237,3 +237,36 @@ async def test_on_sqlite_the_event_insert_takes_the_write_lock_before_anything_i
     finally:
         event.remove(engine, "before_cursor_execute", statement)
     assert free_when_reading == [False, False]
+
+
+async def test_a_card_and_a_greeting_run_the_drivers_statements_alone(any_app: App, clock: ManualClock) -> None:
+    """A known resident's card and greeting read and write only her own rows and her progress:
+    by the driver's prepared statements (``storage.driver``), no ORM session made or run — what
+    a session costs per statement is most of what such an update costs (docs/benchmarks.md)."""
+    await seed_demo_groups(any_app)
+    lan = Resident(any_app, clock)
+    await lan.join_and_open_lesson()
+    orm: list[str] = []
+
+    def executed(state) -> None:  # type: ignore[no-untyped-def]
+        orm.append(str(state.statement)[:60])
+
+    def began(_session, _transaction, _connection) -> None:  # type: ignore[no-untyped-def]
+        orm.append("session began")
+
+    event.listen(Session, "do_orm_execute", executed)
+    event.listen(Session, "after_begin", began)
+    try:
+        clock.advance(minutes=1)  # the touches are written too
+        with counted(any_app) as statements:
+            card = await lan.send("tiếp")
+            greeting = await lan.send("xin chào")
+    finally:
+        event.remove(Session, "do_orm_execute", executed)
+        event.remove(Session, "after_begin", began)
+
+    assert orm == [], orm
+    assert isinstance(card[0], Menu) and "(Trang 2/" in card[0].text and "Lan" in greeting[0].text
+    assert any(sql.startswith("INSERT INTO lesson_progress") for sql in statements), statements
+    progress = await _row(any_app, LessonProgress, LessonProgress.person_id.is_not(None))  # type: ignore[union-attr]
+    assert (progress.card, progress.updated_at) == (1, clock.now() - timedelta(seconds=10))
