@@ -5,10 +5,10 @@ one (the driver's own behaviour): readers never wait for the write lock (WAL) an
 it at its first write. A transaction that reads *inside* a transaction and then writes would
 fail at once with "database is locked" when another writer committed in between (its snapshot is
 stale), which no busy timeout cures. The conversation engine's transaction must read its state
-and write consistently and must not fail, so it comes from :func:`immediate_session_factory`
-and starts with ``BEGIN IMMEDIATE``: it takes the write lock first, waiting up to the busy
-timeout for it — or, when its first statement is a write anyway (an update's handled-event
-insert), with that write (:func:`begins_with_a_write`). Writers that may still meet a busy database run
+and write consistently and must not fail, so it starts with ``BEGIN IMMEDIATE``: it takes the
+write lock first, waiting up to the busy timeout for it — or, when its first statement is a
+write anyway (an update's handled-event insert), with that write (``storage.people.open_update``);
+other writers of the engine come from :func:`immediate_session_factory`. Writers that may still meet a busy database run
 under :func:`retrying`. The engine sizes its connection pool for the work that may hold a
 connection at once (updates in flight, outbox sends, the scheduler).
 """
@@ -108,17 +108,6 @@ def dialect_insert(session: AsyncSession) -> Callable[..., Any]:
 def insert_of(dialect: str) -> Callable[..., Any]:
     """The ``insert`` with ``on_conflict_do_…`` of the database named ``dialect``."""
     return pg_insert if dialect == "postgresql" else sqlite_insert
-
-
-async def begins_with_a_write(session: AsyncSession) -> None:
-    """Declare that the transaction ``session`` is about to begin opens with a write (the
-    update's handled-event insert). On SQLite that first write takes the write lock itself,
-    waiting out the busy timeout exactly as ``BEGIN IMMEDIATE`` does (the driver begins the
-    transaction in the same call, and nothing was read before it), so the separate
-    ``BEGIN IMMEDIATE`` statement is left out: one round trip to SQLite's thread fewer per update.
-    Call it before the session's first statement; a no-op elsewhere."""
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
-        await session.connection(execution_options={IMMEDIATE: False})
 
 
 def is_busy(exc: BaseException) -> bool:

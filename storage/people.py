@@ -15,9 +15,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.db import begins_with_a_write
 from storage.driver import UpdateTransaction, column_keys, detached
-from storage.events import event_params, record_event, record_statement, recording
+from storage.events import event_params, record_statement, recording
 from storage.roles import note_roles_written
 from storage.models import (
     ConversationState,
@@ -96,15 +95,6 @@ def _known(identity: Identity, state: ConversationState, person: Person | None, 
         return Known(identity, state, None, frozenset())
     kinds = {kind for kind, held in ((RoleKind.LEADER, leads), (RoleKind.ADMIN, administers)) if held}
     return Known(identity, state, person, frozenset(kinds))
-
-
-async def load_conversation(session: AsyncSession, *, channel: str, external_id: str) -> Known | None:
-    """A known user's identity, conversation state (locked for this transaction, as
-    :func:`lock_state` locks it), person and kinds of role, in one statement — every update's
-    first read. None for someone new (no identity or no state yet):
-    :func:`get_or_create_identity` and :func:`lock_state` make them."""
-    row = (await session.exec(_known_statement(), params={"channel": channel, "external_id": external_id})).first()
-    return None if row is None else _known(*row)
 
 
 async def save_conversation(
@@ -213,32 +203,6 @@ def _changes(row: SQLModel) -> dict[str, Any]:
             if state.attrs[attribute.key].history.has_changes()}
 
 
-async def open_conversation(
-    session: AsyncSession, *, channel: str, external_id: str, event_id: str | None, now: datetime,
-) -> tuple[bool, Known | None]:
-    """The first statements of an update's transaction: record its event (at most once,
-    ``storage.events``) and load the user as :func:`load_conversation` does. Returns whether the
-    event is new (always, without an event id) and the user (None for someone new).
-
-    On PostgreSQL a known user's update is one statement: the event is inserted by a
-    data-modifying CTE once the state is locked (a second delivery waits for the first one's
-    lock, then finds its row and inserts nothing). On SQLite, and for someone new, the event's
-    insert comes first — on SQLite it takes the write lock (:func:`storage.db.begins_with_a_write`)
-    — then the read. Call it first in the transaction."""
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if event_id is not None and dialect == "postgresql":
-        found = await _load_and_record(session, channel=channel, external_id=external_id, event_id=event_id, now=now)
-        if found is not None:
-            return found
-        # Someone new (nothing was recorded): the engine makes the identity and state next.
-        return await record_event(session, source=channel, event_id=event_id, now=now), None
-    if event_id is not None:
-        await begins_with_a_write(session)
-        if not await record_event(session, source=channel, event_id=event_id, now=now):
-            return False, None
-    return True, await load_conversation(session, channel=channel, external_id=external_id)
-
-
 @cache
 def _known_statement() -> Select:  # type: ignore[type-arg]
     """A user's identity, state (locked), person and whether the person leads a group and
@@ -268,28 +232,20 @@ def _load_and_record_statement() -> Select:  # type: ignore[type-arg]
                   known.c.leads, known.c.administers, fresh)
 
 
-async def _load_and_record(
-    session: AsyncSession, *, channel: str, external_id: str, event_id: str, now: datetime,
-) -> tuple[bool, Known] | None:
-    """PostgreSQL: the known user's rows (state locked) and the event recorded, in one statement;
-    None if the user is not known (nothing is recorded then)."""
-    params = {"channel": channel, "external_id": external_id, **event_params(source=channel, event_id=event_id, now=now)}
-    row = (await session.exec(_load_and_record_statement(), params=params)).first()  # type: ignore[call-overload]
-    if row is None:
-        return None
-    *known, inserted = row
-    return bool(inserted), _known(*known)
-
-
-# ---- The same, through the driver (``storage.driver``): an update's opening and closing statements.
-
 async def open_update(
     tx: UpdateTransaction, *, channel: str, external_id: str, event_id: str | None, now: datetime,
 ) -> tuple[bool, Known | None]:
-    """:func:`open_conversation` by the driver's own statements, its rows made as the ORM loads
-    them but in no session (``tx.attach`` puts them in the update's session if a handler asks
-    for one). On PostgreSQL a known user's update is one statement; on SQLite the event's insert
-    (it takes the write lock; without an event, ``BEGIN IMMEDIATE`` does) then the read."""
+    """The first statements of an update's transaction: record its event (at most once,
+    ``storage.events``) and load the user — identity, state (locked), person, kinds of role.
+    Returns whether the event is new (always, without an event id) and the user (None for
+    someone new: the engine makes the identity and the state with the session). Call it first.
+
+    By the driver's own statements (``storage.driver``), the rows made as the ORM loads them
+    but in no session (``tx.attach`` puts them in the update's session if a handler asks for
+    one). On PostgreSQL a known user's update is one statement: the event is inserted by a
+    data-modifying CTE once the state is locked (a second delivery waits for the first one's
+    lock, then finds its row and inserts nothing). On SQLite the event's insert comes first — it
+    takes the write lock, as ``BEGIN IMMEDIATE`` does without an event — then the read."""
     user = {"channel": channel, "external_id": external_id}
     if tx.dialect.name == "postgresql":
         if event_id is not None:

@@ -6,7 +6,7 @@ For every update it
 2. downloads a photo first, outside any transaction, if the user's step takes one;
 3. opens one short transaction: records the channel's event id (a repeat is dropped here) and
    loads the identity, its conversation state (locked) and the person — one statement on
-   PostgreSQL, two on SQLite (``storage.people.open_conversation``);
+   PostgreSQL, two on SQLite (``storage.people.open_update``, by the driver's own statements);
 4. turns the update into a route: a command (``/tiendo``), an action (a pressed option), a
    reply that picks an option offered (``2``, ``b``, its label typed without diacritics, a
    keyword, a small typo: ``bot.core.choice``), words of confusion, a greeting or a cancel,
