@@ -115,16 +115,13 @@ def is_busy(exc: BaseException) -> bool:
     same transaction, tried again a moment later, may well succeed."""
     if isinstance(exc, PoolTimeoutError):
         return True  # every connection was in use for the pool timeout
-    if isinstance(exc, OperationalError):
-        message = str(exc.orig or exc).lower()
+    # SQLAlchemy's wrapping of a driver's error, or the driver's own (``storage.driver``'s statements).
+    if isinstance(exc, OperationalError | sqlite3.OperationalError):
+        message = str(getattr(exc, "orig", None) or exc).lower()
         if "database is locked" in message or "database is busy" in message or "database table is locked" in message:
             return True
-    # The drivers' own errors, raised by ``storage.driver``'s statements: sqlite3's, asyncpg's.
-    if isinstance(exc, sqlite3.OperationalError):
-        return any(words in str(exc).lower() for words in ("database is locked", "database is busy",
-                                                             "database table is locked"))
     if getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES or isinstance(exc, DriverLost):
-        return True
+        return True  # asyncpg's own error (a deadlock…), or a connection lost under a driver statement
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True

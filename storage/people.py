@@ -97,57 +97,6 @@ def _known(identity: Identity, state: ConversationState, person: Person | None, 
     return Known(identity, state, person, frozenset(kinds))
 
 
-async def save_conversation(
-    session: AsyncSession, *, state: ConversationState, identity: Identity, person: Person | None,
-) -> None:
-    """Write what changed on an update's three rows — its state, the identity and the person
-    (their last contact, and whatever the handler changed) — at the end of the update.
-
-    Most updates change nothing but the state and the touches (the identity's last contact, the
-    person's last activity and next reminder — set only when they move, the times at most once a
-    minute: ``Conversation._touch``): those are written by statements built once and bound per
-    update (:func:`_touch_statements`), the identity's and the person's only when something of
-    theirs moved — on PostgreSQL one statement, the identity's and the person's ``UPDATE`` as
-    data-modifying CTEs of the state's (one round trip instead of three, taken while the state
-    is locked); SQLite has no statement that writes several tables, so there it is one each.
-    An update whose handler changed anything else on these rows (a name, a group, a setting)
-    writes exactly the columns it changed: on PostgreSQL in the one statement, on SQLite by the
-    unit of work when the transaction commits, as for any other row. Either way the objects are
-    clean afterwards; other rows the handler changed (lesson progress…) are flushed by the unit
-    of work as usual."""
-    rows = [row for row in (identity, person) if row is not None]
-    if not all(_stored(row) for row in (state, *rows)):
-        session.add_all([state, *rows])
-        return
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    identity_set, person_set = _set_since_load(identity), _set_since_load(person) if person is not None else set()
-    if _set_since_load(state) <= _STATE_SAVED and identity_set <= _IDENTITY_TOUCHED and person_set <= _PERSON_TOUCHED:
-        params = {f"v_{name}": getattr(state, name) for name in _STATE_SAVED}
-        params.update({f"v_{name}": getattr(identity, name) for name in _IDENTITY_TOUCHED}, row_identity=identity.id)
-        if person is not None:
-            params.update({f"v_{name}": getattr(person, name) for name in _PERSON_TOUCHED}, row_person=person.id)
-        params.update(row_state=state.id)
-        connection = await session.connection()
-        for statement in _touch_statements(dialect == "postgresql", bool(identity_set), bool(person_set)):
-            await connection.execute(statement, params)
-        _mark_written(session, state, *rows)
-        return
-    if dialect != "postgresql":
-        session.add_all([state, *rows])
-        return
-    changes = _changes(state)
-    if not changes:  # the engine bumps the version of every state it saves: not expected
-        session.add_all([state, *rows])
-        return
-    touched = [update(table).where(table.c.id == row.id).values(changed).cte(f"saved_{table.name}")
-               for row in rows if (changed := _changes(row)) for table in [_table(row)]]
-    table = _table(state)
-    statement = update(table).where(table.c.id == state.id).values(changes)
-    with session.no_autoflush:  # else the unit of work would write the three rows first
-        await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
-    _mark_written(session, state, *rows)
-
-
 # What the engine itself sets on an update's rows (``Conversation._handle_once``): the state's
 # own columns, and the touches.
 _STATE_SAVED = frozenset({"step", "data", "menu", "version", "updated_at"})
@@ -177,19 +126,23 @@ def _set_since_load(row: SQLModel) -> set[str]:
     return set(inspect(row).committed_state)
 
 
-def _mark_written(session: AsyncSession, *rows: SQLModel) -> None:
-    """``rows`` were written by hand, every attribute set on them: they are clean again, as
-    after a flush — nothing left for the unit of work, which would otherwise look at each of
-    them again when the transaction commits and find nothing to write (a flush that cost about
-    as much as a statement). SQLAlchemy's own step after a flush (``InstanceState._commit_all``)."""
-    identity_map = session.sync_session.identity_map
+def _mark_written(session: AsyncSession | None, *rows: SQLModel) -> None:
+    """``rows`` (in ``session``, or in none yet) were written by hand, every attribute set on
+    them: they are clean again, as after a flush — nothing left for the unit of work, which would
+    otherwise look at each of them again when the transaction commits and find nothing to write
+    (a flush that cost about as much as a statement). SQLAlchemy's own step after a flush
+    (``InstanceState._commit_all``)."""
+    identity_map = session.sync_session.identity_map if session is not None else None
     for row in rows:
         state = inspect(row)
         state._commit_all(state.dict, identity_map)
 
 
 def _stored(row: SQLModel) -> bool:
-    return inspect(row).persistent and getattr(row, "id", None) is not None
+    """Whether ``row`` has its row in the database: loaded (in the session, or detached as the
+    driver's rows are until a session is made) and not deleted."""
+    state = inspect(row)
+    return state.key is not None and not state.deleted and getattr(row, "id", None) is not None
 
 
 def _table(row: SQLModel) -> Table:
@@ -290,28 +243,51 @@ def _made(values: Sequence[Any]) -> Known:
 async def save_update(
     tx: UpdateTransaction, *, state: ConversationState, identity: Identity, person: Person | None,
 ) -> None:
-    """:func:`save_conversation` by the driver's statements when the update's rows are in no
-    session and only the engine's own columns changed (:data:`_STATE_SAVED`, the touches);
-    otherwise the rows join the update's session and :func:`save_conversation` writes them."""
+    """Write what changed on an update's three rows — its state, the identity and the person
+    (their last contact, and whatever the handler changed) — at the end of the update.
+
+    Most updates change nothing but the state and the touches (the identity's last contact, the
+    person's last activity and next reminder — set only when they move, the times at most once a
+    minute: ``Conversation._touch``): those are written by the driver's statements
+    (``storage.driver``), built once and bound per update (:func:`_touch_statements`), the
+    identity's and the person's only when something of theirs moved — on PostgreSQL one
+    statement, the identity's and the person's ``UPDATE`` as data-modifying CTEs of the state's
+    (one round trip instead of three, taken while the state is locked); SQLite has no statement
+    that writes several tables, so there it is one each. An update whose handler changed anything
+    else on these rows (a name, a group, a setting) writes exactly the columns it changed through
+    the update's session: on PostgreSQL in the one statement, on SQLite by the unit of work when
+    the transaction commits, as for any other row. Either way the objects are clean afterwards;
+    other rows the handler changed (lesson progress…) are flushed by the unit of work as usual."""
     rows = [row for row in (identity, person) if row is not None]
-    identity_set, person_set = _set_since_load(identity), _set_since_load(person) if person is not None else set()
-    if (not all(inspect(row).key is not None and not inspect(row).deleted for row in (state, *rows))
-            or not (_set_since_load(state) <= _STATE_SAVED and identity_set <= _IDENTITY_TOUCHED
-                    and person_set <= _PERSON_TOUCHED)):
-        await save_conversation(tx.session, state=state, identity=identity, person=person)
+    if not all(_stored(row) for row in (state, *rows)):
+        tx.session.add_all([state, *rows])
         return
-    params = {f"v_{name}": getattr(state, name) for name in _STATE_SAVED}
-    params.update({f"v_{name}": getattr(identity, name) for name in _IDENTITY_TOUCHED}, row_identity=identity.id)
-    if person is not None:
-        params.update({f"v_{name}": getattr(person, name) for name in _PERSON_TOUCHED}, row_person=person.id)
-    params.update(row_state=state.id)
-    for statement in _touch_statements(tx.dialect.name == "postgresql", bool(identity_set), bool(person_set)):
-        await tx.rows(statement, params)
-    session = tx.session_used
-    identity_map = session.sync_session.identity_map if session is not None else None
-    for row in (state, *rows):
-        row_state = inspect(row)
-        row_state._commit_all(row_state.dict, identity_map)
+    identity_set, person_set = _set_since_load(identity), _set_since_load(person) if person is not None else set()
+    if _set_since_load(state) <= _STATE_SAVED and identity_set <= _IDENTITY_TOUCHED and person_set <= _PERSON_TOUCHED:
+        params = {f"v_{name}": getattr(state, name) for name in _STATE_SAVED}
+        params.update({f"v_{name}": getattr(identity, name) for name in _IDENTITY_TOUCHED}, row_identity=identity.id)
+        if person is not None:
+            params.update({f"v_{name}": getattr(person, name) for name in _PERSON_TOUCHED}, row_person=person.id)
+        params.update(row_state=state.id)
+        for statement in _touch_statements(tx.dialect.name == "postgresql", bool(identity_set), bool(person_set)):
+            await tx.rows(statement, params)
+        _mark_written(tx.session_used, state, *rows)
+        return
+    session = tx.session  # the rows are in it from here on
+    if tx.dialect.name != "postgresql":
+        session.add_all([state, *rows])
+        return
+    changes = _changes(state)
+    if not changes:  # the engine bumps the version of every state it saves: not expected
+        session.add_all([state, *rows])
+        return
+    touched = [update(table).where(table.c.id == row.id).values(changed).cte(f"saved_{table.name}")
+               for row in rows if (changed := _changes(row)) for table in [_table(row)]]
+    table = _table(state)
+    statement = update(table).where(table.c.id == state.id).values(changes)
+    with session.no_autoflush:  # else the unit of work would write the three rows first
+        await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
+    _mark_written(session, state, *rows)
 
 
 async def get_person(session: AsyncSession, *, person_id: int | None) -> Person | None:

@@ -15,7 +15,7 @@ For every update it
    when it is the press just handled, a repeat) and changes nothing;
 5. runs the handler, remembers what it offered and asked (so a later "2" can pick from it, a
    stale press can be refused, a confused reply re-asked), saves the state with the identity's
-   and the person's last contact (one statement on PostgreSQL: ``save_conversation``) and commits;
+   and the person's last contact (one statement on PostgreSQL: ``save_update``) and commits;
 6. when the database was busy (SQLite's write lock, a PostgreSQL deadlock, an exhausted pool)
    runs the whole transaction again after a short pause, a few times, before apologising;
 7. only then does the slow work handlers asked for (rendering a certificate, a report, a QR
@@ -653,7 +653,7 @@ class Conversation:
         the reminders; their next reminder moves. Only what changes is set, and the times of
         last contact and activity at most once a :data:`TOUCH_EVERY` (a resident reading
         cards writes neither row on every card): the identity's and the person's rows are
-        written only when something of theirs changed (``save_conversation``)."""
+        written only when something of theirs changed (``save_update``)."""
         now, identity, person = ctx.now, ctx.identity, ctx.person
         if _stale(identity.last_seen_at, now):
             identity.last_seen_at = now  # Zalo OA may message a user only within 7 days of this
