@@ -6,8 +6,7 @@ it at its first write. A transaction that reads *inside* a transaction and then 
 fail at once with "database is locked" when another writer committed in between (its snapshot is
 stale), which no busy timeout cures. The conversation engine's transaction must read its state
 and write consistently and must not fail, so it starts with ``BEGIN IMMEDIATE``: it takes the
-write lock first, waiting up to the busy timeout for it — or, when its first statement is a
-write anyway (an update's handled-event insert), with that write (``storage.people.open_update``);
+write lock first, waiting up to the busy timeout for it (``storage.driver.UpdateTransaction``);
 other writers of the engine come from :func:`immediate_session_factory`. Writers that may still meet a busy database run
 under :func:`retrying`. The engine sizes its connection pool for the work that may hold a
 connection at once (updates in flight, outbox sends, the scheduler).
@@ -32,14 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.driver import DriverLost
-from storage.sqlite_driver import one_hop_dbapi
+from storage.sqlite_driver import AUTOCHECKPOINT_PAGES, BUSY_TIMEOUT_MS, one_hop_dbapi
 
 log = logging.getLogger(__name__)
 
 SessionFactory = async_sessionmaker[AsyncSession]
 T = TypeVar("T")
 
-BUSY_TIMEOUT_MS = 5000
 IMMEDIATE = "hocvuso_begin_immediate"  # execution option: start SQLite transactions with the write lock
 # PostgreSQL errors that mean "try the same transaction again": serialization failure,
 # deadlock detected, lock not available, and the connection-level failures.
@@ -54,6 +52,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")  # SQLite's default, restored after a commit without one
     cursor.close()
 
 

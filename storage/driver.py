@@ -7,13 +7,18 @@ key, the result's objects — about 0.5 ms of an update's 1.4 ms on PostgreSQL (
 docs/benchmarks.md). So these statements are written with SQLAlchemy Core as everywhere else,
 compiled once for the engine's database (:func:`prepared`), and run here through the driver's
 own prepared statements on the connection the engine checked out of its pool: asyncpg's
-``fetch``, or one call on aiosqlite's thread (as ``storage.sqlite_driver`` does). Their values
+``fetch``, or on SQLite ``sqlite3`` itself on the event loop's thread (``storage.sqlite_driver``:
+a few microseconds each, where a trip to aiosqlite's thread costs ~50 µs and a wait for the busy
+loop — in which the one writer's lock is held and every other resident's update waits). Their values
 still go through the columns' types (``UTCDateTime``, JSON, booleans), so what comes back is
 what the ORM would have made.
 
 :class:`UpdateTransaction` is one update's transaction on such a connection: the driver's
 statements and, when a handler asks for it, an ORM session that joins the same transaction
 (``join_transaction_mode`` "rollback_only": committing is the transaction's, not the session's).
+On SQLite it takes the write lock when it begins (``BEGIN IMMEDIATE``: what it reads is what it
+writes over) and commits on the loop's thread, but for one commit in :data:`CHECKPOINT_EVERY`,
+made on aiosqlite's thread, where SQLite checkpoints the WAL once it has grown.
 
 It reaches into SQLAlchemy's asyncpg and aiosqlite adapters as ``storage.sqlite_driver`` does
 (the adapter's driver connection, and on PostgreSQL its ``_start_transaction`` so that the
@@ -23,6 +28,7 @@ driver's statements and the adapter's commit are one transaction); both are pinn
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -36,7 +42,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql import ClauseElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage.sqlite_driver import _run
+from storage.sqlite_driver import _run, commit_now, take_write_lock_now
 
 _Convert = Callable[[Any], Any] | None
 
@@ -88,6 +94,13 @@ def prepared(statement: ClauseElement, dialect: Dialect) -> Prepared:
     return result
 
 
+# On SQLite, one commit in this many is made on aiosqlite's thread, where SQLite checkpoints the
+# WAL when it has more than ``AUTOCHECKPOINT_PAGES`` (a resident's update adds a few pages: the
+# WAL stays within a few hundred pages of SQLite's own bound).
+CHECKPOINT_EVERY = 64
+_commits = itertools.count(1)
+
+
 class DriverLost(Exception):
     """The connection broke under a driver statement (it was invalidated): try again."""
 
@@ -111,11 +124,16 @@ class UpdateTransaction:
         try:
             await connection.begin()
             adapted = (await connection.get_raw_connection()).dbapi_connection
+            self._driver = adapted._connection  # type: ignore[union-attr]
+            self._adapted = adapted
             if self.dialect.name == "postgresql":
                 if adapted._transaction is None:  # type: ignore[union-attr]
                     await adapted._start_transaction()  # type: ignore[union-attr]
-            self._driver = adapted._connection  # type: ignore[union-attr]
-            self._adapted = adapted
+            elif not take_write_lock_now(self._driver._conn):
+                # Another connection (a sender, the scheduler, another process) is writing: wait
+                # for it on the connection's thread, never on the loop's.
+                async with adapted._execute_mutex:
+                    await self._driver._execute(_run, self._driver._conn, "BEGIN IMMEDIATE", None)
         except BaseException:
             await connection.close()
             raise
@@ -129,7 +147,9 @@ class UpdateTransaction:
             if kind is None:
                 if self._session is not None:
                     await self._session.flush()
-                await connection.commit()
+                if self.dialect.name == "sqlite" and next(_commits) % CHECKPOINT_EVERY:
+                    commit_now(self._driver._conn)
+                await connection.commit()  # SQLAlchemy's; on SQLite no trip when committed above
             else:
                 await connection.rollback()
         finally:
@@ -165,13 +185,6 @@ class UpdateTransaction:
         else:
             self._attach.extend(rows)
 
-    async def begin_writing(self) -> None:
-        """SQLite: take the write lock now (``BEGIN IMMEDIATE``), before the first read, as
-        ``storage.db.immediate_session_factory`` does; nothing elsewhere."""
-        if self.dialect.name == "sqlite":
-            async with self._adapted._execute_mutex:
-                await self._driver._execute(_run, self._driver._conn, "BEGIN IMMEDIATE", None)
-
     def loaded(self) -> list[Any]:
         """The rows read in this transaction as objects: the session's, or those waiting for it."""
         if self._session is not None:
@@ -197,9 +210,8 @@ class UpdateTransaction:
         try:
             if self.dialect.name == "postgresql":
                 raw = await self._driver.fetch(found.sql, *arguments)
-            else:
-                async with self._adapted._execute_mutex:
-                    _, _, _, raw = await self._driver._execute(_run, self._driver._conn, found.sql, arguments)
+            else:  # the write lock is held: nothing here waits for another connection
+                _, _, _, raw = _run(self._driver._conn, found.sql, arguments)
         except (OSError, ConnectionDoesNotExistError) as exc:
             # SQLAlchemy would have invalidated the connection: so is it here, never pooled again.
             await self.connection.invalidate()

@@ -197,8 +197,8 @@ async def open_update(
     but in no session (``tx.attach`` puts them in the update's session if a handler asks for
     one). On PostgreSQL a known user's update is one statement: the event is inserted by a
     data-modifying CTE once the state is locked (a second delivery waits for the first one's
-    lock, then finds its row and inserts nothing). On SQLite the event's insert comes first — it
-    takes the write lock, as ``BEGIN IMMEDIATE`` does without an event — then the read."""
+    lock, then finds its row and inserts nothing). On SQLite the transaction holds the write
+    lock from its start (``UpdateTransaction``): the event's insert, then the read."""
     user = {"channel": channel, "external_id": external_id}
     if tx.dialect.name == "postgresql":
         if event_id is not None:
@@ -210,9 +210,7 @@ async def open_update(
             # Someone new (nothing was recorded): the engine makes the identity and state next.
             return bool(await tx.rows(_recorded_statement("postgresql"), event_params(
                 source=channel, event_id=event_id, now=now))), None
-    elif event_id is None:
-        await tx.begin_writing()
-    elif not await tx.rows(_recorded_statement("sqlite"), event_params(source=channel, event_id=event_id, now=now)):
+    elif event_id is not None and not await tx.rows(_recorded_statement("sqlite"), event_params(source=channel, event_id=event_id, now=now)):
         return False, None
     rows = await tx.rows(_known_statement(), user)
     return True, _made(rows[0]) if rows else None

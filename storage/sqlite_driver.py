@@ -10,9 +10,18 @@ is one hop. Everything else — the connection, transactions, server-side cursor
 SQLAlchemy's adapter; this module only hands the engine a DB-API module whose connections make
 these cursors (``create_engine(..., module=one_hop_dbapi())``, a documented engine argument).
 
+A resident's update needs no trip at all: ``storage.driver.UpdateTransaction`` runs its few
+small statements on the event loop's own thread (:func:`take_write_lock_now`, :func:`commit_now`
+below), where one costs a few microseconds against the ~50 µs and the wait for the loop that a
+trip costs. What may wait stays on the thread: taking the write lock when another connection holds
+it (the busy timeout sleeps), and the WAL's checkpoint (it writes the database file and syncs it).
+A transaction that does not commit on the loop thread commits on the connection's thread as before;
+one that made no change (sqlite3 began none: reads only) commits and rolls back with no trip.
+
 It reaches into aiosqlite as SQLAlchemy's adapter itself does (``Connection._execute``, the
-queue runner, and ``_conn``, the ``sqlite3`` connection on its thread); ``aiosqlite`` is pinned in
-``pyproject.toml`` and ``tests/test_sqlite_driver.py`` checks the behaviour a statement relies on.
+queue runner, and ``_conn``, the ``sqlite3`` connection on its thread, which SQLAlchemy opens for
+use from any thread); ``aiosqlite`` is pinned in ``pyproject.toml`` and
+``tests/test_sqlite_driver.py`` checks the behaviour a statement relies on.
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
+
+BUSY_TIMEOUT_MS = 5000  # how long a statement waits for another connection's write lock
+AUTOCHECKPOINT_PAGES = 1000  # SQLite's default: a commit that finds the WAL this long checkpoints it
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
@@ -106,6 +118,44 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def commit(self) -> None:
+        if self._in_transaction():  # else there is nothing to commit: no trip
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def _in_transaction(self) -> bool:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        return connection._connection is not None and connection._conn.in_transaction
+
+
+def take_write_lock_now(connection: sqlite3.Connection) -> bool:
+    """On the calling thread, ``BEGIN IMMEDIATE`` without waiting: False (and no transaction)
+    when another connection holds the write lock — then take it on the connection's own thread,
+    where the busy timeout may sleep."""
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # primary code of an extended one
+            return False
+        raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+
+def commit_now(connection: sqlite3.Connection) -> None:
+    """On the calling thread, commit without checkpointing the WAL (that writes and syncs the
+    database file): the next commit made on the connection's thread checkpoints it if it has grown."""
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        connection.commit()
+    finally:
+        connection.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import itertools
+
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
@@ -22,9 +24,11 @@ from sqlmodel import select
 
 from bot.app import App
 from bot.core.messages import Incoming, Menu
+from storage import driver
 from storage.models import ConversationState, Identity, LessonProgress, Person
 from tests.conftest import seed_demo_groups
 from tests.support import BUTTONS, ManualClock
+from tests.test_sqlite_driver import trips
 from tests.test_transactions import _write_lock_is_free
 
 # Statements per update, COMMIT included, as the driver sees them.
@@ -270,3 +274,21 @@ async def test_a_card_and_a_greeting_run_the_drivers_statements_alone(any_app: A
     assert any(sql.startswith("INSERT INTO lesson_progress") for sql in statements), statements
     progress = await _row(any_app, LessonProgress, LessonProgress.person_id.is_not(None))  # type: ignore[union-attr]
     assert (progress.card, progress.updated_at) == (1, clock.now() - timedelta(seconds=10))
+
+
+async def test_on_sqlite_a_card_and_a_greeting_make_no_trip_to_aiosqlites_thread(
+        app: App, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite a known resident's update runs its statements and its commit on the event
+    loop's thread (``storage.driver``): every trip to aiosqlite's thread would be taken with the
+    one writer's lock held, every other resident's update waiting for the loop to come back."""
+    await seed_demo_groups(app)
+    lan = Resident(app, clock)
+    await lan.join_and_open_lesson()
+    monkeypatch.setattr(driver, "_commits", itertools.count(1), raising=False)  # not the commit that checkpoints
+    with trips(monkeypatch) as made:
+        card = await lan.send("tiếp")
+        greeting = await lan.send("xin chào")
+    assert made == []
+    assert isinstance(card[0], Menu) and "(Trang 2/" in card[0].text and "Lan" in greeting[0].text
+    progress = await _row(app, LessonProgress, LessonProgress.person_id.is_not(None))  # type: ignore[union-attr]
+    assert progress.card == 1  # committed
