@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.db import insert_of
 from storage.driver import UpdateTransaction, column_keys, detached
 from storage.events import event_params, record_statement, recording
 from storage.roles import note_roles_written
@@ -214,6 +215,42 @@ async def open_update(
         return False, None
     rows = await tx.rows(_known_statement(), user)
     return True, _made(rows[0]) if rows else None
+
+
+async def create_user(tx: UpdateTransaction, *, channel: str, external_id: str, now: datetime) -> Known | None:
+    """Someone new (``open_update`` found nobody): their identity and state, each by one insert of
+    the driver's, as the ORM would have made them (the person comes with consent). None when the
+    identity exists already — made by another process in the meantime (PostgreSQL: its insert
+    waited for that one's commit), or left without a state — for the session's
+    :func:`get_or_create_identity` and :func:`lock_state` to find."""
+    rows = await tx.rows(_new_identity_statement(tx.dialect.name), {
+        "channel": channel, "external_id": external_id, "now": now})
+    if not rows:
+        return None
+    identity = detached(Identity, dict(zip(column_keys(Identity), rows[0], strict=True)))
+    state_row = (await tx.rows(_new_state_statement(tx.dialect.name), {"identity_id": identity.id, "now": now}))[0]
+    state = detached(ConversationState, dict(zip(column_keys(ConversationState), state_row, strict=True)))
+    return Known(identity, state, None, frozenset())
+
+
+@cache
+def _new_identity_statement(dialect: str) -> Any:
+    table = Identity.__table__  # type: ignore[attr-defined]
+    c = table.c
+    return insert_of(dialect)(table).values(
+        channel=bindparam("channel", type_=c.channel.type), external_id=bindparam("external_id", type_=c.external_id.type),
+        created_at=bindparam("now", type_=c.created_at.type), person_id=None, blocked_at=None, last_seen_at=None,
+    ).on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(*table.c)
+
+
+@cache
+def _new_state_statement(dialect: str) -> Any:
+    table = ConversationState.__table__  # type: ignore[attr-defined]
+    c = table.c
+    return insert_of(dialect)(table).values(
+        identity_id=bindparam("identity_id", type_=c.identity_id.type), step="new", data={}, menu=None, version=0,
+        updated_at=bindparam("now", type_=c.updated_at.type),
+    ).returning(*table.c)
 
 
 @cache

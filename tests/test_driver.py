@@ -18,7 +18,7 @@ from bot.app import App
 from storage.db import is_busy
 from storage.driver import DriverLost, UpdateTransaction
 from storage.models import ConversationState, Identity, LessonProgress, Person
-from storage.people import _known_statement, open_update, save_update
+from storage.people import _known_statement, create_user, open_update, save_update
 from storage.progress import _progress_statement
 
 NOW = datetime(2026, 12, 4, 9, 30, 15, 123456, tzinfo=UTC)
@@ -149,6 +149,37 @@ async def test_someone_unknown_reads_nothing(any_app: App) -> None:
         assert await tx.rows(_known_statement(), {"channel": "telegram", "external_id": "nobody"}) == []
         fresh, known = await open_update(tx, channel="telegram", external_id="nobody", event_id="e-5", now=NOW)
     assert fresh and known is None
+
+
+async def test_someone_new_gets_the_identity_and_state_the_orm_would_have_made(any_app: App) -> None:
+    async with UpdateTransaction(any_app.engine) as tx:
+        fresh, known = await open_update(tx, channel="telegram", external_id="77", event_id="e-6", now=NOW)
+        assert fresh and known is None
+        made = await create_user(tx, channel="telegram", external_id="77", now=NOW)
+        assert tx.session_used is None  # by the driver alone
+    assert made is not None and made.person is None and made.role_kinds == frozenset()
+    async with any_app.sessions() as session:
+        identity = (await session.exec(select(Identity).where(Identity.external_id == "77"))).one()
+        state = (await session.exec(select(ConversationState).where(ConversationState.identity_id == identity.id))).one()
+    assert _columns(made.identity) == _columns(identity) == {
+        "id": identity.id, "person_id": None, "channel": "telegram", "external_id": "77", "blocked_at": None,
+        "created_at": NOW, "last_seen_at": None}
+    assert _columns(made.state) == _columns(state) == {
+        "id": state.id, "identity_id": identity.id, "step": "new", "data": {}, "menu": None, "version": 0,
+        "updated_at": NOW}
+
+
+async def test_an_identity_made_meanwhile_is_left_to_the_session(any_app: App) -> None:
+    """The identity exists (another process made it, or it has no state): nothing is inserted,
+    and the engine's session finds it and makes the state (``get_or_create_identity``)."""
+    async with any_app.sessions() as session, session.begin():
+        session.add(Identity(channel="telegram", external_id="78", created_at=NOW - timedelta(days=1)))
+    async with UpdateTransaction(any_app.engine) as tx:
+        assert await create_user(tx, channel="telegram", external_id="78", now=NOW) is None
+    async with any_app.sessions() as session:
+        identities = (await session.exec(select(Identity).where(Identity.external_id == "78"))).all()
+        states = (await session.exec(select(ConversationState))).all()
+    assert [i.created_at for i in identities] == [NOW - timedelta(days=1)] and states == []
 
 
 class _PostgresError(Exception):

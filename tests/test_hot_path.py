@@ -292,3 +292,29 @@ async def test_on_sqlite_a_card_and_a_greeting_make_no_trip_to_aiosqlites_thread
     assert isinstance(card[0], Menu) and "(Trang 2/" in card[0].text and "Lan" in greeting[0].text
     progress = await _row(app, LessonProgress, LessonProgress.person_id.is_not(None))  # type: ignore[union-attr]
     assert progress.card == 1  # committed
+
+
+async def test_a_newcomers_start_runs_the_drivers_statements_alone(any_app: App, clock: ManualClock) -> None:
+    """Someone new who taps the join link: the identity and the state made by two inserts of the
+    driver (``storage.people.create_user``), no ORM session — it was the dearest update of the
+    benchmark's flow (docs/benchmarks.md, "Sixth round")."""
+    await seed_demo_groups(any_app)
+    orm: list[str] = []
+
+    def executed(state) -> None:  # type: ignore[no-untyped-def]
+        orm.append(str(state.statement)[:60])
+
+    def began(_session, _transaction, _connection) -> None:  # type: ignore[no-untyped-def]
+        orm.append("session began")
+
+    event.listen(Session, "do_orm_execute", executed)
+    event.listen(Session, "after_begin", began)
+    try:
+        replies = await Resident(any_app, clock).send("/start g_DEMO-TDP03")
+    finally:
+        event.remove(Session, "do_orm_execute", executed)
+        event.remove(Session, "after_begin", began)
+    assert orm == [], orm
+    assert isinstance(replies[-1], Menu) and "đồng ý" in replies[-1].text.lower()
+    state = await _row(any_app, ConversationState, ConversationState.id.is_not(None))  # type: ignore[union-attr]
+    assert state.step == "consent" and state.data["group_code"] == "DEMO-TDP03" and state.version == 1

@@ -57,6 +57,7 @@ from storage.db import SessionFactory, retrying
 from storage.driver import UpdateTransaction
 from storage.models import ConversationState, Identity, Person, RoleKind
 from storage.people import (
+    create_user,
     find_identity,
     get_or_create_identity,
     get_person,
@@ -619,6 +620,8 @@ class Conversation:
             if not fresh:
                 log.info("update %s on %s was handled before; dropped", incoming.update_id, incoming.channel)
                 return []
+            if known is None:  # someone new: an identity and a state, by the driver too
+                known = await create_user(tx, channel=incoming.channel, external_id=incoming.external_id, now=now)
             role_kinds: frozenset[RoleKind] | None = None
             if known is not None:
                 identity, state, person, role_kinds = known

@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -72,6 +71,7 @@ from pydantic import ValidationError
 
 from bot.channels.ordering import ChatQueues, acknowledge
 from bot.channels.telegram import models
+from bot.channels.telegram.session import JsonBodySession
 from bot.channels.patience import PATIENCE, Pause, send_patiently
 from bot.core.conversation import Conversation
 from bot.core.i18n import Catalog
@@ -187,7 +187,7 @@ class TelegramChannel:
         self._secret = webhook_secret.encode() if webhook_secret is not None else None
         self._ack_wait = ack_wait
         self.received = 0  # updates accepted by the webhook (for observers such as tests)
-        session = AiohttpSession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
+        session = JsonBodySession(api=TelegramAPIServer.from_base(api_url.rstrip("/")))
         self.bot = Bot(token, session=session, default=DefaultBotProperties(link_preview_is_disabled=True))
         self._conversation = conversation
         self._catalog = catalog
