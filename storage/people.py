@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, Table, bindparam, cast, delete, exists, func, inspect, or_, update
@@ -98,27 +98,25 @@ def _known(identity: Identity, state: ConversationState, person: Person | None, 
     return Known(identity, state, person, frozenset(kinds))
 
 
-# What the engine itself sets on an update's rows (``Conversation._handle_once``): the state's
-# own columns, and the touches.
+# The state's own columns, written on every save (``Conversation._handle_once`` bumps the version).
 _STATE_SAVED = frozenset({"step", "data", "menu", "version", "updated_at"})
-_IDENTITY_TOUCHED = frozenset({"last_seen_at", "blocked_at"})
-_PERSON_TOUCHED = frozenset({"last_active_at", "reminders_unanswered", "next_reminder_at"})
 
 
-@cache
-def _touch_statements(one_statement: bool, identity: bool, person: bool) -> tuple[Any, ...]:
-    """The state's ``UPDATE`` of :data:`_STATE_SAVED`, with the identity's and the person's of
-    their touches when they are to be written, bound by name; as one statement (PostgreSQL: the
-    others as CTEs of the state's) or one each. Built once for each of the four combinations."""
-    def setting(table: Table, names: frozenset[str], key: str) -> Any:
-        values = {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in sorted(names)}
-        return update(table).where(table.c.id == bindparam(key)).values(values)
+@lru_cache(maxsize=256)
+def _save_statements(one_statement: bool, identity: frozenset[str], person: frozenset[str]) -> tuple[Any, ...]:
+    """The state's ``UPDATE`` of :data:`_STATE_SAVED`, with the identity's and the person's of the
+    columns given (those set on them in the update: the touches, a name, a group…), bound by name
+    (``s_``, ``i_``, ``p_`` and the column); as one statement (PostgreSQL: the others as CTEs of
+    the state's) or one each. Built once for each set of columns (a handful occur)."""
+    def setting(table: Table, names: frozenset[str], prefix: str) -> Any:
+        values = {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in sorted(names)}
+        return update(table).where(table.c.id == bindparam(f"{prefix}id")).values(values)
 
-    state = setting(_table(ConversationState), _STATE_SAVED, "row_state")  # type: ignore[arg-type]
-    others = ([setting(_table(Identity), _IDENTITY_TOUCHED, "row_identity")] if identity else []) + (  # type: ignore[arg-type]
-        [setting(_table(Person), _PERSON_TOUCHED, "row_person")] if person else [])  # type: ignore[arg-type]
+    state = setting(_table(ConversationState), _STATE_SAVED, "s_")  # type: ignore[arg-type]
+    others = ([setting(_table(Identity), identity, "i_")] if identity else []) + (  # type: ignore[arg-type]
+        [setting(_table(Person), person, "p_")] if person else [])  # type: ignore[arg-type]
     if one_statement and others:
-        return (state.add_cte(*(other.cte(f"touched_{i}") for i, other in enumerate(others))),)
+        return (state.add_cte(*(other.cte(f"saved_{i}") for i, other in enumerate(others))),)
     return (state, *others)
 
 
@@ -148,13 +146,6 @@ def _stored(row: SQLModel) -> bool:
 
 def _table(row: SQLModel) -> Table:
     return row.__table__  # type: ignore[attr-defined,no-any-return]
-
-
-def _changes(row: SQLModel) -> dict[str, Any]:
-    """The columns of ``row`` set since it was loaded or last written, with their new values."""
-    state = inspect(row)
-    return {attribute.key: getattr(row, attribute.key) for attribute in state.mapper.column_attrs
-            if state.attrs[attribute.key].history.has_changes()}
 
 
 @cache
@@ -281,48 +272,31 @@ async def save_update(
     """Write what changed on an update's three rows — its state, the identity and the person
     (their last contact, and whatever the handler changed) — at the end of the update.
 
-    Most updates change nothing but the state and the touches (the identity's last contact, the
-    person's last activity and next reminder — set only when they move, the times at most once a
-    minute: ``Conversation._touch``): those are written by the driver's statements
-    (``storage.driver``), built once and bound per update (:func:`_touch_statements`), the
-    identity's and the person's only when something of theirs moved — on PostgreSQL one
+    By the driver's statements (``storage.driver``), built once for each set of columns written
+    and bound per update (:func:`_save_statements`): the state's own columns, and the columns set
+    on the identity and the person since they were loaded or last flushed — the touches (last
+    contact, last activity, next reminder: set only when they move, the times at most once a
+    minute, ``Conversation._touch``) and whatever the handler set (a name, a group, consent) —
+    the identity's and the person's only when something of theirs was set. On PostgreSQL one
     statement, the identity's and the person's ``UPDATE`` as data-modifying CTEs of the state's
     (one round trip instead of three, taken while the state is locked); SQLite has no statement
-    that writes several tables, so there it is one each. An update whose handler changed anything
-    else on these rows (a name, a group, a setting) writes exactly the columns it changed through
-    the update's session: on PostgreSQL in the one statement, on SQLite by the unit of work when
-    the transaction commits, as for any other row. Either way the objects are clean afterwards;
-    other rows the handler changed (lesson progress…) are flushed by the unit of work as usual."""
+    that writes several tables, so there it is one each. The objects are clean afterwards, also in
+    the update's session if a handler used one; other rows the handler changed (lesson
+    progress…) are flushed by the session's unit of work as usual. A row not yet in the database
+    (nothing here makes one) is left to the session."""
     rows = [row for row in (identity, person) if row is not None]
-    if not all(_stored(row) for row in (state, *rows)):
+    if not all(_stored(row) for row in (state, *rows)) or not _set_since_load(state) <= _STATE_SAVED:
         tx.session.add_all([state, *rows])
         return
-    identity_set, person_set = _set_since_load(identity), _set_since_load(person) if person is not None else set()
-    if _set_since_load(state) <= _STATE_SAVED and identity_set <= _IDENTITY_TOUCHED and person_set <= _PERSON_TOUCHED:
-        params = {f"v_{name}": getattr(state, name) for name in _STATE_SAVED}
-        params.update({f"v_{name}": getattr(identity, name) for name in _IDENTITY_TOUCHED}, row_identity=identity.id)
-        if person is not None:
-            params.update({f"v_{name}": getattr(person, name) for name in _PERSON_TOUCHED}, row_person=person.id)
-        params.update(row_state=state.id)
-        for statement in _touch_statements(tx.dialect.name == "postgresql", bool(identity_set), bool(person_set)):
-            await tx.rows(statement, params)
-        _mark_written(tx.session_used, state, *rows)
-        return
-    session = tx.session  # the rows are in it from here on
-    if tx.dialect.name != "postgresql":
-        session.add_all([state, *rows])
-        return
-    changes = _changes(state)
-    if not changes:  # the engine bumps the version of every state it saves: not expected
-        session.add_all([state, *rows])
-        return
-    touched = [update(table).where(table.c.id == row.id).values(changed).cte(f"saved_{table.name}")
-               for row in rows if (changed := _changes(row)) for table in [_table(row)]]
-    table = _table(state)
-    statement = update(table).where(table.c.id == state.id).values(changes)
-    with session.no_autoflush:  # else the unit of work would write the three rows first
-        await session.exec(statement.add_cte(*touched))  # type: ignore[call-overload]
-    _mark_written(session, state, *rows)
+    identity_set = frozenset(_set_since_load(identity))
+    person_set = frozenset(_set_since_load(person)) if person is not None else frozenset()
+    params = {f"s_{name}": getattr(state, name) for name in _STATE_SAVED}
+    params.update({f"i_{name}": getattr(identity, name) for name in identity_set}, i_id=identity.id, s_id=state.id)
+    if person is not None:
+        params.update({f"p_{name}": getattr(person, name) for name in person_set}, p_id=person.id)
+    for statement in _save_statements(tx.dialect.name == "postgresql", identity_set, person_set):
+        await tx.rows(statement, params)
+    _mark_written(tx.session_used, state, *rows)
 
 
 async def get_person(session: AsyncSession, *, person_id: int | None) -> Person | None:

@@ -12,6 +12,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from bot.app import App
@@ -119,6 +120,35 @@ async def test_the_drivers_save_writes_the_state_and_touches_alone(any_app: App)
     assert state.menu == {"text": "Chào bà 👋", "options": [["1", "a", []]]} and state.version == 8
     assert state.updated_at == identity.last_seen_at == person.last_active_at == later  # type: ignore[union-attr]
     assert person.display_name == "Bà Tư" and person.reminder_hour == 7  # type: ignore[union-attr]
+
+
+async def test_the_drivers_save_writes_what_a_handler_set_and_the_session_writes_it_not_again(any_app: App) -> None:
+    """A joining step sets a name and a group (and a session was used for reading the groups):
+    the save writes those columns by the driver, the state's and the touches with them; the
+    session, flushing at the commit, finds the three rows clean."""
+    person_id, identity_id = await _resident(any_app)
+    later = NOW + timedelta(minutes=5)
+    flushed: list[str] = []
+    async with UpdateTransaction(any_app.engine) as tx:
+        _, known = await open_update(tx, channel="telegram", external_id="42", event_id="e-7", now=later)
+        assert known is not None and known.person is not None
+        tx.attach(known.identity, known.state, known.person)
+        await tx.session.exec(select(Person.id))  # a handler's read: the rows are in the session now
+        event.listen(tx.session.sync_session, "before_flush",
+                     lambda session, *_: flushed.extend(type(row).__name__ for row in session.dirty))
+        known.person.display_name = "Nguyễn Thị Tư"
+        known.person.reminder_hour = 8
+        known.identity.last_seen_at = later
+        known.state.step = "menu"
+        known.state.version += 1
+        await save_update(tx, state=known.state, identity=known.identity, person=known.person)
+    async with any_app.sessions() as session:
+        person = await session.get(Person, person_id)
+        identity = await session.get(Identity, identity_id)
+        state = (await session.exec(select(ConversationState).where(ConversationState.identity_id == identity_id))).one()
+    assert flushed == []
+    assert (person.display_name, person.reminder_hour, person.consent_version) == ("Nguyễn Thị Tư", 8, "2025-1")  # type: ignore[union-attr]
+    assert identity.last_seen_at == later and (state.step, state.version) == ("menu", 8)  # type: ignore[union-attr]
 
 
 async def test_an_error_rolls_back_the_drivers_writes_and_the_sessions(any_app: App) -> None:
