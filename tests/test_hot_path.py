@@ -1,10 +1,11 @@
 """The resident's hot path (issue 12 §3): how many SQL statements one update costs, and that the
 statements cut from it kept their behaviour.
 
-Every statement of an update is a round trip (a thread hop on SQLite, a network one on
-PostgreSQL) taken while the user's state is locked — on SQLite while every other resident of the
-process waits for the write lock — so the count is what bounds the updates a process handles per
-second (docs/benchmarks.md, "Updates per second"). These tests count the statements the driver
+Every statement of an update is work done while the user's state is locked — a network round
+trip on PostgreSQL; on SQLite, while every other resident of the process waits for the write lock,
+a call on the loop's thread for the driver's statements and a trip to aiosqlite's thread for a
+session's — so the count is what bounds the updates a process handles per second
+(docs/benchmarks.md, "Updates per second"). These tests count the statements the driver
 executes (``COMMIT`` included) for the benchmark's resident journey and fail if the count grows
 back; they never time anything.
 """
