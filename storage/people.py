@@ -202,7 +202,8 @@ async def open_update(
             # Someone new (nothing was recorded): the engine makes the identity and state next.
             return bool(await tx.rows(_recorded_statement("postgresql"), event_params(
                 source=channel, event_id=event_id, now=now))), None
-    elif event_id is not None and not await tx.rows(_recorded_statement("sqlite"), event_params(source=channel, event_id=event_id, now=now)):
+    elif event_id is not None and not await tx.rows(_recorded_statement("sqlite"), event_params(
+            source=channel, event_id=event_id, now=now)):
         return False, None
     rows = await tx.rows(_known_statement(), user)
     return True, _made(rows[0]) if rows else None
@@ -229,7 +230,8 @@ def _new_identity_statement(dialect: str) -> Any:
     table = Identity.__table__  # type: ignore[attr-defined]
     c = table.c
     return insert_of(dialect)(table).values(
-        channel=bindparam("channel", type_=c.channel.type), external_id=bindparam("external_id", type_=c.external_id.type),
+        channel=bindparam("channel", type_=c.channel.type),
+        external_id=bindparam("external_id", type_=c.external_id.type),
         created_at=bindparam("now", type_=c.created_at.type), person_id=None, blocked_at=None, last_seen_at=None,
     ).on_conflict_do_nothing(index_elements=["channel", "external_id"]).returning(*table.c)
 

@@ -141,7 +141,8 @@ def take_write_lock_now(connection: sqlite3.Connection) -> bool:
         connection.execute("BEGIN IMMEDIATE")
         return True
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):  # primary code of an extended one
+        # The primary code of an extended one (SQLITE_BUSY_RECOVERY…).
+        if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return False
         raise
     finally:

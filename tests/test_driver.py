@@ -147,7 +147,8 @@ async def test_the_drivers_save_writes_what_a_handler_set_and_the_session_writes
         identity = await session.get(Identity, identity_id)
         state = (await session.exec(select(ConversationState).where(ConversationState.identity_id == identity_id))).one()
     assert flushed == []
-    assert (person.display_name, person.reminder_hour, person.consent_version) == ("Nguyễn Thị Tư", 8, "2025-1")  # type: ignore[union-attr]
+    assert person is not None
+    assert (person.display_name, person.reminder_hour, person.consent_version) == ("Nguyễn Thị Tư", 8, "2025-1")
     assert identity.last_seen_at == later and (state.step, state.version) == ("menu", 8)  # type: ignore[union-attr]
 
 
