@@ -66,6 +66,26 @@ def counted(app: App) -> Iterator[list[str]]:
             event.remove(engine, name, listener)
 
 
+@contextmanager
+def orm_used() -> Iterator[list[str]]:
+    """What the ORM ran (statements, sessions begun) while the block runs, in any session."""
+    orm: list[str] = []
+
+    def executed(state) -> None:  # type: ignore[no-untyped-def]
+        orm.append(str(state.statement)[:60])
+
+    def began(_session, _transaction, _connection) -> None:  # type: ignore[no-untyped-def]
+        orm.append("session began")
+
+    event.listen(Session, "do_orm_execute", executed)
+    event.listen(Session, "after_begin", began)
+    try:
+        yield orm
+    finally:
+        event.remove(Session, "do_orm_execute", executed)
+        event.remove(Session, "after_begin", began)
+
+
 class Resident:
     """A Telegram-like user whose every update carries an event id, as the adapters' do."""
 
@@ -251,24 +271,10 @@ async def test_a_card_and_a_greeting_run_the_drivers_statements_alone(any_app: A
     await seed_demo_groups(any_app)
     lan = Resident(any_app, clock)
     await lan.join_and_open_lesson()
-    orm: list[str] = []
-
-    def executed(state) -> None:  # type: ignore[no-untyped-def]
-        orm.append(str(state.statement)[:60])
-
-    def began(_session, _transaction, _connection) -> None:  # type: ignore[no-untyped-def]
-        orm.append("session began")
-
-    event.listen(Session, "do_orm_execute", executed)
-    event.listen(Session, "after_begin", began)
-    try:
-        clock.advance(minutes=1)  # the touches are written too
-        with counted(any_app) as statements:
-            card = await lan.send("tiếp")
-            greeting = await lan.send("xin chào")
-    finally:
-        event.remove(Session, "do_orm_execute", executed)
-        event.remove(Session, "after_begin", began)
+    clock.advance(minutes=1)  # the touches are written too
+    with orm_used() as orm, counted(any_app) as statements:
+        card = await lan.send("tiếp")
+        greeting = await lan.send("xin chào")
 
     assert orm == [], orm
     assert isinstance(card[0], Menu) and "(Trang 2/" in card[0].text and "Lan" in greeting[0].text
@@ -300,21 +306,8 @@ async def test_a_newcomers_start_runs_the_drivers_statements_alone(any_app: App,
     driver (``storage.people.create_user``), no ORM session — it was the dearest update of the
     benchmark's flow (docs/benchmarks.md, "Sixth round")."""
     await seed_demo_groups(any_app)
-    orm: list[str] = []
-
-    def executed(state) -> None:  # type: ignore[no-untyped-def]
-        orm.append(str(state.statement)[:60])
-
-    def began(_session, _transaction, _connection) -> None:  # type: ignore[no-untyped-def]
-        orm.append("session began")
-
-    event.listen(Session, "do_orm_execute", executed)
-    event.listen(Session, "after_begin", began)
-    try:
+    with orm_used() as orm:
         replies = await Resident(any_app, clock).send("/start g_DEMO-TDP03")
-    finally:
-        event.remove(Session, "do_orm_execute", executed)
-        event.remove(Session, "after_begin", began)
     assert orm == [], orm
     assert isinstance(replies[-1], Menu) and "đồng ý" in replies[-1].text.lower()
     state = await _row(any_app, ConversationState, ConversationState.id.is_not(None))  # type: ignore[union-attr]
